@@ -1,0 +1,1 @@
+//! Shared pieces of cni-run and the conformance suite.

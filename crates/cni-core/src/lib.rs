@@ -1,0 +1,18 @@
+//! The CNI protocol, once, for every plugin of this project: spec types of
+//! 0.1.0 to 1.1.0 and the conversions between them, the dispatcher that reads
+//! the runtime's environment, typed errors with their spec codes, network
+//! namespace entry, per-namespace locks and logging.
+
+pub mod conf;
+pub mod dispatch;
+pub mod error;
+pub mod lock;
+pub mod logging;
+pub mod netns;
+pub mod types;
+pub mod version;
+
+pub use conf::NetConf;
+pub use dispatch::{run, run_with, Command, Plugin, Request};
+pub use error::{CniError, CniResult, Code};
+pub use types::{Attachment, Dns, Interface, IpConfig, NetResult, Route};

@@ -1,0 +1,65 @@
+//! Kernel errors that keep the errno and say which operation on which object failed.
+
+use cni_core::{CniError, Code};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The kernel refused `op` (e.g. "add rule from 10.1.0.2/32 table 100").
+    #[error("{op}: {}", errno_text(*errno))]
+    Kernel { op: String, errno: i32 },
+    #[error("{op}: {source}")]
+    Io { op: String, source: std::io::Error },
+    /// A reply we could not decode or did not expect.
+    #[error("{op}: {msg}")]
+    Protocol { op: String, msg: String },
+    #[error("{0}")]
+    Netns(CniError),
+}
+
+/// "file exists", "no such device": lowercase strerror, as messages want.
+pub fn errno_text(errno: i32) -> String {
+    let s = std::io::Error::from_raw_os_error(errno).to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
+        None => s,
+    }
+}
+
+impl Error {
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Kernel { errno, .. } => Some(*errno),
+            Error::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// EEXIST: the object is already there.
+    pub fn is_exists(&self) -> bool {
+        self.errno() == Some(libc::EEXIST)
+    }
+
+    /// ENOENT, ESRCH, ENODEV, EADDRNOTAVAIL: the object is not there.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.errno(), Some(e) if e == libc::ENOENT || e == libc::ESRCH || e == libc::ENODEV || e == libc::EADDRNOTAVAIL)
+    }
+}
+
+impl From<Error> for CniError {
+    fn from(e: Error) -> CniError {
+        match e {
+            Error::Netns(c) => c,
+            Error::Kernel { errno, .. } => CniError::new(Code::from_errno(errno), e.to_string()),
+            Error::Io { ref source, .. } => {
+                let code = source.raw_os_error().map_or(Code::Io, Code::from_errno);
+                let code = if code == Code::Internal { Code::Io } else { code };
+                CniError::new(code, e.to_string())
+            }
+            Error::Protocol { .. } => CniError::new(Code::Internal, e.to_string()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,6 @@
+//! CNI bandwidth plugin.
+
+fn main() {
+    eprintln!("bandwidth: under construction");
+    std::process::exit(1);
+}

@@ -1,0 +1,6 @@
+//! CNI sbr plugin.
+
+fn main() {
+    eprintln!("sbr: under construction");
+    std::process::exit(1);
+}
