@@ -10,6 +10,8 @@ pub mod qdisc;
 pub mod route;
 pub mod rule;
 pub mod socket;
+#[cfg(feature = "testutil")]
+pub mod testutil;
 
 pub use error::{Error, Result};
 pub use socket::Socket;
