@@ -5,13 +5,16 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::error::CniResult;
+use crate::error::{CniError, CniResult};
+use crate::fold::Fold;
 use crate::types::{Attachment, NetResult};
+use crate::version;
 
 /// The fields the spec defines for every plugin, parsed; the plugin's own
 /// fields stay in `raw` and are read with [`NetConf::plugin`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetConf {
+    /// Empty only when the config names its versions in `cni_versions` alone.
     pub cni_version: String,
     /// 1.1: the versions the runtime offers; the highest we support wins.
     pub cni_versions: Vec<String>,
@@ -33,18 +36,162 @@ pub struct NetConf {
     pub raw: Map<String, Value>,
 }
 
+/// `null` counts as absent, as Go's decoder treats it.
+fn get<'a>(raw: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    raw.get(key).filter(|v| !v.is_null())
+}
+
+fn mistyped(key: &str, want: &str) -> CniError {
+    CniError::invalid_config(format!("invalid network config: {key} must be {want}"))
+}
+
+fn required_string(raw: &Map<String, Value>, key: &str) -> CniResult<String> {
+    match get(raw, key) {
+        None => Err(CniError::invalid_config(format!(
+            "invalid network config: missing {key}"
+        ))),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(mistyped(key, "a string")),
+    }
+}
+
+fn optional_string(raw: &Map<String, Value>, key: &str) -> CniResult<Option<String>> {
+    match get(raw, key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(mistyped(key, "a string")),
+    }
+}
+
+fn optional_object(raw: &Map<String, Value>, key: &str) -> CniResult<Map<String, Value>> {
+    match get(raw, key) {
+        None => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(_) => Err(mistyped(key, "an object")),
+    }
+}
+
+fn string_list(raw: &Map<String, Value>, key: &str) -> CniResult<Vec<String>> {
+    match get(raw, key) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| mistyped(key, "an array of strings"))
+            })
+            .collect(),
+        Some(_) => Err(mistyped(key, "an array of strings")),
+    }
+}
+
+/// The version a `cniVersion`-less prevResult is read in.
+fn result_version(cni_version: &str, cni_versions: &[String]) -> String {
+    if !cni_version.is_empty() {
+        return cni_version.to_string();
+    }
+    version::highest_common(cni_versions, version::ALL).unwrap_or_default()
+}
+
 impl NetConf {
-    /// Parses stdin. Broken JSON is code 6, a missing or mistyped spec field 7,
-    /// an unparsable prevResult 6 (with where it failed).
+    /// Parses stdin. Broken JSON or not an object is code 6; a missing or
+    /// mistyped spec field (`name`, `type`, `cniVersion`, `cniVersions`,
+    /// `capabilities`, `runtimeConfig`, `logLevel`, `logFile`,
+    /// `cni.dev/valid-attachments`) is 7; a bad prevResult is 6, or 1 when it
+    /// is in a version this crate does not know, with "prevResult" in the
+    /// message. `cniVersion` may be missing only when `cniVersions` is given.
     pub fn parse(bytes: &[u8]) -> CniResult<NetConf> {
-        let _ = bytes;
-        todo!("cni-core helper")
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| CniError::decode(format!("failed to decode network config: {e}")))?;
+        let Value::Object(raw) = value else {
+            return Err(CniError::decode(
+                "failed to decode network config: not a json object",
+            ));
+        };
+        let cni_versions = string_list(&raw, "cniVersions")?;
+        let cni_version = optional_string(&raw, "cniVersion")?.unwrap_or_default();
+        if cni_version.is_empty() && cni_versions.is_empty() {
+            return Err(CniError::invalid_config(
+                "invalid network config: missing cniVersion",
+            ));
+        }
+        let name = required_string(&raw, "name")?;
+        let plugin_type = required_string(&raw, "type")?;
+        let capabilities = optional_object(&raw, "capabilities")?;
+        let runtime_config = optional_object(&raw, "runtimeConfig")?;
+        let log_level = optional_string(&raw, "logLevel")?;
+        let log_file = optional_string(&raw, "logFile")?
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
+        // libcni sends both keys; the spec names the first.
+        let attachments = ["cni.dev/valid-attachments", "cni.dev/attachments"]
+            .into_iter()
+            .find_map(|k| get(&raw, k).map(|v| (k, v)));
+        let valid_attachments = match attachments {
+            None => None,
+            Some((k, v)) => Some(
+                serde_json::from_value::<Vec<Attachment>>(v.clone())
+                    .map_err(|e| CniError::invalid_config(format!("invalid network config: {k}: {e}")))?,
+            ),
+        };
+        let prev_result = match get(&raw, "prevResult") {
+            None => None,
+            Some(v) => Some(
+                NetResult::parse(&result_version(&cni_version, &cni_versions), v)
+                    .map_err(|e| e.context("failed to parse prevResult"))?,
+            ),
+        };
+        Ok(NetConf {
+            cni_version,
+            cni_versions,
+            name,
+            plugin_type,
+            capabilities,
+            runtime_config,
+            args: get(&raw, "args").cloned(),
+            ipam: get(&raw, "ipam").cloned(),
+            dns: get(&raw, "dns").cloned(),
+            prev_result,
+            log_level,
+            log_file,
+            valid_attachments,
+            raw,
+        })
     }
 
-    /// The plugin's own fields. With `case_insensitive`, keys match as Go's
-    /// encoding/json matches them (`ingressRate` == `IngressRate`).
+    /// The plugin's own fields, deserialized from the whole config object
+    /// (so `T` may also read `runtimeConfig`, `args`, ...). A type mismatch
+    /// is code 7.
+    ///
+    /// With `case_insensitive`, keys match as Go's encoding/json matches
+    /// them (`ingressRate` == `IngressRate` == `INGRESSRATE`): an exact match
+    /// wins, else an ASCII case-insensitive one, and of two keys naming one
+    /// field the later wins. Declare fields with their canonical (camelCase)
+    /// serde names as usual; matching applies at every level of nested
+    /// structs (`runtimeConfig.bandwidth.ingressRate`), inside `Option` and
+    /// `Vec`. It does not reach fields behind `#[serde(flatten)]` or untagged
+    /// enums: name such fields in the struct itself when they must fold.
     pub fn plugin<T: DeserializeOwned>(&self, case_insensitive: bool) -> CniResult<T> {
-        let _ = case_insensitive;
-        todo!("cni-core helper")
+        let value = Value::Object(self.raw.clone());
+        let out = if case_insensitive {
+            T::deserialize(Fold(value))
+        } else {
+            serde_json::from_value(value)
+        };
+        out.map_err(|e| CniError::invalid_config(format!("invalid network config: {e}")))
+    }
+
+    /// Re-reads prevResult in `version` when it carried no `cniVersion` of its
+    /// own (used after negotiation moved the config's version).
+    pub(crate) fn reparse_prev_result(&mut self, version: &str) -> CniResult<()> {
+        if let Some(v) = get(&self.raw, "prevResult") {
+            let has_own = v.get("cniVersion").is_some_and(|x| !x.is_null());
+            if !has_own {
+                self.prev_result =
+                    Some(NetResult::parse(version, v).map_err(|e| e.context("failed to parse prevResult"))?);
+            }
+        }
+        Ok(())
     }
 }

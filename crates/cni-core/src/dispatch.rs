@@ -1,11 +1,16 @@
 //! The one entry point of a plugin binary.
+//!
+//! Codes: unknown `CNI_COMMAND`, a missing or malformed `CNI_*` variable: 4;
+//! stdin unreadable: 5; config not JSON: 6; config fields wrong: 7; a version
+//! the plugin does not speak, CHECK below 0.4.0, GC or STATUS below 1.1.0: 1.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use crate::conf::NetConf;
-use crate::error::CniResult;
+use crate::error::{CniError, CniResult, Code};
 use crate::types::NetResult;
+use crate::{logging, version};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -15,6 +20,32 @@ pub enum Command {
     Version,
     Gc,
     Status,
+}
+
+impl Command {
+    /// The `CNI_COMMAND` value; unknown: code 4.
+    pub fn parse(s: &str) -> CniResult<Command> {
+        Ok(match s {
+            "ADD" => Command::Add,
+            "DEL" => Command::Del,
+            "CHECK" => Command::Check,
+            "VERSION" => Command::Version,
+            "GC" => Command::Gc,
+            "STATUS" => Command::Status,
+            other => return Err(CniError::env(format!("unknown CNI_COMMAND {other:?}"))),
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Add => "ADD",
+            Command::Del => "DEL",
+            Command::Check => "CHECK",
+            Command::Version => "VERSION",
+            Command::Gc => "GC",
+            Command::Status => "STATUS",
+        }
+    }
 }
 
 /// Everything a plugin is asked, validated per command as the spec requires.
@@ -32,6 +63,13 @@ pub struct Request {
     pub path: Vec<PathBuf>,
     /// The config with `cni_version` already negotiated.
     pub conf: NetConf,
+}
+
+impl Request {
+    /// The value of one `CNI_ARGS` key.
+    pub fn arg(&self, key: &str) -> Option<&str> {
+        self.args.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
 }
 
 pub trait Plugin {
@@ -52,9 +90,28 @@ pub trait Plugin {
 }
 
 /// Reads the process environment and streams, and exits with the status.
+/// A terminal on stdin reads as empty, so a human trying `VERSION` is not
+/// left waiting.
 pub fn run<P: Plugin>(plugin: &P) -> ! {
     let env = |k: &str| std::env::var(k).ok();
-    let code = run_with(plugin, &env, &mut std::io::stdin(), &mut std::io::stdout(), &mut std::io::stderr());
+    let stdin = std::io::stdin();
+    let code = if stdin.is_terminal() {
+        run_with(
+            plugin,
+            &env,
+            &mut std::io::empty(),
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )
+    } else {
+        run_with(
+            plugin,
+            &env,
+            &mut stdin.lock(),
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )
+    };
     std::process::exit(code)
 }
 
@@ -66,6 +123,232 @@ pub fn run_with<P: Plugin>(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> i32 {
-    let _ = (plugin, env, stdin, stdout, stderr);
-    todo!("cni-core helper")
+    let Some(cmd) = env("CNI_COMMAND").filter(|c| !c.is_empty()) else {
+        // Nothing useful can be done if stderr is gone.
+        let _ = writeln!(stderr, "{}", plugin.about());
+        return 0;
+    };
+    let mut input = Vec::new();
+    // The version errors are printed in: the config's when it has one.
+    let mut err_version = latest(plugin);
+    let outcome = match stdin.read_to_end(&mut input) {
+        Err(e) => Err(CniError::new(
+            Code::Io,
+            format!("failed to read network config from stdin: {e}"),
+        )),
+        Ok(_) => {
+            if let Some(v) = peek_version(&input, plugin) {
+                err_version = v;
+            }
+            dispatch(plugin, &cmd, env, &input, &mut err_version)
+        }
+    };
+    match outcome {
+        Ok(Some(out)) => match write_json(stdout, &out) {
+            Ok(()) => 0,
+            Err(e) => {
+                log::error!("failed to write result: {e}");
+                let _ = writeln!(stderr, "failed to write result: {e}");
+                1
+            }
+        },
+        Ok(None) => 0,
+        Err(e) => {
+            log::error!("{} failed: {} (code {})", cmd, e.msg, e.code.number());
+            if write_json(stdout, &e.to_json(&err_version)).is_err() {
+                let _ = writeln!(stderr, "{}", e.msg);
+            }
+            1
+        }
+    }
+}
+
+fn latest<P: Plugin>(plugin: &P) -> String {
+    plugin
+        .supported_versions()
+        .iter()
+        .max_by(|a, b| version::compare(a, b).unwrap_or(std::cmp::Ordering::Equal))
+        .map_or_else(|| version::LATEST.to_string(), |v| (*v).to_string())
+}
+
+/// The config's `cniVersion` (or best `cniVersions` entry) if the plugin
+/// speaks it, read leniently for error output and VERSION.
+fn peek_version<P: Plugin>(input: &[u8], plugin: &P) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(input).ok()?;
+    let supported = plugin.supported_versions();
+    if let Some(list) = v.get("cniVersions").and_then(|l| l.as_array()) {
+        let offered: Vec<String> = list
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect();
+        if let Some(best) = version::highest_common(&offered, supported) {
+            return Some(best);
+        }
+    }
+    let own = v.get("cniVersion")?.as_str()?;
+    supported.contains(&own).then(|| own.to_string())
+}
+
+fn write_json(out: &mut dyn Write, v: &serde_json::Value) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v)?;
+    writeln!(out)?;
+    out.flush()
+}
+
+/// Container IDs as the spec allows them: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn valid_container_id(id: &str) -> bool {
+    let mut bytes = id.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Interface names the kernel accepts: 1 to 15 bytes, not `.` or `..`, no
+/// `/`, `:` or whitespace. The error says which rule broke (code 4).
+pub fn validate_ifname(name: &str) -> CniResult<()> {
+    let why = if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > 15 {
+        Some("is longer than 15 bytes")
+    } else if name == "." || name == ".." {
+        Some("is . or ..")
+    } else if name.contains('/') {
+        Some("contains /")
+    } else if name.contains(':') {
+        Some("contains :")
+    } else if name.chars().any(char::is_whitespace) {
+        Some("contains whitespace")
+    } else {
+        None
+    };
+    match why {
+        Some(w) => Err(CniError::env(format!("invalid CNI_IFNAME {name:?}: {w}"))),
+        None => Ok(()),
+    }
+}
+
+/// `CNI_ARGS` as `K=V;K2=V2`; empty segments are skipped, a pair without
+/// exactly one `=` or with an empty key is code 4.
+pub fn parse_args(args: &str) -> CniResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for pair in args.split(';').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some((k, v)) if !k.is_empty() && !v.contains('=') => out.push((k.to_string(), v.to_string())),
+            _ => {
+                return Err(CniError::env(format!(
+                    "invalid CNI_ARGS pair {pair:?}: want KEY=VALUE"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn dispatch<P: Plugin>(
+    plugin: &P,
+    cmd: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    input: &[u8],
+    err_version: &mut String,
+) -> CniResult<Option<serde_json::Value>> {
+    let command = Command::parse(cmd)?;
+    if command == Command::Version {
+        let supported = plugin.supported_versions();
+        return Ok(Some(serde_json::json!({
+            "cniVersion": err_version.as_str(),
+            "supportedVersions": supported,
+        })));
+    }
+    let mut conf = NetConf::parse(input)?;
+    logging::init(
+        &conf.plugin_type,
+        conf.log_level.as_deref(),
+        conf.log_file.as_deref(),
+    )?;
+
+    let var = |k: &str| env(k).filter(|v| !v.is_empty());
+    let (need_id, need_netns, need_ifname, need_path) = match command {
+        Command::Add | Command::Check => (true, true, true, true),
+        Command::Del => (true, false, true, true),
+        Command::Gc => (false, false, false, true),
+        Command::Status | Command::Version => (false, false, false, false),
+    };
+    let missing: Vec<&str> = [
+        ("CNI_CONTAINERID", need_id),
+        ("CNI_NETNS", need_netns),
+        ("CNI_IFNAME", need_ifname),
+        ("CNI_PATH", need_path),
+    ]
+    .iter()
+    .filter(|(k, need)| *need && var(k).is_none())
+    .map(|(k, _)| *k)
+    .collect();
+    if !missing.is_empty() {
+        return Err(CniError::env(format!(
+            "required environment variables missing for {cmd}: {}",
+            missing.join(", ")
+        )));
+    }
+    let container_id = var("CNI_CONTAINERID").unwrap_or_default();
+    if (need_id || !container_id.is_empty()) && !valid_container_id(&container_id) {
+        return Err(CniError::env(format!(
+            "invalid CNI_CONTAINERID {container_id:?}: must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
+        )));
+    }
+    let ifname = var("CNI_IFNAME").unwrap_or_default();
+    if need_ifname || !ifname.is_empty() {
+        validate_ifname(&ifname)?;
+    }
+    let args = parse_args(&var("CNI_ARGS").unwrap_or_default())?;
+    let path = var("CNI_PATH")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect();
+
+    let negotiated = version::negotiate(&conf.cni_version, &conf.cni_versions, plugin.supported_versions())?;
+    *err_version = negotiated.clone();
+    let floor = match command {
+        Command::Check => Some("0.4.0"),
+        Command::Gc | Command::Status => Some("1.1.0"),
+        _ => None,
+    };
+    if let Some(floor) = floor {
+        if !version::greater_or_equal(&negotiated, floor) {
+            return Err(CniError::new(
+                Code::IncompatibleVersion,
+                format!("config version {negotiated} does not allow {cmd}: it needs {floor} or later"),
+            ));
+        }
+    }
+    if conf.cni_version != negotiated {
+        conf.cni_version = negotiated.clone();
+        conf.reparse_prev_result(&negotiated)?;
+    }
+    let req = Request {
+        command,
+        container_id,
+        netns: var("CNI_NETNS").map(PathBuf::from),
+        ifname,
+        args,
+        path,
+        conf,
+    };
+    log::debug!(
+        "{cmd} container {:?} netns {:?} ifname {:?}",
+        req.container_id,
+        req.netns,
+        req.ifname
+    );
+    match command {
+        Command::Add => {
+            let res = plugin.add(&req)?;
+            Ok(Some(res.to_json(&negotiated)?))
+        }
+        Command::Del => plugin.del(&req).map(|()| None),
+        Command::Check => plugin.check(&req).map(|()| None),
+        Command::Gc => plugin.gc(&req).map(|()| None),
+        Command::Status => plugin.status(&req).map(|()| None),
+        Command::Version => Ok(None),
+    }
 }

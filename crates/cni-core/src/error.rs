@@ -59,7 +59,11 @@ pub struct CniError {
 
 impl CniError {
     pub fn new(code: Code, msg: impl Into<String>) -> Self {
-        CniError { code, msg: msg.into(), details: String::new() }
+        CniError {
+            code,
+            msg: msg.into(),
+            details: String::new(),
+        }
     }
 
     pub fn with_details(mut self, details: impl Into<String>) -> Self {
@@ -106,7 +110,9 @@ impl CniError {
             msg: &self.msg,
             details: &self.details,
         })
-        .unwrap_or_else(|_| serde_json::json!({"cniVersion": cni_version, "code": 999, "msg": "failed to encode error"}))
+        .unwrap_or_else(
+            |_| serde_json::json!({"cniVersion": cni_version, "code": 999, "msg": "failed to encode error"}),
+        )
     }
 }
 

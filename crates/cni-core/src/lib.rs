@@ -6,6 +6,7 @@
 pub mod conf;
 pub mod dispatch;
 pub mod error;
+mod fold;
 pub mod lock;
 pub mod logging;
 pub mod netns;
@@ -15,4 +16,6 @@ pub mod version;
 pub use conf::NetConf;
 pub use dispatch::{run, run_with, Command, Plugin, Request};
 pub use error::{CniError, CniResult, Code};
+pub use lock::NsLock;
+pub use netns::NetNs;
 pub use types::{Attachment, Dns, Interface, IpConfig, NetResult, Route};

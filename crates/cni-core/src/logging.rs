@@ -1,12 +1,188 @@
 //! A small `log` backend: stderr by default (never stdout), or an appended
 //! file created 0600 that must not be a symlink.
+//!
+//! Lines read `2026-11-22T07:00:00Z sbr[1234] WARN message`.
 
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::error::CniResult;
+use log::{LevelFilter, Log, Metadata, Record};
 
-/// Installs the logger once; later calls only change the level.
+use crate::error::{CniError, CniResult, Code};
+
+struct Sink {
+    plugin: String,
+    file: Option<File>,
+}
+
+struct Logger {
+    sink: Mutex<Sink>,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+        let line = format!(
+            "{} {}[{}] {} {}\n",
+            timestamp(SystemTime::now()),
+            sink.plugin,
+            std::process::id(),
+            record.level(),
+            record.args()
+        );
+        // A log line that cannot be written must not fail the plugin.
+        let _ = match sink.file.as_mut() {
+            Some(f) => f.write_all(line.as_bytes()),
+            None => std::io::stderr().write_all(line.as_bytes()),
+        };
+    }
+
+    fn flush(&self) {
+        let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = sink.file.as_mut() {
+            let _ = f.flush();
+        }
+    }
+}
+
+/// `error|warn|info|debug` (any case); unset is `warn`; anything else code 7.
+pub fn parse_level(level: Option<&str>) -> CniResult<LevelFilter> {
+    let Some(level) = level.filter(|l| !l.is_empty()) else {
+        return Ok(LevelFilter::Warn);
+    };
+    match level.to_ascii_lowercase().as_str() {
+        "error" => Ok(LevelFilter::Error),
+        "warn" | "warning" => Ok(LevelFilter::Warn),
+        "info" => Ok(LevelFilter::Info),
+        "debug" => Ok(LevelFilter::Debug),
+        _ => Err(CniError::invalid_config(format!(
+            "invalid logLevel {level:?}: want error, warn, info or debug"
+        ))),
+    }
+}
+
+/// Opens `path` for appending, created 0600; a symlink there is code 7, any
+/// other failure code 5.
+pub fn open_log_file(path: &Path) -> CniResult<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                CniError::invalid_config(format!("refusing logFile {}: it is a symlink", path.display()))
+            } else {
+                let code = if e.kind() == ErrorKind::NotFound {
+                    Code::InvalidConfig
+                } else {
+                    Code::Io
+                };
+                CniError::new(code, format!("failed to open logFile {}: {e}", path.display()))
+            }
+        })
+}
+
+/// Installs the logger once; later calls change level, name and file.
 pub fn init(plugin: &str, level: Option<&str>, file: Option<&Path>) -> CniResult<()> {
-    let _ = (plugin, level, file);
-    todo!("cni-core helper")
+    let level = parse_level(level)?;
+    let file = file.map(open_log_file).transpose()?;
+    let mut fresh = false;
+    let logger = LOGGER.get_or_init(|| {
+        fresh = true;
+        Logger {
+            sink: Mutex::new(Sink {
+                plugin: plugin.to_string(),
+                file: None,
+            }),
+        }
+    });
+    {
+        let mut sink = logger.sink.lock().unwrap_or_else(PoisonError::into_inner);
+        sink.plugin = plugin.to_string();
+        sink.file = file;
+    }
+    if fresh {
+        // Fails only if another logger is installed already; then that one logs.
+        let _ = log::set_logger(logger);
+    }
+    log::set_max_level(level);
+    Ok(())
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` in UTC.
+pub fn timestamp(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_utc_calendar_dates() {
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_secs(1_795_330_800)),
+            "2026-11-22T07:00:00Z"
+        );
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_secs(4_107_542_399)),
+            "2100-02-28T23:59:59Z"
+        );
+    }
+
+    #[test]
+    fn levels_parse_and_reject() {
+        assert_eq!(parse_level(None).unwrap(), LevelFilter::Warn);
+        assert_eq!(parse_level(Some("DEBUG")).unwrap(), LevelFilter::Debug);
+        assert_eq!(parse_level(Some("error")).unwrap(), LevelFilter::Error);
+        assert_eq!(
+            parse_level(Some("verbose")).unwrap_err().code,
+            Code::InvalidConfig
+        );
+    }
 }

@@ -1,9 +1,18 @@
 //! Network namespaces: open, verify, and a scoped switch that always returns.
 
-use std::os::fd::OwnedFd;
+use std::fs::OpenOptions;
+use std::io::ErrorKind;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::CniResult;
+use nix::sched::{setns, CloneFlags};
+use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
+
+use crate::error::{CniError, CniResult, Code};
+
+/// `NS_GET_NSTYPE` from linux/nsfs.h: `_IO(0xb7, 0x3)`.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 
 /// An open network namespace (verified to be nsfs).
 #[derive(Debug)]
@@ -16,13 +25,66 @@ impl NetNs {
     /// Opens `path` read-only without creating anything there; not a
     /// namespace or not there: code 4 naming the path.
     pub fn open(path: &Path) -> CniResult<NetNs> {
-        let _ = path;
-        todo!("cni-core helper")
+        match Self::open_opt(path)? {
+            Some(ns) => Ok(ns),
+            None => Err(CniError::env(format!(
+                "network namespace {} does not exist",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Like [`NetNs::open`], but a path that does not exist is `Ok(None)`:
+    /// DEL uses it to succeed when the namespace is already gone.
+    pub fn open_opt(path: &Path) -> CniResult<Option<NetNs>> {
+        // Read-only and without O_CREAT: nothing ever appears at `path`. std
+        // adds O_CLOEXEC; O_NONBLOCK keeps a FIFO there from hanging us.
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(CniError::env(format!(
+                    "failed to open network namespace {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        let fd = OwnedFd::from(file);
+        let fs = fstatfs(&fd).map_err(|e| {
+            CniError::env(format!(
+                "failed to inspect network namespace {}: {e}",
+                path.display()
+            ))
+        })?;
+        if fs.filesystem_type() != NSFS_MAGIC {
+            return Err(CniError::env(format!(
+                "{} is not a network namespace",
+                path.display()
+            )));
+        }
+        // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd.
+        let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
+        // Kernels before 4.11 lack the ioctl (ENOTTY); nsfs is then all we know.
+        if kind >= 0 && kind != libc::CLONE_NEWNET {
+            return Err(CniError::env(format!(
+                "{} is a namespace but not a network namespace",
+                path.display()
+            )));
+        }
+        Ok(Some(NetNs {
+            fd,
+            path: path.to_path_buf(),
+        }))
     }
 
     /// The calling thread's namespace.
     pub fn current() -> CniResult<NetNs> {
-        todo!("cni-core helper")
+        Self::open(Path::new("/proc/thread-self/ns/net"))
+            .map_err(|e| CniError::internal(e.msg).context("failed to open the current network namespace"))
     }
 
     pub fn path(&self) -> &Path {
@@ -36,7 +98,31 @@ impl NetNs {
     /// Runs `f` inside this namespace and switches back; if switching back
     /// fails the process aborts rather than go on in the wrong namespace.
     pub fn run<T>(&self, f: impl FnOnce() -> T) -> CniResult<T> {
-        let _ = f;
-        todo!("cni-core helper")
+        let origin = NetNs::current()?;
+        setns(&self.fd, CloneFlags::CLONE_NEWNET).map_err(|e| {
+            CniError::new(
+                Code::from_errno(e as i32),
+                format!("failed to enter network namespace {}: {e}", self.path.display()),
+            )
+        })?;
+        // Restores on return and on unwinding alike.
+        let _back = Restore(origin);
+        Ok(f())
+    }
+}
+
+struct Restore(NetNs);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if let Err(e) = setns(&self.0.fd, CloneFlags::CLONE_NEWNET) {
+            let msg = format!(
+                "failed to return to network namespace {}: {e}; aborting",
+                self.0.path.display()
+            );
+            log::error!("{msg}");
+            eprintln!("{msg}");
+            std::process::abort();
+        }
     }
 }
