@@ -134,7 +134,10 @@ pub fn run_with<P: Plugin>(
     let outcome = match stdin.read_to_end(&mut input) {
         Err(e) => Err(CniError::new(
             Code::Io,
-            format!("failed to read network config from stdin: {e}"),
+            format!(
+                "failed to read network config from stdin: {}",
+                crate::error::io_text(&e)
+            ),
         )),
         Ok(_) => {
             if let Some(v) = peek_version(&input, plugin) {

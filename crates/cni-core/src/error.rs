@@ -123,3 +123,33 @@ impl From<std::io::Error> for CniError {
 }
 
 pub type CniResult<T> = std::result::Result<T, CniError>;
+
+/// "file exists", "no such device": strerror in lowercase without Rust's
+/// "(os error N)" tail, as user-facing messages want it.
+pub fn errno_text(errno: i32) -> String {
+    let s = std::io::Error::from_raw_os_error(errno).to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s);
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+/// An I/O error's text in the same form as [`errno_text`].
+pub fn io_text(e: &std::io::Error) -> String {
+    e.raw_os_error().map_or_else(|| e.to_string(), errno_text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_text_is_lowercase_without_tail() {
+        assert_eq!(errno_text(libc::EEXIST), "file exists");
+        assert_eq!(errno_text(libc::ENODEV), "no such device");
+        let e = std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(io_text(&e), "no such file or directory");
+    }
+}

@@ -61,7 +61,11 @@ impl NsLock {
             .map_err(|e| {
                 CniError::new(
                     Code::Io,
-                    format!("failed to create lock directory {}: {e}", dir.display()),
+                    format!(
+                        "failed to create lock directory {}: {}",
+                        dir.display(),
+                        crate::error::io_text(&e)
+                    ),
                 )
             })?;
         let path = dir.join(lock_name(plugin, netns));
@@ -76,7 +80,11 @@ impl NsLock {
             .map_err(|e| {
                 CniError::new(
                     Code::Io,
-                    format!("failed to open lock file {}: {e}", path.display()),
+                    format!(
+                        "failed to open lock file {}: {}",
+                        path.display(),
+                        crate::error::io_text(&e)
+                    ),
                 )
             })?;
         let mut file = file;
@@ -87,7 +95,11 @@ impl NsLock {
                 Err((_, e)) => {
                     return Err(CniError::new(
                         Code::from_errno(e as i32),
-                        format!("failed to lock {}: {e}", path.display()),
+                        format!(
+                            "failed to lock {}: {}",
+                            path.display(),
+                            crate::error::errno_text(e as i32)
+                        ),
                     ))
                 }
             }

@@ -92,7 +92,14 @@ pub fn open_log_file(path: &Path) -> CniResult<File> {
                 } else {
                     Code::Io
                 };
-                CniError::new(code, format!("failed to open logFile {}: {e}", path.display()))
+                CniError::new(
+                    code,
+                    format!(
+                        "failed to open logFile {}: {}",
+                        path.display(),
+                        crate::error::io_text(&e)
+                    ),
+                )
             }
         })
 }

@@ -48,16 +48,18 @@ impl NetNs {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => {
                 return Err(CniError::env(format!(
-                    "failed to open network namespace {}: {e}",
-                    path.display()
+                    "failed to open network namespace {}: {}",
+                    path.display(),
+                    crate::error::io_text(&e)
                 )))
             }
         };
         let fd = OwnedFd::from(file);
         let fs = fstatfs(&fd).map_err(|e| {
             CniError::env(format!(
-                "failed to inspect network namespace {}: {e}",
-                path.display()
+                "failed to inspect network namespace {}: {}",
+                path.display(),
+                crate::error::errno_text(e as i32)
             ))
         })?;
         if fs.filesystem_type() != NSFS_MAGIC {
@@ -102,7 +104,11 @@ impl NetNs {
         setns(&self.fd, CloneFlags::CLONE_NEWNET).map_err(|e| {
             CniError::new(
                 Code::from_errno(e as i32),
-                format!("failed to enter network namespace {}: {e}", self.path.display()),
+                format!(
+                    "failed to enter network namespace {}: {}",
+                    self.path.display(),
+                    crate::error::errno_text(e as i32)
+                ),
             )
         })?;
         // Restores on return and on unwinding alike.
