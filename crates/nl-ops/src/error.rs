@@ -16,16 +16,7 @@ pub enum Error {
     Netns(CniError),
 }
 
-/// "file exists", "no such device": lowercase strerror, as messages want.
-pub fn errno_text(errno: i32) -> String {
-    let s = std::io::Error::from_raw_os_error(errno).to_string();
-    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
-        None => s,
-    }
-}
+pub use cni_core::error::errno_text;
 
 impl Error {
     pub fn errno(&self) -> Option<i32> {

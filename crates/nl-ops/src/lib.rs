@@ -7,6 +7,7 @@ pub mod error;
 pub mod filter;
 pub mod link;
 pub mod qdisc;
+mod raw;
 pub mod route;
 pub mod rule;
 pub mod socket;

@@ -1,7 +1,11 @@
 //! Links: lookup, ifb create/delete, up, MTU, alias, veth peer.
 
-use crate::error::Result;
-use crate::socket::Socket;
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::RouteNetlinkMessage;
+
+use crate::error::{Error, Result};
+use crate::socket::{decode, Socket};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -19,38 +23,173 @@ pub struct Link {
     pub mac: Option<String>,
 }
 
+impl Link {
+    fn from_message(m: &LinkMessage) -> Link {
+        let mut l = Link {
+            index: m.header.index,
+            name: String::new(),
+            mtu: 0,
+            kind: None,
+            alias: None,
+            up: m.header.flags.contains(LinkFlags::Up),
+            txqlen: 0,
+            link: None,
+            link_netnsid: None,
+            mac: None,
+        };
+        for a in &m.attributes {
+            match a {
+                LinkAttribute::IfName(n) => l.name = n.clone(),
+                LinkAttribute::Mtu(v) => l.mtu = *v,
+                LinkAttribute::TxQueueLen(v) => l.txqlen = *v,
+                LinkAttribute::IfAlias(s) => l.alias = Some(s.clone()),
+                LinkAttribute::Link(v) => l.link = Some(*v),
+                LinkAttribute::LinkNetNsId(v) => l.link_netnsid = Some(*v),
+                LinkAttribute::Address(b) if !b.is_empty() => {
+                    l.mac = Some(b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":"));
+                }
+                LinkAttribute::LinkInfo(infos) => {
+                    for i in infos {
+                        if let LinkInfo::Kind(k) = i {
+                            l.kind = Some(k.to_string());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        l
+    }
+}
+
+fn links_of(msgs: Vec<RouteNetlinkMessage>) -> Vec<Link> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(Link::from_message(l)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn skip_stats(m: &mut LinkMessage) {
+    m.attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+}
+
 impl Socket {
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>> {
-        let _ = name;
-        todo!()
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        skip_stats(&mut m);
+        self.get_link(m, &|| format!("get link {name}"))
     }
+
     pub fn link_by_index(&mut self, index: u32) -> Result<Option<Link>> {
-        let _ = index;
-        todo!()
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        skip_stats(&mut m);
+        self.get_link(m, &|| format!("get link {index}"))
     }
+
+    fn get_link(&mut self, m: LinkMessage, op: &dyn Fn() -> String) -> Result<Option<Link>> {
+        match self.get(RouteNetlinkMessage::GetLink(m), op) {
+            Ok(msgs) => {
+                let typed = msgs.iter().map(|m| decode(m, op)).collect::<Result<Vec<_>>>()?;
+                Ok(links_of(typed).into_iter().next())
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn links(&mut self) -> Result<Vec<Link>> {
-        todo!()
+        let mut m = LinkMessage::default();
+        skip_stats(&mut m);
+        let msgs = self.dump_typed(RouteNetlinkMessage::GetLink(m), &|| "list links".to_string())?;
+        Ok(links_of(msgs))
     }
+
     /// Creates an ifb, sets MTU, txqlen and alias, and brings it up.
     pub fn add_ifb(&mut self, name: &str, mtu: u32, txqlen: u32, alias: Option<&str>) -> Result<Link> {
-        let _ = (name, mtu, txqlen, alias);
-        todo!()
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        m.attributes.push(LinkAttribute::Mtu(mtu));
+        m.attributes.push(LinkAttribute::TxQueueLen(txqlen));
+        m.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Ifb)]));
+        self.change(
+            RouteNetlinkMessage::NewLink(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &|| format!("add ifb {name}"),
+        )?;
+        // The kernel takes IFLA_IFALIAS only on a set, so the alias and the
+        // up come after the create; undo the create if they fail.
+        let finish = |s: &mut Socket| -> Result<Link> {
+            let link = s.link_by_name(name)?.ok_or_else(|| Error::Kernel {
+                op: format!("get link {name}"),
+                errno: libc::ENODEV,
+            })?;
+            if let Some(a) = alias {
+                s.set_link_alias(link.index, a)?;
+            }
+            s.set_link_up(link.index, true)?;
+            s.link_by_index(link.index)?.ok_or_else(|| Error::Kernel {
+                op: format!("get link {name}"),
+                errno: libc::ENODEV,
+            })
+        };
+        match finish(self) {
+            Ok(l) => Ok(l),
+            Err(e) => {
+                if let Ok(Some(l)) = self.link_by_name(name) {
+                    let _ = self.delete_link(l.index);
+                }
+                Err(e)
+            }
+        }
     }
+
     /// Ok(false) when there was no such link.
     pub fn delete_link(&mut self, index: u32) -> Result<bool> {
-        let _ = index;
-        todo!()
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        match self.change(RouteNetlinkMessage::DelLink(m), 0, &|| {
+            format!("delete link {index}")
+        }) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
+
     pub fn set_link_up(&mut self, index: u32, up: bool) -> Result<()> {
-        let _ = (index, up);
-        todo!()
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.header.change_mask = LinkFlags::Up;
+        if up {
+            m.header.flags = LinkFlags::Up;
+        }
+        let word = if up { "up" } else { "down" };
+        self.change(RouteNetlinkMessage::SetLink(m), 0, &|| {
+            format!("set link {index} {word}")
+        })
     }
+
     pub fn set_link_mtu(&mut self, index: u32, mtu: u32) -> Result<()> {
-        let _ = (index, mtu);
-        todo!()
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::Mtu(mtu));
+        self.change(RouteNetlinkMessage::SetLink(m), 0, &|| {
+            format!("set mtu {mtu} on link {index}")
+        })
     }
+
     pub fn set_link_alias(&mut self, index: u32, alias: &str) -> Result<()> {
-        let _ = (index, alias);
-        todo!()
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
+        self.change(RouteNetlinkMessage::SetLink(m), 0, &|| {
+            format!("set alias {alias:?} on link {index}")
+        })
     }
 }

@@ -2,8 +2,17 @@
 
 use ipnet::IpNet;
 
+use std::net::IpAddr;
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
 use crate::error::Result;
 use crate::socket::Socket;
+
+/// FR_ACT_TO_TBL.
+pub const FR_ACT_TO_TBL: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rule {
@@ -25,19 +34,114 @@ pub struct RuleFilter {
     pub priority: Option<u32>,
 }
 
+impl Rule {
+    /// "from 10.1.0.2/32 table 100 priority 99" for messages.
+    pub fn describe(&self) -> String {
+        let mut s = match self.src {
+            Some(n) => format!("from {n}"),
+            None => "from all".to_string(),
+        };
+        s += &format!(" table {}", self.table);
+        if let Some(p) = self.priority {
+            s += &format!(" priority {p}");
+        }
+        s
+    }
+
+    fn from_message(m: &RuleMessage) -> Option<Rule> {
+        let v4 = match m.header.family {
+            AddressFamily::Inet => true,
+            AddressFamily::Inet6 => false,
+            _ => return None,
+        };
+        let mut r = Rule {
+            v4,
+            src: None,
+            table: u32::from(m.header.table),
+            // The kernel leaves FRA_PRIORITY out for priority 0.
+            priority: Some(0),
+            action: m.header.action.into(),
+        };
+        for a in &m.attributes {
+            match a {
+                RuleAttribute::Source(ip) => r.src = IpNet::new(*ip, m.header.src_len).ok(),
+                RuleAttribute::Table(t) => r.table = *t,
+                RuleAttribute::Priority(p) => r.priority = Some(*p),
+                _ => {}
+            }
+        }
+        Some(r)
+    }
+
+    fn to_message(&self) -> RuleMessage {
+        let mut m = RuleMessage::default();
+        m.header.family = if self.v4 {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        m.header.table = u8::try_from(self.table).unwrap_or(0);
+        m.header.action = RuleAction::ToTable;
+        if let Some(src) = self.src {
+            m.header.src_len = src.prefix_len();
+            m.attributes.push(RuleAttribute::Source(src.addr()));
+        }
+        m.attributes.push(RuleAttribute::Table(self.table));
+        if let Some(p) = self.priority {
+            m.attributes.push(RuleAttribute::Priority(p));
+        }
+        m
+    }
+}
+
+impl RuleFilter {
+    fn matches(&self, r: &Rule) -> bool {
+        self.v4.is_none_or(|v4| v4 == r.v4)
+            && self.src.is_none_or(|s| Some(s) == r.src)
+            && self.table.is_none_or(|t| t == r.table)
+            && self.priority.is_none_or(|p| Some(p) == r.priority)
+    }
+}
+
 impl Socket {
     pub fn rules(&mut self, filter: &RuleFilter) -> Result<Vec<Rule>> {
-        let _ = filter;
-        todo!()
+        let family = match (filter.v4, filter.src.map(|s| s.addr())) {
+            (Some(true), _) | (None, Some(IpAddr::V4(_))) => AddressFamily::Inet,
+            (Some(false), _) | (None, Some(IpAddr::V6(_))) => AddressFamily::Inet6,
+            (None, None) => AddressFamily::Unspec,
+        };
+        let mut m = RuleMessage::default();
+        m.header.family = family;
+        let msgs = self.dump_typed(RouteNetlinkMessage::GetRule(m), &|| "list rules".to_string())?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRule(r) => Rule::from_message(r),
+                _ => None,
+            })
+            .filter(|r| filter.matches(r))
+            .collect())
     }
+
     /// Always with action to-table: without it the rule black-holes traffic.
     pub fn add_rule(&mut self, rule: &Rule) -> Result<()> {
-        let _ = rule;
-        todo!()
+        let m = rule.to_message();
+        self.change(
+            RouteNetlinkMessage::NewRule(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &|| format!("add rule {}", rule.describe()),
+        )
     }
+
     /// Ok(false) when there was no such rule.
     pub fn delete_rule(&mut self, rule: &Rule) -> Result<bool> {
-        let _ = rule;
-        todo!()
+        let m = rule.to_message();
+        match self.change(RouteNetlinkMessage::DelRule(m), 0, &|| {
+            format!("delete rule {}", rule.describe())
+        }) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -1,23 +1,388 @@
 //! A synchronous NETLINK_ROUTE socket bound to one network namespace.
 
 use cni_core::netns::NetNs;
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, ParseableParametrized, NLMSG_DONE, NLMSG_ERROR,
+    NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, SocketAddr};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::raw;
+
+/// Dumps the kernel marks as interrupted (the object set changed while it
+/// was being walked) are redone this many times before giving up with EAGAIN.
+const DUMP_ATTEMPTS: usize = 5;
+const NLMSG_HDRLEN: usize = 16;
+/// NLMSGERR_ATTR_MSG: the extack text.
+const NLMSGERR_ATTR_MSG: u16 = 1;
 
 pub struct Socket {
-    // netlink_sys::Socket, sequence counter, receive buffer.
+    sock: netlink_sys::Socket,
+    seq: u32,
+    /// Our port id, to ignore anything not addressed to this socket.
+    port: u32,
+    buf: Vec<u8>,
+}
+
+/// One netlink message of a reply, still raw: type, flags and payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawMsg {
+    pub kind: u16,
+    pub payload: Vec<u8>,
+}
+
+/// What one received datagram told us.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub msgs: Vec<RawMsg>,
+    /// NLMSG_DONE, or the ACK / error that ends a request.
+    pub done: bool,
+    pub interrupted: bool,
 }
 
 impl Socket {
     /// A socket in the calling thread's namespace, with strict checking on.
     pub fn new() -> Result<Socket> {
-        todo!("nl-ops helper")
+        let io = |op: &str| {
+            let op = op.to_string();
+            move |source| Error::Io { op, source }
+        };
+        let mut sock = netlink_sys::Socket::new(NETLINK_ROUTE).map_err(io("open netlink socket"))?;
+        sock.bind_auto().map_err(io("bind netlink socket"))?;
+        // Strict checking makes the kernel filter dumps by the header we send
+        // (and reject headers it does not understand instead of ignoring them).
+        sock.set_netlink_get_strict_chk(true)
+            .map_err(io("enable netlink strict checking"))?;
+        // Extended acks carry the kernel's own reason text; harmless when absent.
+        let _ = sock.set_ext_ack(true);
+        let mut addr = SocketAddr::new(0, 0);
+        sock.get_address(&mut addr)
+            .map_err(io("read netlink socket address"))?;
+        Ok(Socket {
+            sock,
+            seq: 0,
+            port: addr.port_number(),
+            buf: vec![0; 64 * 1024],
+        })
     }
 
     /// A socket that lives in `ns`: created inside a scoped switch, usable
     /// from here after the thread has switched back.
     pub fn in_netns(ns: &NetNs) -> Result<Socket> {
-        let _ = ns;
-        todo!("nl-ops helper")
+        ns.run(Socket::new).map_err(Error::Netns)?
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        if self.seq == 0 {
+            self.seq = 1;
+        }
+        self.seq
+    }
+
+    fn send(&mut self, msg: RouteNetlinkMessage, flags: u16, op: &dyn Fn() -> String) -> Result<u32> {
+        let seq = self.next_seq();
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        header.sequence_number = seq;
+        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+        nl.finalize();
+        let mut out = vec![0u8; nl.buffer_len()];
+        nl.serialize(&mut out);
+        self.send_bytes(&out, op)?;
+        Ok(seq)
+    }
+
+    fn send_bytes(&mut self, out: &[u8], op: &dyn Fn() -> String) -> Result<()> {
+        let kernel = SocketAddr::new(0, 0);
+        loop {
+            match self.sock.send_to(out, &kernel, 0) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(Error::Io { op: op(), source }),
+            }
+        }
+    }
+
+    /// Receives one datagram into the buffer, growing it when the datagram
+    /// would not fit (peeked with MSG_TRUNC first).
+    fn recv_datagram(&mut self, op: &dyn Fn() -> String) -> Result<usize> {
+        loop {
+            let mut empty: &mut [u8] = &mut [];
+            let peeked = self.sock.recv(&mut empty, libc::MSG_PEEK | libc::MSG_TRUNC);
+            let want = match peeked {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(Error::Io { op: op(), source }),
+            };
+            if want > self.buf.len() {
+                self.buf.resize(want.next_power_of_two(), 0);
+            }
+            let mut slice: &mut [u8] = &mut self.buf[..];
+            match self.sock.recv(&mut slice, 0) {
+                Ok(n) => return Ok(n.min(self.buf.len())),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(Error::Io { op: op(), source }),
+            }
+        }
+    }
+
+    /// Sends `msg` and collects the replies with its sequence number until
+    /// the request is finished: NLMSG_DONE for dumps, the ACK otherwise.
+    fn transact(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        op: &dyn Fn() -> String,
+    ) -> Result<(Vec<RawMsg>, bool)> {
+        let seq = self.send(msg, flags, op)?;
+        let port = self.port;
+        let mut msgs = Vec::new();
+        let mut interrupted = false;
+        loop {
+            let n = self.recv_datagram(op)?;
+            let batch = parse_datagram(&self.buf[..n], seq, port, op)?;
+            interrupted |= batch.interrupted;
+            msgs.extend(batch.msgs);
+            if batch.done {
+                return Ok((msgs, interrupted));
+            }
+        }
+    }
+
+    /// A change (new, set, delete): ACK requested, Ok once the kernel acks.
+    pub(crate) fn change(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        op: &dyn Fn() -> String,
+    ) -> Result<()> {
+        self.transact(msg, NLM_F_REQUEST | NLM_F_ACK | flags, op)?;
+        Ok(())
+    }
+
+    /// A single get: the replies before the ACK.
+    pub(crate) fn get(&mut self, msg: RouteNetlinkMessage, op: &dyn Fn() -> String) -> Result<Vec<RawMsg>> {
+        Ok(self.transact(msg, NLM_F_REQUEST | NLM_F_ACK, op)?.0)
+    }
+
+    /// A dump, redone while the kernel reports it interrupted.
+    pub(crate) fn dump(&mut self, msg: RouteNetlinkMessage, op: &dyn Fn() -> String) -> Result<Vec<RawMsg>> {
+        for _ in 0..DUMP_ATTEMPTS {
+            let (msgs, interrupted) = self.transact(msg.clone(), NLM_F_REQUEST | NLM_F_DUMP, op)?;
+            if !interrupted {
+                return Ok(msgs);
+            }
+            log::debug!("{}: dump interrupted, retrying", op());
+        }
+        Err(Error::Kernel {
+            op: format!("{} (dump kept being interrupted)", op()),
+            errno: libc::EAGAIN,
+        })
+    }
+
+    /// A dump decoded with netlink-packet-route.
+    pub(crate) fn dump_typed(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        op: &dyn Fn() -> String,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
+        self.dump(msg, op)?.iter().map(|m| decode(m, op)).collect()
+    }
+}
+
+/// Decodes one raw reply into the typed message.
+pub(crate) fn decode(m: &RawMsg, op: &dyn Fn() -> String) -> Result<RouteNetlinkMessage> {
+    RouteNetlinkMessage::parse_with_param(m.payload.as_slice(), m.kind).map_err(|e| Error::Protocol {
+        op: op(),
+        msg: format!("cannot decode netlink message type {}: {e}", m.kind),
+    })
+}
+
+/// Splits one datagram into messages for request `seq`. Messages for other
+/// sequence numbers (late replies to an abandoned request) are skipped.
+pub(crate) fn parse_datagram(buf: &[u8], seq: u32, port: u32, op: &dyn Fn() -> String) -> Result<Batch> {
+    let mut batch = Batch::default();
+    let mut off = 0;
+    while off + NLMSG_HDRLEN <= buf.len() {
+        let h = &buf[off..];
+        let len = raw::u32_at(h, 0) as usize;
+        let kind = raw::u16_at(h, 4);
+        let flags = raw::u16_at(h, 6);
+        let mseq = raw::u32_at(h, 8);
+        let mport = raw::u32_at(h, 12);
+        if len < NLMSG_HDRLEN || off + len > buf.len() {
+            return Err(Error::Protocol {
+                op: op(),
+                msg: format!("malformed netlink message (length {len})"),
+            });
+        }
+        let payload = &h[NLMSG_HDRLEN..len];
+        off += raw::align4(len);
+        if mseq != seq || (mport != 0 && port != 0 && mport != port) {
+            log::debug!("{}: skipping netlink message seq {mseq} (want {seq})", op());
+            continue;
+        }
+        if flags & NLM_F_DUMP_INTR != 0 {
+            batch.interrupted = true;
+        }
+        match kind {
+            NLMSG_NOOP => {}
+            NLMSG_OVERRUN => {
+                return Err(Error::Protocol {
+                    op: op(),
+                    msg: "netlink overrun".into(),
+                })
+            }
+            NLMSG_ERROR => {
+                if payload.len() < 4 {
+                    return Err(Error::Protocol {
+                        op: op(),
+                        msg: "truncated netlink error".into(),
+                    });
+                }
+                let code = raw::i32_at(payload, 0);
+                if code != 0 {
+                    // Payload: errno, the request's header (and body unless
+                    // capped), then extack attributes.
+                    let mut tlv = 4 + NLMSG_HDRLEN;
+                    if flags & NLM_F_CAPPED == 0 && payload.len() >= 4 + NLMSG_HDRLEN {
+                        tlv = 4 + raw::align4(raw::u32_at(payload, 4) as usize);
+                    }
+                    let text = if flags & NLM_F_ACK_TLVS != 0 {
+                        extack(payload.get(tlv..).unwrap_or(&[]))
+                    } else {
+                        None
+                    };
+                    return Err(kernel_error(op, -code, text));
+                }
+                batch.done = true;
+                return Ok(batch);
+            }
+            NLMSG_DONE => {
+                // An error can ride on the DONE of a dump.
+                let code = if payload.len() >= 4 {
+                    raw::i32_at(payload, 0)
+                } else {
+                    0
+                };
+                if code != 0 {
+                    let text = if flags & NLM_F_ACK_TLVS != 0 {
+                        extack(payload.get(4..).unwrap_or(&[]))
+                    } else {
+                        None
+                    };
+                    return Err(kernel_error(op, -code, text));
+                }
+                batch.done = true;
+                return Ok(batch);
+            }
+            _ => {
+                batch.msgs.push(RawMsg {
+                    kind,
+                    payload: payload.to_vec(),
+                });
+            }
+        }
+    }
+    Ok(batch)
+}
+
+fn extack(tlvs: &[u8]) -> Option<String> {
+    raw::attrs(tlvs)
+        .find(|(k, _)| *k == NLMSGERR_ATTR_MSG)
+        .map(|(_, v)| raw::c_string(v))
+        .filter(|s| !s.is_empty())
+}
+
+fn kernel_error(op: &dyn Fn() -> String, errno: i32, text: Option<String>) -> Error {
+    let errno = errno.abs();
+    let op = match text {
+        Some(t) => format!("{} ({})", op(), t.trim_end_matches('.').to_lowercase()),
+        None => op(),
+    };
+    Error::Kernel { op, errno }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::NLM_F_MULTIPART;
+
+    fn msg(kind: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&u32::try_from(16 + payload.len()).unwrap().to_ne_bytes());
+        v.extend_from_slice(&kind.to_ne_bytes());
+        v.extend_from_slice(&flags.to_ne_bytes());
+        v.extend_from_slice(&seq.to_ne_bytes());
+        v.extend_from_slice(&0u32.to_ne_bytes());
+        v.extend_from_slice(payload);
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+        v
+    }
+
+    fn op() -> String {
+        "dump routes".into()
+    }
+
+    #[test]
+    fn error_inside_done_is_an_error_not_an_empty_list() {
+        let mut payload = (-libc::ENOENT).to_ne_bytes().to_vec();
+        // extack: NLMSGERR_ATTR_MSG "FIB table does not exist"
+        let text = b"FIB table does not exist\0";
+        let len = 4 + text.len();
+        payload.extend_from_slice(&u16::try_from(len).unwrap().to_ne_bytes());
+        payload.extend_from_slice(&1u16.to_ne_bytes());
+        payload.extend_from_slice(text);
+        let buf = msg(NLMSG_DONE, NLM_F_MULTIPART | NLM_F_ACK_TLVS, 7, &payload);
+        let e = parse_datagram(&buf, 7, 0, &op).unwrap_err();
+        assert!(e.is_not_found(), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "dump routes (fib table does not exist): no such file or directory"
+        );
+    }
+
+    #[test]
+    fn done_without_error_ends_the_dump() {
+        let mut buf = msg(24, NLM_F_MULTIPART, 3, &[1, 2, 3, 4]);
+        buf.extend(msg(NLMSG_DONE, NLM_F_MULTIPART, 3, &0i32.to_ne_bytes()));
+        let b = parse_datagram(&buf, 3, 0, &op).unwrap();
+        assert!(b.done);
+        assert!(!b.interrupted);
+        assert_eq!(
+            b.msgs,
+            vec![RawMsg {
+                kind: 24,
+                payload: vec![1, 2, 3, 4]
+            }]
+        );
+    }
+
+    #[test]
+    fn interrupted_flag_and_foreign_sequence_numbers() {
+        let mut buf = msg(24, NLM_F_MULTIPART, 2, &[9, 9, 9, 9]);
+        buf.extend(msg(24, NLM_F_MULTIPART | NLM_F_DUMP_INTR, 3, &[1, 2, 3, 4]));
+        let b = parse_datagram(&buf, 3, 0, &op).unwrap();
+        assert!(!b.done);
+        assert!(b.interrupted);
+        assert_eq!(b.msgs.len(), 1);
+    }
+
+    #[test]
+    fn nack_with_errno() {
+        let mut payload = (-libc::EEXIST).to_ne_bytes().to_vec();
+        payload.extend(msg(16, NLM_F_REQUEST, 5, &[0; 16]));
+        let buf = msg(NLMSG_ERROR, 0, 5, &payload);
+        let e = parse_datagram(&buf, 5, 0, &op).unwrap_err();
+        assert!(e.is_exists());
+        assert_eq!(e.to_string(), "dump routes: file exists");
+        let ack = msg(NLMSG_ERROR, NLM_F_CAPPED, 5, &[0; 20]);
+        assert!(parse_datagram(&ack, 5, 0, &op).unwrap().done);
     }
 }

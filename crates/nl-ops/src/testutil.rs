@@ -29,7 +29,11 @@ impl TestNs {
     /// tests run in parallel, also across test binaries.
     pub fn new(tag: &str) -> TestNs {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let tag: String = tag.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+        let tag: String = tag
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(12)
+            .collect();
         let name = format!("t-{tag}-{}-{n}", std::process::id());
         run("ip", &["netns", "add", &name]);
         let ns = TestNs { name };
@@ -74,6 +78,36 @@ impl TestNs {
         let mut a = vec!["-j", "-n", self.name.as_str()];
         a.extend_from_slice(args);
         parse_json(&run("tc", &a))
+    }
+
+    /// An nl-ops socket inside this namespace, made on a short-lived thread
+    /// that enters it, so neither this thread nor cni-core is involved.
+    pub fn socket(&self) -> crate::Socket {
+        let path = self.path();
+        std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+            // SAFETY: plain setns on an fd we own; the thread ends right after.
+            let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "setns {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
+            crate::Socket::new().unwrap_or_else(|e| panic!("socket in {}: {e}", path.display()))
+        })
+        .join()
+        .unwrap_or_else(|_| panic!("socket thread for {} panicked", self.name))
+    }
+
+    /// ifindex of `dev` here, from `ip -j link show`.
+    pub fn ifindex(&self, dev: &str) -> u32 {
+        let v = self.ip_json(&["link", "show", "dev", dev]);
+        let i = v[0]["ifindex"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no ifindex for {dev}: {v}"));
+        u32::try_from(i).unwrap_or_else(|_| panic!("ifindex {i}"))
     }
 
     /// A veth pair: `a` here, `b` in `peer` (or here when `None`).

@@ -1,0 +1,122 @@
+#![allow(clippy::unwrap_used)]
+//! u32 redirect filters: structure against `tc -j filter`, and real traffic.
+
+use nl_ops::filter::ETH_P_ALL;
+use nl_ops::qdisc::INGRESS_HANDLE;
+use nl_ops::testutil::{root_or_skip, TestNs};
+
+fn tx_packets(ns: &TestNs, dev: &str) -> u64 {
+    let j = ns.ip_json(&["-s", "link", "show", "dev", dev]);
+    j[0]["stats64"]["tx"]["packets"].as_u64().unwrap()
+}
+
+#[test]
+fn redirect_filter_structure_and_replace() {
+    if !root_or_skip("redirect_filter_structure_and_replace") {
+        return;
+    }
+    let ns = TestNs::new("filter");
+    ns.veth("v0", "v1", None);
+    let mut s = ns.socket();
+    let idx = ns.ifindex("v0");
+    let ifb = s.add_ifb("ifbf0", 1500, 1000, None).unwrap();
+    let ifb2 = s.add_ifb("ifbf1", 1500, 1000, None).unwrap();
+    assert!(s.add_ingress_qdisc(idx).unwrap());
+    s.replace_redirect_filter(idx, ifb.index).unwrap();
+
+    let j = ns.tc_json(&["filter", "show", "dev", "v0", "parent", "ffff:"]);
+    let nodes: Vec<_> = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["options"]["fh"] == "800::800")
+        .collect();
+    assert_eq!(nodes.len(), 1, "{j}");
+    let f = nodes[0];
+    assert_eq!(f["protocol"], "all");
+    assert_eq!(f["pref"], 1);
+    assert_eq!(f["kind"], "u32");
+    let acts = f["options"]["actions"].as_array().unwrap();
+    assert_eq!(acts.len(), 1, "exactly one mirred: {f}");
+    assert_eq!(acts[0]["kind"], "mirred");
+    assert_eq!(acts[0]["mirred_action"], "redirect");
+    assert_eq!(acts[0]["direction"], "egress");
+    assert_eq!(acts[0]["to_dev"], "ifbf0");
+    assert_eq!(acts[0]["control_action"]["type"], "stolen");
+
+    let got = s.filters(idx, INGRESS_HANDLE).unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        (got[0].priority, got[0].protocol, got[0].kind.as_str()),
+        (1, ETH_P_ALL, "u32")
+    );
+    assert_eq!(got[0].parent, INGRESS_HANDLE);
+    assert_eq!(got[0].mirred_targets, vec![ifb.index]);
+
+    // Replace: still one filter, now to the other ifb.
+    s.replace_redirect_filter(idx, ifb2.index).unwrap();
+    let got = s.filters(idx, INGRESS_HANDLE).unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].mirred_targets, vec![ifb2.index]);
+
+    // Something foreign at priority 1 (the reference plugin's double mirred,
+    // another handle) is replaced by exactly ours.
+    ns.exec(&[
+        "tc", "filter", "add", "dev", "v0", "parent", "ffff:", "protocol", "all", "prio", "1", "u32",
+        "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "ifbf0", "action",
+        "mirred", "egress", "redirect", "dev", "ifbf0",
+    ]);
+    assert_eq!(s.filters(idx, INGRESS_HANDLE).unwrap().len(), 2);
+    s.replace_redirect_filter(idx, ifb.index).unwrap();
+    let got = s.filters(idx, INGRESS_HANDLE).unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].mirred_targets, vec![ifb.index]);
+
+    // Another protocol at priority 1: cleared and replaced too.
+    assert!(s.delete_filters(idx, INGRESS_HANDLE, 1).unwrap());
+    assert!(!s.delete_filters(idx, INGRESS_HANDLE, 1).unwrap());
+    ns.exec(&[
+        "tc", "filter", "add", "dev", "v0", "parent", "ffff:", "protocol", "ip", "prio", "1", "u32", "match",
+        "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "ifbf1",
+    ]);
+    s.replace_redirect_filter(idx, ifb.index).unwrap();
+    let got = s.filters(idx, INGRESS_HANDLE).unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        (got[0].protocol, got[0].mirred_targets.clone()),
+        (ETH_P_ALL, vec![ifb.index])
+    );
+
+    // No ingress qdisc: no filters, not an error.
+    assert!(s.delete_ingress_qdisc(idx).unwrap());
+    assert!(s.filters(idx, INGRESS_HANDLE).unwrap().is_empty());
+}
+
+#[test]
+fn redirect_moves_real_traffic_into_the_ifb() {
+    if !root_or_skip("redirect_moves_real_traffic_into_the_ifb") {
+        return;
+    }
+    let host = TestNs::new("redir-host");
+    let cont = TestNs::new("redir-cont");
+    host.veth("vhost0", "eth0", Some(&cont));
+    host.ip(&["addr", "add", "10.66.0.1/24", "dev", "vhost0"]);
+    host.ip(&["link", "set", "vhost0", "up"]);
+    cont.ip(&["addr", "add", "10.66.0.2/24", "dev", "eth0"]);
+    cont.ip(&["link", "set", "eth0", "up"]);
+    let mut s = host.socket();
+    let vh = host.ifindex("vhost0");
+    let ifb = s.add_ifb("ifbr0", 1500, 1000, Some("test")).unwrap();
+    s.add_ingress_qdisc(vh).unwrap();
+    s.replace_redirect_filter(vh, ifb.index).unwrap();
+
+    let before = tx_packets(&host, "ifbr0");
+    // busybox: no iputils ping on this machine.
+    cont.exec(&["busybox", "ping", "-c", "5", "-i", "0.2", "-W", "2", "10.66.0.1"]);
+    let after = tx_packets(&host, "ifbr0");
+    eprintln!("ifb tx packets {before} -> {after}");
+    // Every echo request (and the ARP) coming in on vhost0 went through the ifb.
+    assert!(after >= before + 5, "ifb tx {before} -> {after}");
+    let j = host.tc_json(&["-s", "filter", "show", "dev", "vhost0", "parent", "ffff:"]);
+    eprintln!("{j}");
+}

@@ -1,0 +1,244 @@
+#![allow(clippy::unwrap_used)]
+//! Routes against `ip -j route`, each test in its own namespace.
+
+use std::net::IpAddr;
+
+use nl_ops::route::{Route, RouteFilter, RT_SCOPE_LINK, RT_TABLE_MAIN};
+use nl_ops::testutil::{root_or_skip, TestNs};
+use nl_ops::Socket;
+
+/// A namespace with a veth end "eth0" up, holding 10.9.0.2/24 and fd00:9::2/64.
+fn setup(tag: &str) -> (TestNs, Socket, u32) {
+    let ns = TestNs::new(tag);
+    ns.veth("eth0", "peer0", None);
+    ns.ip(&["link", "set", "eth0", "up"]);
+    ns.ip(&["link", "set", "peer0", "up"]);
+    ns.ip(&["addr", "add", "10.9.0.2/24", "dev", "eth0"]);
+    ns.ip(&["addr", "add", "fd00:9::2/64", "dev", "eth0", "nodad"]);
+    let s = ns.socket();
+    let idx = ns.ifindex("eth0");
+    (ns, s, idx)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn v4_default_route_in_table_100_round_trip() {
+    if !root_or_skip("v4_default_route_in_table_100_round_trip") {
+        return;
+    }
+    let (ns, mut s, idx) = setup("route-v4");
+    let mut r = Route::new("0.0.0.0/0".parse().unwrap(), 100);
+    r.gateway = Some(ip("10.9.0.1"));
+    r.oif = Some(idx);
+    s.add_route(&r).unwrap();
+    let j = ns.ip_json(&["route", "show", "table", "100"]);
+    assert_eq!(j.as_array().unwrap().len(), 1, "{j}");
+    assert_eq!(j[0]["dst"], "default");
+    assert_eq!(j[0]["gateway"], "10.9.0.1");
+    assert_eq!(j[0]["dev"], "eth0");
+
+    let got = s
+        .routes(&RouteFilter {
+            v4: Some(true),
+            table: Some(100),
+            oif: None,
+        })
+        .unwrap();
+    assert_eq!(got, vec![r.clone()]);
+
+    let e = s.add_route(&r).unwrap_err();
+    assert!(e.is_exists(), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!("add route default via 10.9.0.1 dev {idx} table 100: file exists")
+    );
+
+    // Replace changes the gateway in place.
+    let mut r2 = r.clone();
+    r2.gateway = Some(ip("10.9.0.254"));
+    s.replace_route(&r2).unwrap();
+    let j = ns.ip_json(&["route", "show", "table", "100"]);
+    assert_eq!(j.as_array().unwrap().len(), 1);
+    assert_eq!(j[0]["gateway"], "10.9.0.254");
+
+    assert!(s.delete_route(&r2).unwrap());
+    assert!(!s.delete_route(&r2).unwrap());
+    assert!(ns
+        .ip_json(&["route", "show", "table", "100"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    // The table is gone now: an empty list, not an error.
+    assert!(s
+        .routes(&RouteFilter {
+            v4: Some(true),
+            table: Some(100),
+            oif: None
+        })
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn table_above_255_round_trip() {
+    if !root_or_skip("table_above_255_round_trip") {
+        return;
+    }
+    let (ns, mut s, idx) = setup("route-big");
+    let mut link = Route::new("10.9.0.0/24".parse().unwrap(), 1000);
+    link.oif = Some(idx);
+    link.scope = RT_SCOPE_LINK;
+    link.prefsrc = Some(ip("10.9.0.2"));
+    let mut def = Route::new("0.0.0.0/0".parse().unwrap(), 1000);
+    def.gateway = Some(ip("10.9.0.1"));
+    def.oif = Some(idx);
+    def.metric = Some(50);
+    s.add_route(&link).unwrap();
+    s.add_route(&def).unwrap();
+    let j = ns.ip_json(&["route", "show", "table", "1000"]);
+    assert_eq!(j.as_array().unwrap().len(), 2, "{j}");
+    let mut got = s
+        .routes(&RouteFilter {
+            v4: Some(true),
+            table: Some(1000),
+            oif: None,
+        })
+        .unwrap();
+    got.sort_by_key(|r| r.dst.prefix_len());
+    assert_eq!(got, vec![def.clone(), link.clone()]);
+    // Nothing of table 1000 leaks into main, and main is filtered by the kernel too.
+    let main = s
+        .routes(&RouteFilter {
+            v4: Some(true),
+            table: Some(RT_TABLE_MAIN),
+            oif: Some(idx),
+        })
+        .unwrap();
+    assert!(main
+        .iter()
+        .all(|r| r.table == RT_TABLE_MAIN && r.oif == Some(idx)));
+    assert!(
+        main.iter().any(|r| r.dst.to_string() == "10.9.0.0/24"),
+        "{main:?}"
+    );
+    // Every table: both show up with their real table.
+    let all = s.routes(&RouteFilter::default()).unwrap();
+    assert_eq!(all.iter().filter(|r| r.table == 1000).count(), 2);
+    assert!(s.delete_route(&def).unwrap());
+    assert!(s.delete_route(&link).unwrap());
+    assert!(ns
+        .ip_json(&["route", "show", "table", "1000"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn v6_routes_and_oif_filter() {
+    if !root_or_skip("v6_routes_and_oif_filter") {
+        return;
+    }
+    let (ns, mut s, idx) = setup("route-v6");
+    let mut r = Route::new("fd00:77::/64".parse().unwrap(), 200);
+    r.gateway = Some(ip("fd00:9::1"));
+    r.oif = Some(idx);
+    r.metric = Some(1024);
+    s.add_route(&r).unwrap();
+    let j = ns.ip_json(&["-6", "route", "show", "table", "200"]);
+    assert_eq!(j[0]["dst"], "fd00:77::/64");
+    assert_eq!(j[0]["gateway"], "fd00:9::1");
+    let got = s
+        .routes(&RouteFilter {
+            v4: Some(false),
+            table: Some(200),
+            oif: Some(idx),
+        })
+        .unwrap();
+    assert_eq!(got, vec![r.clone()]);
+    // No v4 routes in table 200, and none on another oif.
+    assert!(s
+        .routes(&RouteFilter {
+            v4: Some(true),
+            table: Some(200),
+            oif: None
+        })
+        .unwrap()
+        .is_empty());
+    let lo = ns.ifindex("lo");
+    assert!(s
+        .routes(&RouteFilter {
+            v4: Some(false),
+            table: Some(200),
+            oif: Some(lo)
+        })
+        .unwrap()
+        .is_empty());
+    // Main table: the connected v6 route of eth0 is there, as the kernel made it.
+    let main = s
+        .routes(&RouteFilter {
+            v4: Some(false),
+            table: Some(RT_TABLE_MAIN),
+            oif: Some(idx),
+        })
+        .unwrap();
+    assert!(
+        main.iter()
+            .any(|r| r.dst.to_string() == "fd00:9::/64" && r.protocol == 2),
+        "{main:?}"
+    );
+    assert!(s.delete_route(&r).unwrap());
+    assert!(!s.delete_route(&r).unwrap());
+}
+
+#[test]
+fn bad_gateway_is_a_kernel_error_naming_the_route() {
+    if !root_or_skip("bad_gateway_is_a_kernel_error_naming_the_route") {
+        return;
+    }
+    let (_ns, mut s, idx) = setup("route-bad");
+    let mut r = Route::new("10.50.0.0/16".parse().unwrap(), 100);
+    r.gateway = Some(ip("192.0.2.1"));
+    r.oif = Some(idx);
+    let e = s.add_route(&r).unwrap_err();
+    assert!(e.errno().is_some(), "{e:?}");
+    assert!(!e.is_exists() && !e.is_not_found(), "{e:?}");
+    assert!(
+        e.to_string().starts_with("add route 10.50.0.0/16 via 192.0.2.1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn large_dump_spans_many_datagrams() {
+    if !root_or_skip("large_dump_spans_many_datagrams") {
+        return;
+    }
+    let (ns, mut s, _idx) = setup("route-many");
+    let batch: String = (0..3000)
+        .map(|i| {
+            format!(
+                "route add 10.{}.{}.0/24 via 10.9.0.1 table 300\n",
+                100 + i / 256,
+                i % 256
+            )
+        })
+        .collect();
+    let file = std::env::temp_dir().join(format!("nl-ops-batch-{}-{}", std::process::id(), ns.name));
+    std::fs::write(&file, batch).unwrap();
+    ns.ip(&["-batch", file.to_str().unwrap()]);
+    std::fs::remove_file(&file).unwrap();
+    let got = s
+        .routes(&RouteFilter {
+            v4: Some(true),
+            table: Some(300),
+            oif: None,
+        })
+        .unwrap();
+    assert_eq!(got.len(), 3000);
+    assert!(got
+        .iter()
+        .all(|r| r.table == 300 && r.gateway == Some(ip("10.9.0.1"))));
+}

@@ -1,0 +1,144 @@
+#![allow(clippy::unwrap_used)]
+//! Rules against `ip -j rule`, each test in its own namespace.
+
+use nl_ops::rule::{Rule, RuleFilter, FR_ACT_TO_TBL};
+use nl_ops::testutil::{root_or_skip, TestNs};
+
+fn rule(src: &str, table: u32, priority: Option<u32>) -> Rule {
+    let src: ipnet::IpNet = src.parse().unwrap();
+    Rule {
+        v4: src.addr().is_ipv4(),
+        src: Some(src),
+        table,
+        priority,
+        action: FR_ACT_TO_TBL,
+    }
+}
+
+#[test]
+fn add_dump_filter_delete() {
+    if !root_or_skip("add_dump_filter_delete") {
+        return;
+    }
+    let ns = TestNs::new("rule-basic");
+    let mut s = ns.socket();
+    let a = rule("10.1.0.2/32", 100, Some(1000));
+    let b = rule("10.1.0.3/32", 300, None);
+    let c = rule("fd00:1::2/128", 100, Some(1000));
+    s.add_rule(&a).unwrap();
+    s.add_rule(&b).unwrap();
+    s.add_rule(&c).unwrap();
+
+    let j = ns.ip_json(&["rule", "show"]);
+    let ours: Vec<_> = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["src"] == "10.1.0.2")
+        .collect();
+    assert_eq!(ours.len(), 1, "{j}");
+    assert_eq!(ours[0]["table"], "100");
+    assert_eq!(ours[0]["priority"], 1000);
+    let big: Vec<_> = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["src"] == "10.1.0.3")
+        .collect();
+    assert_eq!(big[0]["table"], "300");
+    let j6 = ns.ip_json(&["-6", "rule", "show"]);
+    assert!(
+        j6.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["src"] == "fd00:1::2" && r["table"] == "100"),
+        "{j6}"
+    );
+
+    // Filters: by table, source, family, priority.
+    let by_table = s
+        .rules(&RuleFilter {
+            table: Some(100),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(by_table.len(), 2);
+    assert!(by_table.contains(&a) && by_table.contains(&c));
+    let v4_100 = s
+        .rules(&RuleFilter {
+            v4: Some(true),
+            table: Some(100),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(v4_100, vec![a.clone()]);
+    let by_src = s
+        .rules(&RuleFilter {
+            src: b.src,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(by_src.len(), 1);
+    assert_eq!(by_src[0].table, 300);
+    assert!(by_src[0].priority.is_some());
+    let by_prio = s
+        .rules(&RuleFilter {
+            priority: Some(1000),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(by_prio.len(), 2);
+    // The default rules are there, unfiltered.
+    let all = s.rules(&RuleFilter::default()).unwrap();
+    assert!(
+        all.iter()
+            .any(|r| r.table == 255 && r.priority == Some(0) && r.src.is_none()),
+        "{all:?}"
+    );
+    assert!(all.iter().any(|r| r.table == 254 && r.priority == Some(32766)));
+
+    // Same rule again: exists.
+    let e = s.add_rule(&a).unwrap_err();
+    assert!(e.is_exists(), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "add rule from 10.1.0.2/32 table 100 priority 1000: file exists"
+    );
+
+    assert!(s.delete_rule(&a).unwrap());
+    assert!(!s.delete_rule(&a).unwrap());
+    assert!(s.delete_rule(&rule("10.1.0.3/32", 300, None)).unwrap());
+    assert!(s.delete_rule(&c).unwrap());
+    let j = ns.ip_json(&["rule", "show"]);
+    assert!(!j
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["src"] == "10.1.0.2" || r["src"] == "10.1.0.3"));
+    assert!(s
+        .rules(&RuleFilter {
+            table: Some(100),
+            ..Default::default()
+        })
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn rule_routes_traffic_by_source() {
+    if !root_or_skip("rule_routes_traffic_by_source") {
+        return;
+    }
+    let ns = TestNs::new("rule-lookup");
+    ns.veth("eth0", "peer0", None);
+    ns.ip(&["link", "set", "eth0", "up"]);
+    ns.ip(&["addr", "add", "10.7.0.2/24", "dev", "eth0"]);
+    ns.ip(&[
+        "route", "add", "default", "via", "10.7.0.9", "dev", "eth0", "table", "123",
+    ]);
+    let mut s = ns.socket();
+    s.add_rule(&rule("10.7.0.2/32", 123, Some(500))).unwrap();
+    // The rule has action to-table: the lookup goes to table 123, not a black hole.
+    let j = ns.ip_json(&["route", "get", "192.0.2.7", "from", "10.7.0.2"]);
+    assert_eq!(j[0]["gateway"], "10.7.0.9", "{j}");
+}
