@@ -1,0 +1,812 @@
+#![allow(clippy::unwrap_used)]
+//! Root integration tests: the built plugin against real namespaces, and
+//! against the reference plugin run in a twin namespace with the same setup.
+//! Each test makes its own namespaces (a container and a "host" peer);
+//! the machine's root namespace is never touched.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use nl_ops::testutil::{root_or_skip, TestNs};
+use serde_json::{json, Value};
+
+const REFERENCE: &str = "/usr/lib/cni/sbr";
+
+fn ours() -> &'static str {
+    env!("CARGO_BIN_EXE_sbr")
+}
+
+/// A container namespace with `net1` (10.1.0.2/24) whose peer `h1`
+/// (10.1.0.1/24) sits in a host namespace.
+struct Pod {
+    ctr: TestNs,
+    host: TestNs,
+}
+
+impl Pod {
+    fn new(tag: &str, ipv6: bool) -> Pod {
+        let ctr = TestNs::new(tag);
+        let host = TestNs::new(&format!("{tag}h"));
+        if !ipv6 {
+            // The reference moves fe80::/64 into IPv4 tables; compared
+            // scenarios are IPv4 only so both plugins see the same thing.
+            ctr.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+            ctr.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        }
+        let pod = Pod { ctr, host };
+        pod.link("net1", "h1", "10.1.0");
+        pod
+    }
+
+    /// Another veth `name` with 10.x.0.2/24 here and .1 on the host side.
+    fn link(&self, name: &str, peer: &str, prefix: &str) {
+        self.ctr.veth(name, peer, Some(&self.host));
+        self.host
+            .ip(&["addr", "add", &format!("{prefix}.1/24"), "dev", peer]);
+        self.host.ip(&["link", "set", peer, "up"]);
+        self.ctr
+            .ip(&["addr", "add", &format!("{prefix}.2/24"), "dev", name]);
+        self.ctr.ip(&["link", "set", name, "up"]);
+    }
+
+    fn state(&self) -> State {
+        state(&self.ctr)
+    }
+}
+
+/// Rules and routes of every table, sorted, as `ip -j` prints them.
+#[derive(Debug, Clone, PartialEq)]
+struct State {
+    rules: Vec<String>,
+    routes: Vec<String>,
+}
+
+fn state(ns: &TestNs) -> State {
+    let list = |v: Value| -> Vec<String> {
+        let mut out: Vec<String> = v.as_array().unwrap().iter().map(|x| x.to_string()).collect();
+        out.sort();
+        out
+    };
+    State {
+        rules: list(ns.ip_json(&["rule"])),
+        routes: list(ns.ip_json(&["route", "show", "table", "all"]))
+            .into_iter()
+            .chain(list(ns.ip_json(&["-6", "route", "show", "table", "all"])))
+            .collect(),
+    }
+}
+
+struct Out {
+    ok: bool,
+    json: Value,
+    stderr: String,
+}
+
+fn cni(bin: &str, cmd: &str, netns: &Path, ifname: &str, conf: &Value) -> Out {
+    let mut child = Command::new(bin)
+        .env("CNI_COMMAND", cmd)
+        .env("CNI_CONTAINERID", "ctr1")
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", ifname)
+        .env("CNI_PATH", "/usr/lib/cni")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(conf.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    Out {
+        ok: out.status.success(),
+        json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn must(out: Out, what: &str) -> Value {
+    assert!(out.ok, "{what} failed: {} {}", out.json, out.stderr);
+    out.json
+}
+
+/// The config the runtime would send: `prev` as prevResult and `extra`
+/// plugin fields.
+fn conf(version: &str, prev: Value, extra: Value) -> Value {
+    let mut c = json!({"cniVersion": version, "name": "sip", "type": "sbr", "prevResult": prev});
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+/// net1's prevResult: 10.1.0.2/24 via 10.1.0.1 with a default route.
+fn prev_v4() -> Value {
+    json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "net1", "sandbox": "/var/run/netns/x"}],
+        "ips": [{"address": "10.1.0.2/24", "gateway": "10.1.0.1", "interface": 0}],
+        "routes": [{"dst": "0.0.0.0/0"}]
+    })
+}
+
+/// What the main plugin of net1 does: its default route in main.
+fn main_plugin_routes(p: &Pod) {
+    p.ctr
+        .ip(&["route", "add", "default", "via", "10.1.0.1", "dev", "net1"]);
+    p.ctr
+        .ip(&["route", "add", "10.9.0.0/16", "via", "10.1.0.1", "dev", "net1"]);
+}
+
+/// Runs ADD with ours and with the reference on twins set up alike and
+/// asserts identical kernel state; then DEL (ours) restores the namespace.
+fn compare(tag: &str, setup: impl Fn(&Pod), conf: Value) {
+    let a = Pod::new(tag, false);
+    let b = Pod::new(&format!("{tag}r"), false);
+    setup(&a);
+    setup(&b);
+    let before = a.state();
+    assert_eq!(before, b.state(), "twins differ before ADD");
+    let res = must(cni(ours(), "ADD", &a.ctr.path(), "net1", &conf), "ADD");
+    let reference = must(
+        cni(REFERENCE, "ADD", &b.ctr.path(), "net1", &conf),
+        "reference ADD",
+    );
+    assert_eq!(a.state(), b.state(), "kernel state differs from the reference's");
+    assert_eq!(res, reference, "printed result differs from the reference's");
+    must(cni(ours(), "DEL", &a.ctr.path(), "net1", &conf), "DEL");
+    assert_eq!(a.state(), before, "ADD then DEL did not restore the namespace");
+}
+
+#[test]
+fn same_as_reference_single_ipv4() {
+    if !root_or_skip("same_as_reference_single_ipv4") {
+        return;
+    }
+    compare("single", main_plugin_routes, conf("1.0.0", prev_v4(), json!({})));
+}
+
+#[test]
+fn same_as_reference_sip_net1_beside_eth0() {
+    if !root_or_skip("same_as_reference_sip_net1_beside_eth0") {
+        return;
+    }
+    let setup = |p: &Pod| {
+        p.link("eth0", "h0", "10.0.0");
+        p.ctr
+            .ip(&["route", "add", "default", "via", "10.0.0.1", "dev", "eth0"]);
+        p.ctr
+            .ip(&["route", "add", "10.9.0.0/16", "via", "10.1.0.1", "dev", "net1"]);
+    };
+    let prev = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "eth0"}, {"name": "net1", "sandbox": "/var/run/netns/x"}],
+        "ips": [
+            {"address": "10.0.0.2/24", "gateway": "10.0.0.1", "interface": 0},
+            {"address": "10.1.0.2/24", "gateway": "10.1.0.1", "interface": 1}
+        ]
+    });
+    compare("sip", setup, conf("1.0.0", prev, json!({})));
+}
+
+#[test]
+fn same_as_reference_tables_100_101_taken() {
+    if !root_or_skip("same_as_reference_tables_100_101_taken") {
+        return;
+    }
+    let setup = |p: &Pod| {
+        main_plugin_routes(p);
+        p.ctr.ip(&[
+            "rule",
+            "add",
+            "from",
+            "192.168.0.0/16",
+            "lookup",
+            "100",
+            "pref",
+            "1000",
+        ]);
+        p.ctr.ip(&[
+            "rule",
+            "add",
+            "from",
+            "172.16.0.0/12",
+            "lookup",
+            "101",
+            "pref",
+            "1001",
+        ]);
+    };
+    compare("taken", setup, conf("1.0.0", prev_v4(), json!({})));
+    // Ours picked 102 (checked in twin equality); spell it out once.
+    let p = Pod::new("taken2", false);
+    setup(&p);
+    must(
+        cni(
+            ours(),
+            "ADD",
+            &p.ctr.path(),
+            "net1",
+            &conf("1.0.0", prev_v4(), json!({})),
+        ),
+        "ADD",
+    );
+    assert!(
+        p.ctr.ip(&["rule"]).contains("from 10.1.0.2 lookup 102"),
+        "{}",
+        p.ctr.ip(&["rule"])
+    );
+}
+
+#[test]
+fn same_as_reference_address_without_gateway() {
+    if !root_or_skip("same_as_reference_address_without_gateway") {
+        return;
+    }
+    let prev = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "net1"}],
+        "ips": [{"address": "10.1.0.2/24", "interface": 0}]
+    });
+    compare("nogw", |_| {}, conf("1.0.0", prev, json!({})));
+}
+
+#[test]
+fn same_as_reference_0_3_1_config() {
+    if !root_or_skip("same_as_reference_0_3_1_config") {
+        return;
+    }
+    let prev = json!({
+        "cniVersion": "0.3.1",
+        "interfaces": [{"name": "net1", "sandbox": "/var/run/netns/x"}],
+        "ips": [{"version": "4", "address": "10.1.0.2/24", "gateway": "10.1.0.1", "interface": 0}],
+        "routes": [{"dst": "0.0.0.0/0"}],
+        "dns": {}
+    });
+    compare("v031", main_plugin_routes, conf("0.3.1", prev, json!({})));
+}
+
+#[test]
+fn same_as_reference_0_2_0_config() {
+    if !root_or_skip("same_as_reference_0_2_0_config") {
+        return;
+    }
+    let prev = json!({
+        "cniVersion": "0.2.0",
+        "ip4": {"ip": "10.1.0.2/24", "gateway": "10.1.0.1", "routes": [{"dst": "0.0.0.0/0"}]}
+    });
+    compare("v020", main_plugin_routes, conf("0.2.0", prev, json!({})));
+}
+
+#[test]
+fn reentrant_add_add_del_del_add_del() {
+    if !root_or_skip("reentrant_add_add_del_del_add_del") {
+        return;
+    }
+    let p = Pod::new("reent", true);
+    main_plugin_routes(&p);
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    let path = p.ctr.path();
+    let before = p.state();
+    must(cni(ours(), "ADD", &path, "net1", &c), "ADD 1");
+    let added = p.state();
+    assert_ne!(added, before);
+    must(cni(ours(), "ADD", &path, "net1", &c), "ADD 2");
+    assert_eq!(p.state(), added, "a second ADD changed the namespace");
+    must(cni(ours(), "DEL", &path, "net1", &c), "DEL 1");
+    assert_eq!(p.state(), before);
+    must(cni(ours(), "DEL", &path, "net1", &c), "DEL 2");
+    assert_eq!(p.state(), before);
+    must(cni(ours(), "ADD", &path, "net1", &c), "ADD 3");
+    assert_eq!(p.state(), added, "ADD after DEL differs from the first ADD");
+    must(cni(ours(), "DEL", &path, "net1", &c), "DEL 3");
+    assert_eq!(p.state(), before);
+}
+
+#[test]
+fn add_after_reference_add_reuses_its_table() {
+    if !root_or_skip("add_after_reference_add_reuses_its_table") {
+        return;
+    }
+    let p = Pod::new("afterref", false);
+    main_plugin_routes(&p);
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    let before = p.state();
+    must(cni(REFERENCE, "ADD", &p.ctr.path(), "net1", &c), "reference ADD");
+    let after_ref = p.state();
+    must(
+        cni(ours(), "ADD", &p.ctr.path(), "net1", &c),
+        "ADD over the reference's",
+    );
+    assert_eq!(p.state(), after_ref);
+    must(cni(ours(), "CHECK", &p.ctr.path(), "net1", &c), "CHECK");
+    // Our DEL undoes the reference's ADD completely (its own DEL leaves the table).
+    must(cni(ours(), "DEL", &p.ctr.path(), "net1", &c), "DEL");
+    assert_eq!(p.state(), before);
+}
+
+#[test]
+fn dual_stack_and_two_addresses() {
+    if !root_or_skip("dual_stack_and_two_addresses") {
+        return;
+    }
+    let p = Pod::new("dual", true);
+    p.ctr.ip(&["addr", "add", "10.1.0.3/24", "dev", "net1"]);
+    p.ctr
+        .ip(&["addr", "add", "2001:db8::2/64", "dev", "net1", "nodad"]);
+    p.host
+        .ip(&["addr", "add", "2001:db8::1/64", "dev", "h1", "nodad"]);
+    main_plugin_routes(&p);
+    p.ctr.ip(&[
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        "2001:db8::1",
+        "dev",
+        "net1",
+    ]);
+    let prev = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "net1"}],
+        "ips": [
+            {"address": "10.1.0.2/24", "gateway": "10.1.0.1", "interface": 0},
+            {"address": "2001:db8::2/64", "gateway": "2001:db8::1", "interface": 0},
+            {"address": "10.1.0.3/24", "gateway": "10.1.0.1", "interface": 0}
+        ],
+        "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]
+    });
+    let c = conf("1.0.0", prev, json!({}));
+    let before = p.state();
+    must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD");
+    let rules = p.ctr.ip(&["rule"]) + &p.ctr.ip(&["-6", "rule"]);
+    for want in [
+        "from 10.1.0.2 lookup 100",
+        "from 2001:db8::2 lookup 101",
+        "from 10.1.0.3 lookup 102",
+    ] {
+        assert!(rules.contains(want), "missing {want}: {rules}");
+    }
+    for (table, fam, gw) in [
+        ("100", "-4", "10.1.0.1"),
+        ("101", "-6", "2001:db8::1"),
+        ("102", "-4", "10.1.0.1"),
+    ] {
+        let r = p.ctr.ip(&[fam, "route", "show", "table", table]);
+        assert!(
+            r.contains(&format!("default via {gw} dev net1")),
+            "table {table}: {r}"
+        );
+    }
+    // IPv4 tables hold no IPv6 route (the reference puts fe80::/64 there).
+    let all6 = p.ctr.ip(&["-6", "route", "show", "table", "all"]);
+    assert!(!all6.contains("table 100"), "{all6}");
+    assert!(all6.contains("fe80::/64 dev net1 table 101"), "{all6}");
+    // Main keeps nothing of net1.
+    assert!(!p.ctr.ip(&["route"]).contains("net1"), "{}", p.ctr.ip(&["route"]));
+    assert!(
+        !p.ctr.ip(&["-6", "route"]).contains("net1"),
+        "{}",
+        p.ctr.ip(&["-6", "route"])
+    );
+    must(cni(ours(), "CHECK", &p.ctr.path(), "net1", &c), "CHECK");
+    must(cni(ours(), "DEL", &p.ctr.path(), "net1", &c), "DEL");
+    assert_eq!(p.state(), before);
+}
+
+#[test]
+fn ipv4_only_leaves_ipv6_link_local_in_main() {
+    if !root_or_skip("ipv4_only_leaves_ipv6_link_local_in_main") {
+        return;
+    }
+    let p = Pod::new("ll6", true);
+    main_plugin_routes(&p);
+    must(
+        cni(
+            ours(),
+            "ADD",
+            &p.ctr.path(),
+            "net1",
+            &conf("1.0.0", prev_v4(), json!({})),
+        ),
+        "ADD",
+    );
+    assert!(
+        p.ctr.ip(&["-6", "route"]).contains("fe80::/64 dev net1"),
+        "{}",
+        p.ctr.ip(&["-6", "route"])
+    );
+}
+
+#[test]
+fn rollback_on_unreachable_static_gateway() {
+    if !root_or_skip("rollback_on_unreachable_static_gateway") {
+        return;
+    }
+    let p = Pod::new("rbgw", true);
+    main_plugin_routes(&p);
+    let before = p.state();
+    let c = conf("1.0.0", prev_v4(), json!({"gateways": ["10.77.0.1"]}));
+    let out = cni(ours(), "ADD", &p.ctr.path(), "net1", &c);
+    assert!(!out.ok);
+    assert_eq!(out.json["code"], 7, "{}", out.json);
+    assert_eq!(
+        out.json["msg"],
+        "failed to add route default via 10.77.0.1 dev net1 to table 100: network is unreachable"
+    );
+    assert_eq!(p.state(), before, "failed ADD left changes behind");
+}
+
+#[test]
+fn rollback_puts_moved_routes_back_into_main() {
+    if !root_or_skip("rollback_puts_moved_routes_back_into_main") {
+        return;
+    }
+    let p = Pod::new("rbmain", true);
+    main_plugin_routes(&p);
+    let before = p.state();
+    // The prevResult names an address the link lacks: the source hint,
+    // the last step (after the routes left main), is refused.
+    let prev = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "net1"}],
+        "ips": [{"address": "10.1.0.9/24", "gateway": "10.1.0.1", "interface": 0}],
+        "routes": [{"dst": "0.0.0.0/0"}]
+    });
+    let c = conf("1.0.0", prev, json!({"addSourceHints": true}));
+    let out = cni(ours(), "ADD", &p.ctr.path(), "net1", &c);
+    assert!(!out.ok);
+    let msg = out.json["msg"].as_str().unwrap();
+    assert!(
+        msg.starts_with("failed to add route 10.1.0.0/24 dev net1 src 10.1.0.9 scope link to table main:"),
+        "{msg}"
+    );
+    assert_eq!(out.json["code"], 7, "{}", out.json);
+    assert!(
+        out.json["details"].as_str().unwrap().contains("rolled back"),
+        "{}",
+        out.json
+    );
+    assert_eq!(p.state(), before, "failed ADD left changes behind");
+}
+
+#[test]
+fn parallel_adds_get_distinct_tables() {
+    if !root_or_skip("parallel_adds_get_distinct_tables") {
+        return;
+    }
+    let p = Pod::new("par", false);
+    p.link("net2", "h2", "10.2.0");
+    let prev = |ifname: &str, prefix: &str| {
+        json!({
+            "cniVersion": "1.0.0",
+            "interfaces": [{"name": ifname}],
+            "ips": [{"address": format!("{prefix}.2/24"), "gateway": format!("{prefix}.1"), "interface": 0}]
+        })
+    };
+    let c1 = conf("1.0.0", prev("net1", "10.1.0"), json!({}));
+    let c2 = conf("1.0.0", prev("net2", "10.2.0"), json!({}));
+    let before = p.state();
+    for round in 0..5 {
+        let path = p.ctr.path();
+        std::thread::scope(|s| {
+            let a = s.spawn(|| cni(ours(), "ADD", &path, "net1", &c1));
+            let b = s.spawn(|| cni(ours(), "ADD", &path, "net2", &c2));
+            must(a.join().unwrap(), "ADD net1");
+            must(b.join().unwrap(), "ADD net2");
+        });
+        let rules = p.ctr.ip(&["rule"]);
+        let t1 = table_of(&rules, "10.1.0.2");
+        let t2 = table_of(&rules, "10.2.0.2");
+        assert_ne!(t1, t2, "round {round}: {rules}");
+        assert!(
+            [t1.as_str(), t2.as_str()]
+                .iter()
+                .all(|t| *t == "100" || *t == "101"),
+            "{rules}"
+        );
+        std::thread::scope(|s| {
+            let a = s.spawn(|| cni(ours(), "DEL", &path, "net1", &c1));
+            let b = s.spawn(|| cni(ours(), "DEL", &path, "net2", &c2));
+            must(a.join().unwrap(), "DEL net1");
+            must(b.join().unwrap(), "DEL net2");
+        });
+        assert_eq!(p.state(), before, "round {round}");
+    }
+}
+
+fn table_of(rules: &str, src: &str) -> String {
+    let line = rules
+        .lines()
+        .find(|l| l.contains(&format!("from {src} ")))
+        .unwrap();
+    line.rsplit(' ').next().unwrap().trim().to_string()
+}
+
+#[test]
+fn del_with_namespace_gone_succeeds_and_creates_nothing() {
+    if !root_or_skip("del_with_namespace_gone_succeeds_and_creates_nothing") {
+        return;
+    }
+    let ns = TestNs::new("gone");
+    let path = ns.path();
+    drop(ns);
+    assert!(!path.exists());
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    must(cni(ours(), "DEL", &path, "net1", &c), "DEL");
+    assert!(!path.exists(), "DEL created {}", path.display());
+}
+
+#[test]
+fn del_with_link_or_prev_result_gone() {
+    if !root_or_skip("del_with_link_or_prev_result_gone") {
+        return;
+    }
+    let p = Pod::new("dellink", false);
+    main_plugin_routes(&p);
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD");
+    // prevResult gone: the link's address still finds the rule.
+    let mut no_prev = c.clone();
+    no_prev.as_object_mut().unwrap().remove("prevResult");
+    must(
+        cni(ours(), "DEL", &p.ctr.path(), "net1", &no_prev),
+        "DEL without prevResult",
+    );
+    assert!(!p.ctr.ip(&["rule"]).contains("10.1.0.2"));
+    assert!(p.ctr.ip(&["route"]).contains("10.1.0.0/24 dev net1"));
+    // Link gone: rules from prevResult addresses go, DEL succeeds.
+    must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD");
+    p.ctr.ip(&["link", "del", "net1"]);
+    must(cni(ours(), "DEL", &p.ctr.path(), "net1", &c), "DEL without link");
+    assert!(
+        !p.ctr.ip(&["rule"]).contains("10.1.0.2"),
+        "{}",
+        p.ctr.ip(&["rule"])
+    );
+}
+
+#[test]
+fn check_passes_after_add_and_names_what_is_missing() {
+    if !root_or_skip("check_passes_after_add_and_names_what_is_missing") {
+        return;
+    }
+    let p = Pod::new("check", false);
+    main_plugin_routes(&p);
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    let path = p.ctr.path();
+    let out = cni(ours(), "CHECK", &path, "net1", &c);
+    assert!(!out.ok);
+    assert!(
+        out.json["msg"]
+            .as_str()
+            .unwrap()
+            .contains("missing rule from 10.1.0.2/32"),
+        "{}",
+        out.json
+    );
+    must(cni(ours(), "ADD", &path, "net1", &c), "ADD");
+    must(cni(ours(), "CHECK", &path, "net1", &c), "CHECK");
+
+    p.ctr.ip(&["route", "del", "default", "table", "100"]);
+    let out = cni(ours(), "CHECK", &path, "net1", &c);
+    assert!(!out.ok);
+    assert_eq!(
+        out.json["msg"],
+        "missing route default via 10.1.0.1 dev net1 in table 100"
+    );
+
+    p.ctr.ip(&[
+        "route", "add", "default", "via", "10.1.0.1", "dev", "net1", "table", "100",
+    ]);
+    p.ctr.ip(&["route", "del", "10.1.0.0/24", "table", "100"]);
+    let out = cni(ours(), "CHECK", &path, "net1", &c);
+    assert_eq!(out.json["msg"], "missing route 10.1.0.0/24 dev net1 in table 100");
+
+    p.ctr.ip(&["rule", "del", "from", "10.1.0.2", "lookup", "100"]);
+    let out = cni(ours(), "CHECK", &path, "net1", &c);
+    assert!(
+        out.json["msg"]
+            .as_str()
+            .unwrap()
+            .contains("missing rule from 10.1.0.2/32"),
+        "{}",
+        out.json
+    );
+}
+
+#[test]
+fn forwarding_follows_the_source() {
+    if !root_or_skip("forwarding_follows_the_source") {
+        return;
+    }
+    let p = Pod::new("fwd", false);
+    p.link("eth0", "h0", "10.0.0");
+    p.ctr
+        .ip(&["route", "add", "default", "via", "10.0.0.1", "dev", "eth0"]);
+    p.host.ip(&["addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    let prev = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "net1"}],
+        "ips": [{"address": "10.1.0.2/24", "gateway": "10.1.0.1", "interface": 0}]
+    });
+    must(
+        cni(
+            ours(),
+            "ADD",
+            &p.ctr.path(),
+            "net1",
+            &conf("1.0.0", prev, json!({})),
+        ),
+        "ADD",
+    );
+    let get = |args: &[&str]| -> Value {
+        let mut a = vec!["route", "get"];
+        a.extend_from_slice(args);
+        p.ctr.ip_json(&a)[0].clone()
+    };
+    let sip = get(&["10.99.0.1", "from", "10.1.0.2"]);
+    assert_eq!(
+        (sip["dev"].as_str(), sip["gateway"].as_str()),
+        (Some("net1"), Some("10.1.0.1")),
+        "{sip}"
+    );
+    let mgmt = get(&["10.99.0.1"]);
+    assert_eq!(
+        (mgmt["dev"].as_str(), mgmt["gateway"].as_str()),
+        (Some("eth0"), Some("10.0.0.1")),
+        "{mgmt}"
+    );
+    let mgmt_src = get(&["10.99.0.1", "from", "10.0.0.2"]);
+    assert_eq!(mgmt_src["dev"].as_str(), Some("eth0"), "{mgmt_src}");
+    // And packets flow: the host answers 10.99.0.1 only over net1.
+    let (ok, out, err) = p.ctr.try_exec(&[
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "-I",
+        "10.1.0.2",
+        "10.99.0.1",
+    ]);
+    assert!(ok, "ping from 10.1.0.2 failed: {out} {err}");
+}
+
+#[test]
+fn table_option_adds_rules_only() {
+    if !root_or_skip("table_option_adds_rules_only") {
+        return;
+    }
+    let p = Pod::new("tableopt", false);
+    main_plugin_routes(&p);
+    let before = p.state();
+    let c = conf("1.0.0", prev_v4(), json!({"table": 500, "priority": 777}));
+    must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD");
+    assert!(
+        p.ctr.ip(&["rule"]).contains("777:\tfrom 10.1.0.2 lookup 500"),
+        "{}",
+        p.ctr.ip(&["rule"])
+    );
+    assert!(p.ctr.ip(&["route"]).contains("default via 10.1.0.1 dev net1"));
+    must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD again");
+    must(cni(ours(), "CHECK", &p.ctr.path(), "net1", &c), "CHECK");
+    must(cni(ours(), "DEL", &p.ctr.path(), "net1", &c), "DEL");
+    assert_eq!(p.state(), before);
+}
+
+#[test]
+fn source_hints_keep_the_subnet_route() {
+    if !root_or_skip("source_hints_keep_the_subnet_route") {
+        return;
+    }
+    let p = Pod::new("hints", true);
+    p.ctr
+        .ip(&["addr", "add", "2001:db8::2/64", "dev", "net1", "nodad"]);
+    main_plugin_routes(&p);
+    let before = p.state();
+    let prev = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "net1"}],
+        "ips": [
+            {"address": "10.1.0.2/24", "gateway": "10.1.0.1", "interface": 0},
+            {"address": "2001:db8::2/64", "interface": 0}
+        ],
+        "routes": [{"dst": "0.0.0.0/0"}]
+    });
+    let c = conf("1.0.0", prev, json!({"addSourceHints": true}));
+    must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD");
+    let main4 = p.ctr.ip(&["route"]);
+    assert!(
+        main4.contains("10.1.0.0/24 dev net1 proto kernel scope link src 10.1.0.2"),
+        "{main4}"
+    );
+    assert!(!main4.contains("default via 10.1.0.1"), "{main4}");
+    assert!(!main4.contains("10.9.0.0/16"), "{main4}");
+    let main6 = p.ctr.ip(&["-6", "route"]);
+    assert!(
+        main6.contains("2001:db8::/64 dev net1 proto kernel src 2001:db8::2"),
+        "{main6}"
+    );
+    must(cni(ours(), "CHECK", &p.ctr.path(), "net1", &c), "CHECK");
+    must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD again");
+    must(cni(ours(), "DEL", &p.ctr.path(), "net1", &c), "DEL");
+    assert_eq!(p.state(), before);
+}
+
+#[test]
+fn chained_only_and_addresses_required() {
+    if !root_or_skip("chained_only_and_addresses_required") {
+        return;
+    }
+    let p = Pod::new("errs", false);
+    let before = p.state();
+    let out = cni(
+        ours(),
+        "ADD",
+        &p.ctr.path(),
+        "net1",
+        &json!({"cniVersion": "1.0.0", "name": "n", "type": "sbr"}),
+    );
+    assert_eq!(out.json["code"], 7, "{}", out.json);
+    assert!(
+        out.json["msg"].as_str().unwrap().contains("chained"),
+        "{}",
+        out.json
+    );
+    let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}],
+        "ips": [{"address": "10.0.0.2/24", "interface": 0}]});
+    let out = cni(
+        ours(),
+        "ADD",
+        &p.ctr.path(),
+        "net1",
+        &conf("1.0.0", prev, json!({})),
+    );
+    assert_eq!(out.json["code"], 7, "{}", out.json);
+    assert_eq!(p.state(), before);
+}
+
+#[test]
+fn gc_status_and_version() {
+    if !root_or_skip("gc_status_and_version") {
+        return;
+    }
+    let c = json!({"cniVersion": "1.1.0", "name": "n", "type": "sbr"});
+    for cmd in ["GC", "STATUS"] {
+        let out = Command::new(ours())
+            .env("CNI_COMMAND", cmd)
+            .env("CNI_PATH", "/usr/lib/cni")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut ch| {
+                ch.stdin.take().unwrap().write_all(c.to_string().as_bytes())?;
+                ch.wait_with_output()
+            })
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let v = cni(ours(), "VERSION", Path::new("/nonexistent"), "net1", &c).json;
+    let versions: Vec<&str> = v["supportedVersions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        versions,
+        ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
+    );
+}
