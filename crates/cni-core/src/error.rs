@@ -16,6 +16,9 @@ pub enum Code {
     TryAgainLater,
     PluginNotAvailable,
     LimitedConnectivity,
+    /// CHECK found the attachment differs from what ADD made. The spec
+    /// leaves codes from 100 to plugins; an expected outcome is no 999.
+    CheckFailed,
     /// Only for failures nothing else describes.
     Internal,
 }
@@ -33,6 +36,7 @@ impl Code {
             Code::TryAgainLater => 11,
             Code::PluginNotAvailable => 50,
             Code::LimitedConnectivity => 51,
+            Code::CheckFailed => 100,
             Code::Internal => 999,
         }
     }
@@ -81,6 +85,10 @@ impl CniError {
 
     pub fn decode(msg: impl Into<String>) -> Self {
         Self::new(Code::Decode, msg)
+    }
+
+    pub fn check_failed(msg: impl Into<String>) -> Self {
+        Self::new(Code::CheckFailed, msg)
     }
 
     pub fn internal(msg: impl Into<String>) -> Self {

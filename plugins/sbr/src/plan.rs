@@ -571,7 +571,7 @@ pub fn plan_del(config: &Config, addresses: &[Address], observed: &Observed) -> 
 /// CHECK: what ADD would still change, and a table without the subnet
 /// route, as messages naming the missing piece.
 pub fn check(config: &Config, addresses: &[Address], observed: &Observed) -> Result<(), CniError> {
-    let fail = |msg: String| Err(CniError::internal(msg));
+    let fail = |msg: String| Err(CniError::check_failed(msg));
     if config.table.is_none() && observed.link.is_none() {
         return Err(link_missing(observed));
     }

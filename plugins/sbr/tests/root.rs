@@ -597,6 +597,7 @@ fn check_passes_after_add_and_names_what_is_missing() {
     p.ctr.ip(&["route", "del", "default", "table", "100"]);
     let out = cni(ours(), "CHECK", &path, "net1", &c);
     assert!(!out.ok);
+    assert_eq!(out.json["code"], 100, "{}", out.json);
     assert_eq!(
         out.json["msg"],
         "missing route default via 10.1.0.1 dev net1 in table 100"
