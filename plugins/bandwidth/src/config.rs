@@ -1,0 +1,286 @@
+//! The plugin's own config: four limits at top level or in
+//! `runtimeConfig.bandwidth`, keys matched case-insensitively.
+
+use cni_core::{CniError, CniResult, NetConf};
+use serde::Deserialize;
+
+use crate::tbf::Limit;
+
+/// The four limits as sent (bits per second and bits).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub ingress_rate: Option<u64>,
+    pub ingress_burst: Option<u64>,
+    pub egress_rate: Option<u64>,
+    pub egress_burst: Option<u64>,
+}
+
+impl Entry {
+    fn any_present(&self) -> bool {
+        self.ingress_rate.is_some()
+            || self.ingress_burst.is_some()
+            || self.egress_rate.is_some()
+            || self.egress_burst.is_some()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RuntimeConfig {
+    bandwidth: Option<Entry>,
+}
+
+/// Named fields rather than a flattened `Entry`: case-insensitive matching
+/// cannot see through `#[serde(flatten)]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Raw {
+    ingress_rate: Option<u64>,
+    ingress_burst: Option<u64>,
+    egress_rate: Option<u64>,
+    egress_burst: Option<u64>,
+    runtime_config: Option<RuntimeConfig>,
+}
+
+/// Validated limits: a direction is `Some` only when both its values are set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Traffic into the container: TBF on the host veth.
+    pub ingress: Option<Limit>,
+    /// Traffic from the container: TBF on the ifb.
+    pub egress: Option<Limit>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        self.ingress.is_none() && self.egress.is_none()
+    }
+
+    /// Reads and validates the limits of `conf`.
+    pub fn from_conf(conf: &NetConf) -> CniResult<Limits> {
+        let raw: Raw = conf.plugin(true)?;
+        Limits::from_entry(&select(&raw))
+    }
+
+    pub fn from_entry(e: &Entry) -> CniResult<Limits> {
+        Ok(Limits {
+            ingress: direction("ingress", e.ingress_rate, e.ingress_burst)?,
+            egress: direction("egress", e.egress_rate, e.egress_burst)?,
+        })
+    }
+
+    /// A bucket smaller than the device MTU lets no full-size packet through
+    /// (the reference accepts it and then drops them all).
+    pub fn check_mtu(&self, dev: &str, mtu: u32) -> CniResult<()> {
+        for (name, l) in [("ingress", self.ingress), ("egress", self.egress)] {
+            if let Some(l) = l {
+                if l.burst_bytes() < u64::from(mtu) {
+                    return Err(CniError::invalid_config(format!(
+                        "{name}Burst of {} bits is {} bytes, fewer than the mtu {mtu} of {dev}: \
+                         full-size packets would never pass; use at least {} bits",
+                        l.burst_bits,
+                        l.burst_bytes(),
+                        u64::from(mtu) * 8
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The reference's rule: the static config wins as soon as any of the four
+/// stands at top level; runtimeConfig is read only otherwise.
+fn select(raw: &Raw) -> Entry {
+    let top = Entry {
+        ingress_rate: raw.ingress_rate,
+        ingress_burst: raw.ingress_burst,
+        egress_rate: raw.egress_rate,
+        egress_burst: raw.egress_burst,
+    };
+    if top.any_present() {
+        return top;
+    }
+    raw.runtime_config
+        .as_ref()
+        .and_then(|r| r.bandwidth)
+        .unwrap_or_default()
+}
+
+/// Zero counts as unset, as in the reference.
+fn direction(name: &str, rate: Option<u64>, burst: Option<u64>) -> CniResult<Option<Limit>> {
+    let rate = rate.unwrap_or(0);
+    let burst = burst.unwrap_or(0);
+    match (rate, burst) {
+        (0, 0) => Ok(None),
+        (_, 0) => Err(CniError::invalid_config(format!(
+            "{name}Rate is set but {name}Burst is not: set both or neither"
+        ))),
+        (0, _) => Err(CniError::invalid_config(format!(
+            "{name}Burst is set but {name}Rate is not: set both or neither"
+        ))),
+        _ if burst / 8 >= u64::from(u32::MAX) => Err(CniError::invalid_config(format!(
+            "{name}Burst of {burst} bits is 4 GB or more: the kernel holds a bucket of fewer than 2^32 - 1 bytes"
+        ))),
+        _ if rate < 8 => Err(CniError::invalid_config(format!(
+            "{name}Rate of {rate} bit/s is below 8 bit/s, the smallest rate the kernel shapes (1 byte/s)"
+        ))),
+        _ => Ok(Some(Limit { rate_bits: rate, burst_bits: burst })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cni_core::Code;
+    use serde_json::json;
+
+    fn conf(v: serde_json::Value) -> NetConf {
+        let mut base = json!({"cniVersion": "1.0.0", "name": "net", "type": "bandwidth"});
+        if let (Some(b), serde_json::Value::Object(extra)) = (base.as_object_mut(), v) {
+            b.extend(extra);
+        }
+        NetConf::parse(base.to_string().as_bytes()).unwrap()
+    }
+
+    fn limits(v: serde_json::Value) -> CniResult<Limits> {
+        Limits::from_conf(&conf(v))
+    }
+
+    fn l(rate_bits: u64, burst_bits: u64) -> Option<Limit> {
+        Some(Limit {
+            rate_bits,
+            burst_bits,
+        })
+    }
+
+    #[test]
+    fn top_level_limits() {
+        let got =
+            limits(json!({"ingressRate": 8000, "ingressBurst": 80, "egressRate": 16000, "egressBurst": 160}))
+                .unwrap();
+        assert_eq!(
+            got,
+            Limits {
+                ingress: l(8000, 80),
+                egress: l(16000, 160)
+            }
+        );
+    }
+
+    #[test]
+    fn no_limits_is_empty() {
+        assert!(limits(json!({})).unwrap().is_empty());
+        assert!(limits(json!({"ingressRate": 0, "ingressBurst": 0}))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn runtime_config_used_when_no_top_level() {
+        let got =
+            limits(json!({"runtimeConfig": {"bandwidth": {"egressRate": 1000000, "egressBurst": 100000}}}))
+                .unwrap();
+        assert_eq!(
+            got,
+            Limits {
+                ingress: None,
+                egress: l(1_000_000, 100_000)
+            }
+        );
+    }
+
+    #[test]
+    fn static_config_wins_over_runtime_config() {
+        let got = limits(json!({
+            "ingressRate": 8000, "ingressBurst": 80,
+            "runtimeConfig": {"bandwidth": {"egressRate": 1000000, "egressBurst": 100000}}
+        }))
+        .unwrap();
+        assert_eq!(
+            got,
+            Limits {
+                ingress: l(8000, 80),
+                egress: None
+            }
+        );
+        // Even a lone zero at top level makes the static config win.
+        let got = limits(json!({
+            "egressRate": 0,
+            "runtimeConfig": {"bandwidth": {"egressRate": 1000000, "egressBurst": 100000}}
+        }))
+        .unwrap();
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn keys_match_case_insensitively() {
+        let got = limits(json!({
+            "RuntimeConfig": {"bandWidth": {"INGRESSRATE": 8000, "ingressburst": 80}}
+        }))
+        .unwrap();
+        assert_eq!(got.ingress, l(8000, 80));
+        let got = limits(json!({"IngressRate": 16000, "ingressBURST": 160})).unwrap();
+        assert_eq!(got.ingress, l(16000, 160));
+    }
+
+    #[test]
+    fn validation_errors_are_code_7() {
+        let cases = [
+            (json!({"ingressRate": 8000}), "ingressBurst is not"),
+            (json!({"egressBurst": 80}), "egressRate is not"),
+            (
+                json!({"egressRate": 8000, "egressBurst": 8 * 4_294_967_295u64}),
+                "4 GB",
+            ),
+            (
+                json!({"ingressRate": 8000, "ingressBurst": 8 * 4_294_967_296u64}),
+                "4 GB",
+            ),
+            (json!({"ingressRate": 7, "ingressBurst": 8000}), "below 8 bit/s"),
+            (
+                json!({"runtimeConfig": {"bandwidth": {"ingressRate": 8000}}}),
+                "ingressBurst",
+            ),
+        ];
+        for (v, want) in cases {
+            let e = limits(v.clone()).unwrap_err();
+            assert_eq!(e.code, Code::InvalidConfig, "{v}");
+            assert!(e.msg.contains(want), "{v}: {}", e.msg);
+        }
+        // Just below the 4 GB line is accepted.
+        assert!(limits(json!({"ingressRate": 8000, "ingressBurst": 8 * 4_294_967_294u64})).is_ok());
+        assert!(limits(json!({"ingressRate": 8, "ingressBurst": 8000})).is_ok());
+    }
+
+    #[test]
+    fn wrong_types_are_errors_not_panics() {
+        for v in [
+            json!({"ingressRate": "8000", "ingressBurst": 80}),
+            json!({"ingressRate": -1, "ingressBurst": 80}),
+            json!({"ingressRate": 1.5, "ingressBurst": 80}),
+            json!({"ingressRate": 8000, "ingressBurst": [80]}),
+            json!({"runtimeConfig": {"bandwidth": "fast"}}),
+            json!({"runtimeConfig": {"bandwidth": {"egressRate": true}}}),
+            json!({"ingressRate": 18446744073709551616.0, "ingressBurst": 80}),
+        ] {
+            let e = limits(v.clone()).unwrap_err();
+            assert!(matches!(e.code, Code::InvalidConfig | Code::Decode), "{v}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn burst_below_mtu_is_rejected() {
+        let lim = limits(json!({"ingressRate": 8000, "ingressBurst": 8 * 1499, "egressRate": 8000, "egressBurst": 8 * 1500}))
+            .unwrap();
+        let e = lim.check_mtu("veth1", 1500).unwrap_err();
+        assert_eq!(e.code, Code::InvalidConfig);
+        assert!(
+            e.msg.contains("ingressBurst") && e.msg.contains("veth1"),
+            "{}",
+            e.msg
+        );
+        assert!(lim.check_mtu("veth1", 1499).is_ok());
+    }
+}

@@ -1,0 +1,121 @@
+//! STATUS: does the kernel offer what ADD needs? Module lists lie (built-in
+//! features leave no trace there), so the features are tried for real in a
+//! throwaway network namespace that vanishes with its thread.
+
+use cni_core::{CniError, CniResult, Code};
+use nl_ops::qdisc::Tbf;
+use nl_ops::Socket;
+
+/// One kernel feature and whether trying it worked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub feature: &'static str,
+    pub error: Option<String>,
+}
+
+/// Success, or code 50 naming every missing feature.
+pub fn verdict(probes: &[Probe]) -> CniResult<()> {
+    let missing: Vec<String> = probes
+        .iter()
+        .filter_map(|p| p.error.as_ref().map(|e| format!("{} ({e})", p.feature)))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(CniError::new(
+            Code::PluginNotAvailable,
+            format!(
+                "the kernel lacks what bandwidth shaping needs: {}",
+                missing.join(", ")
+            ),
+        ))
+    }
+}
+
+const LO: u32 = 1;
+
+/// Tries ifb, tbf, the ingress qdisc and a u32 filter with a mirred redirect
+/// inside a new network namespace entered by a thread of its own.
+pub fn probe() -> CniResult<Vec<Probe>> {
+    let handle = std::thread::spawn(|| -> CniResult<Vec<Probe>> {
+        // SAFETY: unshare only changes this thread's network namespace; the
+        // thread ends right after, taking the namespace with it.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(CniError::new(
+                Code::PluginNotAvailable,
+                format!("cannot probe the kernel: failed to create a network namespace: {e}"),
+            ));
+        }
+        let mut sock = Socket::new()?;
+        let try_ = |feature: &'static str, r: nl_ops::Result<()>| Probe {
+            feature,
+            error: r.err().map(|e| e.to_string()),
+        };
+        let tbf = Tbf {
+            rate: 125_000,
+            burst: 10_000,
+            limit: 13_125,
+        };
+        let ifb = sock.add_ifb("bwprobe", 1500, 32, None).map(drop);
+        Ok(vec![
+            try_("ifb", ifb),
+            try_("tbf qdisc", sock.replace_root_tbf(LO, &tbf)),
+            try_("ingress qdisc", sock.add_ingress_qdisc(LO).map(drop)),
+            try_(
+                "u32 filter with mirred redirect",
+                sock.replace_redirect_filter(LO, LO),
+            ),
+        ])
+    });
+    handle
+        .join()
+        .map_err(|_| CniError::internal("the kernel probe thread panicked"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_present_is_ok() {
+        let p = vec![
+            Probe {
+                feature: "ifb",
+                error: None,
+            },
+            Probe {
+                feature: "tbf qdisc",
+                error: None,
+            },
+        ];
+        assert!(verdict(&p).is_ok());
+    }
+
+    #[test]
+    fn missing_features_are_code_50_and_named() {
+        let p = vec![
+            Probe {
+                feature: "ifb",
+                error: Some("add ifb bwprobe: operation not supported".into()),
+            },
+            Probe {
+                feature: "tbf qdisc",
+                error: None,
+            },
+            Probe {
+                feature: "u32 filter with mirred redirect",
+                error: Some("no such file or directory".into()),
+            },
+        ];
+        let e = verdict(&p).unwrap_err();
+        assert_eq!(e.code, Code::PluginNotAvailable);
+        assert!(
+            e.msg.contains("ifb (add ifb bwprobe: operation not supported)"),
+            "{}",
+            e.msg
+        );
+        assert!(e.msg.contains("u32 filter with mirred redirect"), "{}", e.msg);
+        assert!(!e.msg.contains("tbf"), "{}", e.msg);
+    }
+}

@@ -1,0 +1,243 @@
+//! Shared by the root integration tests: a host and container namespace
+//! joined by a veth, and the plugin binary run inside the host namespace.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+pub use nl_ops::testutil::{root_or_skip, TestNs};
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bandwidth");
+pub const REFERENCE: &str = "/usr/lib/cni/bandwidth";
+
+/// One container's attachment: `eth0` in `ctr`, its peer `veth` in a host
+/// namespace owned by the caller.
+pub struct Attachment {
+    pub ctr: TestNs,
+    pub veth: String,
+    pub cid: String,
+    pub host_ip: String,
+    pub ctr_ip: String,
+}
+
+impl Attachment {
+    /// Subnet 10.`n / 250`.`n % 250`.0/30-ish: .1 host, .2 container.
+    pub fn new(host: &TestNs, tag: &str, n: u32) -> Attachment {
+        let ctr = TestNs::new(tag);
+        let veth = format!("vb{n}x{}", std::process::id() % 10000);
+        host.veth(&veth, "eth0", Some(&ctr));
+        let net = format!("10.{}.{}", 100 + n / 250, n % 250);
+        let (host_ip, ctr_ip) = (format!("{net}.1"), format!("{net}.2"));
+        host.ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &veth]);
+        host.ip(&["link", "set", &veth, "up"]);
+        ctr.ip(&["addr", "add", &format!("{ctr_ip}/24"), "dev", "eth0"]);
+        ctr.ip(&["link", "set", "eth0", "up"]);
+        Attachment {
+            ctr,
+            veth,
+            cid: format!("ctr-{tag}-{n}"),
+            host_ip,
+            ctr_ip,
+        }
+    }
+
+    /// A ptp-style prevResult: host veth without sandbox, container side with.
+    pub fn prev_result(&self, version: &str) -> Value {
+        json!({
+            "cniVersion": version,
+            "interfaces": [
+                {"name": self.veth},
+                {"name": "eth0", "sandbox": self.ctr.path()}
+            ],
+            "ips": [{"address": format!("{}/24", self.ctr_ip), "interface": 1}]
+        })
+    }
+
+    /// A config with `extra` fields and this attachment's prevResult.
+    pub fn conf(&self, network: &str, extra: Value) -> Value {
+        self.conf_v("1.0.0", network, extra)
+    }
+
+    pub fn conf_v(&self, version: &str, network: &str, extra: Value) -> Value {
+        let mut c = json!({"cniVersion": version, "name": network, "type": "bandwidth"});
+        c["prevResult"] = self.prev_result(version);
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    }
+
+    pub fn run(&self, host: &TestNs, cmd: &str, conf: &Value) -> Out {
+        cni(BIN, host, cmd, &self.cid, Some(&self.ctr.path()), "eth0", conf)
+    }
+}
+
+/// Four limits at top level.
+pub fn limits(ingress: (u64, u64), egress: (u64, u64)) -> Value {
+    json!({"ingressRate": ingress.0, "ingressBurst": ingress.1, "egressRate": egress.0, "egressBurst": egress.1})
+}
+
+#[derive(Debug)]
+pub struct Out {
+    pub ok: bool,
+    pub stdout: Value,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn code(&self) -> u64 {
+        self.stdout["code"].as_u64().unwrap_or(0)
+    }
+
+    pub fn msg(&self) -> String {
+        self.stdout["msg"].as_str().unwrap_or_default().to_string()
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert!(self.ok, "plugin failed: {} {}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_err(&self, code: u64, msg_part: &str) {
+        assert!(!self.ok, "plugin succeeded, wanted code {code}: {}", self.stdout);
+        assert_eq!(self.code(), code, "{}", self.stdout);
+        assert!(
+            self.msg().contains(msg_part),
+            "want {msg_part:?} in {:?}",
+            self.msg()
+        );
+    }
+}
+
+/// Runs a plugin binary inside `host`'s namespace (its "host namespace").
+pub fn cni(
+    bin: &str,
+    host: &TestNs,
+    cmd: &str,
+    cid: &str,
+    netns: Option<&Path>,
+    ifname: &str,
+    conf: &Value,
+) -> Out {
+    let child = spawn(bin, host, cmd, cid, netns, ifname, conf);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stdout = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("stdout is not json ({e}): {text}"))
+    };
+    Out {
+        ok: out.status.success(),
+        stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The same, left running: `ip netns exec` execs the plugin in place, so the
+/// child's pid is the plugin's.
+pub fn spawn(
+    bin: &str,
+    host: &TestNs,
+    cmd: &str,
+    cid: &str,
+    netns: Option<&Path>,
+    ifname: &str,
+    conf: &Value,
+) -> std::process::Child {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &host.name, bin])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("CNI_COMMAND", cmd)
+        .env("CNI_CONTAINERID", cid)
+        .env("CNI_IFNAME", ifname)
+        .env("CNI_PATH", "/usr/lib/cni")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(p) = netns {
+        c.env("CNI_NETNS", p);
+    }
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // A killed plugin may not read its input.
+    let _ = stdin.write_all(conf.to_string().as_bytes());
+    drop(stdin);
+    child
+}
+
+/// `tc -j qdisc show dev DEV`.
+pub fn qdiscs(host: &TestNs, dev: &str) -> Vec<Value> {
+    host.tc_json(&["qdisc", "show", "dev", dev])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The root TBF's (rate, burst) as tc prints them, if any.
+pub fn root_tbf(host: &TestNs, dev: &str) -> Option<(u64, u64)> {
+    qdiscs(host, dev)
+        .into_iter()
+        .find(|q| q["kind"] == "tbf" && q["root"] == true)
+        .map(|q| {
+            (
+                q["options"]["rate"].as_u64().unwrap(),
+                q["options"]["burst"].as_u64().unwrap(),
+            )
+        })
+}
+
+pub fn has_ingress_qdisc(host: &TestNs, dev: &str) -> bool {
+    qdiscs(host, dev).iter().any(|q| q["kind"] == "ingress")
+}
+
+/// Names of the ifbs in `host` (the `bwp` ones).
+pub fn ifbs(host: &TestNs) -> Vec<Value> {
+    host.ip_json(&["-d", "link", "show", "type", "ifb"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub fn ifb_names(host: &TestNs) -> Vec<String> {
+    ifbs(host)
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The mirred actions of the filters on DEV's ingress: (to_dev, control).
+pub fn redirects(host: &TestNs, dev: &str) -> Vec<(String, String)> {
+    let f = host.tc_json(&["filter", "show", "dev", dev, "ingress"]);
+    let mut out = Vec::new();
+    for filter in f.as_array().cloned().unwrap_or_default() {
+        for a in filter["options"]["actions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            out.push((
+                a["to_dev"].as_str().unwrap_or_default().to_string(),
+                a["control_action"]["type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// The ifb name the reference derives.
+pub fn ifb_name(network: &str, cid: &str) -> String {
+    use sha2::{Digest, Sha512};
+    let d = Sha512::new().chain_update(network).chain_update(cid).finalize();
+    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+    format!("bwp{}", &hex[..12])
+}
