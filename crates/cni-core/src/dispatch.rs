@@ -128,7 +128,8 @@ pub fn run_with<P: Plugin>(
         let _ = writeln!(stderr, "{}", plugin.about());
         return 0;
     };
-    let mut input = Vec::new();
+    // Sized for a typical config so it is read in one or two syscalls.
+    let mut input = Vec::with_capacity(16 * 1024);
     // The version errors are printed in: the config's when it has one.
     let mut err_version = latest(plugin);
     let outcome = match stdin.read_to_end(&mut input) {
@@ -192,9 +193,12 @@ fn peek_version<P: Plugin>(input: &[u8], plugin: &P) -> Option<String> {
     supported.contains(&own).then(|| own.to_string())
 }
 
+/// One write for the whole document: stdout is line buffered, and a result
+/// should reach the runtime whole or not at all.
 fn write_json(out: &mut dyn Write, v: &serde_json::Value) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, v)?;
-    writeln!(out)?;
+    let mut buf = serde_json::to_vec_pretty(v)?;
+    buf.push(b'\n');
+    out.write_all(&buf)?;
     out.flush()
 }
 
