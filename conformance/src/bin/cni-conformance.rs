@@ -1,0 +1,240 @@
+//! cni-conformance: the black-box suite. Runs every case against each
+//! `--plugins DIR` and prints a table of cases by directory; exits non-zero
+//! when a case fails for the first directory (the project's own).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conformance::suite::{cases, ns, Ctx, Failure, RefStates};
+
+const USAGE: &str = "usage: cni-conformance --plugins DIR [--plugins DIR ...] [options]
+
+Runs the conformance cases against the plugins in each DIR (as root; every
+case makes its own network namespaces). The first DIR must pass them all.
+
+options:
+  --plugins DIR       a directory with sbr and bandwidth binaries (repeat to compare)
+  --reference DIR     reference plugins for differential cases and ptp/host-local
+                      (default /usr/lib/cni when it exists)
+  --no-reference      no differential comparison
+  --filter TEXT       only cases whose group or name contains TEXT (repeat: any)
+  --cni-run PATH      the cni-run binary (default: next to this one)
+  --timeout SECONDS   per plugin call (default 30)
+  --list              list the cases and exit
+  -v, --verbose       print every failure's details, also for later dirs";
+
+struct Opts {
+    dirs: Vec<PathBuf>,
+    reference: Option<PathBuf>,
+    filters: Vec<String>,
+    cni_run: Option<PathBuf>,
+    timeout: Duration,
+    list: bool,
+    verbose: bool,
+}
+
+fn parse(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts {
+        dirs: Vec::new(),
+        reference: Some(PathBuf::from("/usr/lib/cni")).filter(|p| p.join("sbr").exists()),
+        filters: Vec::new(),
+        cni_run: None,
+        timeout: Duration::from_secs(30),
+        list: false,
+        verbose: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--plugins" => o.dirs.push(val()?.into()),
+            "--reference" => o.reference = Some(val()?.into()),
+            "--no-reference" => o.reference = None,
+            "--filter" => o.filters.push(val()?),
+            "--cni-run" => o.cni_run = Some(val()?.into()),
+            "--timeout" => {
+                let v = val()?;
+                o.timeout = Duration::from_secs(v.parse().map_err(|_| format!("bad --timeout {v}"))?);
+            }
+            "--list" => o.list = true,
+            "-v" | "--verbose" => o.verbose = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if o.dirs.is_empty() && !o.list {
+        return Err("give at least one --plugins DIR".into());
+    }
+    Ok(o)
+}
+
+/// At most 30 lines of a failure's story (a Go panic trace is long).
+fn clip(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    if lines.len() <= 30 {
+        return s.to_string();
+    }
+    format!("{}\n... {} more lines", lines[..30].join("\n"), lines.len() - 30)
+}
+
+fn cell(r: &Result<(), Failure>) -> &'static str {
+    match r {
+        Ok(()) => "pass",
+        Err(Failure::Fail(_)) => "FAIL",
+        Err(Failure::Skip(_)) => "—",
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse(&args) {
+        Ok(o) => o,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("cni-conformance: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let all: Vec<_> = cases::all()
+        .into_iter()
+        .filter(|c| {
+            opts.filters.is_empty()
+                || opts
+                    .filters
+                    .iter()
+                    .any(|f| c.group.contains(f.as_str()) || c.name.contains(f.as_str()))
+        })
+        .collect();
+    if opts.list {
+        for c in &all {
+            println!("{:<10} {}", c.group, c.name);
+        }
+        return ExitCode::SUCCESS;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("cni-conformance: needs root (it creates network namespaces)");
+        return ExitCode::from(2);
+    }
+    let cni_run = opts.cni_run.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("cni-run")))
+            .unwrap_or_default()
+    });
+    if !cni_run.is_file() {
+        eprintln!(
+            "cni-conformance: no cni-run at {} (see --cni-run)",
+            cni_run.display()
+        );
+        return ExitCode::from(2);
+    }
+    for d in &opts.dirs {
+        if !d.join("sbr").is_file() || !d.join("bandwidth").is_file() {
+            eprintln!(
+                "cni-conformance: {} has no sbr and bandwidth binaries",
+                d.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    ns::sweep_stale();
+    let tmp_root = std::env::temp_dir().join(format!("cni-conformance-{}", std::process::id()));
+    let ref_states: RefStates = Arc::default();
+    let started = Instant::now();
+    // results[case][dir]
+    let mut results: Vec<Vec<Result<(), Failure>>> = vec![Vec::new(); all.len()];
+    for (di, dir) in opts.dirs.iter().enumerate() {
+        let ctx = Ctx {
+            dir: std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
+            reference: opts.reference.clone(),
+            tmp: tmp_root.join(di.to_string()),
+            cni_run: cni_run.clone(),
+            timeout: opts.timeout,
+            ref_states: ref_states.clone(),
+        };
+        for (ci, case) in all.iter().enumerate() {
+            let t = Instant::now();
+            let r = (case.run)(&ctx);
+            eprintln!(
+                "[{:>6.2}s] {} | {:<9} {} | {}",
+                t.elapsed().as_secs_f64(),
+                cell(&r),
+                case.group,
+                case.name,
+                dir.display()
+            );
+            results[ci].push(r);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp_root);
+
+    let width = all
+        .iter()
+        .map(|c| c.group.len() + c.name.len() + 3)
+        .max()
+        .unwrap_or(10);
+    let mut header = format!("| {:<width$} |", "case");
+    let mut rule = format!("|{}|", "-".repeat(width + 2));
+    for d in &opts.dirs {
+        let name = d.display().to_string();
+        header.push_str(&format!(" {name} |"));
+        rule.push_str(&format!("{}|", "-".repeat(name.len() + 2)));
+    }
+    println!("{header}\n{rule}");
+    for (ci, case) in all.iter().enumerate() {
+        let mut line = format!("| {:<width$} |", format!("{}: {}", case.group, case.name));
+        for (di, d) in opts.dirs.iter().enumerate() {
+            let w = d.display().to_string().len();
+            line.push_str(&format!(" {:<w$} |", cell(&results[ci][di])));
+        }
+        println!("{line}");
+    }
+    let mut first_failed = 0;
+    for (di, d) in opts.dirs.iter().enumerate() {
+        let (mut pass, mut fail, mut skip) = (0, 0, 0);
+        for (ci, case) in all.iter().enumerate() {
+            match &results[ci][di] {
+                Ok(()) => pass += 1,
+                Err(Failure::Skip(why)) => {
+                    skip += 1;
+                    if di == 0 || opts.verbose {
+                        println!(
+                            "\n-- skipped for {}: {}: {}\n{why}",
+                            d.display(),
+                            case.group,
+                            case.name
+                        );
+                    }
+                }
+                Err(Failure::Fail(why)) => {
+                    fail += 1;
+                    if di == 0 || opts.verbose {
+                        println!(
+                            "\n-- FAILED for {}: {}: {}\n{}",
+                            d.display(),
+                            case.group,
+                            case.name,
+                            clip(why)
+                        );
+                    }
+                }
+            }
+        }
+        println!("\n{}: {pass} passed, {fail} failed, {skip} skipped", d.display());
+        if di == 0 {
+            first_failed = fail;
+        }
+    }
+    println!("total time {:.1}s", started.elapsed().as_secs_f64());
+    if first_failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,347 @@
+//! bandwidth scenarios of its issue, compared with the reference's kernel
+//! state where the reference is installed.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::{call, pod};
+use crate::suite::ns::Ns;
+use crate::suite::pod::{bw_conf, bytes, ifb_name, Pod, BOTH};
+use crate::suite::state::{text, State};
+use crate::suite::{ensure, error_code, ok, Case, CaseResult, Ctx, Failure};
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new("bandwidth", "ingress and egress (differential)", both),
+        Case::new("bandwidth", "ingress only (differential)", ingress_only),
+        Case::new("bandwidth", "egress only (differential)", egress_only),
+        Case::new(
+            "bandwidth",
+            "runtimeConfig capability (differential)",
+            runtime_config,
+        ),
+        Case::new("bandwidth", "static config wins over runtimeConfig", static_wins),
+        Case::new(
+            "bandwidth",
+            "rate above 2^32 B/s uses rate64 (differential)",
+            rate64,
+        ),
+        Case::new("bandwidth", "u32 filter carries one mirred", one_mirred),
+        Case::new("bandwidth", "DEL removes ifb, tbf and ingress", del_cleans),
+        Case::new("bandwidth", "ADD ADD DEL ADD DEL converges", reentrant),
+        Case::new("bandwidth", "CHECK passes, then finds a changed rate", check),
+        Case::new("bandwidth", "GC keeps valid and foreign ifbs only", gc),
+        Case::new("bandwidth", "burst below the MTU is refused (7)", burst_below_mtu),
+        Case::new(
+            "bandwidth",
+            "keys match case-insensitively (differential)",
+            case_insensitive,
+        ),
+        Case::new(
+            "bandwidth",
+            "ifb alias names network, container, interface",
+            alias,
+        ),
+    ]
+}
+
+fn with_dir(ctx: &Ctx, dir: &Path) -> Ctx {
+    Ctx {
+        dir: dir.to_path_buf(),
+        reference: ctx.reference.clone(),
+        tmp: ctx.tmp.clone(),
+        cni_run: ctx.cni_run.clone(),
+        timeout: ctx.timeout,
+        ref_states: ctx.ref_states.clone(),
+    }
+}
+
+/// ADD `limits` on a fresh pod; the pod and the states after.
+fn add_with(ctx: &Ctx, cid: &str, conf_of: impl Fn(&Pod) -> Value) -> Result<(Pod, Vec<State>), Failure> {
+    let p = pod(cid)?;
+    let conf = conf_of(&p);
+    let out = call(ctx, "bandwidth", &p, "ADD", &conf)?;
+    ok("ADD", &out)?;
+    let st = p.states()?;
+    Ok((p, st))
+}
+
+fn scenario(ctx: &Ctx, cid: &str, limits: &'static [(&'static str, u64)]) -> Result<Vec<State>, Failure> {
+    add_with(ctx, cid, |p| {
+        bw_conf("1.0.0", limits, Some(p.prev_result("1.0.0")))
+    })
+    .map(|(_, s)| s)
+}
+
+/// The root tbf of `dev`: rate and burst in bytes, limit = rate * 25 ms + burst.
+fn has_tbf(host: &State, dev: &str, rate_bits: u64, burst_bits: u64) -> CaseResult {
+    let qs = host.qdiscs_of(dev);
+    let tbf = qs
+        .iter()
+        .find(|q| text(q, "kind") == "tbf" && q.get("root") == Some(&Value::Bool(true)))
+        .ok_or_else(|| format!("no root tbf on {dev}: {qs:?}"))?;
+    let o = tbf.get("options").cloned().unwrap_or(Value::Null);
+    let (rate, burst) = (rate_bits / 8, burst_bits / 8);
+    let limit = rate * 25 / 1000 + burst;
+    let got = (o["rate"].as_u64(), o["burst"].as_u64(), o["limit"].as_u64());
+    ensure(got == (Some(rate), Some(burst), Some(limit)), || {
+        format!("tbf on {dev} has (rate, burst, limit) {got:?}, want ({rate}, {burst}, {limit}) B")
+    })
+}
+
+fn no_root_tbf(host: &State, dev: &str) -> CaseResult {
+    let qs = host.qdiscs_of(dev);
+    ensure(!qs.iter().any(|q| text(q, "kind") == "tbf"), || {
+        format!("unexpected tbf on {dev}: {qs:?}")
+    })
+}
+
+/// The egress half: ifb with the veth's MTU, up, tbf; ingress qdisc and a
+/// redirecting u32 filter on the veth.
+fn has_egress(host: &State, ifb: &str, rate_bits: u64, burst_bits: u64) -> CaseResult {
+    let link = host.link(ifb).ok_or_else(|| format!("no ifb {ifb}"))?;
+    let veth_mtu = host.link("vh0").map(|l| l["mtu"].clone());
+    ensure(Some(link["mtu"].clone()) == veth_mtu, || {
+        format!("ifb mtu {} != veth mtu {veth_mtu:?}", link["mtu"])
+    })?;
+    ensure(
+        link.pointer("/linkinfo/info_kind").and_then(Value::as_str) == Some("ifb"),
+        || format!("{ifb} is no ifb"),
+    )?;
+    has_tbf(host, ifb, rate_bits, burst_bits)?;
+    let qs = host.qdiscs_of("vh0");
+    ensure(qs.iter().any(|q| text(q, "kind") == "ingress"), || {
+        format!("no ingress qdisc on vh0: {qs:?}")
+    })?;
+    let want = format!("\"to_dev\":\"{ifb}\"");
+    ensure(
+        host.filters.iter().any(|f| {
+            f.contains("kind=\"u32\"")
+                && f.contains("protocol=\"all\"")
+                && f.contains("pref=1")
+                && f.contains(&want)
+                && f.contains("stolen")
+        }),
+        || {
+            format!(
+                "no u32 all/pref 1 filter redirecting to {ifb}: {:?}",
+                host.filters
+            )
+        },
+    )
+}
+
+fn both(ctx: &Ctx) -> CaseResult {
+    let st = scenario(ctx, "bw-both", BOTH)?;
+    has_tbf(&st[0], "vh0", 1_000_000, 100_000)?;
+    has_egress(&st[0], &ifb_name("bwnet", "bw-both"), 2_000_000, 200_000)?;
+    ctx.differential("bw-both", &st, |d| scenario(&with_dir(ctx, d), "bw-both", BOTH))
+}
+
+const INGRESS: &[(&str, u64)] = &[("ingressRate", 8_000_000), ("ingressBurst", 80_000)];
+const EGRESS: &[(&str, u64)] = &[("egressRate", 8_000_000), ("egressBurst", 80_000)];
+
+fn ingress_only(ctx: &Ctx) -> CaseResult {
+    let st = scenario(ctx, "bw-in", INGRESS)?;
+    has_tbf(&st[0], "vh0", 8_000_000, 80_000)?;
+    ensure(st[0].links_of_kind("ifb").is_empty(), || {
+        "an ifb was made without egress limits".into()
+    })?;
+    ctx.differential("bw-in", &st, |d| scenario(&with_dir(ctx, d), "bw-in", INGRESS))
+}
+
+fn egress_only(ctx: &Ctx) -> CaseResult {
+    let st = scenario(ctx, "bw-out", EGRESS)?;
+    no_root_tbf(&st[0], "vh0")?;
+    has_egress(&st[0], &ifb_name("bwnet", "bw-out"), 8_000_000, 80_000)?;
+    ctx.differential("bw-out", &st, |d| scenario(&with_dir(ctx, d), "bw-out", EGRESS))
+}
+
+fn rc_conf(p: &Pod) -> Value {
+    let mut c = bw_conf("1.0.0", &[], Some(p.prev_result("1.0.0")));
+    c["capabilities"] = json!({"bandwidth": true});
+    c["runtimeConfig"] = json!({"bandwidth": {
+        "ingressRate": 4_000_000, "ingressBurst": 40_000, "egressRate": 6_000_000, "egressBurst": 60_000}});
+    c
+}
+
+fn rc_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
+    add_with(ctx, "bw-rc", rc_conf).map(|(_, s)| s)
+}
+
+fn runtime_config(ctx: &Ctx) -> CaseResult {
+    let st = rc_scenario(ctx)?;
+    has_tbf(&st[0], "vh0", 4_000_000, 40_000)?;
+    has_egress(&st[0], &ifb_name("bwnet", "bw-rc"), 6_000_000, 60_000)?;
+    ctx.differential("bw-rc", &st, |d| rc_scenario(&with_dir(ctx, d)))
+}
+
+fn static_wins(ctx: &Ctx) -> CaseResult {
+    let (_p, st) = add_with(ctx, "bw-static", |p| {
+        let mut c = rc_conf(p);
+        c["ingressRate"] = json!(2_000_000);
+        c["ingressBurst"] = json!(20_000);
+        c
+    })?;
+    has_tbf(&st[0], "vh0", 2_000_000, 20_000)?;
+    ensure(st[0].links_of_kind("ifb").is_empty(), || {
+        "runtimeConfig egress applied beside static config".into()
+    })
+}
+
+const FAST: &[(&str, u64)] = &[("ingressRate", 40_000_000_000), ("ingressBurst", 80_000_000)];
+
+fn rate64(ctx: &Ctx) -> CaseResult {
+    let st = scenario(ctx, "bw-fast", FAST)?;
+    has_tbf(&st[0], "vh0", 40_000_000_000, 80_000_000)?;
+    ctx.differential("bw-fast", &st, |d| scenario(&with_dir(ctx, d), "bw-fast", FAST))
+}
+
+fn one_mirred(ctx: &Ctx) -> CaseResult {
+    let st = scenario(ctx, "bw-mirred", EGRESS)?;
+    let counts: Vec<usize> = st[0]
+        .raw_filters
+        .iter()
+        .filter_map(|f| f.pointer("/options/actions").and_then(Value::as_array))
+        .map(Vec::len)
+        .collect();
+    ensure(counts == vec![1], || {
+        format!("actions per filter entry: {counts:?}, want [1]")
+    })
+}
+
+fn del_cleans(ctx: &Ctx) -> CaseResult {
+    let p = pod("bw-del")?;
+    let before = p.states()?;
+    let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
+    ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
+    let d = p.states()?[0].diff(&before[0], "after DEL", "before ADD");
+    ensure(d.is_empty(), || format!("DEL left host state behind:\n{d}"))
+}
+
+fn reentrant(ctx: &Ctx) -> CaseResult {
+    let p = pod("bw-reent")?;
+    let before = p.states()?;
+    let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
+    for (i, cmd) in ["ADD", "ADD", "DEL", "ADD", "DEL"].iter().enumerate() {
+        ok(
+            &format!("step {} ({cmd})", i + 1),
+            &call(ctx, "bandwidth", &p, cmd, &conf)?,
+        )?;
+        if i == 1 {
+            let st = p.states()?;
+            ensure(st[0].links_of_kind("ifb").len() == 1, || {
+                "ADD twice made a second ifb".into()
+            })?;
+            has_tbf(&st[0], "vh0", 1_000_000, 100_000)?;
+        }
+    }
+    let d = p.states()?[0].diff(&before[0], "after", "before");
+    ensure(d.is_empty(), || {
+        format!("ADD/DEL sequence did not restore the host:\n{d}")
+    })
+}
+
+fn check(ctx: &Ctx) -> CaseResult {
+    let p = pod("bw-check")?;
+    let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
+    let out = call(ctx, "bandwidth", &p, "ADD", &conf)?;
+    let mut check_conf = conf.clone();
+    check_conf["prevResult"] = ok("ADD", &out)?.ok_or("no result")?;
+    ok(
+        "CHECK after ADD",
+        &call(ctx, "bandwidth", &p, "CHECK", &check_conf)?,
+    )?;
+    p.host.tc(&[
+        "qdisc", "change", "dev", "vh0", "root", "tbf", "rate", "3mbit", "burst", "12500", "latency", "25ms",
+    ])?;
+    let out = call(ctx, "bandwidth", &p, "CHECK", &check_conf)?;
+    ensure(!out.success(), || "CHECK passed with the rate changed".into())?;
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &check_conf)?)?;
+    Ok(())
+}
+
+fn gc(ctx: &Ctx) -> CaseResult {
+    let host = Arc::new(Ns::new()?);
+    let mut pods = Vec::new();
+    let attachments = [
+        ("gc-keep", "bwnet"),
+        ("gc-stale", "bwnet"),
+        ("gc-other", "othernet"),
+    ];
+    for (i, (cid, net)) in (0u8..).zip(attachments) {
+        let ctr = Arc::new(Ns::new()?);
+        let p = Pod::attach(host.clone(), ctr, cid, "eth0", &format!("vh{i}"), i)?;
+        let mut conf = bw_conf("1.1.0", EGRESS, Some(p.prev_result("1.1.0")));
+        conf["name"] = json!(net);
+        ok(&format!("ADD {cid}"), &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
+        pods.push(p);
+    }
+    host.ip(&["link", "add", "bwpforeign0", "type", "ifb"])?;
+    let mut conf = bw_conf("1.1.0", EGRESS, None);
+    conf["cni.dev/valid-attachments"] = json!([{"containerID": "gc-keep", "ifname": "eth0"}]);
+    let env = vec![
+        ("CNI_COMMAND".to_string(), "GC".to_string()),
+        ("CNI_PATH".to_string(), ctx.dir.display().to_string()),
+    ];
+    ok("GC", &ctx.invoke("bandwidth", &host, &env, &bytes(&conf))?)?;
+    let st = State::read(&host)?;
+    let has = |n: &str| st.has_link(n);
+    ensure(has(&ifb_name("bwnet", "gc-keep")), || {
+        "GC deleted a valid attachment's ifb".into()
+    })?;
+    ensure(!has(&ifb_name("bwnet", "gc-stale")), || {
+        "GC left the stale attachment's ifb".into()
+    })?;
+    ensure(has(&ifb_name("othernet", "gc-other")), || {
+        "GC deleted another network's ifb".into()
+    })?;
+    ensure(has("bwpforeign0"), || "GC deleted an ifb that is not ours".into())
+}
+
+fn burst_below_mtu(ctx: &Ctx) -> CaseResult {
+    let p = pod("bw-burst")?;
+    let before = p.states()?;
+    let conf = bw_conf(
+        "1.0.0",
+        &[("egressRate", 8_000_000), ("egressBurst", 8_000)],
+        Some(p.prev_result("1.0.0")),
+    );
+    let out = call(ctx, "bandwidth", &p, "ADD", &conf)?;
+    let code = error_code(&out)?;
+    ensure(code == 7, || format!("code {code}, want 7"))?;
+    let d = p.states()?[0].diff(&before[0], "after", "before");
+    ensure(d.is_empty(), || format!("refused ADD changed the host:\n{d}"))
+}
+
+fn ci_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
+    add_with(ctx, "bw-ci", |p| {
+        let mut c = bw_conf("1.0.0", &[], Some(p.prev_result("1.0.0")));
+        c["capabilities"] = json!({"bandwidth": true});
+        c["runtimeConfig"] = json!({"bandWidth": {
+            "IngressRate": 4_000_000, "ingressburst": 40_000, "EGRESSRATE": 6_000_000, "egressBurst": 60_000}});
+        c
+    })
+    .map(|(_, s)| s)
+}
+
+fn case_insensitive(ctx: &Ctx) -> CaseResult {
+    let st = ci_scenario(ctx)?;
+    has_tbf(&st[0], "vh0", 4_000_000, 40_000)?;
+    has_egress(&st[0], &ifb_name("bwnet", "bw-ci"), 6_000_000, 60_000)?;
+    ctx.differential("bw-ci", &st, |d| ci_scenario(&with_dir(ctx, d)))
+}
+
+fn alias(ctx: &Ctx) -> CaseResult {
+    let st = scenario(ctx, "bw-alias", EGRESS)?;
+    let ifb = ifb_name("bwnet", "bw-alias");
+    let link = st[0].link(&ifb).ok_or_else(|| format!("no ifb {ifb}"))?;
+    let alias = text(link, "ifalias");
+    ensure(
+        ["bwnet", "bw-alias", "eth0"].iter().all(|w| alias.contains(w)),
+        || format!("ifb alias {alias:?} does not name network, container and interface"),
+    )
+}

@@ -1,0 +1,58 @@
+//! The cases, by group. Each runs against one plugin directory ([`Ctx`]).
+
+pub mod bandwidth;
+pub mod chains;
+pub mod podman;
+pub mod robust;
+pub mod sbr;
+pub mod spec;
+
+use serde_json::Value;
+
+use super::pod::{bw_conf, bytes, sbr_conf, Pod, BOTH};
+use super::{Case, Ctx};
+use crate::exec::Outcome;
+
+/// The plugins of this project, each checked by the spec and robustness cases.
+pub const PLUGINS: &[&str] = &["sbr", "bandwidth"];
+
+/// Every case in table order.
+pub fn all() -> Vec<Case> {
+    let mut v = Vec::new();
+    v.extend(spec::cases());
+    v.extend(sbr::cases());
+    v.extend(bandwidth::cases());
+    v.extend(chains::cases());
+    v.extend(robust::cases());
+    v.extend(podman::cases());
+    v
+}
+
+/// Runs `plugin` with `cmd` for `pod`, `conf` on stdin.
+pub fn call(ctx: &Ctx, plugin: &str, pod: &Pod, cmd: &str, conf: &Value) -> Result<Outcome, String> {
+    let dir = ctx.dir.display().to_string();
+    ctx.invoke(plugin, &pod.host, &pod.env(cmd, &dir), &bytes(conf))
+}
+
+/// Versions a plugin must speak.
+pub fn versions_of(plugin: &str) -> &'static [&'static str] {
+    match plugin {
+        "sbr" => &["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+        _ => &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+    }
+}
+
+/// The plugin's usual config in `version` around `prev`.
+pub fn conf_for(plugin: &str, version: &str, prev: Option<Value>) -> Value {
+    match plugin {
+        "sbr" => sbr_conf(version, prev),
+        _ => bw_conf(version, BOTH, prev),
+    }
+}
+
+/// A pod with its default route, as the plugins expect to find it.
+pub fn pod(container_id: &str) -> Result<Pod, String> {
+    let p = Pod::new(container_id)?;
+    p.default_route()?;
+    Ok(p)
+}

@@ -1,0 +1,322 @@
+//! podman with its CNI backend on a ptp + bandwidth + sbr conflist. The one
+//! case whose "host" is the machine's root namespace (podman's own): ptp
+//! makes the host veths there, in 10.251.N.0/24 (N from the pid), and
+//! podman removes them; the case checks that nothing is left and restores
+//! ip_forward.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::cache::{self, Cached};
+use crate::exec::Invocation;
+use crate::suite::pod::ifb_name;
+use crate::suite::{block_on, ensure, Case, CaseResult, Ctx, Failure};
+
+pub fn cases() -> Vec<Case> {
+    vec![Case::new(
+        "podman",
+        "run, rule and table inside, shaped traffic, rm leaves nothing",
+        podman_case,
+    )]
+}
+
+/// 8 Mbit/s each way: a 2 MiB download takes about 2 s.
+const RATE: u64 = 8_000_000;
+const BLOB_KIB: usize = 2048;
+
+fn which(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+        .unwrap_or(false)
+}
+
+/// Runs podman with our containers.conf.
+/// The storage.conf beside a containers.conf: images and containers live in
+/// the case's scratch directory, not in the machine's podman storage.
+fn storage_conf(conf: &Path) -> PathBuf {
+    conf.with_file_name("storage.conf")
+}
+
+fn podman(conf: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("podman")
+        .args(args)
+        .env("CONTAINERS_CONF", conf)
+        .env("CONTAINERS_STORAGE_CONF", storage_conf(conf))
+        .output()
+        .map_err(|e| format!("failed to run podman: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "podman {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Removes what the case made in podman and puts ip_forward back.
+struct Cleanup {
+    conf: PathBuf,
+    names: Vec<String>,
+    image: String,
+    ip_forward: Option<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = podman(&self.conf, &["rm", "-f", "-t", "0", n]);
+        }
+        let _ = podman(&self.conf, &["rmi", "-f", &self.image]);
+        if let Some(v) = &self.ip_forward {
+            let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", v);
+        }
+    }
+}
+
+fn root_has_subnet(subnet: &str) -> Result<bool, String> {
+    let out = crate::suite::ns::sh(&["ip", "-j", "-4", "addr", "show"])?;
+    Ok(out.contains(&format!("\"{subnet}."))
+        || crate::suite::ns::sh(&["ip", "-4", "route", "show"])?.contains(&format!("{subnet}.")))
+}
+
+fn make_image(dir: &Path, conf: &Path, image: &str) -> Result<(), String> {
+    let root = dir.join("rootfs");
+    for d in ["bin", "www", "proc", "sys", "dev", "etc", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).map_err(|e| format!("mkdir: {e}"))?;
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).map_err(|e| format!("copy busybox: {e}"))?;
+    for a in ["sh", "ip", "wget", "httpd", "sleep", "time", "cat"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(a))
+            .map_err(|e| format!("symlink: {e}"))?;
+    }
+    std::fs::write(root.join("www/blob"), vec![0u8; BLOB_KIB * 1024]).map_err(|e| format!("blob: {e}"))?;
+    let tar = dir.join("rootfs.tar");
+    crate::suite::ns::sh(&[
+        "tar",
+        "-C",
+        &root.display().to_string(),
+        "-cf",
+        &tar.display().to_string(),
+        ".",
+    ])?;
+    podman(conf, &["import", &tar.display().to_string(), image]).map(|_| ())
+}
+
+fn podman_case(ctx: &Ctx) -> CaseResult {
+    // Per run, so two suites at once (or a rerun after a crash) do not meet.
+    let pid = std::process::id();
+    let net = format!("cnfpod{pid}");
+    let subnet = format!("10.251.{}", 10 + pid % 240);
+    for tool in ["podman", "runc", "tar"] {
+        if !which(tool) {
+            return Err(Failure::Skip(format!("{tool} is not installed")));
+        }
+    }
+    if !Path::new("/bin/busybox").is_file() {
+        return Err(Failure::Skip("busybox-static is not installed".into()));
+    }
+    if root_has_subnet(&subnet)? {
+        return Err(Failure::Skip(format!("{subnet}.0/24 is in use on this machine")));
+    }
+    let base = ctx.scratch("podman")?;
+    let (netd, netd_check, ipam) = (base.join("net.d"), base.join("net.d-check"), base.join("ipam"));
+    for d in [&netd, &netd_check, &ipam] {
+        std::fs::create_dir_all(d).map_err(|e| format!("mkdir: {e}"))?;
+    }
+    let dirs: Vec<String> = ctx.cni_path().split(':').map(|s| format!("{s:?}")).collect();
+    let conf = base.join("containers.conf");
+    std::fs::write(
+        storage_conf(&conf),
+        format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = {:?}\nrunroot = {:?}\n",
+            base.join("storage").display().to_string(),
+            base.join("run").display().to_string()
+        ),
+    )
+    .map_err(|e| format!("storage.conf: {e}"))?;
+    std::fs::write(
+        &conf,
+        format!(
+            "[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [{}]\nnetwork_config_dir = {:?}\n\
+             [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+            dirs.join(", "),
+            netd.display().to_string()
+        ),
+    )
+    .map_err(|e| format!("containers.conf: {e}"))?;
+    let burst = 160_000;
+    let bw = json!({"type": "bandwidth", "ingressRate": RATE, "ingressBurst": burst, "egressRate": RATE, "egressBurst": burst});
+    let ptp = json!({"type": "ptp", "ipMasq": false, "ipam": {"type": "host-local",
+        "subnet": format!("{subnet}.0/24"), "dataDir": ipam, "routes": [{"dst": "0.0.0.0/0"}]}});
+    let list = |plugins: Vec<Value>| json!({"cniVersion": "1.0.0", "name": net.as_str(), "plugins": plugins});
+    let write = |dir: &Path, v: Value| {
+        std::fs::write(dir.join(format!("{net}.conflist")), v.to_string())
+            .map_err(|e| format!("conflist: {e}"))
+    };
+    write(&netd, list(vec![ptp, bw.clone(), json!({"type": "sbr"})]))?;
+    write(&netd_check, list(vec![bw, json!({"type": "sbr"})]))?;
+
+    let (server, client, image) = (
+        format!("cnf{pid}-srv"),
+        format!("cnf{pid}-cli"),
+        format!("localhost/cnf{pid}:test"),
+    );
+    let _cleanup = Cleanup {
+        conf: conf.clone(),
+        names: vec![server.clone(), client.clone()],
+        image: image.clone(),
+        ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok(),
+    };
+    make_image(&base, &conf, &image)?;
+    let limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000"];
+    let mut run = vec!["run", "-d", "--name", &server, "--network", net.as_str()];
+    run.extend(limits);
+    run.extend([image.as_str(), "httpd", "-f", "-p", "8080", "-h", "/www"]);
+    let cid = podman(&conf, &run)?;
+
+    // Inside: the rule from the address and its table's default route.
+    let addr = podman(
+        &conf,
+        &["exec", &server, "ip", "-4", "-o", "addr", "show", "eth0"],
+    )?;
+    let ip = addr
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|c| c.split('/').next())
+        .ok_or_else(|| format!("no address in {addr}"))?
+        .to_string();
+    let rules = podman(&conf, &["exec", &server, "ip", "rule"])?;
+    let table = rules
+        .lines()
+        .find(|l| l.contains(&format!("from {ip} lookup")))
+        .and_then(|l| l.split_whitespace().last())
+        .ok_or_else(|| format!("no rule from {ip} inside: {rules}"))?
+        .to_string();
+    let routes = podman(&conf, &["exec", &server, "ip", "route", "show", "table", &table])?;
+    ensure(
+        routes.contains(&format!("default via {subnet}.1 dev eth0")),
+        || format!("table {table} inside lacks the default route: {routes}"),
+    )?;
+
+    // podman's cache, read by cni-run: CHECK the attachment it made.
+    let cache_file = cache::file(Path::new(cache::DEFAULT_DIR), net.as_str(), &cid, "eth0");
+    match cache::read(&cache_file) {
+        Ok(Some(Cached::V1(e))) if e.result.is_some() => {}
+        other => {
+            return Err(Failure::Fail(format!(
+                "podman's cache {} unreadable: {other:?}",
+                cache_file.display()
+            )))
+        }
+    }
+    let netns = podman(
+        &conf,
+        &["inspect", "-f", "{{.NetworkSettings.SandboxKey}}", &server],
+    )?;
+    let mut inv = Invocation::new(&ctx.cni_run);
+    inv.args = [
+        "check",
+        net.as_str(),
+        netns.as_str(),
+        "--container-id",
+        cid.as_str(),
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    inv = inv
+        .env("NETCONFPATH", netd_check.display().to_string())
+        .env("CNI_PATH", ctx.cni_path());
+    inv.clear_env = true;
+    inv.timeout = ctx.timeout;
+    let out = block_on(inv.run()).map_err(|e| e.to_string())?;
+    // A failed CHECK is reported at the end: traffic and cleanup are still judged.
+    let check_failed =
+        (!out.success()).then(|| format!("cni-run check on podman's cache failed: {}", out.stderr_text()));
+
+    // Real traffic: a client container downloads the blob. sbr leaves no
+    // main-table route, so the client adds one in its own namespace.
+    let script = format!(
+        "ip route add default via {subnet}.1 dev eth0 onlink && time wget -q -O /dev/null http://{ip}:8080/blob"
+    );
+    let mut run = vec![
+        "run",
+        "--rm",
+        "--name",
+        &client,
+        "--network",
+        net.as_str(),
+        "--cap-add",
+        "NET_ADMIN",
+    ];
+    run.extend(limits);
+    run.extend([image.as_str(), "sh", "-c", &script]);
+    let t = Instant::now();
+    let out = Command::new("podman")
+        .args(&run)
+        .env("CONTAINERS_CONF", &conf)
+        .env("CONTAINERS_STORAGE_CONF", storage_conf(&conf))
+        .output()
+        .map_err(|e| format!("podman run: {e}"))?;
+    let wall = t.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    ensure(out.status.success(), || format!("download failed: {err}"))?;
+    let secs = parse_real(&err).ok_or_else(|| format!("no timing in {err:?}"))?;
+    let expected = (BLOB_KIB * 1024 * 8) as f64 / RATE as f64;
+    ensure(secs >= 0.8 * expected && secs <= 3.0 * expected, || {
+        format!("download of {BLOB_KIB} KiB took {secs:.2}s (podman run {wall:.2}s), shaped at {RATE} bit/s it takes about {expected:.2}s")
+    })?;
+
+    podman(&conf, &["rm", "-f", "-t", "0", &server])?;
+    let links = crate::suite::ns::sh(&["ip", "-j", "link", "show"])?;
+    let ifb = ifb_name(net.as_str(), &cid);
+    ensure(!links.contains(&ifb), || {
+        format!("ifb {ifb} left in the root namespace")
+    })?;
+    ensure(!root_has_subnet(&subnet)?, || {
+        format!("{subnet}.0/24 addresses or routes left in the root namespace")
+    })?;
+    let qdiscs = crate::suite::ns::sh(&["tc", "qdisc", "show"])?;
+    ensure(!qdiscs.contains("tbf") && !qdiscs.contains("ingress"), || {
+        format!("qdiscs left: {qdiscs}")
+    })?;
+    let leftovers: Vec<String> = std::fs::read_dir(Path::new(cache::DEFAULT_DIR).join("results"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ensure(
+        !leftovers.iter().any(|f| f.starts_with(&format!("{net}-"))),
+        || format!("cache entries left: {leftovers:?}"),
+    )?;
+    match check_failed {
+        Some(e) => Err(Failure::Fail(e)),
+        None => Ok(()),
+    }
+}
+
+/// Busybox `time` prints "real\t0m 2.05s".
+fn parse_real(stderr: &str) -> Option<f64> {
+    let line = stderr.lines().find(|l| l.trim_start().starts_with("real"))?;
+    let rest = line.trim_start().trim_start_matches("real").trim();
+    let (m, s) = rest.split_once('m')?;
+    let s = s.trim().trim_end_matches('s');
+    Some(m.trim().parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_busybox_time() {
+        assert_eq!(super::parse_real("real\t0m 2.05s\nuser\t0m 0.00s\n"), Some(2.05));
+        assert_eq!(super::parse_real("real\t1m 0.50s"), Some(60.5));
+        assert_eq!(super::parse_real("nothing"), None);
+    }
+}

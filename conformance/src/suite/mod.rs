@@ -1,0 +1,286 @@
+//! The black-box conformance suite: namespaces per case, plugins run as
+//! processes with the CNI environment, kernel state read back and compared.
+
+pub mod cases;
+pub mod ns;
+pub mod pod;
+pub mod state;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::exec::{Invocation, Outcome};
+use ns::Ns;
+use state::State;
+
+/// Why a case did not pass.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    Fail(String),
+    /// Not applicable here (a tool or plugin is missing).
+    Skip(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Fail(s)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(s: &str) -> Self {
+        Failure::Fail(s.to_string())
+    }
+}
+
+pub type CaseResult = Result<(), Failure>;
+
+/// Fails with `msg` unless `cond`.
+pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> CaseResult {
+    if cond {
+        Ok(())
+    } else {
+        Err(Failure::Fail(msg()))
+    }
+}
+
+pub struct Case {
+    pub group: &'static str,
+    pub name: String,
+    pub run: Box<dyn Fn(&Ctx) -> CaseResult>,
+}
+
+impl Case {
+    pub fn new(
+        group: &'static str,
+        name: impl Into<String>,
+        run: impl Fn(&Ctx) -> CaseResult + 'static,
+    ) -> Case {
+        Case {
+            group,
+            name: name.into(),
+            run: Box::new(run),
+        }
+    }
+}
+
+/// Reference snapshots, computed once per scenario and shared by all dirs.
+pub type RefStates = Arc<Mutex<HashMap<String, Result<Vec<State>, String>>>>;
+
+/// One plugin directory under test.
+pub struct Ctx {
+    pub dir: PathBuf,
+    /// The reference plugins: differential comparisons, and `ptp` /
+    /// `host-local` for chains when `dir` has none.
+    pub reference: Option<PathBuf>,
+    /// Scratch space of this run (cache dirs, host-local data, conflists).
+    pub tmp: PathBuf,
+    pub cni_run: PathBuf,
+    pub timeout: Duration,
+    pub ref_states: RefStates,
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| {
+                eprintln!("cannot start the tokio runtime: {e}");
+                std::process::exit(2)
+            })
+    })
+}
+
+/// Runs a future to completion from the suite's synchronous cases.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
+impl Ctx {
+    pub fn is_reference(&self) -> bool {
+        self.reference.as_deref().is_some_and(|r| same_dir(r, &self.dir))
+    }
+
+    pub fn plugin(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn has_plugin(&self, name: &str) -> bool {
+        self.plugin(name).is_file()
+    }
+
+    /// `CNI_PATH` for chains: the dir under test first, then the reference.
+    pub fn cni_path(&self) -> String {
+        let mut v = vec![self.dir.display().to_string()];
+        if let Some(r) = &self.reference {
+            if !self.is_reference() {
+                v.push(r.display().to_string());
+            }
+        }
+        v.join(":")
+    }
+
+    /// A fresh scratch directory for one case.
+    pub fn scratch(&self, what: &str) -> Result<PathBuf, String> {
+        let p = self.tmp.join(what);
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).map_err(|e| format!("failed to create {}: {e}", p.display()))?;
+        Ok(p)
+    }
+
+    /// Runs `plugin` of the dir under test inside `host` with exactly `env`
+    /// (plus PATH) and `stdin`.
+    pub fn invoke(
+        &self,
+        plugin: &str,
+        host: &Ns,
+        env: &[(String, String)],
+        stdin: &[u8],
+    ) -> Result<Outcome, String> {
+        let inv = self.invocation(&self.plugin(plugin), host, env, stdin);
+        block_on(inv.run()).map_err(|e| e.to_string())
+    }
+
+    pub fn invocation(
+        &self,
+        program: &Path,
+        host: &Ns,
+        env: &[(String, String)],
+        stdin: &[u8],
+    ) -> Invocation {
+        let mut inv = Invocation::new(program);
+        inv.wrapper = vec![
+            "ip".into(),
+            "netns".into(),
+            "exec".into(),
+            host.name.clone().into(),
+        ];
+        inv.clear_env = true;
+        inv.env = env.to_vec();
+        inv.stdin = stdin.to_vec();
+        inv.timeout = self.timeout;
+        inv
+    }
+
+    /// Differential check: the states `scenario` leaves with this dir equal
+    /// the reference's for the same input. The reference side runs once per
+    /// `key`; when the reference itself fails there, nothing is compared.
+    pub fn differential(
+        &self,
+        key: &str,
+        own: &[State],
+        scenario: impl Fn(&Path) -> Result<Vec<State>, Failure>,
+    ) -> CaseResult {
+        let Some(reference) = self.reference.clone() else {
+            return Ok(());
+        };
+        if self.is_reference() {
+            return Ok(());
+        }
+        let cached = self.ref_states.lock().ok().and_then(|m| m.get(key).cloned());
+        let theirs = match cached {
+            Some(r) => r,
+            None => {
+                let r = scenario(&reference).map_err(|f| match f {
+                    Failure::Fail(s) | Failure::Skip(s) => s,
+                });
+                if let Ok(mut m) = self.ref_states.lock() {
+                    m.insert(key.to_string(), r.clone());
+                }
+                r
+            }
+        };
+        let Ok(theirs) = theirs else { return Ok(()) };
+        let mut diff = String::new();
+        for (i, (a, b)) in own.iter().zip(theirs.iter()).enumerate() {
+            let d = a.diff(b, "ours", "reference");
+            if !d.is_empty() {
+                diff.push_str(&format!("namespace {i}:\n{d}"));
+            }
+        }
+        ensure(diff.is_empty(), || {
+            format!("kernel state differs from the reference:\n{diff}")
+        })
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The code of a failed call, or a description of why there is none.
+pub fn error_code(out: &Outcome) -> Result<u64, String> {
+    match out.error() {
+        None => Err(format!(
+            "succeeded (stdout {})",
+            String::from_utf8_lossy(&out.stdout).trim()
+        )),
+        Some(e) => e
+            .code
+            .ok_or_else(|| format!("failed without an error object: {e}")),
+    }
+}
+
+/// Fails unless the call succeeded.
+pub fn ok(what: &str, out: &Outcome) -> Result<Option<Value>, Failure> {
+    match out.error() {
+        None => Ok(out.stdout_json()),
+        Some(e) => Err(Failure::Fail(format!("{what} failed: {e}"))),
+    }
+}
+
+/// Fails unless a cni-run call succeeded (it prints no error object: its
+/// stderr says what failed).
+pub fn ran(what: &str, out: &Outcome) -> Result<Option<Value>, Failure> {
+    if out.success() {
+        return Ok(out.stdout_json());
+    }
+    let status = out
+        .code
+        .map_or_else(|| "a signal".to_string(), |c| format!("status {c}"));
+    Err(Failure::Fail(format!(
+        "{what} failed with {status}: {}",
+        out.stderr_text()
+    )))
+}
+
+/// A tiny xorshift for random kill moments; seeded from the clock.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new() -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .unwrap_or(0x9e37_79b9_7f4a_7c15);
+        Rng(seed | 1)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        if n == 0 {
+            0
+        } else {
+            self.0 % n
+        }
+    }
+}
+
+impl Default for Rng {
+    fn default() -> Self {
+        Rng::new()
+    }
+}

@@ -1,0 +1,195 @@
+//! A container attachment made by hand, as an interface plugin would have
+//! made it: a veth from a host namespace into a container namespace, with
+//! an address, a gateway and a default route, and the prevResult that
+//! describes it in any CNI version.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::ns::Ns;
+use super::state::State;
+
+#[derive(Debug, Clone)]
+pub struct Pod {
+    pub host: Arc<Ns>,
+    pub ctr: Arc<Ns>,
+    pub container_id: String,
+    pub ifname: String,
+    pub host_veth: String,
+    /// `10.250.N.2/24`, its gateway `10.250.N.1` on the host side.
+    pub subnet: u8,
+}
+
+impl Pod {
+    /// A fresh host and container namespace joined by `vh0` / `eth0` on 10.250.0.0/24.
+    pub fn new(container_id: &str) -> Result<Pod, String> {
+        let host = Arc::new(Ns::new()?);
+        let ctr = Arc::new(Ns::new()?);
+        Pod::attach(host, ctr, container_id, "eth0", "vh0", 0)
+    }
+
+    /// Adds one more veth between two existing namespaces.
+    pub fn attach(
+        host: Arc<Ns>,
+        ctr: Arc<Ns>,
+        container_id: &str,
+        ifname: &str,
+        host_veth: &str,
+        subnet: u8,
+    ) -> Result<Pod, String> {
+        let pod = Pod {
+            host,
+            ctr,
+            container_id: container_id.to_string(),
+            ifname: ifname.to_string(),
+            host_veth: host_veth.to_string(),
+            subnet,
+        };
+        let h = &pod.host;
+        h.ip(&[
+            "link",
+            "add",
+            host_veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            ifname,
+            "netns",
+            &pod.ctr.name,
+        ])?;
+        h.ip(&["addr", "add", &format!("{}/24", pod.gateway()), "dev", host_veth])?;
+        h.ip(&["link", "set", host_veth, "up"])?;
+        pod.ctr.ip(&["addr", "add", &pod.cidr(), "dev", ifname])?;
+        pod.ctr.ip(&["link", "set", ifname, "up"])?;
+        // The kernel adds the IPv6 link-local route once the link is up;
+        // wait for it so every run starts from the same state.
+        for _ in 0..200 {
+            let c = pod.ctr.ip(&["-6", "route", "show", "dev", ifname])?;
+            let h = pod.host.ip(&["-6", "route", "show", "dev", host_veth])?;
+            if c.contains("fe80::/64") && h.contains("fe80::/64") {
+                return Ok(pod);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Err(format!("no IPv6 link-local route on {ifname} after 1 s"))
+    }
+
+    /// Makes this pod's interface the container's default route.
+    pub fn default_route(&self) -> Result<(), String> {
+        self.ctr
+            .ip(&[
+                "route",
+                "add",
+                "default",
+                "via",
+                &self.gateway(),
+                "dev",
+                &self.ifname,
+            ])
+            .map(|_| ())
+    }
+
+    pub fn addr(&self) -> String {
+        format!("10.250.{}.2", self.subnet)
+    }
+
+    pub fn cidr(&self) -> String {
+        format!("{}/24", self.addr())
+    }
+
+    pub fn gateway(&self) -> String {
+        format!("10.250.{}.1", self.subnet)
+    }
+
+    pub fn netns(&self) -> String {
+        self.ctr.path()
+    }
+
+    /// The CNI environment of a call for this attachment.
+    pub fn env(&self, command: &str, cni_path: &str) -> Vec<(String, String)> {
+        vec![
+            ("CNI_COMMAND".into(), command.into()),
+            ("CNI_CONTAINERID".into(), self.container_id.clone()),
+            ("CNI_NETNS".into(), self.netns()),
+            ("CNI_IFNAME".into(), self.ifname.clone()),
+            ("CNI_PATH".into(), cni_path.into()),
+        ]
+    }
+
+    /// The interface plugin's result for this attachment, written in `version`.
+    pub fn prev_result(&self, version: &str) -> Value {
+        let route = json!({"dst": "0.0.0.0/0"});
+        match version {
+            "0.1.0" | "0.2.0" => json!({
+                "cniVersion": version,
+                "ip4": {"ip": self.cidr(), "gateway": self.gateway(), "routes": [route]},
+                "dns": {}
+            }),
+            _ => {
+                let mut ip = json!({"address": self.cidr(), "gateway": self.gateway(), "interface": 1});
+                if version.starts_with("0.") {
+                    ip["version"] = json!("4");
+                }
+                json!({
+                    "cniVersion": version,
+                    "interfaces": [
+                        {"name": self.host_veth},
+                        {"name": self.ifname, "sandbox": self.netns()}
+                    ],
+                    "ips": [ip],
+                    "routes": [route],
+                    "dns": {}
+                })
+            }
+        }
+    }
+
+    /// Host then container state.
+    pub fn states(&self) -> Result<Vec<State>, String> {
+        Ok(vec![State::read(&self.host)?, State::read(&self.ctr)?])
+    }
+}
+
+/// The reference's ifb name: "bwp" + the first 12 hex digits of
+/// SHA-512(network name + container ID).
+pub fn ifb_name(network: &str, container_id: &str) -> String {
+    use sha2::{Digest, Sha512};
+    let d = Sha512::digest(format!("{network}{container_id}").as_bytes());
+    let hex: String = d.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("bwp{hex}")
+}
+
+/// An sbr config around `prev` (left out when `None`).
+pub fn sbr_conf(version: &str, prev: Option<Value>) -> Value {
+    let mut c = json!({"cniVersion": version, "name": "sbrnet", "type": "sbr"});
+    if let Some(p) = prev {
+        c["prevResult"] = p;
+    }
+    c
+}
+
+/// A bandwidth config with the given limits (bits/s, bits) around `prev`.
+pub fn bw_conf(version: &str, limits: &[(&str, u64)], prev: Option<Value>) -> Value {
+    let mut c = json!({"cniVersion": version, "name": "bwnet", "type": "bandwidth"});
+    for (k, v) in limits {
+        c[*k] = json!(v);
+    }
+    if let Some(p) = prev {
+        c["prevResult"] = p;
+    }
+    c
+}
+
+/// 1 Mbit/s each way with a 100 kbit burst (above a 1500 MTU).
+pub const BOTH: &[(&str, u64)] = &[
+    ("ingressRate", 1_000_000),
+    ("ingressBurst", 100_000),
+    ("egressRate", 2_000_000),
+    ("egressBurst", 200_000),
+];
+
+pub fn bytes(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
