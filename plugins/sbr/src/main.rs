@@ -94,9 +94,8 @@ impl Plugin for Sbr {
             .conf
             .prev_result
             .as_ref()
-            .map(|p| plan::addresses_from_result(p, &req.ifname))
-            .unwrap_or_default();
-        let plan = plan::plan_del(&config, &addresses, &observed);
+            .map(|p| plan::addresses_from_result(p, &req.ifname));
+        let plan = plan::plan_del(&config, addresses.as_deref(), &observed);
         log::info!("del {}: {} step(s)", req.ifname, plan.ops.len());
         let failures = apply::best_effort(&mut sock, &plan, &req.ifname);
         let msgs: Vec<&str> = failures.iter().map(|f| f.msg.as_str()).collect();

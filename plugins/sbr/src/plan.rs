@@ -470,8 +470,22 @@ pub fn plan_add(config: &Config, addresses: &[Address], observed: &Observed) -> 
 }
 
 /// DEL: the rules of the interface's addresses go; when the link is still
-/// there its routes go back to main and the tables it used are emptied.
-pub fn plan_del(config: &Config, addresses: &[Address], observed: &Observed) -> Plan {
+/// there the routes ADD took out of main go back and the tables it used are
+/// emptied. `prev` is the prevResult's addresses of the interface, `None`
+/// when the runtime sent no prevResult.
+///
+/// Without saved state, what goes back is decided from the tables and main
+/// as they are now. ADD only takes routes on this link out of main, and
+/// every table route but the default is such a copy: those go back unless
+/// main holds a route with the same key on another link (the kernel would
+/// refuse the twin; replacing it would clobber someone else's route). The
+/// table's default may be sbr's own (from a gateway) or main's moved one:
+/// it goes back when the prevResult lists a default route of its family
+/// (the main plugin put one into main), or, without prevResult, when main
+/// has no default of that family left (a second interface's sbr DEL must
+/// not give main a second default beside eth0's).
+pub fn plan_del(config: &Config, prev: Option<&[Address]>, observed: &Observed) -> Plan {
+    let addresses = prev.unwrap_or_default();
     let mut hosts: Vec<IpNet> = addresses.iter().map(|a| host(&a.addr)).collect();
     hosts.extend(observed.link_addresses.iter().map(host));
 
@@ -523,43 +537,65 @@ pub fn plan_del(config: &Config, addresses: &[Address], observed: &Observed) -> 
         table: RT_TABLE_MAIN,
         ..r.clone()
     };
+    let main_other: Vec<&Route> = observed
+        .routes
+        .iter()
+        .filter(|r| r.table == RT_TABLE_MAIN && r.oif != Some(link))
+        .collect();
+    let taken_elsewhere = |r: &Route| main_other.iter().any(|m| same_key(m, r));
     let mut back: Vec<Route> = in_tables
         .iter()
         .filter(|r| r.dst.prefix_len() != 0)
         .map(|r| to_main(r))
+        .filter(|r| !taken_elsewhere(r))
         .collect();
-    // A default route in a table is ours unless the prevResult says the main
-    // plugin had one in main: then main gets that one back, the copy when
-    // the table holds it (a static gateway may have taken its place).
     for v4 in [true, false] {
-        let moved = in_tables.iter().any(|r| is_v4(&r.dst) == v4);
-        let Some(a) = addresses
-            .iter()
-            .find(|a| is_v4(&a.addr) == v4 && a.default_in_main)
-        else {
+        if !in_tables.iter().any(|r| is_v4(&r.dst) == v4) {
             continue;
+        }
+        let table_default = |gw: Option<IpAddr>| {
+            in_tables
+                .iter()
+                .find(|r| r.dst.prefix_len() == 0 && is_v4(&r.dst) == v4 && (gw.is_none() || r.gateway == gw))
         };
-        if !moved {
-            continue;
-        }
-        let copy = in_tables.iter().find(|r| {
-            r.dst.prefix_len() == 0 && is_v4(&r.dst) == v4 && (a.gateway.is_none() || r.gateway == a.gateway)
-        });
-        match (copy, a.gateway) {
-            (Some(r), _) => back.push(to_main(r)),
-            (None, Some(gw)) => back.push(Route {
-                dst: zero(v4),
-                gateway: Some(gw),
-                prefsrc: None,
-                oif: Some(link),
-                table: RT_TABLE_MAIN,
-                scope: RT_SCOPE_UNIVERSE,
-                metric: None,
-                protocol: RTPROT_BOOT,
-                kind: RTN_UNICAST,
-            }),
-            (None, None) => {}
-        }
+        let default = match prev {
+            // The main plugin's default: the copy when the table holds it,
+            // else (a static gateway took its place) made anew.
+            Some(addresses) => {
+                let Some(a) = addresses
+                    .iter()
+                    .find(|a| is_v4(&a.addr) == v4 && a.default_in_main)
+                else {
+                    continue;
+                };
+                match (table_default(a.gateway), a.gateway) {
+                    (Some(r), _) => Some(to_main(r)),
+                    (None, Some(gw)) => Some(Route {
+                        dst: zero(v4),
+                        gateway: Some(gw),
+                        prefsrc: None,
+                        oif: Some(link),
+                        table: RT_TABLE_MAIN,
+                        scope: RT_SCOPE_UNIVERSE,
+                        metric: None,
+                        protocol: RTPROT_BOOT,
+                        kind: RTN_UNICAST,
+                    }),
+                    (None, None) => None,
+                }
+            }
+            None => {
+                let elsewhere = main_other
+                    .iter()
+                    .any(|m| m.dst.prefix_len() == 0 && is_v4(&m.dst) == v4);
+                if elsewhere {
+                    None
+                } else {
+                    table_default(None).map(|r| to_main(r))
+                }
+            }
+        };
+        back.extend(default.filter(|r| !taken_elsewhere(r)));
     }
     for r in dedup_direct_first(back) {
         ensure_route(&mut ops, observed, r);
@@ -617,10 +653,12 @@ pub fn check(config: &Config, addresses: &[Address], observed: &Observed) -> Res
         let Some(table) = observed.rules.iter().find(|r| our_rule(r, &src)).map(|r| r.table) else {
             return fail(format!("missing rule from {src} to a routing table"));
         };
+        // ADD copies whatever route to the subnet the main plugin made on
+        // the link: direct (bridge, macvlan) or via the gateway (ptp).
         let there = observed
             .routes
             .iter()
-            .any(|r| r.table == table && r.dst == subnet && r.oif == observed.link && r.gateway.is_none());
+            .any(|r| r.table == table && r.dst == subnet && r.oif == observed.link);
         if !there {
             return fail(format!(
                 "missing route {subnet} dev {} in table {table}",
@@ -1085,7 +1123,7 @@ mod tests {
             o.link_addresses.push(net("2001:db8::2/64"));
             o.routes.push(route("2001:db8::/64", None, None, NET1, 254));
             let added = simulate(&o, &plan_add(&c, &a, &o).unwrap());
-            let del = plan_del(&c, &a, &added);
+            let del = plan_del(&c, Some(&a), &added);
             let back = simulate(&added, &del);
             assert_eq!(
                 sorted(back.clone()),
@@ -1094,7 +1132,7 @@ mod tests {
                 lines(&del)
             );
             // DEL again: nothing left to do.
-            assert!(plan_del(&c, &a, &back).is_empty());
+            assert!(plan_del(&c, Some(&a), &back).is_empty());
         }
     }
 
@@ -1107,7 +1145,7 @@ mod tests {
             .retain(|r| !(r.oif == Some(NET1) && r.dst.prefix_len() == 0));
         // No default in main before: none after.
         let added = simulate(&o2, &plan_add(&Config::default(), &a, &o2).unwrap());
-        let back = simulate(&added, &plan_del(&Config::default(), &a, &added));
+        let back = simulate(&added, &plan_del(&Config::default(), Some(&a), &added));
         assert_eq!(sorted(back), sorted(o2.clone()));
         // A default in main (the prevResult lists it): back in main after.
         let mut o3 = o.clone();
@@ -1117,7 +1155,7 @@ mod tests {
             .retain(|r| r.oif != Some(ETH0) || r.dst.prefix_len() != 0);
         a[0].default_in_main = true;
         let added = simulate(&o3, &plan_add(&Config::default(), &a, &o3).unwrap());
-        let back = simulate(&added, &plan_del(&Config::default(), &a, &added));
+        let back = simulate(&added, &plan_del(&Config::default(), Some(&a), &added));
         assert_eq!(sorted(back), sorted(o3));
     }
 
@@ -1127,18 +1165,124 @@ mod tests {
         let o = observed();
         let mut added = simulate(&o, &plan_add(&Config::default(), &a, &o).unwrap());
         // prevResult gone: the link's addresses still name the rule.
-        let p = plan_del(&Config::default(), &[], &added);
+        let p = plan_del(&Config::default(), None, &added);
         assert!(matches!(p.ops[0], Op::DelRule(_)));
         // Link gone (its routes with it): only the rule.
         added.link = None;
         added.link_addresses.clear();
         added.routes.retain(|r| r.oif != Some(NET1));
         assert_eq!(
-            lines(&plan_del(&Config::default(), &a, &added)),
+            lines(&plan_del(&Config::default(), Some(&a), &added)),
             ["delete rule from 10.1.0.2/32 to table 100 priority 32765"]
         );
         // Neither: nothing.
-        assert!(plan_del(&Config::default(), &[], &added).is_empty());
+        assert!(plan_del(&Config::default(), None, &added).is_empty());
+    }
+
+    #[test]
+    fn del_without_prev_result_gives_main_back_its_default() {
+        let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+        // net1 alone, with main's default through it: it comes back.
+        let mut alone = observed();
+        alone.routes.retain(|r| r.oif != Some(ETH0));
+        alone
+            .routes
+            .push(route("default", Some("10.1.0.1"), None, NET1, 254));
+        let added = simulate(&alone, &plan_add(&Config::default(), &a, &alone).unwrap());
+        let back = simulate(&added, &plan_del(&Config::default(), None, &added));
+        assert_eq!(sorted(back.clone()), sorted(alone));
+        assert!(plan_del(&Config::default(), None, &back).is_empty());
+        // net1 beside eth0, which keeps main's default: the table's own
+        // default (from the gateway) is not a second one for main.
+        let o = observed();
+        let added = simulate(&o, &plan_add(&Config::default(), &a, &o).unwrap());
+        let del = plan_del(&Config::default(), None, &added);
+        assert!(!lines(&del)
+            .iter()
+            .any(|l| l.contains("default") && l.contains("main")));
+        assert_eq!(sorted(simulate(&added, &del)), sorted(o));
+    }
+
+    #[test]
+    fn del_never_replaces_a_route_of_another_link() {
+        // The prevResult lists a default route, but main's default (same
+        // key) is eth0's now: it stays, nothing of net1 joins it.
+        let mut a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+        a[0].default_in_main = true;
+        let o = observed();
+        let added = simulate(&o, &plan_add(&Config::default(), &a, &o).unwrap());
+        let del = plan_del(&Config::default(), Some(&a), &added);
+        assert!(
+            !lines(&del)
+                .iter()
+                .any(|l| l.contains("default") && l.contains("main")),
+            "{:#?}",
+            lines(&del)
+        );
+        // A subnet route someone put on eth0 meanwhile keeps its place.
+        let mut moved = added.clone();
+        moved
+            .routes
+            .push(route("10.9.0.0/16", Some("10.0.0.1"), None, ETH0, 254));
+        let del = plan_del(&Config::default(), Some(&a), &moved);
+        assert!(!lines(&del)
+            .iter()
+            .any(|l| l.contains("10.9.0.0/16") && l.contains("main")));
+    }
+
+    /// What ptp leaves in main for 10.1.0.2/24 via 10.1.0.1: no direct
+    /// subnet route, a host route to the gateway, the subnet and the
+    /// default via the gateway.
+    fn ptp_observed() -> Observed {
+        let mut o = observed();
+        o.routes.retain(|r| r.oif != Some(NET1) || r.dst.addr().is_ipv6());
+        o.routes.retain(|r| r.oif != Some(ETH0));
+        o.routes
+            .push(route("10.1.0.1/32", None, Some("10.1.0.2"), NET1, 254));
+        o.routes.push(route(
+            "10.1.0.0/24",
+            Some("10.1.0.1"),
+            Some("10.1.0.2"),
+            NET1,
+            254,
+        ));
+        o.routes.push(route("default", Some("10.1.0.1"), None, NET1, 254));
+        o
+    }
+
+    #[test]
+    fn ptp_layout_add_check_del() {
+        let mut a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+        a[0].default_in_main = true;
+        let c = Config::default();
+        let o = ptp_observed();
+        let plan = plan_add(&c, &a, &o).unwrap();
+        assert_eq!(
+            lines(&plan),
+            [
+                "add rule from 10.1.0.2/32 to table 100",
+                "add route 10.1.0.1/32 dev net1 src 10.1.0.2 scope link to table 100",
+                "add route default via 10.1.0.1 dev net1 to table 100",
+                "add route 10.1.0.0/24 via 10.1.0.1 dev net1 src 10.1.0.2 to table 100",
+                "delete route 10.1.0.0/24 via 10.1.0.1 dev net1 src 10.1.0.2 from table main",
+                "delete route default via 10.1.0.1 dev net1 from table main",
+                "delete route 10.1.0.1/32 dev net1 src 10.1.0.2 scope link from table main",
+            ]
+        );
+        let added = simulate(&o, &plan);
+        check(&c, &a, &added).unwrap();
+        // The subnet route via the gateway is what CHECK looks for.
+        let mut no_subnet = added.clone();
+        no_subnet
+            .routes
+            .retain(|r| !(r.table == 100 && r.dst == net("10.1.0.0/24")));
+        let e = check(&c, &a, &no_subnet).unwrap_err();
+        assert_eq!(e.msg, "missing route 10.1.0.0/24 dev net1 in table 100");
+        // DEL gives main back what ptp made, with or without prevResult.
+        for prev in [Some(&a[..]), None] {
+            let back = simulate(&added, &plan_del(&c, prev, &added));
+            assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
+        }
     }
 
     #[test]
@@ -1149,7 +1293,7 @@ mod tests {
         o.rules.push(rule(true, Some("172.16.0.0/12"), 100, 500));
         o.routes
             .push(route("10.1.0.0/24", None, Some("10.1.0.2"), NET1, 100));
-        let p = plan_del(&Config::default(), &a, &o);
+        let p = plan_del(&Config::default(), Some(&a), &o);
         assert_eq!(
             lines(&p),
             ["delete rule from 10.1.0.2/32 to table 100 priority 32765"]
@@ -1427,11 +1571,35 @@ mod tests {
                 prop_assert_eq!(strip_priorities(simulate(&after, &plan.inverse())), strip_priorities(o.clone()));
 
                 // DEL restores it too (a rule that was there before is ours to remove).
-                let del = plan_del(&config, &addresses, &after);
+                let del = plan_del(&config, Some(&addresses), &after);
                 let back = simulate(&after, &del);
-                prop_assert!(plan_del(&config, &addresses, &back).is_empty());
+                prop_assert!(plan_del(&config, Some(&addresses), &back).is_empty());
                 if !c.reuse_rule {
-                    prop_assert_eq!(sorted(back), sorted(o), "del: {:#?}", lines(&del));
+                    prop_assert_eq!(sorted(back), sorted(o.clone()), "del: {:#?}", lines(&del));
+                }
+
+                // Without prevResult DEL knows a moved default from sbr's own
+                // only by main having none left: exact whenever that is
+                // enough (no static gateway, one default per family in our
+                // tables, and an IPv6 table default only if main had one).
+                let defaults = |obs: &Observed, v4: bool, main: bool| -> BTreeSet<(Option<IpAddr>, u32)> {
+                    obs.routes
+                        .iter()
+                        .filter(|r| r.oif == Some(NET1) && r.dst.prefix_len() == 0 && is_v4(&r.dst) == v4)
+                        .filter(|r| (r.table == RT_TABLE_MAIN) == main)
+                        .map(|r| (r.gateway, metric_of(r)))
+                        .collect()
+                };
+                let knowable = !c.reuse_rule
+                    && config.gateway_v4.is_none()
+                    && config.gateway_v6.is_none()
+                    && [true, false].iter().all(|&v4| defaults(&after, v4, false).len() <= 1)
+                    && defaults(&o, false, true).len() == defaults(&after, false, false).len();
+                if knowable {
+                    let del = plan_del(&config, None, &after);
+                    let back = simulate(&after, &del);
+                    prop_assert_eq!(sorted(back.clone()), sorted(o), "del without prevResult: {:#?}", lines(&del));
+                    prop_assert!(plan_del(&config, None, &back).is_empty());
                 }
             }
         }

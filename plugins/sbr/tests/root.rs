@@ -551,8 +551,9 @@ fn del_with_link_or_prev_result_gone() {
     let p = Pod::new("dellink", false);
     main_plugin_routes(&p);
     let c = conf("1.0.0", prev_v4(), json!({}));
-    must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD");
     // prevResult gone: the link's address still finds the rule.
+    let before = p.state();
+    must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD");
     let mut no_prev = c.clone();
     no_prev.as_object_mut().unwrap().remove("prevResult");
     must(
@@ -560,7 +561,8 @@ fn del_with_link_or_prev_result_gone() {
         "DEL without prevResult",
     );
     assert!(!p.ctr.ip(&["rule"]).contains("10.1.0.2"));
-    assert!(p.ctr.ip(&["route"]).contains("10.1.0.0/24 dev net1"));
+    // Main's default through net1 is back, as the rest.
+    assert_eq!(p.state(), before, "DEL without prevResult did not restore");
     // Link gone: rules from prevResult addresses go, DEL succeeds.
     must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD");
     p.ctr.ip(&["link", "del", "net1"]);
@@ -810,4 +812,119 @@ fn gc_status_and_version() {
         versions,
         ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
     );
+}
+
+/// What ptp leaves in the container: the kernel's subnet route replaced by
+/// a host route to the gateway and the subnet via the gateway.
+fn ptp_routes(p: &Pod) {
+    p.ctr.ip(&["route", "del", "10.1.0.0/24", "dev", "net1"]);
+    p.ctr.ip(&[
+        "route",
+        "add",
+        "10.1.0.1/32",
+        "dev",
+        "net1",
+        "scope",
+        "link",
+        "src",
+        "10.1.0.2",
+    ]);
+    p.ctr.ip(&[
+        "route",
+        "add",
+        "10.1.0.0/24",
+        "via",
+        "10.1.0.1",
+        "dev",
+        "net1",
+        "src",
+        "10.1.0.2",
+    ]);
+    p.ctr
+        .ip(&["route", "add", "default", "via", "10.1.0.1", "dev", "net1"]);
+}
+
+#[test]
+fn ptp_layout_add_check_del() {
+    if !root_or_skip("ptp_layout_add_check_del") {
+        return;
+    }
+    let p = Pod::new("ptp", false);
+    ptp_routes(&p);
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    let path = p.ctr.path();
+    let before = p.state();
+    must(cni(ours(), "ADD", &path, "net1", &c), "ADD");
+    let t100 = p.ctr.ip(&["route", "show", "table", "100"]);
+    for want in [
+        "default via 10.1.0.1 dev net1",
+        "10.1.0.0/24 via 10.1.0.1 dev net1 src 10.1.0.2",
+        "10.1.0.1 dev net1 scope link src 10.1.0.2",
+    ] {
+        assert!(t100.contains(want), "table 100 lacks {want}: {t100}");
+    }
+    assert!(!p.ctr.ip(&["route"]).contains("net1"), "{}", p.ctr.ip(&["route"]));
+    must(cni(ours(), "CHECK", &path, "net1", &c), "CHECK");
+    p.ctr.ip(&["route", "del", "10.1.0.0/24", "table", "100"]);
+    let out = cni(ours(), "CHECK", &path, "net1", &c);
+    assert_eq!(out.json["code"], 100, "{}", out.json);
+    assert_eq!(out.json["msg"], "missing route 10.1.0.0/24 dev net1 in table 100");
+    p.ctr.ip(&[
+        "route",
+        "add",
+        "10.1.0.0/24",
+        "via",
+        "10.1.0.1",
+        "dev",
+        "net1",
+        "src",
+        "10.1.0.2",
+        "table",
+        "100",
+    ]);
+    must(cni(ours(), "CHECK", &path, "net1", &c), "CHECK again");
+    must(cni(ours(), "DEL", &path, "net1", &c), "DEL");
+    assert_eq!(p.state(), before, "ADD then DEL did not restore");
+    // Without prevResult too.
+    must(cni(ours(), "ADD", &path, "net1", &c), "ADD 2");
+    let mut no_prev = c.clone();
+    no_prev.as_object_mut().unwrap().remove("prevResult");
+    must(
+        cni(ours(), "DEL", &path, "net1", &no_prev),
+        "DEL without prevResult",
+    );
+    assert_eq!(p.state(), before, "DEL without prevResult did not restore");
+}
+
+#[test]
+fn several_interfaces_del_adds_no_default() {
+    if !root_or_skip("several_interfaces_del_adds_no_default") {
+        return;
+    }
+    // eth0 owns main's default; net1 and net2 have gateways but no default
+    // in main. DEL, with or without prevResult, must not give them one.
+    let p = Pod::new("several", false);
+    p.link("net2", "h2", "10.2.0");
+    p.link("eth0", "h0", "10.0.0");
+    p.ctr
+        .ip(&["route", "add", "default", "via", "10.0.0.1", "dev", "eth0"]);
+    let prev = |ifname: &str, prefix: &str| {
+        json!({
+            "cniVersion": "1.0.0",
+            "interfaces": [{"name": ifname}],
+            "ips": [{"address": format!("{prefix}.2/24"), "gateway": format!("{prefix}.1"), "interface": 0}],
+            "routes": [{"dst": "0.0.0.0/0"}]
+        })
+    };
+    let path = p.ctr.path();
+    let c1 = conf("1.0.0", prev("net1", "10.1.0"), json!({}));
+    let c2 = conf("1.0.0", prev("net2", "10.2.0"), json!({}));
+    let before = p.state();
+    must(cni(ours(), "ADD", &path, "net1", &c1), "ADD net1");
+    must(cni(ours(), "ADD", &path, "net2", &c2), "ADD net2");
+    must(cni(ours(), "DEL", &path, "net1", &c1), "DEL net1");
+    let mut no_prev = c2.clone();
+    no_prev.as_object_mut().unwrap().remove("prevResult");
+    must(cni(ours(), "DEL", &path, "net2", &no_prev), "DEL net2");
+    assert_eq!(p.state(), before);
 }

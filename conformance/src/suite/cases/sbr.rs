@@ -1,5 +1,11 @@
 //! sbr scenarios of its issue, each compared with the reference's kernel
 //! state where the reference is installed.
+//!
+//! The differential scenarios run with IPv6 disabled in the container: the
+//! reference also moves the link's `fe80::/64` into the sbr table (an IPv4
+//! one too) and out of main, which sbr does not by design (routes move only
+//! for families with an address). "IPv4-only: fe80::/64 stays in main"
+//! asserts that difference on its own.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,6 +13,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::{call, pod};
+use crate::suite::ns::Ns;
 use crate::suite::pod::{sbr_conf, Pod};
 use crate::suite::state::{text, State};
 use crate::suite::{ensure, ok, Case, CaseResult, Ctx, Failure};
@@ -22,6 +29,11 @@ pub fn cases() -> Vec<Case> {
         Case::new("sbr", "tables 100 and 101 taken (differential)", tables_taken),
         Case::new("sbr", "address without gateway (differential)", no_gateway),
         Case::new("sbr", "0.3.1 config (differential)", v031),
+        Case::new(
+            "sbr",
+            "IPv4-only: fe80::/64 stays in main (reference moves it)",
+            link_local_stays,
+        ),
         Case::new("sbr", "dual stack: a rule and table per address", dual_stack),
         Case::new("sbr", "ADD ADD DEL DEL ADD DEL converges", reentrant),
         Case::new("sbr", "CHECK passes, then finds a missing rule", check),
@@ -44,6 +56,62 @@ fn with_dir(ctx: &Ctx, dir: &Path) -> Ctx {
         timeout: ctx.timeout,
         ref_states: ctx.ref_states.clone(),
     }
+}
+
+/// A pod like [`pod`] whose container has IPv6 disabled before its
+/// interfaces exist, so that no `fe80::/64` route is there to move.
+fn pod_v4(container_id: &str) -> Result<Pod, String> {
+    let host = Arc::new(Ns::new()?);
+    let ctr = Arc::new(Ns::new()?);
+    disable_ipv6(&ctr)?;
+    let p = attach_v4(host, ctr, container_id, "eth0", "vh0", 0)?;
+    p.default_route()?;
+    Ok(p)
+}
+
+fn disable_ipv6(ns: &Ns) -> Result<(), String> {
+    for key in ["all", "default"] {
+        ns.exec(&["sysctl", "-qw", &format!("net.ipv6.conf.{key}.disable_ipv6=1")])?;
+    }
+    Ok(())
+}
+
+/// [`Pod::attach`] for a container without IPv6 (that one waits for the
+/// link-local route).
+fn attach_v4(
+    host: Arc<Ns>,
+    ctr: Arc<Ns>,
+    container_id: &str,
+    ifname: &str,
+    host_veth: &str,
+    subnet: u8,
+) -> Result<Pod, String> {
+    let p = Pod {
+        host,
+        ctr,
+        container_id: container_id.to_string(),
+        ifname: ifname.to_string(),
+        host_veth: host_veth.to_string(),
+        subnet,
+    };
+    p.host.ip(&[
+        "link",
+        "add",
+        host_veth,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        ifname,
+        "netns",
+        &p.ctr.name,
+    ])?;
+    p.host
+        .ip(&["addr", "add", &format!("{}/24", p.gateway()), "dev", host_veth])?;
+    p.host.ip(&["link", "set", host_veth, "up"])?;
+    p.ctr.ip(&["addr", "add", &p.cidr(), "dev", ifname])?;
+    p.ctr.ip(&["link", "set", ifname, "up"])?;
+    Ok(p)
 }
 
 /// ADD with `conf` on a prepared pod; the states after.
@@ -90,7 +158,7 @@ fn main_routes_on(ctr: &State, dev: &str, family: &str) -> Vec<Value> {
 }
 
 fn single_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
-    let p = pod("sbr-single")?;
+    let p = pod_v4("sbr-single")?;
     add(ctx, &p, &sbr_conf("1.0.0", Some(p.prev_result("1.0.0"))))
 }
 
@@ -105,8 +173,8 @@ fn single(ctx: &Ctx) -> CaseResult {
 }
 
 fn second_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
-    let mgmt = pod("sbr-net1")?;
-    let p = Pod::attach(mgmt.host.clone(), mgmt.ctr.clone(), "sbr-net1", "net1", "vh1", 1)?;
+    let mgmt = pod_v4("sbr-net1")?;
+    let p = attach_v4(mgmt.host.clone(), mgmt.ctr.clone(), "sbr-net1", "net1", "vh1", 1)?;
     let mut prev = p.prev_result("1.0.0");
     prev["interfaces"] = json!([{"name": "vh1"}, {"name": "net1", "sandbox": p.netns()}]);
     let st = add(ctx, &p, &sbr_conf("1.0.0", Some(prev)))?;
@@ -133,7 +201,7 @@ fn second_interface(ctx: &Ctx) -> CaseResult {
 }
 
 fn taken_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
-    let p = pod("sbr-taken")?;
+    let p = pod_v4("sbr-taken")?;
     p.ctr.ip(&["rule", "add", "from", "192.0.2.1", "lookup", "100"])?;
     p.ctr.ip(&["rule", "add", "from", "192.0.2.2", "lookup", "101"])?;
     add(ctx, &p, &sbr_conf("1.0.0", Some(p.prev_result("1.0.0"))))
@@ -148,7 +216,7 @@ fn tables_taken(ctx: &Ctx) -> CaseResult {
 }
 
 fn nogw_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
-    let p = pod("sbr-nogw")?;
+    let p = pod_v4("sbr-nogw")?;
     let mut prev = p.prev_result("1.0.0");
     if let Some(ip) = prev["ips"].get_mut(0).and_then(Value::as_object_mut) {
         ip.remove("gateway");
@@ -163,7 +231,7 @@ fn no_gateway(ctx: &Ctx) -> CaseResult {
 }
 
 fn v031_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
-    let p = pod("sbr-v031")?;
+    let p = pod_v4("sbr-v031")?;
     add(ctx, &p, &sbr_conf("0.3.1", Some(p.prev_result("0.3.1"))))
 }
 
@@ -172,6 +240,37 @@ fn v031(ctx: &Ctx) -> CaseResult {
     let t = rule_table(&st[1], "10.250.0.2")?;
     has_default_via(&st[1], &t, "10.250.0.1", "eth0")?;
     ctx.differential("sbr-v031", &st, |d| v031_scenario(&with_dir(ctx, d)))
+}
+
+/// Not differential: the reference moves the IPv6 link-local route of an
+/// IPv4-only interface into table 100 and out of main (documented).
+fn link_local_stays(ctx: &Ctx) -> CaseResult {
+    let p = pod("sbr-ll6")?;
+    let st = add(ctx, &p, &sbr_conf("1.0.0", Some(p.prev_result("1.0.0"))))?;
+    let main6 = main_routes_on(&st[1], "eth0", "6");
+    ensure(main6.iter().any(|r| text(r, "dst") == "fe80::/64"), || {
+        format!("fe80::/64 dev eth0 left main: {main6:?}")
+    })?;
+    let t = rule_table(&st[1], "10.250.0.2")?;
+    let moved: Vec<Value> = st[1]
+        .routes_in(&t)
+        .into_iter()
+        .filter(|r| text(r, "family") == "6")
+        .collect();
+    ensure(moved.is_empty(), || {
+        format!("IPv6 routes in IPv4 table {t}: {moved:?}")
+    })?;
+    ok(
+        "DEL",
+        &call(
+            ctx,
+            "sbr",
+            &p,
+            "DEL",
+            &sbr_conf("1.0.0", Some(p.prev_result("1.0.0"))),
+        )?,
+    )?;
+    Ok(())
 }
 
 fn dual_stack(ctx: &Ctx) -> CaseResult {
