@@ -112,6 +112,9 @@ impl Socket {
     /// Creates an ifb, sets MTU, txqlen and alias, and brings it up.
     pub fn add_ifb(&mut self, name: &str, mtu: u32, txqlen: u32, alias: Option<&str>) -> Result<Link> {
         let mut m = LinkMessage::default();
+        // Up at creation: the kernel applies the header's flags to a new link.
+        m.header.flags = LinkFlags::Up;
+        m.header.change_mask = LinkFlags::Up;
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
         m.attributes.push(LinkAttribute::Mtu(mtu));
         m.attributes.push(LinkAttribute::TxQueueLen(txqlen));
@@ -122,18 +125,18 @@ impl Socket {
             NLM_F_CREATE | NLM_F_EXCL,
             &|| format!("add ifb {name}"),
         )?;
-        // The kernel takes IFLA_IFALIAS only on a set, so the alias and the
-        // up come after the create; undo the create if they fail.
+        // The kernel takes IFLA_IFALIAS only on a set (found by name), so
+        // the alias comes after the create; undo the create if it fails.
         let finish = |s: &mut Socket| -> Result<Link> {
-            let link = s.link_by_name(name)?.ok_or_else(|| Error::Kernel {
-                op: format!("get link {name}"),
-                errno: libc::ENODEV,
-            })?;
             if let Some(a) = alias {
-                s.set_link_alias(link.index, a)?;
+                let mut m = LinkMessage::default();
+                m.attributes.push(LinkAttribute::IfName(name.to_string()));
+                m.attributes.push(LinkAttribute::IfAlias(a.to_string()));
+                s.change(RouteNetlinkMessage::SetLink(m), 0, &|| {
+                    format!("set alias {a:?} on link {name}")
+                })?;
             }
-            s.set_link_up(link.index, true)?;
-            s.link_by_index(link.index)?.ok_or_else(|| Error::Kernel {
+            s.link_by_name(name)?.ok_or_else(|| Error::Kernel {
                 op: format!("get link {name}"),
                 errno: libc::ENODEV,
             })

@@ -198,18 +198,30 @@ fn tc_message(index: u32, handle: u32, parent: u32) -> Result<TcMessage> {
 }
 
 impl Socket {
-    /// Every qdisc of one link.
+    /// The root and ingress qdiscs of one link, as a dump shows them (the
+    /// builtin noop placeholder left out). Two gets instead of a dump: the
+    /// kernel does not filter qdisc dumps by link, so a dump costs time in
+    /// proportion to every link of the namespace.
     pub fn qdiscs(&mut self, index: u32) -> Result<Vec<Qdisc>> {
-        let m = tc_message(index, 0, 0)?;
-        let msgs = self.dump(RouteNetlinkMessage::GetQueueDiscipline(m), &|| {
-            format!("list qdiscs of link {index}")
-        })?;
-        Ok(msgs
-            .iter()
-            .filter(|m| m.kind == RTM_NEWQDISC)
-            .filter_map(Qdisc::from_raw)
-            .filter(|q| q.index == index)
-            .collect())
+        let mut out = Vec::with_capacity(2);
+        for parent in [TC_H_ROOT, TC_H_INGRESS] {
+            let m = tc_message(index, 0, parent)?;
+            let op = || format!("list qdiscs of link {index}");
+            let msgs = match self.get_echo(RouteNetlinkMessage::GetQueueDiscipline(m), &op) {
+                Ok(msgs) => msgs,
+                // No ingress queue was ever made on this link, or the link
+                // is gone (a dump then lists nothing either).
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            out.extend(
+                msgs.iter()
+                    .filter(|m| m.kind == RTM_NEWQDISC)
+                    .filter_map(Qdisc::from_raw)
+                    .filter(|q| q.index == index && q.kind != "noop"),
+            );
+        }
+        Ok(out)
     }
 
     /// Adds or replaces the root TBF of a link; the buffer is computed in

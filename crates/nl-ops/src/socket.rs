@@ -4,7 +4,7 @@ use cni_core::netns::NetNs;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, ParseableParametrized, NLMSG_DONE, NLMSG_ERROR,
     NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR,
-    NLM_F_REQUEST,
+    NLM_F_ECHO, NLM_F_REQUEST,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, SocketAddr};
@@ -167,6 +167,16 @@ impl Socket {
     /// A single get: the replies before the ACK.
     pub(crate) fn get(&mut self, msg: RouteNetlinkMessage, op: &dyn Fn() -> String) -> Result<Vec<RawMsg>> {
         Ok(self.transact(msg, NLM_F_REQUEST | NLM_F_ACK, op)?.0)
+    }
+
+    /// A get whose reply the kernel only unicasts when asked for an echo
+    /// (tc objects: RTM_GETQDISC and RTM_GETTFILTER).
+    pub(crate) fn get_echo(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        op: &dyn Fn() -> String,
+    ) -> Result<Vec<RawMsg>> {
+        Ok(self.transact(msg, NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO, op)?.0)
     }
 
     /// A dump, redone while the kernel reports it interrupted.
