@@ -64,11 +64,21 @@ impl Pod {
         pod.ctr.ip(&["addr", "add", &pod.cidr(), "dev", ifname])?;
         pod.ctr.ip(&["link", "set", ifname, "up"])?;
         // The kernel adds the IPv6 link-local route once the link is up;
-        // wait for it so every run starts from the same state.
+        // wait for it so every run starts from the same state (on the sides
+        // that have IPv6 at all: some cases turn it off in the container).
+        let (c6, h6) = (ipv6_on(&pod.ctr)?, ipv6_on(&pod.host)?);
         for _ in 0..200 {
-            let c = pod.ctr.ip(&["-6", "route", "show", "dev", ifname])?;
-            let h = pod.host.ip(&["-6", "route", "show", "dev", host_veth])?;
-            if c.contains("fe80::/64") && h.contains("fe80::/64") {
+            let c = !c6
+                || pod
+                    .ctr
+                    .ip(&["-6", "route", "show", "dev", ifname])?
+                    .contains("fe80::/64");
+            let h = !h6
+                || pod
+                    .host
+                    .ip(&["-6", "route", "show", "dev", host_veth])?
+                    .contains("fe80::/64");
+            if c && h {
                 return Ok(pod);
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
@@ -192,4 +202,10 @@ pub const BOTH: &[(&str, u64)] = &[
 
 pub fn bytes(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// Whether IPv6 is enabled for new interfaces of `ns`.
+fn ipv6_on(ns: &Ns) -> Result<bool, String> {
+    let v = ns.exec(&["sysctl", "-n", "net.ipv6.conf.default.disable_ipv6"])?;
+    Ok(v.trim() == "0")
 }

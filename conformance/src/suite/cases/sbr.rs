@@ -64,7 +64,7 @@ fn pod_v4(container_id: &str) -> Result<Pod, String> {
     let host = Arc::new(Ns::new()?);
     let ctr = Arc::new(Ns::new()?);
     disable_ipv6(&ctr)?;
-    let p = attach_v4(host, ctr, container_id, "eth0", "vh0", 0)?;
+    let p = Pod::attach(host, ctr, container_id, "eth0", "vh0", 0)?;
     p.default_route()?;
     Ok(p)
 }
@@ -74,44 +74,6 @@ fn disable_ipv6(ns: &Ns) -> Result<(), String> {
         ns.exec(&["sysctl", "-qw", &format!("net.ipv6.conf.{key}.disable_ipv6=1")])?;
     }
     Ok(())
-}
-
-/// [`Pod::attach`] for a container without IPv6 (that one waits for the
-/// link-local route).
-fn attach_v4(
-    host: Arc<Ns>,
-    ctr: Arc<Ns>,
-    container_id: &str,
-    ifname: &str,
-    host_veth: &str,
-    subnet: u8,
-) -> Result<Pod, String> {
-    let p = Pod {
-        host,
-        ctr,
-        container_id: container_id.to_string(),
-        ifname: ifname.to_string(),
-        host_veth: host_veth.to_string(),
-        subnet,
-    };
-    p.host.ip(&[
-        "link",
-        "add",
-        host_veth,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        ifname,
-        "netns",
-        &p.ctr.name,
-    ])?;
-    p.host
-        .ip(&["addr", "add", &format!("{}/24", p.gateway()), "dev", host_veth])?;
-    p.host.ip(&["link", "set", host_veth, "up"])?;
-    p.ctr.ip(&["addr", "add", &p.cidr(), "dev", ifname])?;
-    p.ctr.ip(&["link", "set", ifname, "up"])?;
-    Ok(p)
 }
 
 /// ADD with `conf` on a prepared pod; the states after.
@@ -174,7 +136,7 @@ fn single(ctx: &Ctx) -> CaseResult {
 
 fn second_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
     let mgmt = pod_v4("sbr-net1")?;
-    let p = attach_v4(mgmt.host.clone(), mgmt.ctr.clone(), "sbr-net1", "net1", "vh1", 1)?;
+    let p = Pod::attach(mgmt.host.clone(), mgmt.ctr.clone(), "sbr-net1", "net1", "vh1", 1)?;
     let mut prev = p.prev_result("1.0.0");
     prev["interfaces"] = json!([{"name": "vh1"}, {"name": "net1", "sandbox": p.netns()}]);
     let st = add(ctx, &p, &sbr_conf("1.0.0", Some(prev)))?;
