@@ -296,8 +296,10 @@ pub fn plan_add(
                     side.link.alias.as_deref().unwrap_or_default()
                 )))
             }
+            // Something else holds the name: no retry will help, like the
+            // other owner's ifb above.
             Err(msg) => {
-                return Err(CniError::internal(format!(
+                return Err(CniError::invalid_config(format!(
                     "cannot use ifb name {ifb_name}: {msg}"
                 )))
             }
@@ -816,10 +818,14 @@ mod tests {
         let e = add(&lim, &o).unwrap_err();
         assert!(e.msg.contains("another interface"), "{}", e.msg);
         o.ifb.as_mut().unwrap().link.kind = Some("dummy".into());
-        assert!(add(&lim, &o).unwrap_err().msg.contains("not an ifb"));
+        let e = add(&lim, &o).unwrap_err();
+        assert!(e.msg.contains("not an ifb"), "{}", e.msg);
+        assert_eq!(e.code, Code::InvalidConfig);
         o.ifb.as_mut().unwrap().link.kind = Some("ifb".into());
         o.ifb.as_mut().unwrap().link.alias = Some("someone else's".into());
-        assert!(add(&lim, &o).unwrap_err().msg.contains("foreign alias"));
+        let e = add(&lim, &o).unwrap_err();
+        assert!(e.msg.contains("foreign alias"), "{}", e.msg);
+        assert_eq!(e.code, Code::InvalidConfig);
     }
 
     #[test]
