@@ -153,20 +153,8 @@ impl Plugin for Bandwidth {
         };
         let mut sock = Socket::new()?;
         let mut first: Option<CniError> = None;
-        for link in sock.links()? {
-            if link.kind.as_deref() != Some("ifb") {
-                continue;
-            }
-            let Some(o) = link.alias.as_deref().and_then(Owner::from_alias) else {
-                continue;
-            };
-            if o.network != req.conf.name
-                || valid
-                    .iter()
-                    .any(|a| a.container_id == o.container_id && a.ifname == o.ifname)
-            {
-                continue;
-            }
+        let links = sock.links()?;
+        for (link, o) in plan::plan_gc(&links, &req.conf.name, valid) {
             log::info!(
                 "gc: deleting ifb {} of container {} interface {}",
                 link.name,

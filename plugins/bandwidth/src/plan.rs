@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use cni_core::{CniError, CniResult};
+use cni_core::{Attachment, CniError, CniResult};
 use nl_ops::filter::Filter;
 use nl_ops::link::Link;
 use nl_ops::qdisc::{Qdisc, Tbf, TC_H_INGRESS, TC_H_ROOT};
@@ -538,6 +538,23 @@ pub fn check(limits: &Limits, owner: &Owner, ifb_name: &str, observed: &Observed
     }
 }
 
+/// GC: this network's ifbs (known by our alias) whose attachment is not
+/// among the runtime's valid ones. Devices without our alias and other
+/// networks' ifbs are never chosen.
+pub fn plan_gc<'a>(links: &'a [Link], network: &str, valid: &[Attachment]) -> Vec<(&'a Link, Owner)> {
+    links
+        .iter()
+        .filter(|l| l.kind.as_deref() == Some("ifb"))
+        .filter_map(|l| Some((l, l.alias.as_deref().and_then(Owner::from_alias)?)))
+        .filter(|(_, o)| {
+            o.network == network
+                && !valid
+                    .iter()
+                    .any(|a| a.container_id == o.container_id && a.ifname == o.ifname)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1035,5 +1052,36 @@ mod tests {
             "redirect ingress of veth1 to bwpx"
         );
         assert!(p.describe(&p.actions[0].step).ends_with("on veth1"));
+    }
+
+    #[test]
+    fn gc_picks_only_this_networks_stale_ifbs() {
+        let mine = |cid: &str, ifname: &str| Owner {
+            network: "net".into(),
+            container_id: cid.into(),
+            ifname: ifname.into(),
+        };
+        let other_net = Owner {
+            network: "other".into(),
+            ..mine("c9", "eth0")
+        };
+        let links = vec![
+            link(1, "bwpkeep", "ifb", Some(mine("c1", "eth0").alias())),
+            link(2, "bwpstale", "ifb", Some(mine("c2", "eth0").alias())),
+            link(3, "bwpnet1", "ifb", Some(mine("c1", "net1").alias())),
+            link(4, "bwpother", "ifb", Some(other_net.alias())),
+            link(5, "ifb0", "ifb", None),
+            link(6, "bwpveth", "veth", Some(mine("c3", "eth0").alias())),
+        ];
+        let valid = vec![Attachment {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+        }];
+        let names: Vec<_> = plan_gc(&links, "net", &valid)
+            .iter()
+            .map(|(l, _)| l.name.as_str())
+            .collect();
+        assert_eq!(names, ["bwpstale", "bwpnet1"]);
+        assert!(plan_gc(&links, "none", &valid).is_empty());
     }
 }
