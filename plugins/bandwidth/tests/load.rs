@@ -25,58 +25,13 @@ fn parallel_adds_and_dels_in_one_host_namespace() {
     let host = TestNs::new("parallel");
     let atts: Vec<Attachment> = (0..N).map(|n| Attachment::new(&host, "par", n)).collect();
 
-    let children: Vec<_> = atts
-        .iter()
-        .map(|a| {
-            spawn(
-                BIN,
-                &host,
-                "ADD",
-                &a.cid,
-                Some(&a.ctr.path()),
-                "eth0",
-                &a.conf(NET, both()),
-            )
-        })
-        .collect();
-    for (a, c) in atts.iter().zip(children) {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "ADD of {} failed: {} {}",
-            a.cid,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    run_all(&host, &atts, "ADD");
     assert_eq!(ifb_names(&host).len(), N as usize);
     for a in &atts {
         a.run(&host, "CHECK", &a.conf(NET, both())).assert_ok();
     }
 
-    let children: Vec<_> = atts
-        .iter()
-        .map(|a| {
-            spawn(
-                BIN,
-                &host,
-                "DEL",
-                &a.cid,
-                Some(&a.ctr.path()),
-                "eth0",
-                &a.conf(NET, both()),
-            )
-        })
-        .collect();
-    for (a, c) in atts.iter().zip(children) {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "DEL of {} failed: {}",
-            a.cid,
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
+    run_all(&host, &atts, "DEL");
     assert!(ifb_names(&host).is_empty());
     for a in &atts {
         assert_eq!(root_tbf(&host, &a.veth), None);
@@ -127,5 +82,33 @@ fn killed_add_is_cleaned_by_del_and_converged_by_add() {
         )
         .assert_ok();
         a.run(&host, "DEL", &conf).assert_ok();
+    }
+}
+
+/// Runs `command` for every attachment at once and wants each to succeed.
+fn run_all(host: &TestNs, atts: &[Attachment], command: &str) {
+    let children: Vec<_> = atts
+        .iter()
+        .map(|a| {
+            spawn(
+                BIN,
+                host,
+                command,
+                &a.cid,
+                Some(&a.ctr.path()),
+                "eth0",
+                &a.conf(NET, both()),
+            )
+        })
+        .collect();
+    for (a, c) in atts.iter().zip(children) {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{command} of {} failed: {} {}",
+            a.cid,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
