@@ -45,31 +45,53 @@ pub const TBF_HANDLE: u32 = 0x0001_0000;
 const TCMSG_LEN: usize = 20;
 const TC_TBF_QOPT_LEN: usize = 36;
 
-/// Microseconds to psched ticks, as iproute2 reads it from /proc/net/psched.
-fn tick_in_usec() -> f64 {
-    static TICK: OnceLock<f64> = OnceLock::new();
-    *TICK.get_or_init(|| {
-        let text = std::fs::read_to_string("/proc/net/psched").unwrap_or_default();
-        parse_psched(&text).unwrap_or_else(|| {
-            log::warn!("cannot read /proc/net/psched, assuming 64 ns ticks");
-            1000.0 / 64.0
-        })
-    })
+/// The kernel's packet scheduler clock, from `/proc/net/psched`: TBF
+/// buckets travel as time in its ticks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Psched {
+    /// Scheduler ticks per microsecond (15.625 on every modern kernel).
+    pub ticks_per_us: f64,
 }
 
-fn parse_psched(text: &str) -> Option<f64> {
-    let mut it = text.split_whitespace().map(|w| u32::from_str_radix(w, 16));
-    let mut t2us = f64::from(it.next()?.ok()?);
-    let us2t = f64::from(it.next()?.ok()?);
-    let clock_res = f64::from(it.next()?.ok()?);
-    if us2t == 0.0 {
-        return None;
+impl Default for Psched {
+    /// What kernels since 2.6.31 report: 1 tick = 64 ns.
+    fn default() -> Self {
+        Psched { ticks_per_us: 15.625 }
     }
-    // Old-binary compatibility: a 1 GHz clock advertises a multiplier of 1000 that really is 1.
-    if clock_res == 1e9 {
-        t2us = us2t;
+}
+
+impl Psched {
+    /// Parses the hex words of `/proc/net/psched` as iproute2 does.
+    pub fn parse(text: &str) -> Option<Psched> {
+        let mut it = text.split_whitespace().map(|w| u32::from_str_radix(w, 16));
+        let mut t2us = f64::from(it.next()?.ok()?);
+        let us2t = f64::from(it.next()?.ok()?);
+        let clock_res = f64::from(it.next()?.ok()?);
+        if us2t == 0.0 {
+            return None;
+        }
+        // Old-binary compatibility: a 1 GHz clock advertises a multiplier
+        // of 1000 that really is 1.
+        if clock_res == 1e9 {
+            t2us = us2t;
+        }
+        Some(Psched {
+            ticks_per_us: t2us / us2t * (clock_res / 1e6),
+        })
     }
-    Some(t2us / us2t * (clock_res / 1e6))
+
+    /// The running kernel's clock, read once per process; the usual default
+    /// when unreadable.
+    pub fn read() -> Psched {
+        static CLOCK: OnceLock<Psched> = OnceLock::new();
+        *CLOCK.get_or_init(|| {
+            let text = std::fs::read_to_string("/proc/net/psched").unwrap_or_default();
+            Psched::parse(&text).unwrap_or_else(|| {
+                log::warn!("cannot read /proc/net/psched, assuming 64 ns ticks");
+                Psched::default()
+            })
+        })
+    }
 }
 
 /// Ticks to send `size` bytes at `rate` bytes/s (iproute2's tc_calc_xmittime).
@@ -180,7 +202,7 @@ impl Qdisc {
             }
         }
         if q.kind == "tbf" {
-            q.tbf = Tbf::decode(options, tick_in_usec());
+            q.tbf = Tbf::decode(options, Psched::read().ticks_per_us);
         }
         Some(q)
     }
@@ -231,7 +253,7 @@ impl Socket {
         m.attributes.push(TcAttribute::Kind("tbf".to_string()));
         m.attributes.push(TcAttribute::Other(DefaultNla::new(
             TCA_OPTIONS | NLA_F_NESTED,
-            tbf.options(tick_in_usec()),
+            tbf.options(Psched::read().ticks_per_us),
         )));
         self.change(
             RouteNetlinkMessage::NewQueueDiscipline(m),
@@ -305,13 +327,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn psched_of_a_modern_kernel() {
-        let t = parse_psched("000003e8 00000040 000f4240 3b9aca00\n").unwrap();
-        assert!((t - 15.625).abs() < 1e-9);
-        // nanosecond clock_res: t2us taken as us2t
-        let t = parse_psched("000003e8 00000040 3b9aca00 3b9aca00\n").unwrap();
-        assert!((t - 1000.0).abs() < 1e-9);
-        assert!(parse_psched("garbage").is_none());
+    fn psched_of_modern_and_old_kernels() {
+        let p = Psched::parse("000003e8 00000040 000f4240 3b9aca00\n").unwrap();
+        assert_eq!(p.ticks_per_us, 15.625);
+        // clock_res of 1 GHz: t2us is taken from us2t, as iproute2 does.
+        let p = Psched::parse("000003e8 00000400 3b9aca00 3b9aca00").unwrap();
+        assert_eq!(p.ticks_per_us, 1000.0);
+        assert_eq!(Psched::parse("garbage"), None);
+        assert_eq!(Psched::parse("1 0 f4240 64"), None);
     }
 
     #[test]

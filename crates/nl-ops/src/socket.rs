@@ -18,6 +18,10 @@ const DUMP_ATTEMPTS: usize = 5;
 const NLMSG_HDRLEN: usize = 16;
 /// NLMSGERR_ATTR_MSG: the extack text.
 const NLMSGERR_ATTR_MSG: u16 = 1;
+/// Receive buffer. Dump datagrams are at most 32 KiB (the kernel caps them
+/// there whatever the reader offers) and single replies of the objects we ask
+/// for are a few KiB, so one `recv` always gets a whole datagram.
+const RECV_BUF: usize = 64 * 1024;
 
 pub struct Socket {
     sock: netlink_sys::Socket,
@@ -51,21 +55,18 @@ impl Socket {
             move |source| Error::Io { op, source }
         };
         let mut sock = netlink_sys::Socket::new(NETLINK_ROUTE).map_err(io("open netlink socket"))?;
-        sock.bind_auto().map_err(io("bind netlink socket"))?;
+        let addr = sock.bind_auto().map_err(io("bind netlink socket"))?;
         // Strict checking makes the kernel filter dumps by the header we send
         // (and reject headers it does not understand instead of ignoring them).
         sock.set_netlink_get_strict_chk(true)
             .map_err(io("enable netlink strict checking"))?;
         // Extended acks carry the kernel's own reason text; harmless when absent.
         let _ = sock.set_ext_ack(true);
-        let mut addr = SocketAddr::new(0, 0);
-        sock.get_address(&mut addr)
-            .map_err(io("read netlink socket address"))?;
         Ok(Socket {
             sock,
             seq: 0,
             port: addr.port_number(),
-            buf: vec![0; 64 * 1024],
+            buf: vec![0; RECV_BUF],
         })
     }
 
@@ -107,23 +108,23 @@ impl Socket {
         }
     }
 
-    /// Receives one datagram into the buffer, growing it when the datagram
-    /// would not fit (peeked with MSG_TRUNC first).
+    /// Receives one datagram into the buffer with a single `recv`. MSG_TRUNC
+    /// makes the kernel report the datagram's real length, so a datagram that
+    /// did not fit is an error instead of a silently cut reply.
     fn recv_datagram(&mut self, op: &dyn Fn() -> String) -> Result<usize> {
         loop {
-            let mut empty: &mut [u8] = &mut [];
-            let peeked = self.sock.recv(&mut empty, libc::MSG_PEEK | libc::MSG_TRUNC);
-            let want = match peeked {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(Error::Io { op: op(), source }),
-            };
-            if want > self.buf.len() {
-                self.buf.resize(want.next_power_of_two(), 0);
-            }
             let mut slice: &mut [u8] = &mut self.buf[..];
-            match self.sock.recv(&mut slice, 0) {
-                Ok(n) => return Ok(n.min(self.buf.len())),
+            match self.sock.recv(&mut slice, libc::MSG_TRUNC) {
+                Ok(n) if n > self.buf.len() => {
+                    return Err(Error::Protocol {
+                        op: op(),
+                        msg: format!(
+                            "netlink reply of {n} bytes does not fit the {} byte receive buffer",
+                            self.buf.len()
+                        ),
+                    })
+                }
+                Ok(n) => return Ok(n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(source) => return Err(Error::Io { op: op(), source }),
             }
@@ -132,6 +133,8 @@ impl Socket {
 
     /// Sends `msg` and collects the replies with its sequence number until
     /// the request is finished: NLMSG_DONE for dumps, the ACK otherwise.
+    /// Gets ask for the ACK too: a tc get that finds only a built-in qdisc
+    /// succeeds without sending anything, and would leave us waiting.
     fn transact(
         &mut self,
         msg: RouteNetlinkMessage,

@@ -2,6 +2,7 @@
 //! end of its veth (ingress) and on an ifb its traffic is redirected to
 //! (egress), as the reference plugin does, with convergent ADD, rollback,
 //! a real CHECK, GC and STATUS.
+#![no_main]
 
 mod apply;
 mod config;
@@ -175,6 +176,4 @@ impl Plugin for Bandwidth {
     }
 }
 
-fn main() {
-    cni_core::run(&Bandwidth)
-}
+cni_core::plugin_main!(Bandwidth);

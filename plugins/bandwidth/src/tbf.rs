@@ -1,6 +1,7 @@
 //! Token bucket maths, computed exactly as the reference plugin computes it so
 //! that `tc qdisc show` reads the same for the same config.
 
+pub use nl_ops::qdisc::Psched;
 use nl_ops::qdisc::Tbf;
 
 /// The reference's fixed queueing latency: the queue holds what the rate
@@ -8,52 +9,6 @@ use nl_ops::qdisc::Tbf;
 pub const LATENCY_US: u64 = 25_000;
 
 const USEC_PER_SEC: f64 = 1_000_000.0;
-
-/// The kernel's packet scheduler clock, from `/proc/net/psched`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Psched {
-    /// Scheduler ticks per microsecond (15.625 on every modern kernel).
-    pub ticks_per_us: f64,
-}
-
-impl Default for Psched {
-    /// What kernels since 2.6.31 report: 1 tick = 64 ns.
-    fn default() -> Self {
-        Psched { ticks_per_us: 15.625 }
-    }
-}
-
-impl Psched {
-    /// Parses the four hex words of `/proc/net/psched` as iproute2 does.
-    pub fn parse(text: &str) -> Option<Psched> {
-        let words: Vec<u64> = text
-            .split_whitespace()
-            .take(4)
-            .map(|w| u64::from_str_radix(w, 16).ok())
-            .collect::<Option<_>>()?;
-        let [mut t2us, us2t, clock_res, _hz] = words.as_slice() else {
-            return None;
-        };
-        if *clock_res == 1_000_000_000 {
-            t2us = *us2t;
-        }
-        if *us2t == 0 {
-            return None;
-        }
-        let clock_factor = *clock_res as f64 / USEC_PER_SEC;
-        Some(Psched {
-            ticks_per_us: t2us as f64 / *us2t as f64 * clock_factor,
-        })
-    }
-
-    /// The running kernel's clock; the usual default when unreadable.
-    pub fn read() -> Psched {
-        std::fs::read_to_string("/proc/net/psched")
-            .ok()
-            .and_then(|t| Psched::parse(&t))
-            .unwrap_or_default()
-    }
-}
 
 /// One direction's limits, as configured (bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,17 +145,6 @@ mod tests {
         assert_eq!(t.limit, u32::MAX);
         let t = limit(u64::MAX, 8000).tbf();
         assert_eq!((t.rate, t.burst, t.limit), (u64::MAX / 8, 1000, u32::MAX));
-    }
-
-    #[test]
-    fn psched_parse_modern_and_old_kernels() {
-        let p = Psched::parse("000003e8 00000040 000f4240 3b9aca00\n").unwrap();
-        assert_eq!(p.ticks_per_us, 15.625);
-        // clock_res of 1 GHz: t2us is taken from us2t, as iproute2 does.
-        let p = Psched::parse("000003e8 00000400 3b9aca00 3b9aca00").unwrap();
-        assert_eq!(p.ticks_per_us, 1000.0);
-        assert_eq!(Psched::parse("garbage"), None);
-        assert_eq!(Psched::parse("1 0 f4240 64"), None);
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! CNI sbr plugin: source based routing, a drop-in for the reference.
+#![no_main]
 
 use std::path::Path;
 
@@ -115,6 +116,4 @@ impl Plugin for Sbr {
     }
 }
 
-fn main() {
-    cni_core::run(&Sbr)
-}
+cni_core::plugin_main!(Sbr);
