@@ -2,6 +2,8 @@
 //! The binary enters through `cni_core::plugin_main!` instead of std's
 //! runtime: what std's start-up did for us must still hold. No root needed.
 
+mod common;
+
 use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
@@ -41,7 +43,7 @@ fn closed_stdout_is_not_taken_by_the_log_file() {
     // CHECK without CNI_NETNS: the log file is opened, then the error
     // (code 4) is printed on stdout.
     let mut c = Command::new(env!("CARGO_BIN_EXE_sbr"));
-    c.env_clear().env("CNI_COMMAND", "CHECK").stdin(Stdio::piped());
+    c.env_clear().env("CNI_COMMAND", "CHECK");
     // SAFETY: close(2) is async-signal-safe; the child starts without fd 1.
     unsafe {
         c.pre_exec(|| {
@@ -49,14 +51,7 @@ fn closed_stdout_is_not_taken_by_the_log_file() {
             Ok(())
         });
     }
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    let status = child.wait().unwrap();
+    let status = common::run_with_input(&mut c, conf.to_string().as_bytes()).status;
     assert_eq!(status.code(), Some(1), "{status:?}");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     std::fs::remove_dir_all(&dir).unwrap();

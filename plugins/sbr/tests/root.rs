@@ -4,9 +4,10 @@
 //! Each test makes its own namespaces (a container and a "host" peer);
 //! the machine's root namespace is never touched.
 
-use std::io::Write;
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use nl_ops::testutil::{root_or_skip, TestNs};
 use serde_json::{json, Value};
@@ -84,24 +85,15 @@ struct Out {
 }
 
 fn cni(bin: &str, cmd: &str, netns: &Path, ifname: &str, conf: &Value) -> Out {
-    let mut child = Command::new(bin)
-        .env("CNI_COMMAND", cmd)
-        .env("CNI_CONTAINERID", "ctr1")
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", ifname)
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::run_with_input(
+        Command::new(bin)
+            .env("CNI_COMMAND", cmd)
+            .env("CNI_CONTAINERID", "ctr1")
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", ifname)
+            .env("CNI_PATH", "/usr/lib/cni"),
+        conf.to_string().as_bytes(),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     Out {
         ok: out.status.success(),
@@ -784,17 +776,12 @@ fn gc_status_and_version() {
     }
     let c = json!({"cniVersion": "1.1.0", "name": "n", "type": "sbr"});
     for cmd in ["GC", "STATUS"] {
-        let out = Command::new(ours())
-            .env("CNI_COMMAND", cmd)
-            .env("CNI_PATH", "/usr/lib/cni")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .and_then(|mut ch| {
-                ch.stdin.take().unwrap().write_all(c.to_string().as_bytes())?;
-                ch.wait_with_output()
-            })
-            .unwrap();
+        let out = common::run_with_input(
+            Command::new(ours())
+                .env("CNI_COMMAND", cmd)
+                .env("CNI_PATH", "/usr/lib/cni"),
+            c.to_string().as_bytes(),
+        );
         assert!(
             out.status.success(),
             "{cmd}: {}",
