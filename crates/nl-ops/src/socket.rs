@@ -6,6 +6,8 @@ use netlink_packet_core::{
     NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR,
     NLM_F_ECHO, NLM_F_REQUEST,
 };
+use std::os::fd::AsRawFd;
+
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, SocketAddr};
 
@@ -22,6 +24,11 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 /// there whatever the reader offers) and single replies of the objects we ask
 /// for are a few KiB, so one `recv` always gets a whole datagram.
 const RECV_BUF: usize = 64 * 1024;
+/// How long a reply may take to arrive. rtnetlink does its work while we
+/// send (waiting for the RTNL lock included), so the reply is queued by the
+/// time `send` returns; a reply that has not come after this never will,
+/// and an error beats a plugin hanging with its lock held.
+const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct Socket {
     sock: netlink_sys::Socket,
@@ -62,12 +69,39 @@ impl Socket {
             .map_err(io("enable netlink strict checking"))?;
         // Extended acks carry the kernel's own reason text; harmless when absent.
         let _ = sock.set_ext_ack(true);
-        Ok(Socket {
+        let mut s = Socket {
             sock,
             seq: 0,
             port: addr.port_number(),
             buf: vec![0; RECV_BUF],
-        })
+        };
+        s.set_reply_timeout(REPLY_TIMEOUT)
+            .map_err(io("set the netlink reply timeout"))?;
+        Ok(s)
+    }
+
+    fn set_reply_timeout(&mut self, t: std::time::Duration) -> std::io::Result<()> {
+        let tv = libc::timeval {
+            tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_usec: libc::suseconds_t::from(t.subsec_micros()),
+        };
+        let len = libc::socklen_t::try_from(std::mem::size_of::<libc::timeval>())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: a valid timeval of the size passed, on our own socket.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                len,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
     }
 
     /// A socket that lives in `ns`: created inside a scoped switch, usable
@@ -126,6 +160,12 @@ impl Socket {
                 }
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(Error::Kernel {
+                        op: format!("{} (no reply from the kernel in time)", op()),
+                        errno: libc::EAGAIN,
+                    })
+                }
                 Err(source) => return Err(Error::Io { op: op(), source }),
             }
         }
@@ -341,6 +381,17 @@ mod tests {
 
     fn op() -> String {
         "dump routes".into()
+    }
+
+    #[test]
+    fn a_reply_that_never_comes_is_try_again_not_a_hang() {
+        let mut sock = Socket::new().unwrap();
+        sock.set_reply_timeout(std::time::Duration::from_millis(20))
+            .unwrap();
+        // Nothing was asked, so nothing will arrive.
+        let e = sock.recv_datagram(&op).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EAGAIN), "{e}");
+        assert_eq!(cni_core::CniError::from(e).code, cni_core::Code::TryAgainLater);
     }
 
     #[test]
