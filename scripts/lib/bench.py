@@ -555,8 +555,12 @@ def report(b, out_path, chart_dir):
     w("")
     w(
         "bandwidth DEL is the kernel's work in both: deleting the ifb waits for RCU grace periods "
-        "(`rcu_barrier` in device unregistration), 15-20 ms here, which varies more from run to run "
-        "than the whole rest of the command; the ratio moves around 1.0 between runs of this bench."
+        "(`rcu_barrier` in device unregistration), 10-35 ms here, and that wait also covers "
+        "whatever the process did before: adding a 2 ms sleep at the start of our DEL moved its "
+        "median by only 0.4 ms, so a faster start-up buys almost nothing here. What ours adds is "
+        "the cleanup the reference skips (removing the TBF and ingress qdisc it put on the veth, "
+        "which is why the reference's ADD after its DEL fails): a few tenths of a millisecond "
+        "of kernel work. The ratio moved between 0.88 and 1.22 over runs of this bench."
     )
     svgchart.write_bars(
         os.path.join(chart_dir, "latency.svg"),
