@@ -1,13 +1,13 @@
 //! A synchronous NETLINK_ROUTE socket bound to one network namespace.
 
+use std::os::fd::AsRawFd;
+
 use cni_core::netns::NetNs;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, ParseableParametrized, NLMSG_DONE, NLMSG_ERROR,
     NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR,
     NLM_F_ECHO, NLM_F_REQUEST,
 };
-use std::os::fd::AsRawFd;
-
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, SocketAddr};
 
