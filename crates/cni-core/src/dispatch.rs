@@ -144,21 +144,42 @@ pub fn start<P: Plugin>(plugin: &P) -> ! {
     run(plugin)
 }
 
-/// The binary's entry point for a crate with `#![no_main]`: C `main` calling
-/// [`start`]. std's own start-up asks glibc for the main thread's stack
-/// bounds, which parses /proc/self/maps, and sets up a signal stack for
-/// overflow reports: about 0.1 ms of a plugin's whole run on a VM, for
-/// nothing a one-shot plugin uses. [`run`] exits through
-/// `std::process::exit`, which flushes stdout.
+/// The binary's entry point for a crate with
+/// `#![cfg_attr(not(test), no_main)]`: C `main` calling [`start`]. std's own
+/// start-up asks glibc for the main thread's stack bounds, which parses
+/// /proc/self/maps, and sets up a signal stack for overflow reports: about
+/// 0.1 ms of a plugin's whole run on a VM, for nothing a one-shot plugin
+/// uses. [`run`] exits through `std::process::exit`, which flushes stdout.
+/// Under `cfg(test)` the crate keeps the test harness's `main`: a plain
+/// `no_main` would make its unit-test binary run the plugin instead of the
+/// tests, and pass. The test put in its place dispatches through the plugin.
 #[macro_export]
 macro_rules! plugin_main {
     ($plugin:expr) => {
+        #[cfg(not(test))]
         #[no_mangle]
         pub extern "C" fn main(
             _argc: ::std::os::raw::c_int,
             _argv: *const *const ::std::os::raw::c_char,
         ) -> ::std::os::raw::c_int {
             $crate::dispatch::start(&$plugin)
+        }
+
+        #[cfg(test)]
+        #[test]
+        fn plugin_main_dispatches_to_the_plugin() {
+            let env = |k: &str| (k == "CNI_COMMAND").then(|| "VERSION".to_string());
+            let mut out = Vec::new();
+            let code = $crate::dispatch::run_with(
+                &$plugin,
+                &env,
+                &mut &br#"{"cniVersion": "1.0.0"}"#[..],
+                &mut out,
+                &mut ::std::io::sink(),
+            );
+            assert_eq!(code, 0);
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.contains("supportedVersions"), "{text}");
         }
     };
 }

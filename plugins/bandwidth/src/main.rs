@@ -2,7 +2,7 @@
 //! end of its veth (ingress) and on an ifb its traffic is redirected to
 //! (egress), as the reference plugin does, with convergent ADD, rollback,
 //! a real CHECK, GC and STATUS.
-#![no_main]
+#![cfg_attr(not(test), no_main)]
 
 mod apply;
 mod config;

@@ -1,5 +1,5 @@
 //! CNI sbr plugin: source based routing, a drop-in for the reference.
-#![no_main]
+#![cfg_attr(not(test), no_main)]
 
 use std::path::Path;
 
