@@ -305,12 +305,7 @@ pub(crate) fn parse_datagram(buf: &[u8], seq: u32, port: u32, op: &dyn Fn() -> S
                     if flags & NLM_F_CAPPED == 0 && payload.len() >= 4 + NLMSG_HDRLEN {
                         tlv = 4 + raw::align4(raw::u32_at(payload, 4) as usize);
                     }
-                    let text = if flags & NLM_F_ACK_TLVS != 0 {
-                        extack(payload.get(tlv..).unwrap_or(&[]))
-                    } else {
-                        None
-                    };
-                    return Err(kernel_error(op, -code, text));
+                    return Err(kernel_error(op, -code, extack(flags, payload.get(tlv..))));
                 }
                 batch.done = true;
                 return Ok(batch);
@@ -323,12 +318,7 @@ pub(crate) fn parse_datagram(buf: &[u8], seq: u32, port: u32, op: &dyn Fn() -> S
                     0
                 };
                 if code != 0 {
-                    let text = if flags & NLM_F_ACK_TLVS != 0 {
-                        extack(payload.get(4..).unwrap_or(&[]))
-                    } else {
-                        None
-                    };
-                    return Err(kernel_error(op, -code, text));
+                    return Err(kernel_error(op, -code, extack(flags, payload.get(4..))));
                 }
                 batch.done = true;
                 return Ok(batch);
@@ -344,8 +334,13 @@ pub(crate) fn parse_datagram(buf: &[u8], seq: u32, port: u32, op: &dyn Fn() -> S
     Ok(batch)
 }
 
-fn extack(tlvs: &[u8]) -> Option<String> {
-    raw::attrs(tlvs)
+/// The kernel's reason text among the attributes after an error, when the
+/// message says it carries them (NLM_F_ACK_TLVS).
+fn extack(flags: u16, tlvs: Option<&[u8]>) -> Option<String> {
+    if flags & NLM_F_ACK_TLVS == 0 {
+        return None;
+    }
+    raw::attrs(tlvs?)
         .find(|(k, _)| *k == NLMSGERR_ATTR_MSG)
         .map(|(_, v)| raw::c_string(v))
         .filter(|s| !s.is_empty())
