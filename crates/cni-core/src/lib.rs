@@ -10,6 +10,7 @@ mod fold;
 pub mod lock;
 pub mod logging;
 pub mod netns;
+pub mod plan;
 pub mod types;
 pub mod version;
 
