@@ -129,8 +129,11 @@ impl Route {
         // Tables above 255 only fit in RTA_TABLE; the header gets the compat id.
         h.table = u8::try_from(self.table).unwrap_or(RT_TABLE_COMPAT);
         if delete {
-            // Lenient on what the caller may not know: any scope, protocol and type.
+            // Lenient on what the caller may not know: any scope and type.
+            // The protocol is kept: of two routes that differ only in who
+            // made them, the delete takes the one named (0 matches any).
             h.scope = RT_SCOPE_NOWHERE.into();
+            h.protocol = self.protocol.into();
         } else {
             h.scope = self.scope.into();
             h.protocol = if self.protocol == 0 {

@@ -242,3 +242,40 @@ fn large_dump_spans_many_datagrams() {
         .iter()
         .all(|r| r.table == 300 && r.gateway == Some(ip("10.9.0.1"))));
 }
+
+/// A delete names the protocol of the route it means: a route with the same
+/// destination but made by someone else (another protocol) stays.
+#[test]
+fn delete_names_the_protocol() {
+    if !root_or_skip("delete_names_the_protocol") {
+        return;
+    }
+    for (tag, dst, gw) in [
+        ("v4", "10.77.0.0/16", "10.9.0.1"),
+        ("v6", "fd00:77::/64", "fd00:9::1"),
+    ] {
+        let (ns, mut s, idx) = setup(&format!("route-proto-{tag}"));
+        let mut theirs = Route::new(dst.parse().unwrap(), 100);
+        theirs.gateway = Some(ip(gw));
+        theirs.oif = Some(idx);
+        theirs.protocol = 4; // static
+        s.add_route(&theirs).unwrap();
+        let mut ours = theirs.clone();
+        ours.protocol = 83;
+        assert!(
+            !s.delete_route(&ours).unwrap(),
+            "{tag}: deleted the other protocol's route"
+        );
+        let left = s
+            .routes(&RouteFilter {
+                v4: None,
+                table: Some(100),
+                oif: None,
+            })
+            .unwrap();
+        assert_eq!(left.len(), 1, "{tag}: {left:?}");
+        assert_eq!(left[0].protocol, 4);
+        assert!(s.delete_route(&theirs).unwrap());
+        drop(ns);
+    }
+}

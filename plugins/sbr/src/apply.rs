@@ -28,8 +28,9 @@ impl cni_core::plan::Change for Change {
     }
 }
 
-/// The errno's text with its spec code. An unreachable gateway or a source
-/// the link does not have comes from the config or the prevResult: code 7.
+/// The errno's text with its spec code. An unreachable gateway (IPv4 says
+/// "network is unreachable", IPv6 "no route to host") or a source the link
+/// does not have comes from the config or the prevResult: code 7.
 fn error(change: &Change, e: nl_ops::Error) -> CniError {
     let errno = e.errno();
     let text = match errno {
@@ -37,7 +38,7 @@ fn error(change: &Change, e: nl_ops::Error) -> CniError {
         None => e.to_string(),
     };
     let code = match (change, errno) {
-        (Change::AddRoute(_), Some(libc::ENETUNREACH)) => Code::InvalidConfig,
+        (Change::AddRoute(_), Some(libc::ENETUNREACH | libc::EHOSTUNREACH)) => Code::InvalidConfig,
         (Change::AddRoute(r), Some(libc::EINVAL)) if r.prefsrc.is_some() => Code::InvalidConfig,
         _ => CniError::from(e).code,
     };

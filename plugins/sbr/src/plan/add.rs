@@ -7,22 +7,35 @@ use nl_ops::rule::Rule;
 use super::*;
 use crate::config::Config;
 
+/// The rule sbr makes for `src`.
+fn new_rule(src: IpNet, table: u32, priority: Option<u32>) -> Rule {
+    Rule {
+        v4: src.addr().is_ipv4(),
+        src: Some(src),
+        table,
+        priority,
+        action: FR_ACT_TO_TBL,
+        protocol: RTPROT_SBR,
+        other_selectors: false,
+    }
+}
+
 /// ADD: per address a rule to its table and the table's routes, then the
-/// moved routes leave main, then source hints. Converges: what is already
-/// in place is not planned again, an address with a rule keeps its table.
+/// moved routes leave main, then source hints. Converges: what is already in
+/// place is not planned again; an address keeps the table of its rule (sbr's
+/// or the reference's), or takes up the table that lost its rule.
 pub fn plan_add(config: &Config, addresses: &[Address], snap: &Snapshot) -> Result<Plan, CniError> {
     let mut ops = Vec::new();
 
     if let Some(table) = config.table {
         for a in addresses {
-            let rule = Rule {
-                v4: is_v4(&a.addr),
-                src: Some(host(&a.addr)),
-                table,
-                priority: config.priority,
-                action: FR_ACT_TO_TBL,
-            };
-            if !rule_present(snap, &rule) && !ops.contains(&Change::AddRule(rule.clone())) {
+            let src = host(&a.addr);
+            let present = snap.rules.iter().any(|r| {
+                r.table == table
+                    && (marked_rule(r, &src) || (plain_rule(r, &src) && r.protocol == RTPROT_UNSPEC))
+            });
+            let rule = new_rule(src, table, config.priority);
+            if !present && !ops.contains(&Change::AddRule(rule.clone())) {
                 ops.push(Change::AddRule(rule));
             }
         }
@@ -37,6 +50,7 @@ pub fn plan_add(config: &Config, addresses: &[Address], snap: &Snapshot) -> Resu
         .map(|r| r.table)
         .chain(snap.routes.iter().map(|r| r.table))
         .collect();
+    let mut claimed = BTreeSet::new();
     let mut next = FIRST_TABLE;
     let mut families = BTreeSet::new();
 
@@ -44,14 +58,11 @@ pub fn plan_add(config: &Config, addresses: &[Address], snap: &Snapshot) -> Resu
         let v4 = is_v4(&a.addr);
         families.insert(v4);
         let src = host(&a.addr);
-        let existing = snap
-            .rules
-            .iter()
-            .filter(|r| our_rule(r, &src))
-            .find(|r| config.priority.is_none() || r.priority == config.priority)
-            .or_else(|| snap.rules.iter().find(|r| our_rule(r, &src)))
-            .map(|r| r.table);
-        let table = match existing {
+        let rule = attachment_rule(snap, &src, config.priority).filter(|r| !claimed.contains(&r.table));
+        let table = match rule
+            .map(|r| r.table)
+            .or_else(|| orphan_table(snap, &a.addr, &claimed))
+        {
             Some(t) => t,
             None => {
                 while taken.contains(&next) {
@@ -61,16 +72,19 @@ pub fn plan_add(config: &Config, addresses: &[Address], snap: &Snapshot) -> Resu
             }
         };
         taken.insert(table);
+        claimed.insert(table);
 
-        let rule = Rule {
-            v4,
-            src: Some(src),
-            table,
-            priority: config.priority,
-            action: FR_ACT_TO_TBL,
-        };
-        if !rule_present(snap, &rule) {
-            ops.push(Change::AddRule(rule));
+        let wanted = new_rule(src, table, config.priority);
+        match rule {
+            None => ops.push(Change::AddRule(wanted)),
+            // Ours with another priority than configured: moved.
+            Some(r)
+                if r.protocol == RTPROT_SBR && config.priority.is_some() && r.priority != config.priority =>
+            {
+                ops.push(Change::DelRule(r.clone()));
+                ops.push(Change::AddRule(wanted));
+            }
+            Some(_) => {}
         }
 
         let mut want = Vec::new();
@@ -84,7 +98,7 @@ pub fn plan_add(config: &Config, addresses: &[Address], snap: &Snapshot) -> Resu
                 table,
                 scope: RT_SCOPE_UNIVERSE,
                 metric: None,
-                protocol: RTPROT_BOOT,
+                protocol: RTPROT_SBR,
                 kind: RTN_UNICAST,
             });
         }
@@ -92,12 +106,19 @@ pub fn plan_add(config: &Config, addresses: &[Address], snap: &Snapshot) -> Resu
             if is_v4(&r.dst) != v4 {
                 continue;
             }
-            // A configured gateway is the table's default, whatever main had.
-            if static_gw.is_some() && r.dst.prefix_len() == 0 {
-                continue;
-            }
             let generic = r.prefsrc.is_none() && r.gateway.is_none();
             if generic || in_subnet(&a.addr, r.prefsrc) || in_subnet(&a.addr, r.gateway) {
+                if let (Some(gw), true) = (static_gw, r.dst.prefix_len() == 0) {
+                    // The copy replaces the route to the configured gateway,
+                    // as in the reference; DEL then gives main its default
+                    // back exactly.
+                    log::warn!(
+                        "main's default route via {} on {} takes the place of the configured gateway {gw} in table {table}, as with the reference",
+                        r.gateway.map_or_else(|| "the link".to_string(), |g| g.to_string()),
+                        snap.ifname
+                    );
+                }
+                // Copied unchanged (protocol included): DEL moves it back.
                 want.push(Route {
                     table,
                     ..(*r).clone()
@@ -146,7 +167,7 @@ pub fn plan_add(config: &Config, addresses: &[Address], snap: &Snapshot) -> Resu
                 table: RT_TABLE_MAIN,
                 scope: if v4 { RT_SCOPE_LINK } else { RT_SCOPE_UNIVERSE },
                 metric: current.and_then(|c| c.metric),
-                protocol: current.map_or(RTPROT_BOOT, |c| c.protocol),
+                protocol: RTPROT_SBR,
                 kind: RTN_UNICAST,
             };
             match current {

@@ -50,7 +50,7 @@ pub fn check(config: &Config, addresses: &[Address], snap: &Snapshot) -> Result<
             continue;
         }
         let src = host(&a.addr);
-        let Some(table) = snap.rules.iter().find(|r| our_rule(r, &src)).map(|r| r.table) else {
+        let Some(table) = attachment_rule(snap, &src, config.priority).map(|r| r.table) else {
             return fail(format!("missing rule from {src} to a routing table"));
         };
         // ADD copies whatever route to the subnet the main plugin made on

@@ -1,50 +1,49 @@
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
 use ipnet::IpNet;
-use nl_ops::route::{Route, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN};
+use nl_ops::route::{Route, RT_TABLE_MAIN};
 use nl_ops::rule::Rule;
 
 use super::*;
-use crate::config::{Config, RESERVED_TABLES};
+use crate::config::Config;
 
-/// DEL: the rules of the interface's addresses go; when the link is still
-/// there the routes ADD took out of main go back and the tables it used are
-/// emptied. `prev` is the prevResult's addresses of the interface, `None`
-/// when the runtime sent no prevResult.
+/// DEL: only what this attachment owns goes. `prev` is the prevResult's
+/// addresses of the interface, `None` when the runtime sent none.
 ///
-/// Without saved state, what goes back is decided from the tables and main
-/// as they are now. ADD only takes routes on this link out of main, and
-/// every table route but the default is such a copy: those go back unless
-/// main holds a route with the same key on another link (the kernel would
-/// refuse the twin; replacing it would clobber someone else's route). The
-/// table's default may be sbr's own (from a gateway) or main's moved one:
-/// it goes back when the prevResult lists a default route of its family
-/// (the main plugin put one into main), or, without prevResult, when main
-/// has no default of that family left (a second interface's sbr DEL must
-/// not give main a second default beside eth0's).
+/// - Rules: sbr's (marked) for the addresses, and with a prevResult also
+///   the reference's exact rule for its addresses (a node upgraded in
+///   place). Without a prevResult the link's addresses stand in, for sbr's
+///   own rules only.
+/// - Tables: those of the deleted rules that no other rule uses, and a table
+///   of an address that lost its rule. In them, routes through the link that
+///   carry sbr's mark are deleted; the others are what ADD moved out of main
+///   and go back unchanged, unless main holds a route with the same key on
+///   another link (the kernel would refuse the twin; replacing it would
+///   clobber someone else's route). Routes through other links stay.
+/// - Main: source hints sbr put there are deleted before the routes they
+///   replaced come back.
 pub fn plan_del(config: &Config, prev: Option<&[Address]>, snap: &Snapshot) -> Plan {
-    let addresses = prev.unwrap_or_default();
-    let mut hosts: Vec<IpNet> = addresses.iter().map(|a| host(&a.addr)).collect();
-    hosts.extend(snap.link_addresses.iter().map(host));
-
-    let ours = |r: &Rule| -> bool {
-        let Some(src) = r.src else { return false };
-        if !hosts.contains(&src) || r.action != FR_ACT_TO_TBL {
-            return false;
-        }
-        match config.table {
-            Some(t) => r.table == t,
-            None => !RESERVED_TABLES.contains(&r.table),
-        }
+    let sources: Vec<IpNet> = match prev {
+        Some(addresses) => addresses.iter().map(|a| a.addr).collect(),
+        None => snap.link_addresses.clone(),
     };
-    let mut ops: Vec<Change> = snap
-        .rules
-        .iter()
-        .filter(|r| ours(r))
-        .cloned()
-        .map(Change::DelRule)
-        .collect();
+    let ours = |r: &Rule| -> bool {
+        let in_table = |t: u32| config.table.is_none_or(|want| want == t);
+        sources.iter().any(|a| {
+            let src = host(a);
+            in_table(r.table)
+                && (marked_rule(r, &src)
+                    || (prev.is_some()
+                        && match config.table {
+                            // The configured table is the operator's: the
+                            // reference's plain rule into it is enough.
+                            Some(_) => plain_rule(r, &src) && r.protocol == RTPROT_UNSPEC,
+                            None => reference_rule(snap, r, &src),
+                        }))
+        })
+    };
+    let rules: Vec<&Rule> = snap.rules.iter().filter(|r| ours(r)).collect();
+    let mut ops: Vec<Change> = rules.iter().map(|r| Change::DelRule((*r).clone())).collect();
 
     let Some(link) = snap.link else {
         return once(ops);
@@ -52,87 +51,54 @@ pub fn plan_del(config: &Config, prev: Option<&[Address]>, snap: &Snapshot) -> P
     if config.table.is_some() {
         return once(ops);
     }
-    // Tables another rule still points at are someone else's too: left alone.
+    // Tables another rule still points at are someone else's too.
     let still_used: BTreeSet<u32> = snap.rules.iter().filter(|r| !ours(r)).map(|r| r.table).collect();
-    let tables: BTreeSet<u32> = snap
-        .rules
+    let mut tables: BTreeSet<u32> = rules
         .iter()
-        .filter(|r| ours(r))
         .map(|r| r.table)
-        .filter(|t| !still_used.contains(t))
+        .filter(|t| !still_used.contains(t) && !RESERVED_TABLES.contains(t))
         .collect();
+    for a in &sources {
+        let src = host(a);
+        if !rules.iter().any(|r| r.src == Some(src)) {
+            if let Some(t) = orphan_table(snap, a, &tables) {
+                tables.insert(t);
+            }
+        }
+    }
     let in_tables: Vec<&Route> = snap
         .routes
         .iter()
         .filter(|r| tables.contains(&r.table) && r.oif == Some(link))
         .collect();
 
-    let to_main = |r: &Route| Route {
-        table: RT_TABLE_MAIN,
-        ..r.clone()
-    };
-    let main_other: Vec<&Route> = snap
+    // sbr's source hints leave main first: what they replaced comes back.
+    let hints: Vec<&Route> = snap
         .routes
         .iter()
-        .filter(|r| r.table == RT_TABLE_MAIN && r.oif != Some(link))
+        .filter(|r| r.table == RT_TABLE_MAIN && r.oif == Some(link) && r.protocol == RTPROT_SBR)
         .collect();
-    let taken_elsewhere = |r: &Route| main_other.iter().any(|m| same_key(m, r));
-    let mut back: Vec<Route> = in_tables
+    ops.extend(hints.iter().map(|r| Change::DelRoute((*r).clone())));
+    let after_hints = Snapshot {
+        routes: snap
+            .routes
+            .iter()
+            .filter(|r| !hints.iter().any(|h| std::ptr::eq(*h, *r)))
+            .cloned()
+            .collect(),
+        ..snap.clone()
+    };
+
+    let back: Vec<Route> = in_tables
         .iter()
-        .filter(|r| r.dst.prefix_len() != 0)
-        .map(|r| to_main(r))
-        .filter(|r| !taken_elsewhere(r))
+        .filter(|r| r.protocol != RTPROT_SBR)
+        .map(|r| Route {
+            table: RT_TABLE_MAIN,
+            ..(*r).clone()
+        })
         .collect();
-    for v4 in [true, false] {
-        if !in_tables.iter().any(|r| is_v4(&r.dst) == v4) {
-            continue;
-        }
-        let table_default = |gw: Option<IpAddr>| {
-            in_tables
-                .iter()
-                .find(|r| r.dst.prefix_len() == 0 && is_v4(&r.dst) == v4 && (gw.is_none() || r.gateway == gw))
-        };
-        let default = match prev {
-            // The main plugin's default: the copy when the table holds it,
-            // else (a static gateway took its place) made anew.
-            Some(addresses) => {
-                let Some(a) = addresses
-                    .iter()
-                    .find(|a| is_v4(&a.addr) == v4 && a.default_in_main)
-                else {
-                    continue;
-                };
-                match (table_default(a.gateway), a.gateway) {
-                    (Some(r), _) => Some(to_main(r)),
-                    (None, Some(gw)) => Some(Route {
-                        dst: zero(v4),
-                        gateway: Some(gw),
-                        prefsrc: None,
-                        oif: Some(link),
-                        table: RT_TABLE_MAIN,
-                        scope: RT_SCOPE_UNIVERSE,
-                        metric: None,
-                        protocol: RTPROT_BOOT,
-                        kind: RTN_UNICAST,
-                    }),
-                    (None, None) => None,
-                }
-            }
-            None => {
-                let elsewhere = main_other
-                    .iter()
-                    .any(|m| m.dst.prefix_len() == 0 && is_v4(&m.dst) == v4);
-                if elsewhere {
-                    None
-                } else {
-                    table_default(None).map(|r| to_main(r))
-                }
-            }
-        };
-        back.extend(default.filter(|r| !taken_elsewhere(r)));
-    }
     for r in dedup_direct_first(back) {
-        ensure_route(&mut ops, snap, r);
+        ensure_route(&mut ops, &after_hints, r);
     }
     ops.extend(in_tables.into_iter().cloned().map(Change::DelRoute));
     once(ops)

@@ -17,6 +17,7 @@ pub use add::plan_add;
 pub use check::check;
 pub use del::plan_del;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -33,6 +34,13 @@ pub const FIRST_TABLE: u32 = 100;
 pub const RTPROT_BOOT: u8 = 3;
 pub const RTN_UNICAST: u8 = 1;
 pub const FR_ACT_TO_TBL: u8 = 1;
+/// The mark on every rule and route sbr makes (FRA_PROTOCOL, rtm_protocol),
+/// as routing daemons mark theirs: `ip rule` and `ip route` show it as
+/// `proto 83`. It survives a crash and needs no state file. Routes sbr
+/// moves keep the protocol they had, so DEL puts back exactly what ADD took.
+pub const RTPROT_SBR: u8 = 83;
+/// What the reference writes on its rules.
+pub const RTPROT_UNSPEC: u8 = 0;
 
 /// One prevResult address of the interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,9 +50,6 @@ pub struct Address {
     /// The IP's own gateway, else the gateway of the prevResult's default
     /// route of this family.
     pub gateway: Option<IpAddr>,
-    /// The prevResult has a default route of this family, so the main
-    /// plugin put one into main: DEL gives it back.
-    pub default_in_main: bool,
 }
 
 /// The namespace as read once, before planning.
@@ -179,18 +184,12 @@ impl fmt::Display for RouteText<'_> {
 /// it, or that have none. Gateways fall back to the default route of the
 /// family.
 pub fn addresses_from_result(result: &NetResult, ifname: &str) -> Vec<Address> {
-    let default_gw = |v4: bool| -> (bool, Option<IpAddr>) {
-        let mut found = false;
-        let mut gw = None;
-        for r in &result.routes {
-            if r.dst.prefix_len() == 0 && is_v4(&r.dst) == v4 {
-                found = true;
-                if gw.is_none() {
-                    gw = r.gw;
-                }
-            }
-        }
-        (found, gw)
+    let default_gw = |v4: bool| -> Option<IpAddr> {
+        result
+            .routes
+            .iter()
+            .filter(|r| r.dst.prefix_len() == 0 && is_v4(&r.dst) == v4)
+            .find_map(|r| r.gw)
     };
     result
         .ips
@@ -201,12 +200,10 @@ pub fn addresses_from_result(result: &NetResult, ifname: &str) -> Vec<Address> {
         })
         .map(|ip| {
             let v4 = is_v4(&ip.address);
-            let (default_in_main, fallback) = default_gw(v4);
             let own = ip.gateway.filter(|g| g.is_ipv4() == v4);
             Address {
                 addr: ip.address,
-                gateway: own.or(fallback),
-                default_in_main,
+                gateway: own.or_else(|| default_gw(v4)),
             }
         })
         .collect()
@@ -268,29 +265,99 @@ pub(crate) fn main_link_routes(snap: &Snapshot, link: u32) -> Vec<&Route> {
         .collect()
 }
 
-pub(crate) fn our_rule(r: &Rule, src: &IpNet) -> bool {
-    r.src.as_ref() == Some(src) && r.action == FR_ACT_TO_TBL && !RESERVED_TABLES.contains(&r.table)
+/// A rule `from SRC lookup TABLE` with nothing else to it, into a table a
+/// rule of this plugin may use.
+fn plain_rule(r: &Rule, src: &IpNet) -> bool {
+    r.src.as_ref() == Some(src) && r.action == FR_ACT_TO_TBL && !r.other_selectors && r.table != 0
 }
 
-pub(crate) fn rule_present(snap: &Snapshot, want: &Rule) -> bool {
-    snap.rules.iter().any(|r| {
-        r.v4 == want.v4
-            && r.src == want.src
-            && r.table == want.table
-            && r.action == FR_ACT_TO_TBL
-            && (want.priority.is_none() || r.priority == want.priority)
+/// A rule sbr made for this source: plain and marked.
+pub(crate) fn marked_rule(r: &Rule, src: &IpNet) -> bool {
+    plain_rule(r, src) && r.protocol == RTPROT_SBR
+}
+
+/// The reference's rule for this source: plain, unmarked, into a table
+/// that holds only routes through the link (none, when the link is gone).
+/// A node upgraded in place still tears down what the reference made.
+pub(crate) fn reference_rule(snap: &Snapshot, r: &Rule, src: &IpNet) -> bool {
+    plain_rule(r, src)
+        && r.protocol == RTPROT_UNSPEC
+        && !RESERVED_TABLES.contains(&r.table)
+        && snap
+            .routes
+            .iter()
+            .filter(|t| t.table == r.table)
+            .all(|t| snap.link.is_some() && t.oif == snap.link)
+}
+
+/// The rule that ties `src` to its table: sbr's own (the one with the
+/// configured priority first), else the reference's.
+pub(crate) fn attachment_rule<'a>(
+    snap: &'a Snapshot,
+    src: &IpNet,
+    priority: Option<u32>,
+) -> Option<&'a Rule> {
+    let ours = || snap.rules.iter().filter(|r| marked_rule(r, src));
+    ours()
+        .find(|r| priority.is_none() || r.priority == priority)
+        .or_else(|| ours().next())
+        .or_else(|| snap.rules.iter().find(|r| reference_rule(snap, r, src)))
+}
+
+/// A table of this address that lost its rule (someone deleted it): no rule
+/// points at it, every route in it goes through the link, and one of them
+/// belongs to the address (sbr's mark, its source, a gateway in its subnet
+/// or its subnet itself). ADD takes it up again and DEL empties it, so
+/// neither strands the routes that left main. Tables in `claimed` went to
+/// other addresses already.
+pub(crate) fn orphan_table(snap: &Snapshot, a: &IpNet, claimed: &BTreeSet<u32>) -> Option<u32> {
+    let link = snap.link?;
+    let referenced: BTreeSet<u32> = snap.rules.iter().map(|r| r.table).collect();
+    let tables: BTreeSet<u32> = snap
+        .routes
+        .iter()
+        .map(|r| r.table)
+        .filter(|t| !RESERVED_TABLES.contains(t) && !referenced.contains(t) && !claimed.contains(t))
+        .collect();
+    let v4 = is_v4(a);
+    let subnet = a.trunc();
+    let tied = |r: &Route| {
+        is_v4(&r.dst) == v4
+            && (r.protocol == RTPROT_SBR
+                || r.prefsrc == Some(a.addr())
+                || in_subnet(&subnet, r.gateway)
+                || (r.gateway.is_none() && r.dst.prefix_len() > 0 && r.dst.contains(&a.addr())))
+    };
+    tables.into_iter().find(|t| {
+        let mut routes = snap.routes.iter().filter(|r| r.table == *t);
+        routes.clone().all(|r| r.oif == Some(link)) && routes.any(tied)
     })
 }
 
-/// Adds `want` unless an identical route is there; a different route with
-/// the same key is replaced (delete, then add: both undoable).
+/// Adds `want` unless the same route is there. A different route with the
+/// same key is replaced (delete, then add: both undoable) only when it goes
+/// through the link, so in a table of this attachment it is sbr's own or a
+/// copy of main's; a copy gives way only to a newer copy (main's routes win
+/// over sbr's, as in the reference, and DEL must find them to give them
+/// back). Someone else's route is left alone, and `want` with it.
 pub(crate) fn ensure_route(ops: &mut Vec<Change>, snap: &Snapshot, want: Route) {
     match snap.routes.iter().find(|r| same_key(r, &want)) {
         Some(have) if same_route(have, &want) => {}
-        Some(have) => {
+        Some(have)
+            if have.oif.is_some()
+                && have.oif == snap.link
+                && have.protocol != RTPROT_SBR
+                && want.protocol == RTPROT_SBR => {}
+        Some(have) if have.oif.is_some() && have.oif == snap.link => {
             ops.push(Change::DelRoute(have.clone()));
             ops.push(Change::AddRoute(want));
         }
+        Some(have) => log::warn!(
+            "not adding route {}: table {} has {} through another link",
+            RouteText(&want, &snap.ifname),
+            TableText(want.table),
+            have.dst
+        ),
         None => ops.push(Change::AddRoute(want)),
     }
 }

@@ -54,6 +54,8 @@ pub(super) fn route(dst: &str, gw: Option<&str>, src: Option<&str>, oif: u32, ta
     }
 }
 
+/// A rule as `ip rule add` (or the reference) makes it: protocol unspec;
+/// the kernel's own rules carry protocol kernel.
 pub(super) fn rule(v4: bool, src: Option<&str>, table: u32, prio: u32) -> Rule {
     Rule {
         v4,
@@ -61,6 +63,20 @@ pub(super) fn rule(v4: bool, src: Option<&str>, table: u32, prio: u32) -> Rule {
         table,
         priority: Some(prio),
         action: FR_ACT_TO_TBL,
+        protocol: if src.is_none() {
+            RTPROT_KERNEL
+        } else {
+            RTPROT_UNSPEC
+        },
+        other_selectors: false,
+    }
+}
+
+/// The rule sbr makes, as a dump shows it.
+pub(super) fn sbr_rule(v4: bool, src: &str, table: u32, prio: u32) -> Rule {
+    Rule {
+        protocol: RTPROT_SBR,
+        ..rule(v4, Some(src), table, prio)
     }
 }
 
@@ -101,7 +117,6 @@ pub(super) fn addr(a: &str, gw: Option<&str>) -> Address {
     Address {
         addr: net(a),
         gateway: gw.map(ip),
-        default_in_main: false,
     }
 }
 
@@ -141,10 +156,16 @@ pub(super) fn simulate_changes<'a>(
                 o.rules.push(r);
             }
             Change::DelRule(r) => {
+                // The kernel's match: what the request names.
                 let i = o
                     .rules
                     .iter()
-                    .position(|x| x.src == r.src && x.table == r.table)
+                    .position(|x| {
+                        x.src == r.src
+                            && x.table == r.table
+                            && (r.protocol == 0 || x.protocol == r.protocol)
+                            && (r.priority.is_none() || x.priority == r.priority)
+                    })
                     .expect("rule to delete exists");
                 o.rules.remove(i);
             }

@@ -1,10 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeSet;
-use std::net::IpAddr;
-
 use cni_core::{Code, NetResult};
-use nl_ops::route::{RT_SCOPE_UNIVERSE, RT_TABLE_MAIN};
+use nl_ops::route::RT_SCOPE_UNIVERSE;
 use nl_ops::rule::Rule;
 use serde_json::json;
 
@@ -31,14 +28,19 @@ fn single_ipv4_golden() {
             "delete route 10.1.0.0/24 dev net1 src 10.1.0.2 scope link from table main",
         ]
     );
-    // The default route is the reference's: proto boot, scope global, no metric.
+    // The default route is the reference's (scope global, no metric) with
+    // sbr's mark, as the rule: DEL knows them as sbr's.
     let Change::AddRoute(d) = &plan.steps[2].change else {
         panic!()
     };
     assert_eq!(
         (d.protocol, d.scope, d.metric, d.oif),
-        (RTPROT_BOOT, RT_SCOPE_UNIVERSE, None, Some(NET1))
+        (RTPROT_SBR, RT_SCOPE_UNIVERSE, None, Some(NET1))
     );
+    let Change::AddRule(r) = &plan.steps[0].change else {
+        panic!()
+    };
+    assert_eq!((r.protocol, r.other_selectors), (RTPROT_SBR, false));
     // Copies keep the kernel route's protocol.
     let Change::AddRoute(s) = &plan.steps[1].change else {
         panic!()
@@ -130,6 +132,28 @@ fn static_gateway_wins_per_family() {
 }
 
 #[test]
+fn mains_default_on_the_link_wins_over_a_static_gateway_as_in_the_reference() {
+    // The reference adds the static default, then replaces it with the copy
+    // of main's default: so does sbr, and DEL gives main exactly its default.
+    let c = cfg(json!({"gateways": ["10.1.0.254"]}));
+    let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+    let mut o = snap();
+    o.routes.retain(|r| r.oif != Some(ETH0));
+    o.routes.push(route("default", Some("10.1.0.1"), None, NET1, 254));
+    let plan = plan_add(&c, &a, &o).unwrap();
+    let l = lines(&plan);
+    assert!(
+        l.contains(&"add route default via 10.1.0.1 dev net1 to table 100".to_string()),
+        "{l:#?}"
+    );
+    assert!(!l.iter().any(|x| x.contains("10.1.0.254")), "{l:#?}");
+    let added = simulate(&o, &plan);
+    assert!(plan_add(&c, &a, &added).unwrap().is_empty());
+    let back = simulate(&added, &plan_del(&c, Some(&a), &added));
+    assert_eq!(sorted(back), sorted(o));
+}
+
+#[test]
 fn address_without_gateway_gets_no_default_route() {
     let mut o = snap();
     o.routes.retain(|r| r.oif != Some(NET1) || r.gateway.is_none());
@@ -165,12 +189,10 @@ fn prev_result_default_route_is_the_fallback_gateway() {
             Address {
                 addr: net("10.1.0.2/24"),
                 gateway: Some(ip("10.1.0.254")),
-                default_in_main: true
             },
             Address {
                 addr: net("2001:db8::2/64"),
                 gateway: Some(ip("2001:db8::1")),
-                default_in_main: false
             },
         ]
     );
@@ -212,7 +234,7 @@ fn priority_option_is_on_the_rule() {
     .unwrap();
     assert_eq!(
         plan.steps[0].change,
-        Change::AddRule(rule(true, Some("10.1.0.2/32"), 100, 1234))
+        Change::AddRule(sbr_rule(true, "10.1.0.2/32", 100, 1234))
     );
 }
 
@@ -255,7 +277,7 @@ fn add_is_convergent_and_reuses_the_table_of_an_existing_rule() {
     let after = simulate(&o, &first);
     assert!(plan_add(&Config::default(), &a, &after).unwrap().is_empty());
 
-    // A rule left by someone (or the reference) for this address: its table is reused.
+    // The reference's rule for this address: its table is reused.
     let mut o2 = snap();
     o2.rules.push(rule(true, Some("10.1.0.2/32"), 107, 32765));
     let plan = plan_add(&Config::default(), &a, &o2).unwrap();
@@ -270,12 +292,14 @@ fn add_is_convergent_and_reuses_the_table_of_an_existing_rule() {
 }
 
 #[test]
-fn a_different_route_in_a_reused_table_is_replaced() {
+fn sbrs_own_route_with_another_gateway_is_replaced_a_copy_is_kept() {
     let mut o = snap();
-    o.rules.push(rule(true, Some("10.1.0.2/32"), 100, 32765));
-    let stale = route("default", Some("10.1.0.99"), None, NET1, 100);
+    o.rules.push(sbr_rule(true, "10.1.0.2/32", 100, 32765));
+    let mut stale = route("default", Some("10.1.0.99"), None, NET1, 100);
+    stale.protocol = RTPROT_SBR;
     o.routes.push(stale.clone());
-    let plan = plan_add(&Config::default(), &[addr("10.1.0.2/24", Some("10.1.0.1"))], &o).unwrap();
+    let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+    let plan = plan_add(&Config::default(), &a, &o).unwrap();
     let i = plan
         .changes()
         .position(|x| *x == Change::DelRoute(stale.clone()))
@@ -283,6 +307,17 @@ fn a_different_route_in_a_reused_table_is_replaced() {
     assert_eq!(
         lines(&plan)[i + 1],
         "add route default via 10.1.0.1 dev net1 to table 100"
+    );
+    // Unmarked, it is main's moved default (main had it, the reference
+    // keeps it too): it stays for DEL to give back.
+    stale.protocol = RTPROT_BOOT;
+    o.routes.retain(|r| r.table != 100);
+    o.routes.push(stale.clone());
+    let plan = plan_add(&Config::default(), &a, &o).unwrap();
+    assert!(
+        !lines(&plan).iter().any(|l| l.contains("default")),
+        "{:#?}",
+        lines(&plan)
     );
 }
 
@@ -323,27 +358,45 @@ fn add_then_del_restores_the_namespace() {
     }
 }
 
+/// Item 4 of issue 12: DEL gives main what ADD took, whatever the
+/// prevResult says about default routes.
 #[test]
-fn del_restores_the_default_route_only_when_prev_result_had_one() {
-    let o = snap();
-    let mut a = vec![addr("10.1.0.2/24", Some("10.1.0.1"))];
-    let mut o2 = o.clone();
-    o2.routes
+fn del_gives_back_exactly_what_add_took_whatever_the_prev_result_lists() {
+    let with_default = |prev_lists_default: bool| {
+        let mut a = addr("10.1.0.2/24", Some("10.1.0.1"));
+        if !prev_lists_default {
+            a.gateway = None;
+        }
+        a
+    };
+    // Main has a default via the link, the prevResult lists no route.
+    let mut o = snap();
+    o.routes.retain(|r| r.oif != Some(ETH0));
+    o.routes.push(route("default", Some("10.1.0.1"), None, NET1, 254));
+    let a = [with_default(false)];
+    let added = simulate(&o, &plan_add(&Config::default(), &a, &o).unwrap());
+    for prev in [Some(&a[..]), None] {
+        let back = simulate(&added, &plan_del(&Config::default(), prev, &added));
+        assert_eq!(sorted(back), sorted(o.clone()));
+    }
+    // The prevResult lists 0.0.0.0/0, main had none through the link: the
+    // table's default is sbr's and main gets none.
+    let mut o = snap();
+    o.routes
         .retain(|r| !(r.oif == Some(NET1) && r.dst.prefix_len() == 0));
-    // No default in main before: none after.
-    let added = simulate(&o2, &plan_add(&Config::default(), &a, &o2).unwrap());
-    let back = simulate(&added, &plan_del(&Config::default(), Some(&a), &added));
-    assert_eq!(sorted(back), sorted(o2.clone()));
-    // A default in main (the prevResult lists it): back in main after.
-    let mut o3 = o.clone();
-    o3.routes
-        .push(route("default", Some("10.1.0.1"), None, NET1, 254));
-    o3.routes
-        .retain(|r| r.oif != Some(ETH0) || r.dst.prefix_len() != 0);
-    a[0].default_in_main = true;
-    let added = simulate(&o3, &plan_add(&Config::default(), &a, &o3).unwrap());
-    let back = simulate(&added, &plan_del(&Config::default(), Some(&a), &added));
-    assert_eq!(sorted(back), sorted(o3));
+    let a = [with_default(true)];
+    let added = simulate(&o, &plan_add(&Config::default(), &a, &o).unwrap());
+    for prev in [Some(&a[..]), None] {
+        let del = plan_del(&Config::default(), prev, &added);
+        assert!(
+            !lines(&del)
+                .iter()
+                .any(|l| l.contains("default") && l.contains("main")),
+            "{:#?}",
+            lines(&del)
+        );
+        assert_eq!(sorted(simulate(&added, &del)), sorted(o.clone()));
+    }
 }
 
 #[test]
@@ -392,10 +445,9 @@ fn del_without_prev_result_gives_main_back_its_default() {
 
 #[test]
 fn del_never_replaces_a_route_of_another_link() {
-    // The prevResult lists a default route, but main's default (same
-    // key) is eth0's now: it stays, nothing of net1 joins it.
-    let mut a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
-    a[0].default_in_main = true;
+    // The table's default is sbr's (main's is eth0's): nothing of net1
+    // joins main's default.
+    let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
     let o = snap();
     let added = simulate(&o, &plan_add(&Config::default(), &a, &o).unwrap());
     let del = plan_del(&Config::default(), Some(&a), &added);
@@ -439,8 +491,7 @@ fn ptp_observed() -> Snapshot {
 
 #[test]
 fn ptp_layout_add_check_del() {
-    let mut a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
-    a[0].default_in_main = true;
+    let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
     let c = Config::default();
     let o = ptp_observed();
     let plan = plan_add(&c, &a, &o).unwrap();
@@ -476,7 +527,7 @@ fn ptp_layout_add_check_del() {
 fn del_leaves_tables_other_rules_use() {
     let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
     let mut o = snap();
-    o.rules.push(rule(true, Some("10.1.0.2/32"), 100, 32765));
+    o.rules.push(sbr_rule(true, "10.1.0.2/32", 100, 32765));
     o.rules.push(rule(true, Some("172.16.0.0/12"), 100, 500));
     o.routes
         .push(route("10.1.0.0/24", None, Some("10.1.0.2"), NET1, 100));
@@ -485,6 +536,113 @@ fn del_leaves_tables_other_rules_use() {
         lines(&p),
         ["delete rule from 10.1.0.2/32 to table 100 priority 32765"]
     );
+}
+
+/// Issue 12: DEL deletes only rules sbr made or the reference's exact shape
+/// for a prevResult address; it never empties a foreign table.
+#[test]
+fn del_leaves_other_tools_rules_and_tables_alone() {
+    let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+    let foreign = |mut r: Rule| {
+        r.other_selectors = true;
+        r
+    };
+    let mut o = snap();
+    o.link_addresses.push(net("10.1.0.77/24"));
+    // Someone's policy for the pod address, with a destination: table 200
+    // holds a route through net1 that must not move to main.
+    o.rules.push(foreign(rule(true, Some("10.1.0.2/32"), 200, 90)));
+    o.routes
+        .push(route("198.51.100.0/24", Some("10.1.0.1"), None, NET1, 200));
+    // A rule for another address on the link (not in the prevResult).
+    o.rules.push(rule(true, Some("10.1.0.77/32"), 201, 91));
+    o.routes
+        .push(route("203.0.113.0/24", Some("10.1.0.1"), None, NET1, 201));
+    // A plain rule for the pod address into a table with a route through
+    // another link: not the reference's shape.
+    o.rules.push(rule(true, Some("10.1.0.2/32"), 202, 92));
+    o.routes
+        .push(route("192.0.2.0/24", Some("10.0.0.1"), None, ETH0, 202));
+    // Someone else's marked-looking rule for another source.
+    o.rules.push(sbr_rule(true, "10.9.9.9/32", 203, 93));
+    let before = sorted(o.clone());
+    for prev in [Some(&a[..]), None] {
+        let p = plan_del(&Config::default(), prev, &o);
+        assert!(p.is_empty(), "prev {}: {:#?}", prev.is_some(), lines(&p));
+    }
+    // ADD does not adopt any of them, and DEL after it restores them all.
+    let c = Config::default();
+    let plan = plan_add(&c, &a, &o).unwrap();
+    assert_eq!(lines(&plan)[0], "add rule from 10.1.0.2/32 to table 100");
+    let added = simulate(&o, &plan);
+    for prev in [Some(&a[..]), None] {
+        let back = simulate(&added, &plan_del(&c, prev, &added));
+        assert_eq!(sorted(back), before, "prev {}", prev.is_some());
+    }
+}
+
+/// A node upgraded in place: DEL removes what the reference's ADD made.
+#[test]
+fn del_recognises_the_references_rule_and_table() {
+    let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+    let o = ptp_observed();
+    // What the reference leaves: plain unmarked rule, copies and its own
+    // default (boot) in table 100, main without the link's routes.
+    let mut r = o.clone();
+    r.rules.push(rule(true, Some("10.1.0.2/32"), 100, 32765));
+    for x in o.routes.iter().filter(|x| x.oif == Some(NET1) && is_v4(&x.dst)) {
+        r.routes.retain(|y| y != x);
+        r.routes.push(Route {
+            table: 100,
+            ..x.clone()
+        });
+    }
+    let del = plan_del(&Config::default(), Some(&a), &r);
+    assert_eq!(
+        sorted(simulate(&r, &del)),
+        sorted(o.clone()),
+        "{:#?}",
+        lines(&del)
+    );
+    // Without a prevResult only sbr's own marked rules count.
+    assert!(plan_del(&Config::default(), None, &r).is_empty());
+    // ADD over it converges onto the reference's table, CHECK agrees.
+    assert!(plan_add(&Config::default(), &a, &r).unwrap().is_empty());
+    check(&Config::default(), &a, &r).unwrap();
+}
+
+/// Issue 12 item 3: after someone deletes sbr's rule, ADD takes the table
+/// up again and DEL gives main its routes back.
+#[test]
+fn a_table_that_lost_its_rule_is_repaired_by_add_and_emptied_by_del() {
+    for (c, o, a) in [
+        (
+            Config::default(),
+            ptp_observed(),
+            addr("10.1.0.2/24", Some("10.1.0.1")),
+        ),
+        (Config::default(), snap(), addr("10.1.0.2/24", None)),
+        (
+            cfg(json!({"gateways": ["10.1.0.254"]})),
+            snap(),
+            addr("10.1.0.2/24", None),
+        ),
+    ] {
+        let a = [a];
+        let added = simulate(&o, &plan_add(&c, &a, &o).unwrap());
+        let mut broken = added.clone();
+        broken.rules.retain(|r| r.protocol != RTPROT_SBR);
+        let e = check(&c, &a, &broken).unwrap_err();
+        assert!(e.msg.contains("missing rule from 10.1.0.2/32"), "{}", e.msg);
+        let repair = plan_add(&c, &a, &broken).unwrap();
+        assert_eq!(lines(&repair), ["add rule from 10.1.0.2/32 to table 100"]);
+        let repaired = simulate(&broken, &repair);
+        check(&c, &a, &repaired).unwrap();
+        for prev in [Some(&a[..]), None] {
+            let back = simulate(&broken, &plan_del(&c, prev, &broken));
+            assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
+        }
+    }
 }
 
 #[test]
@@ -685,13 +843,13 @@ mod props {
             .push(route("172.16.0.0/12", Some("10.0.0.1"), None, ETH0, 103));
         if c.reuse_rule {
             let first = net(POOL[c.picked[0]].0);
+            // The reference's rule for the first address, into an empty table.
             o.rules.push(Rule {
                 v4: first.addr().is_ipv4(),
                 src: Some(host(&first)),
-                table: 120,
-                priority: Some(32765),
-                action: FR_ACT_TO_TBL,
+                ..rule(true, None, 120, 32765)
             });
+            o.rules.last_mut().unwrap().protocol = RTPROT_UNSPEC;
         }
         let addresses = c
             .picked
@@ -703,7 +861,6 @@ mod props {
                 Address {
                     addr: a,
                     gateway: own.or(prev_default[fam(v4)].map(ip)),
-                    default_in_main: prev_default[fam(v4)].is_some(),
                 }
             })
             .collect();
@@ -763,24 +920,10 @@ mod props {
                 prop_assert_eq!(sorted(back), sorted(o.clone()), "del: {:#?}", lines(&del));
             }
 
-            // Without prevResult DEL knows a moved default from sbr's own
-            // only by main having none left: exact whenever that is
-            // enough (no static gateway, one default per family in our
-            // tables, and an IPv6 table default only if main had one).
-            let defaults = |obs: &Snapshot, v4: bool, main: bool| -> BTreeSet<(Option<IpAddr>, u32)> {
-                obs.routes
-                    .iter()
-                    .filter(|r| r.oif == Some(NET1) && r.dst.prefix_len() == 0 && is_v4(&r.dst) == v4)
-                    .filter(|r| (r.table == RT_TABLE_MAIN) == main)
-                    .map(|r| (r.gateway, metric_of(r)))
-                    .collect()
-            };
-            let knowable = !c.reuse_rule
-                && config.gateway_v4.is_none()
-                && config.gateway_v6.is_none()
-                && [true, false].iter().all(|&v4| defaults(&after, v4, false).len() <= 1)
-                && defaults(&o, false, true).len() == defaults(&after, false, false).len();
-            if knowable {
+            // Without prevResult the marks say what is sbr's: as exact
+            // (only the reference's rule, unknown without the addresses,
+            // stays behind).
+            if !c.reuse_rule {
                 let del = plan_del(&config, None, &after);
                 let back = simulate(&after, &del);
                 prop_assert_eq!(sorted(back.clone()), sorted(o), "del without prevResult: {:#?}", lines(&del));
