@@ -43,6 +43,17 @@ impl Config {
         Config::from_raw(raw)
     }
 
+    /// DEL's view: only `table` decides what DEL removes. The reference's DEL
+    /// reads nothing else, so a config whose other fields do not validate
+    /// (a gateway that is no address) must still tear down.
+    pub fn for_del(conf: &NetConf) -> CniResult<Config> {
+        let raw: Raw = conf.plugin(true)?;
+        Config::from_raw(Raw {
+            table: raw.table,
+            ..Raw::default()
+        })
+    }
+
     /// For tests and tools: the plugin fields of a JSON object.
     pub fn from_json(value: &serde_json::Value) -> CniResult<Config> {
         let raw: Raw = serde_json::from_value(value.clone())
@@ -210,6 +221,26 @@ mod tests {
         for t in [253, 254, 255, 1, 4_294_967_295u32] {
             assert_eq!(cfg(json!({"table": t})).unwrap().table, Some(t));
         }
+    }
+
+    #[test]
+    fn del_reads_only_the_table() {
+        let conf = |v: serde_json::Value| {
+            let mut base = json!({"cniVersion": "1.0.0", "name": "n", "type": "sbr"});
+            base.as_object_mut()
+                .unwrap()
+                .extend(v.as_object().unwrap().clone());
+            NetConf::parse(base.to_string().as_bytes()).unwrap()
+        };
+        let c = Config::for_del(&conf(
+            json!({"gateways": ["nope", "a", "b"], "priority": 0, "table": 300}),
+        ))
+        .unwrap();
+        assert_eq!(c.table, Some(300));
+        assert_eq!(
+            Config::for_del(&conf(json!({"table": 0}))).unwrap_err().code,
+            Code::InvalidConfig
+        );
     }
 
     #[test]
