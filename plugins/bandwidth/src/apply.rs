@@ -5,7 +5,11 @@ use cni_core::{CniError, CniResult};
 use nl_ops::link::Link;
 use nl_ops::Socket;
 
-use crate::plan::{Change, Device, Devices, Plan};
+use nl_ops::filter::ETH_P_ALL;
+use nl_ops::qdisc::INGRESS_HANDLE;
+
+use crate::plan::{Change, Device, Devices, Plan, REDIRECT_PRIORITY};
+use crate::tbf::TBF_HANDLE;
 
 /// The host namespace's socket and what a plan learns while it runs.
 pub struct Kernel {
@@ -55,7 +59,6 @@ impl Kernel {
         match dev {
             Device::HostVeth => host(d),
             Device::Ifb => self.need_ifb(d),
-            Device::Index(i) => Ok(i),
         }
     }
 }
@@ -85,22 +88,27 @@ impl cni_core::plan::Change for Change {
 
 fn apply(change: &Change, k: &mut Kernel, d: &Devices) -> nl_ops::Result<()> {
     match change {
-        Change::SetTbf { dev, tbf } => {
+        Change::AddTbf { dev, tbf } => {
             let i = k.dev(*dev, d)?;
-            k.sock.replace_root_tbf(i, tbf)
+            k.sock.add_root_tbf(i, TBF_HANDLE, tbf)
         }
-        Change::DeleteRootQdisc { dev } => {
+        Change::ChangeTbf { dev, tbf } => {
+            let i = k.dev(*dev, d)?;
+            k.sock.change_root_tbf(i, TBF_HANDLE, tbf)
+        }
+        Change::DeleteTbf { dev } => {
             let i = match dev {
                 Device::Ifb => match k.ifb(d)? {
                     Some(i) => i,
                     None => return Ok(()),
                 },
-                other => k.dev(*other, d)?,
+                Device::HostVeth => host(d)?,
             };
-            k.sock.delete_root_qdisc(i).map(drop)
+            k.sock.delete_root_qdisc(i, TBF_HANDLE).map(drop)
         }
-        Change::CreateIfb { mtu, txqlen, alias } => {
-            let link = k.sock.add_ifb(&d.ifb_name, *mtu, *txqlen, Some(alias))?;
+        Change::CreateIfb { mtu, alias } => {
+            // Queue length 0, as the reference sends it.
+            let link = k.sock.add_ifb(&d.ifb_name, *mtu, 0, Some(alias))?;
             k.ifb = Some(link.index);
             k.created = Some(link);
             Ok(())
@@ -126,10 +134,39 @@ fn apply(change: &Change, k: &mut Kernel, d: &Devices) -> nl_ops::Result<()> {
         }
         Change::AddIngressQdisc => k.sock.add_ingress_qdisc(host(d)?).map(drop),
         Change::DeleteIngressQdisc => k.sock.delete_ingress_qdisc(host(d)?).map(drop),
-        Change::Redirect { to } => {
+        Change::AddRedirect => {
+            let (h, t) = (host(d)?, k.need_ifb(d)?);
+            k.sock.add_redirect_filter(h, REDIRECT_PRIORITY, t)
+        }
+        Change::ReplaceRedirect { priority, handle } => {
+            let (h, t) = (host(d)?, k.need_ifb(d)?);
+            k.sock.replace_redirect_filter(h, *priority, *handle, t)
+        }
+        Change::DeleteRedirect {
+            priority,
+            handle,
+            whole,
+        } => {
+            let handle = if *whole { 0 } else { *handle };
+            k.sock
+                .delete_filter(host(d)?, INGRESS_HANDLE, *priority, ETH_P_ALL, "u32", handle)
+                .map(drop)
+        }
+        Change::DeleteRedirectToIfb => {
             let h = host(d)?;
-            let t = k.dev(*to, d)?;
-            k.sock.replace_redirect_filter(h, t)
+            let Some(t) = k.ifb(d)? else { return Ok(()) };
+            let ours = k
+                .sock
+                .filters(h, INGRESS_HANDLE)?
+                .into_iter()
+                .find(|f| f.kind == "u32" && f.only_redirects() && f.mirred_targets == [t]);
+            match ours {
+                Some(f) => k
+                    .sock
+                    .delete_filter(h, INGRESS_HANDLE, f.priority, f.protocol, "u32", f.handle)
+                    .map(drop),
+                None => Ok(()),
+            }
         }
     }
 }

@@ -37,7 +37,9 @@ fn owner(req: &Request) -> Owner {
 
 fn prev_result(req: &Request) -> CniResult<&NetResult> {
     req.conf.prev_result.as_ref().ok_or_else(|| {
-        CniError::invalid_config("missing prevResult: bandwidth must run chained after an interface plugin")
+        CniError::invalid_config(
+            "must be called as chained plugin: no prevResult (bandwidth runs after an interface plugin)",
+        )
     })
 }
 
@@ -81,6 +83,8 @@ impl Plugin for Bandwidth {
         if limits.is_empty() {
             return Ok(result);
         }
+        // The ifb's name and alias come from it.
+        req.conf.checked_name()?;
         let owner = owner(req);
         let ifb_name = ifb::name(&owner.network, &owner.container_id);
         let _lock = lock(&ifb_name)?;
@@ -138,15 +142,17 @@ impl Plugin for Bandwidth {
         if limits.is_empty() {
             return Ok(());
         }
+        req.conf.checked_name()?;
         let owner = owner(req);
         let ifb_name = ifb::name(&owner.network, &owner.container_id);
         let mut sock = Socket::new()?;
         let veth = snapshot::host_veth(&mut sock, netns(req)?, &req.ifname, prev)?;
         let snap = snapshot::observe(&mut sock, Some(veth), &ifb_name)?;
-        plan::check(&limits, &owner, &ifb_name, &snap)
+        plan::check(&limits, &owner, &ifb_name, &snap, Psched::read())
     }
 
     fn gc(&self, req: &Request) -> CniResult<()> {
+        req.conf.checked_name()?;
         let Some(valid) = &req.conf.valid_attachments else {
             log::warn!("GC without cni.dev/valid-attachments: keeping everything");
             return Ok(());
@@ -154,12 +160,12 @@ impl Plugin for Bandwidth {
         let mut sock = Socket::new()?;
         let mut first: Option<CniError> = None;
         let links = sock.links()?;
-        for (link, o) in plan::plan_gc(&links, &req.conf.name, valid) {
+        for (link, tags) in plan::plan_gc(&links, &req.conf.name, valid) {
             log::info!(
                 "gc: deleting ifb {} of container {} interface {}",
                 link.name,
-                o.container_id,
-                o.ifname
+                tags.container_id,
+                tags.ifname
             );
             if let Err(e) = sock.delete_link(link.index) {
                 let e = CniError::from(e).context(format!("failed to delete stale ifb {}", link.name));

@@ -1,6 +1,7 @@
 //! What plans are made from: the host veth of the attachment (found through
 //! the container's side of the pair) and the kernel state around it.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use cni_core::netns::NetNs;
@@ -10,6 +11,21 @@ use nl_ops::qdisc::{INGRESS_HANDLE, TC_H_INGRESS};
 use nl_ops::Socket;
 
 use crate::plan::{HostSide, IfbSide, Snapshot};
+
+/// The link `peer` of this namespace when it is the container veth's other
+/// end: a veth whose own peer is the container's, in the container's
+/// namespace. Indexes alone can meet by chance (a veth in a third namespace
+/// with the same numbers), namespace ids cannot.
+fn peer_in_host(host: &mut Socket, ns: &NetNs, container: &Link, peer: u32) -> CniResult<Option<Link>> {
+    let Some(l) = host.link_by_index(peer)? else {
+        return Ok(None);
+    };
+    if l.kind.as_deref() != Some("veth") || l.link != Some(container.index) || l.link_netnsid.is_none() {
+        return Ok(None);
+    }
+    let container_ns = host.nsid_of(ns.fd().as_fd())?;
+    Ok((l.link_netnsid == container_ns).then_some(l))
+}
 
 /// A host-side interface of a result.
 pub fn no_sandbox(i: &cni_core::Interface) -> bool {
@@ -36,14 +52,11 @@ pub fn host_veth(host: &mut Socket, netns: &Path, ifname: &str, prev: &NetResult
             "the veth peer of container interface {ifname} is inside the container namespace, not the host's"
         )));
     }
-    let link = host
-        .link_by_index(peer)?
-        .filter(|l| l.kind.as_deref() == Some("veth") && l.link == Some(container.index))
-        .ok_or_else(|| {
-            CniError::invalid_config(format!(
-                "the veth peer (index {peer}) of container interface {ifname} is not in the host namespace"
-            ))
-        })?;
+    let link = peer_in_host(host, &ns, &container, peer)?.ok_or_else(|| {
+        CniError::invalid_config(format!(
+            "the veth peer (index {peer}) of container interface {ifname} is not in the host namespace"
+        ))
+    })?;
     if !prev
         .interfaces
         .iter()
@@ -93,9 +106,7 @@ pub fn host_veth_for_del(
         let Some(peer) = container.link.filter(|_| container.link_netnsid.is_some()) else {
             return Ok(None);
         };
-        return Ok(host
-            .link_by_index(peer)?
-            .filter(|l| l.kind.as_deref() == Some("veth") && l.link == Some(container.index)));
+        return peer_in_host(host, &ns, &container, peer);
     }
     let Some(prev) = prev else {
         return Ok(None);
@@ -111,17 +122,26 @@ pub fn host_veth_for_del(
     Ok(if found.len() == 1 { found.pop() } else { None })
 }
 
-pub fn host_side(sock: &mut Socket, veth: Link) -> CniResult<HostSide> {
+/// `alive`: a link known to exist (our ifb), not looked up again.
+pub fn host_side(sock: &mut Socket, veth: Link, alive: Option<u32>) -> CniResult<HostSide> {
     let qdiscs = sock.qdiscs(veth.index)?;
     let ingress_filters = if qdiscs.iter().any(|q| q.parent == TC_H_INGRESS) {
         sock.filters(veth.index, INGRESS_HANDLE)?
     } else {
         Vec::new()
     };
+    let mut dead_targets = Vec::new();
+    for t in ingress_filters.iter().flat_map(|f| f.mirred_targets.iter()) {
+        // A mirred whose device was unregistered dumps index 0.
+        if Some(*t) != alive && !dead_targets.contains(t) && (*t == 0 || sock.link_by_index(*t)?.is_none()) {
+            dead_targets.push(*t);
+        }
+    }
     Ok(HostSide {
         veth,
         qdiscs,
         ingress_filters,
+        dead_targets,
     })
 }
 
@@ -136,8 +156,10 @@ pub fn ifb_side(sock: &mut Socket, name: &str) -> CniResult<Option<IfbSide>> {
 /// The snapshot of an attachment whose host veth is known (or not, for a
 /// DEL that could not find it).
 pub fn observe(sock: &mut Socket, veth: Option<Link>, ifb_name: &str) -> CniResult<Snapshot> {
+    let ifb = ifb_side(sock, ifb_name)?;
+    let alive = ifb.as_ref().map(|i| i.link.index);
     Ok(Snapshot {
-        host: veth.map(|v| host_side(sock, v)).transpose()?,
-        ifb: ifb_side(sock, ifb_name)?,
+        host: veth.map(|v| host_side(sock, v, alive)).transpose()?,
+        ifb,
     })
 }

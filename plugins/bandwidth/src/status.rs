@@ -6,6 +6,9 @@ use cni_core::{CniError, CniResult, Code};
 use nl_ops::qdisc::Tbf;
 use nl_ops::Socket;
 
+use crate::plan::REDIRECT_PRIORITY;
+use crate::tbf::TBF_HANDLE;
+
 /// One kernel feature and whether trying it worked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
@@ -54,17 +57,17 @@ pub fn probe() -> CniResult<Vec<Probe>> {
         };
         let tbf = Tbf {
             rate: 125_000,
-            burst: 10_000,
+            buffer: 1_250_000,
             limit: 13_125,
         };
-        let ifb = sock.add_ifb("bwprobe", 1500, 32, None).map(drop);
+        let ifb = sock.add_ifb("bwprobe", 1500, 0, None).map(drop);
         Ok(vec![
             try_("ifb", ifb),
-            try_("tbf qdisc", sock.replace_root_tbf(LO, &tbf)),
+            try_("tbf qdisc", sock.add_root_tbf(LO, TBF_HANDLE, &tbf)),
             try_("ingress qdisc", sock.add_ingress_qdisc(LO).map(drop)),
             try_(
                 "u32 filter with mirred redirect",
-                sock.replace_redirect_filter(LO, LO),
+                sock.add_redirect_filter(LO, REDIRECT_PRIORITY, LO),
             ),
         ])
     });

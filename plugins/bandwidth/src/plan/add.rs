@@ -1,13 +1,17 @@
 use cni_core::plan::Step;
 use cni_core::{CniError, CniResult};
+use nl_ops::qdisc::Handle;
 
 use super::*;
 use crate::config::Limits;
 use crate::ifb::Owner;
 use crate::tbf::{Limit, Psched};
 
-/// ADD: converge the host side onto `limits`. Validation that needs the
-/// kernel's view (MTU, ifb ownership) fails here, before anything changes.
+/// ADD: converge the host side onto `limits`. What the config does not ask
+/// for is left as it is (a direction ADD does not shape keeps whatever is
+/// there). Everything that can refuse is decided here, before anything
+/// changes: someone else's root qdisc where ours must go, an ifb name
+/// another owner holds, a filter that keeps ours out.
 pub fn plan_add(
     limits: &Limits,
     owner: &Owner,
@@ -16,33 +20,37 @@ pub fn plan_add(
     psched: Psched,
 ) -> CniResult<Plan> {
     let host = snap.host()?;
-    limits.check_mtu(&host.veth.name, host.veth.mtu)?;
-    check_buffer(limits, psched)?;
-    if let (Some(_), Some(kind)) = (limits.egress, host.ingress_slot_taken()) {
+    let mut steps = Vec::new();
+
+    if let Some(l) = limits.ingress {
+        let want = direction_bucket("ingress", l, host, limits, psched)?;
+        explain(&want, "ingress", &host.veth.name, l);
+        set_tbf(
+            Device::HostVeth,
+            want.tbf,
+            host.root(),
+            &host.veth.name,
+            false,
+            &mut steps,
+        )?;
+    }
+
+    let Some(l) = limits.egress else {
+        return Ok(plan(host, ifb_name, snap, steps));
+    };
+    if let Some(kind) = host.ingress_slot_taken() {
         return Err(CniError::invalid_config(format!(
             "{} has a {kind} qdisc where egress shaping needs an ingress qdisc",
             host.veth.name
         )));
     }
-    let mut actions = Vec::new();
-
-    match limits.ingress {
-        Some(l) => set_tbf(Device::HostVeth, l.tbf(), host.root_tbf(), false, &mut actions),
-        None => {
-            if let Some(old) = host.root_tbf() {
-                actions.push(Step::new(
-                    Change::DeleteRootQdisc {
-                        dev: Device::HostVeth,
-                    },
-                    Some(Change::SetTbf {
-                        dev: Device::HostVeth,
-                        tbf: old,
-                    }),
-                ));
-            }
-        }
+    if let Some(f) = host.priority_taken() {
+        return Err(CniError::invalid_config(format!(
+            "priority {REDIRECT_PRIORITY} of the ingress of {} holds a {} filter (protocol {:#06x}) that bandwidth \
+             did not make: the kernel takes no redirect beside it (the reference fails here too)",
+            host.veth.name, f.kind, f.protocol
+        )));
     }
-
     let ifb = match &snap.ifb {
         Some(side) => match ifb_is_ours(&side.link, owner) {
             Ok(true) => Some(side),
@@ -54,8 +62,7 @@ pub fn plan_add(
                     side.link.alias.as_deref().unwrap_or_default()
                 )))
             }
-            // Something else holds the name: no retry will help, like the
-            // other owner's ifb above.
+            // Something else holds the name: no retry will help.
             Err(msg) => {
                 return Err(CniError::invalid_config(format!(
                     "cannot use ifb name {ifb_name}: {msg}"
@@ -64,97 +71,137 @@ pub fn plan_add(
         },
         None => None,
     };
+    let want = direction_bucket("egress", l, host, limits, psched)?;
+    explain(&want, "egress", ifb_name, l);
+    egress(want.tbf, owner, host, ifb, ifb_name, &mut steps)?;
+    Ok(plan(host, ifb_name, snap, steps))
+}
 
-    match (limits.egress, ifb) {
-        (Some(l), ifb) => egress(l, owner, host, ifb, &mut actions),
-        (None, Some(ifb)) => {
-            // Egress no longer configured: take down what an earlier ADD made.
-            if host.has_ingress()
-                && host
-                    .redirects()
-                    .iter()
-                    .all(|t| t.iter().all(|i| *i == ifb.link.index))
-            {
-                actions.push(Step::new(Change::DeleteIngressQdisc, None));
-            }
-            actions.push(Step::new(Change::DeleteIfb, None));
-        }
-        (None, None) => {}
-    }
-
-    Ok(Plan {
+fn plan(host: &HostSide, ifb_name: &str, snap: &Snapshot, steps: Vec<Step<Change>>) -> Plan {
+    Plan {
         devices: Devices {
             host: Some((host.veth.index, host.veth.name.clone())),
             ifb_name: ifb_name.to_string(),
             ifb_index: snap.ifb.as_ref().map(|i| i.link.index),
         },
-        steps: actions.into_iter().collect(),
-    })
+        steps: steps.into_iter().collect(),
+    }
+}
+
+fn explain(b: &crate::tbf::Bucket, name: &str, dev: &str, l: Limit) {
+    if let Some((level, msg)) = b.explain(name, dev, l) {
+        log::log!(level, "{msg}");
+    }
+}
+
+/// Our TBF onto the root of `dev`: added where the kernel's default is,
+/// changed in place where ours is, refused over anyone else's. `created`:
+/// the device is new in this plan, so deleting it undoes the TBF too.
+fn set_tbf(
+    dev: Device,
+    want: Tbf,
+    root: Root<'_>,
+    name: &str,
+    created: bool,
+    steps: &mut Vec<Step<Change>>,
+) -> CniResult<()> {
+    match root {
+        Root::Ours(have) if have == want => {}
+        Root::Ours(have) => steps.push(Step::new(
+            Change::ChangeTbf { dev, tbf: want },
+            Some(Change::ChangeTbf { dev, tbf: have }),
+        )),
+        Root::Default => steps.push(Step::new(
+            Change::AddTbf { dev, tbf: want },
+            (!created).then_some(Change::DeleteTbf { dev }),
+        )),
+        Root::Foreign(q) => {
+            return Err(CniError::invalid_config(format!(
+                "cannot shape {name}: its root qdisc is a {} ({}) that bandwidth did not make; \
+                 remove it, or shape this pod by other means (the reference fails here with \"file exists\")",
+                q.kind,
+                Handle(q.handle)
+            )))
+        }
+    }
+    Ok(())
 }
 
 /// The egress half of ADD: the ifb first and shaped, then the redirect, so
 /// traffic never reaches an unshaped or missing ifb.
-fn egress(l: Limit, owner: &Owner, host: &HostSide, ifb: Option<&IfbSide>, actions: &mut Vec<Step<Change>>) {
+fn egress(
+    want: Tbf,
+    owner: &Owner,
+    host: &HostSide,
+    ifb: Option<&IfbSide>,
+    ifb_name: &str,
+    steps: &mut Vec<Step<Change>>,
+) -> CniResult<()> {
     let mtu = host.veth.mtu;
     let alias = owner.alias();
-    let created = ifb.is_none();
     match ifb {
-        None => actions.push(Step::new(
-            Change::CreateIfb {
-                mtu,
-                txqlen: host.veth.txqlen,
-                alias,
-            },
+        // Its queue length stays the reference's (0): upstream stopped
+        // copying the veth's after production trouble (#1097).
+        None => steps.push(Step::new(
+            Change::CreateIfb { mtu, alias },
             Some(Change::DeleteIfb),
         )),
         Some(side) => {
             let link = &side.link;
             if link.mtu != mtu {
-                actions.push(Step::new(
+                steps.push(Step::new(
                     Change::SetIfbMtu { mtu },
                     Some(Change::SetIfbMtu { mtu: link.mtu }),
                 ));
             }
             if link.alias.as_deref() != Some(alias.as_str()) {
-                actions.push(Step::new(Change::SetIfbAlias { alias }, None));
+                steps.push(Step::once(Change::SetIfbAlias { alias }));
             }
             if !link.up {
-                actions.push(Step::new(
+                steps.push(Step::new(
                     Change::SetIfbUp { up: true },
                     Some(Change::SetIfbUp { up: false }),
                 ));
             }
         }
     }
-    set_tbf(
-        Device::Ifb,
-        l.tbf(),
-        ifb.and_then(IfbSide::root_tbf),
-        created,
-        actions,
-    );
+    let root = ifb.map_or(Root::Default, IfbSide::root);
+    set_tbf(Device::Ifb, want, root, ifb_name, ifb.is_none(), steps)?;
 
     let had_ingress = host.has_ingress();
     if !had_ingress {
-        actions.push(Step::new(
+        steps.push(Step::new(
             Change::AddIngressQdisc,
             Some(Change::DeleteIngressQdisc),
         ));
     }
-    let redirects = host.redirects();
-    let in_place = match ifb {
-        Some(side) => had_ingress && redirects.len() == 1 && redirects[0] == [side.link.index],
-        None => false,
+    let index = ifb.map(|i| i.link.index);
+    let ours = if had_ingress {
+        host.our_redirects(index)
+    } else {
+        Vec::new()
     };
-    if !in_place {
-        // The redirect is the last step, so its undo runs only when it
-        // failed itself: then only a redirect it replaced needs restoring.
-        let undo = match redirects.as_slice() {
-            [only] if had_ingress && !only.is_empty() => Some(Change::Redirect {
-                to: Device::Index(only[0]),
-            }),
-            _ => None,
-        };
-        actions.push(Step::new(Change::Redirect { to: Device::Ifb }, undo));
+    let in_place =
+        |f: &Filter| index.is_some_and(|i| f.mirred_targets == [i]) && f.priority == REDIRECT_PRIORITY;
+    match ours.as_slice() {
+        [f] if in_place(f) => {}
+        // The reference's double mirred, or ours to an ifb that is gone:
+        // made a single redirect to this ifb, in place. The last step, so
+        // nothing after it can fail and need it undone.
+        [f, rest @ ..] => {
+            steps.push(Step::once(Change::ReplaceRedirect {
+                priority: f.priority,
+                handle: f.handle,
+            }));
+            for extra in rest {
+                steps.push(Step::once(Change::DeleteRedirect {
+                    priority: extra.priority,
+                    handle: extra.handle,
+                    whole: false,
+                }));
+            }
+        }
+        [] => steps.push(Step::new(Change::AddRedirect, Some(Change::DeleteRedirectToIfb))),
     }
+    Ok(())
 }

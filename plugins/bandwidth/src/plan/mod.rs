@@ -2,6 +2,14 @@
 //! snapshot of the host side. Every ADD step carries the change that takes
 //! it back; `apply` runs plans on cni-core's step engine.
 //!
+//! Ownership: the plugin changes only what it can prove is this
+//! attachment's. The ifb carries our alias (or, made by the reference, no
+//! alias and this attachment's name). Qdiscs and filters have no field for a
+//! mark, so what they are tells: a root `tbf` with handle `1:` (the
+//! reference's shape), and a u32 filter that only redirects, to our ifb (or,
+//! the ifb gone, to links that no longer exist). Everything else on the veth
+//! is someone else's: never deleted, replaced or moved.
+//!
 //! The model lives here; each verb has its module.
 
 mod add;
@@ -16,15 +24,17 @@ pub use check::check;
 pub use del::plan_del;
 pub use gc::plan_gc;
 
-use cni_core::plan::Step;
 use cni_core::{CniError, CniResult};
-use nl_ops::filter::Filter;
+use nl_ops::filter::{Filter, ETH_P_ALL};
 use nl_ops::link::Link;
-use nl_ops::qdisc::{Qdisc, Tbf, TC_H_INGRESS, TC_H_ROOT};
+use nl_ops::qdisc::{Handle, Qdisc, Tbf, TC_H_INGRESS, TC_H_ROOT};
 
 use crate::config::Limits;
 use crate::ifb::Owner;
-use crate::tbf::{burst_tolerance, Psched};
+use crate::tbf::{bucket, Bucket, Psched, ETH_HLEN, TBF_HANDLE};
+
+/// The priority of our redirect filter, as the reference puts it.
+pub const REDIRECT_PRIORITY: u16 = 1;
 
 /// The host side of one attachment as the kernel shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,15 +44,34 @@ pub struct HostSide {
     pub qdiscs: Vec<Qdisc>,
     /// Filters on the veth's ingress qdisc (`ffff:`).
     pub ingress_filters: Vec<Filter>,
+    /// Redirect targets of those filters that are no link (any more).
+    pub dead_targets: Vec<u32>,
+}
+
+/// The root qdisc of a link, as far as ownership goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root<'a> {
+    /// None of its own: the kernel's default (handle 0).
+    Default,
+    /// A `tbf` with our handle: ours, or the reference's.
+    Ours(Tbf),
+    /// Anything else: someone else's.
+    Foreign(&'a Qdisc),
+}
+
+fn root_of(qdiscs: &[Qdisc]) -> Root<'_> {
+    match qdiscs.iter().find(|q| q.parent == TC_H_ROOT && q.handle != 0) {
+        None => Root::Default,
+        Some(q) => match (q.kind.as_str(), q.handle, q.tbf) {
+            ("tbf", TBF_HANDLE, Some(t)) => Root::Ours(t),
+            _ => Root::Foreign(q),
+        },
+    }
 }
 
 impl HostSide {
-    pub(crate) fn root(&self) -> Option<&Qdisc> {
-        self.qdiscs.iter().find(|q| q.parent == TC_H_ROOT)
-    }
-
-    pub(crate) fn root_tbf(&self) -> Option<Tbf> {
-        self.root().filter(|q| q.kind == "tbf").and_then(|q| q.tbf)
+    pub(crate) fn root(&self) -> Root<'_> {
+        root_of(&self.qdiscs)
     }
 
     pub(crate) fn has_ingress(&self) -> bool {
@@ -59,18 +88,30 @@ impl HostSide {
             .map(|q| q.kind.as_str())
     }
 
-    /// The mirred target lists of the filters that redirect at all (u32
-    /// dumps also list bare hash-table nodes, which carry no action).
-    pub(crate) fn redirects(&self) -> Vec<&[u32]> {
+    /// Our redirect filters: u32 nodes that only redirect, all to `ifb`, or
+    /// (the ifb gone) all to links that no longer exist.
+    pub(crate) fn our_redirects(&self, ifb: Option<u32>) -> Vec<&Filter> {
         self.ingress_filters
             .iter()
-            .filter(|f| !f.mirred_targets.is_empty())
-            .map(|f| f.mirred_targets.as_slice())
+            .filter(|f| f.kind == "u32" && f.only_redirects())
+            .filter(|f| {
+                f.mirred_targets
+                    .iter()
+                    .all(|t| Some(*t) == ifb || self.dead_targets.contains(t))
+            })
             .collect()
+    }
+
+    /// Filters at our priority that keep ours out: of another kind or
+    /// protocol, the kernel refuses a u32 for all protocols beside them.
+    pub(crate) fn priority_taken(&self) -> Option<&Filter> {
+        self.ingress_filters
+            .iter()
+            .find(|f| f.priority == REDIRECT_PRIORITY && (f.kind != "u32" || f.protocol != ETH_P_ALL))
     }
 }
 
-/// The ifb as snap, with its root qdisc.
+/// The ifb as observed, with its root qdisc.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IfbSide {
     pub link: Link,
@@ -78,11 +119,8 @@ pub struct IfbSide {
 }
 
 impl IfbSide {
-    pub(crate) fn root_tbf(&self) -> Option<Tbf> {
-        self.qdiscs
-            .iter()
-            .find(|q| q.parent == TC_H_ROOT && q.kind == "tbf")
-            .and_then(|q| q.tbf)
+    pub(crate) fn root(&self) -> Root<'_> {
+        root_of(&self.qdiscs)
     }
 }
 
@@ -108,24 +146,27 @@ impl Snapshot {
 pub enum Device {
     HostVeth,
     Ifb,
-    /// A link known only by index (the target of a redirect found in place).
-    Index(u32),
 }
 
 /// One change to the host side of an attachment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// Root TBF, added or replaced in place.
-    SetTbf {
+    /// A root TBF with our handle where the kernel's default qdisc is.
+    AddTbf {
         dev: Device,
         tbf: Tbf,
     },
-    DeleteRootQdisc {
+    /// New numbers for our root TBF.
+    ChangeTbf {
+        dev: Device,
+        tbf: Tbf,
+    },
+    /// Our root TBF, by handle.
+    DeleteTbf {
         dev: Device,
     },
     CreateIfb {
         mtu: u32,
-        txqlen: u32,
         alias: String,
     },
     SetIfbMtu {
@@ -140,10 +181,22 @@ pub enum Change {
     DeleteIfb,
     AddIngressQdisc,
     DeleteIngressQdisc,
-    /// The priority-1 match-all filter on the veth's ingress, redirecting to `to`.
-    Redirect {
-        to: Device,
+    /// A new match-all redirect to the ifb at our priority.
+    AddRedirect,
+    /// Our filter `handle` made a single redirect to the ifb.
+    ReplaceRedirect {
+        priority: u16,
+        handle: u32,
     },
+    /// Our filter `handle`; with `whole`, every u32 filter at its priority
+    /// (ours was the only one), so no empty hash table stays behind.
+    DeleteRedirect {
+        priority: u16,
+        handle: u32,
+        whole: bool,
+    },
+    /// Undoes `AddRedirect`: ours to the ifb, found when it runs.
+    DeleteRedirectToIfb,
 }
 
 /// The devices a plan acts on, known before it runs; changes name them in
@@ -174,25 +227,35 @@ impl Plan {
     }
 }
 
+fn tbf_text(t: &Tbf) -> String {
+    format!(
+        "rate {} B/s buffer {} ticks limit {} B",
+        t.rate, t.buffer, t.limit
+    )
+}
+
 impl Change {
-    /// Names the change for messages: `set tbf rate 1000 B/s burst 10 B on veth1`.
+    /// Names the change for messages: `add tbf rate 1000 B/s ... on veth1`.
     pub fn text(&self, d: &Devices) -> String {
         let host = d.host.as_ref().map_or("host veth", |(_, n)| n.as_str());
-        let dev = |dev: &Device| match dev {
-            Device::HostVeth => host.to_string(),
-            Device::Ifb => d.ifb_name.clone(),
-            Device::Index(i) => format!("link {i}"),
-        };
         let ifb = &d.ifb_name;
+        let dev = |dev: &Device| match dev {
+            Device::HostVeth => host,
+            Device::Ifb => ifb.as_str(),
+        };
         match self {
-            Change::SetTbf { dev: t, tbf } => format!(
-                "set tbf rate {} B/s burst {} B limit {} B on {}",
-                tbf.rate,
-                tbf.burst,
-                tbf.limit,
-                dev(t)
-            ),
-            Change::DeleteRootQdisc { dev: t } => format!("delete root qdisc of {}", dev(t)),
+            Change::AddTbf { dev: t, tbf } => {
+                format!("add tbf {} {} on {}", Handle(TBF_HANDLE), tbf_text(tbf), dev(t))
+            }
+            Change::ChangeTbf { dev: t, tbf } => {
+                format!(
+                    "change tbf {} to {} on {}",
+                    Handle(TBF_HANDLE),
+                    tbf_text(tbf),
+                    dev(t)
+                )
+            }
+            Change::DeleteTbf { dev: t } => format!("delete tbf {} of {}", Handle(TBF_HANDLE), dev(t)),
             Change::CreateIfb { mtu, .. } => format!("create ifb {ifb} with mtu {mtu}"),
             Change::SetIfbMtu { mtu } => format!("set mtu {mtu} on {ifb}"),
             Change::SetIfbAlias { .. } => format!("set alias on {ifb}"),
@@ -200,35 +263,39 @@ impl Change {
             Change::DeleteIfb => format!("delete ifb {ifb}"),
             Change::AddIngressQdisc => format!("add ingress qdisc to {host}"),
             Change::DeleteIngressQdisc => format!("delete ingress qdisc of {host}"),
-            Change::Redirect { to } => format!("redirect ingress of {host} to {}", dev(to)),
-        }
-    }
-}
-
-/// True when the kernel already holds `want` (the bucket only to within
-/// the tick rounding of its encoding).
-pub fn tbf_matches(have: &Tbf, want: &Tbf) -> bool {
-    have.rate == want.rate
-        && have.limit == want.limit
-        && u64::from(have.burst).abs_diff(u64::from(want.burst)) <= burst_tolerance(want.rate)
-}
-
-/// Limits the kernel cannot hold: the bucket must drain in fewer than 2^32
-/// scheduler ticks (about 274 s); the reference wraps such buckets around.
-pub fn check_buffer(limits: &Limits, psched: Psched) -> CniResult<()> {
-    for (name, l) in [("ingress", limits.ingress), ("egress", limits.egress)] {
-        if let Some(l) = l {
-            if l.buffer_ticks(psched) > u64::from(u32::MAX) {
-                let secs = u64::from(u32::MAX) as f64 / psched.ticks_per_us / 1e6;
-                return Err(CniError::invalid_config(format!(
-                    "{name}Burst of {} bits takes more than {secs:.0} s to drain at {name}Rate {} bit/s, \
-                     longer than the kernel's tbf buffer can hold",
-                    l.burst_bits, l.rate_bits
-                )));
+            Change::AddRedirect => format!("redirect ingress of {host} to {ifb}"),
+            Change::ReplaceRedirect { handle, .. } => {
+                format!(
+                    "replace filter {} on {host} by a redirect to {ifb}",
+                    Handle(*handle)
+                )
             }
+            Change::DeleteRedirect {
+                handle, whole: false, ..
+            } => {
+                format!("delete redirect filter {} of {host}", Handle(*handle))
+            }
+            Change::DeleteRedirect {
+                priority,
+                whole: true,
+                ..
+            } => {
+                format!("delete the u32 filters at priority {priority} of {host}")
+            }
+            Change::DeleteRedirectToIfb => format!("delete the redirect of {host} to {ifb}"),
         }
     }
-    Ok(())
+}
+
+/// One direction's TBF, with what the log says about it.
+pub(crate) fn direction_bucket(
+    name: &str,
+    l: crate::tbf::Limit,
+    host: &HostSide,
+    limits: &Limits,
+    psched: Psched,
+) -> CniResult<Bucket> {
+    bucket(name, l, host.veth.mtu + ETH_HLEN, psched, limits.max_burst_ms)
 }
 
 /// The alias check shared by ADD and DEL: `Ok(true)` when the ifb is ours or
@@ -244,30 +311,10 @@ pub(crate) fn ifb_is_ours(link: &Link, owner: &Owner) -> Result<bool, String> {
     }
     match link.alias.as_deref().filter(|a| !a.is_empty()) {
         None => Ok(true),
-        Some(a) => match Owner::from_alias(a) {
-            Some(o) if o == *owner => Ok(true),
+        Some(a) if owner.owns(a) => Ok(true),
+        Some(a) => match Owner::parse_alias(a) {
             Some(_) => Ok(false),
             None => Err(format!("ifb {} carries the foreign alias {a:?}", link.name)),
         },
-    }
-}
-
-pub(crate) fn set_tbf(
-    dev: Device,
-    want: Tbf,
-    have: Option<Tbf>,
-    created: bool,
-    actions: &mut Vec<Step<Change>>,
-) {
-    match have {
-        Some(h) if tbf_matches(&h, &want) => {}
-        Some(h) => actions.push(Step::new(
-            Change::SetTbf { dev, tbf: want },
-            Some(Change::SetTbf { dev, tbf: h }),
-        )),
-        None => {
-            let undo = (!created).then_some(Change::DeleteRootQdisc { dev });
-            actions.push(Step::new(Change::SetTbf { dev, tbf: want }, undo));
-        }
     }
 }

@@ -2,17 +2,19 @@
 
 use cni_core::plan::Step;
 use cni_core::{Attachment, CniResult, Code};
-use nl_ops::filter::Filter;
+use nl_ops::filter::{Filter, ETH_P_ALL};
 use nl_ops::link::Link;
 use nl_ops::qdisc::{Qdisc, Tbf, TC_H_INGRESS, TC_H_ROOT};
 
 use super::*;
 use crate::config::Limits;
 use crate::ifb::Owner;
-use crate::tbf::{Limit, Psched};
+use crate::tbf::{Limit, Psched, TBF_HANDLE};
 
 const HOST: u32 = 7;
 const IFB: u32 = 9;
+const P: Psched = Psched { ticks_per_us: 15.625 };
+const U32_FIRST: u32 = 0x8000_0800;
 
 fn owner() -> Owner {
     Owner {
@@ -30,18 +32,18 @@ fn link(index: u32, name: &str, kind: &str, alias: Option<String>) -> Link {
         kind: Some(kind.into()),
         alias,
         up: true,
-        txqlen: 1000,
+        txqlen: 0,
         link: None,
         link_netnsid: None,
         mac: None,
     }
 }
 
-fn qdisc(index: u32, kind: &str, tbf: Option<Tbf>) -> Qdisc {
-    let (parent, handle) = if kind == "ingress" || kind == "clsact" {
-        (TC_H_INGRESS, 0xffff_0000)
+fn qdisc(index: u32, kind: &str, handle: u32, tbf: Option<Tbf>) -> Qdisc {
+    let parent = if kind == "ingress" || kind == "clsact" {
+        TC_H_INGRESS
     } else {
-        (TC_H_ROOT, 0x1_0000)
+        TC_H_ROOT
     };
     Qdisc {
         index,
@@ -52,42 +54,36 @@ fn qdisc(index: u32, kind: &str, tbf: Option<Tbf>) -> Qdisc {
     }
 }
 
-fn filter(targets: Vec<u32>) -> Filter {
+fn filter(handle: u32, targets: Vec<u32>) -> Filter {
     Filter {
         parent: 0xffff_0000,
         priority: 1,
-        protocol: 3,
+        protocol: ETH_P_ALL,
         kind: "u32".into(),
+        handle,
+        actions: targets.len(),
         mirred_targets: targets,
     }
+}
+
+fn host_mut(o: &mut Snapshot) -> &mut HostSide {
+    o.host.as_mut().unwrap()
+}
+
+fn root_tbf(o: &mut Snapshot) -> &mut Tbf {
+    host_mut(o).qdiscs[0].tbf.as_mut().unwrap()
 }
 
 fn fresh() -> Snapshot {
     Snapshot {
         host: Some(HostSide {
             veth: link(HOST, "veth1", "veth", None),
-            qdiscs: vec![qdisc(HOST, "noqueue", None)],
+            qdiscs: vec![qdisc(HOST, "noqueue", 0, None)],
             ingress_filters: vec![],
+            dead_targets: vec![],
         }),
         ifb: None,
     }
-}
-
-/// The state a complete ADD of `limits` leaves.
-fn done(limits: &Limits) -> Snapshot {
-    let mut o = fresh();
-    if let Some(l) = limits.ingress {
-        o.host.as_mut().unwrap().qdiscs = vec![qdisc(HOST, "tbf", Some(l.tbf()))];
-    }
-    if let Some(l) = limits.egress {
-        o.host.as_mut().unwrap().qdiscs.push(qdisc(HOST, "ingress", None));
-        o.host.as_mut().unwrap().ingress_filters = vec![filter(vec![]), filter(vec![IFB])];
-        o.ifb = Some(IfbSide {
-            link: link(IFB, "bwpx", "ifb", Some(owner().alias())),
-            qdiscs: vec![qdisc(IFB, "tbf", Some(l.tbf()))],
-        });
-    }
-    o
 }
 
 fn both() -> Limits {
@@ -100,48 +96,81 @@ fn both() -> Limits {
             rate_bits: 20_000_000,
             burst_bits: 2_000_000,
         }),
+        max_burst_ms: None,
     }
 }
 
+fn tbf(limits: &Limits, ingress: bool) -> Tbf {
+    let l = if ingress { limits.ingress } else { limits.egress };
+    crate::tbf::bucket("x", l.unwrap(), 1514, P, limits.max_burst_ms)
+        .unwrap()
+        .tbf
+}
+
+/// The state a complete ADD of `limits` leaves.
+fn done(limits: &Limits) -> Snapshot {
+    let mut o = fresh();
+    if limits.ingress.is_some() {
+        host_mut(&mut o).qdiscs = vec![qdisc(HOST, "tbf", TBF_HANDLE, Some(tbf(limits, true)))];
+    }
+    if limits.egress.is_some() {
+        let h = host_mut(&mut o);
+        h.qdiscs.push(qdisc(HOST, "ingress", 0xffff_0000, None));
+        h.ingress_filters = vec![filter(U32_FIRST, vec![IFB])];
+        o.ifb = Some(IfbSide {
+            link: link(IFB, "bwpx", "ifb", Some(owner().alias())),
+            qdiscs: vec![qdisc(IFB, "tbf", TBF_HANDLE, Some(tbf(limits, false)))],
+        });
+    }
+    o
+}
+
 fn add(limits: &Limits, o: &Snapshot) -> CniResult<Plan> {
-    plan_add(limits, &owner(), "bwpx", o, Psched::default())
+    plan_add(limits, &owner(), "bwpx", o, P)
+}
+
+fn del(o: &Snapshot) -> Vec<Change> {
+    plan_del(&owner(), "bwpx", o).changes()
+}
+
+fn only(limits: &Limits, ingress: bool) -> Limits {
+    Limits {
+        ingress: limits.ingress.filter(|_| ingress),
+        egress: limits.egress.filter(|_| !ingress),
+        max_burst_ms: limits.max_burst_ms,
+    }
 }
 
 #[test]
 fn fresh_add_golden_plan() {
     let lim = both();
     let p = add(&lim, &fresh()).unwrap();
-    let ing = lim.ingress.unwrap().tbf();
-    let eg = lim.egress.unwrap().tbf();
     assert_eq!(
         p.steps.steps,
         vec![
             Step::new(
-                Change::SetTbf {
+                Change::AddTbf {
                     dev: Device::HostVeth,
-                    tbf: ing
+                    tbf: tbf(&lim, true)
                 },
-                Some(Change::DeleteRootQdisc {
+                Some(Change::DeleteTbf {
                     dev: Device::HostVeth
                 })
             ),
             Step::new(
                 Change::CreateIfb {
                     mtu: 1500,
-                    txqlen: 1000,
                     alias: owner().alias()
                 },
                 Some(Change::DeleteIfb)
             ),
-            Step::new(
-                Change::SetTbf {
-                    dev: Device::Ifb,
-                    tbf: eg
-                },
-                None
-            ),
+            // The ifb's deletion takes its TBF with it.
+            Step::once(Change::AddTbf {
+                dev: Device::Ifb,
+                tbf: tbf(&lim, false)
+            }),
             Step::new(Change::AddIngressQdisc, Some(Change::DeleteIngressQdisc)),
-            Step::new(Change::Redirect { to: Device::Ifb }, None),
+            Step::new(Change::AddRedirect, Some(Change::DeleteRedirectToIfb)),
         ]
     );
     assert_eq!(p.devices.host, Some((HOST, "veth1".into())));
@@ -149,10 +178,10 @@ fn fresh_add_golden_plan() {
 }
 
 #[test]
-fn add_on_done_state_is_empty() {
+fn add_on_done_state_is_empty_and_check_agrees() {
     let lim = both();
-    assert_eq!(add(&lim, &done(&lim)).unwrap().steps.steps, vec![]);
-    assert!(check(&lim, &owner(), "bwpx", &done(&lim)).is_ok());
+    assert!(add(&lim, &done(&lim)).unwrap().is_empty());
+    check(&lim, &owner(), "bwpx", &done(&lim), P).unwrap();
 }
 
 #[test]
@@ -167,38 +196,60 @@ fn add_converges_changed_values_with_undo_to_old() {
     assert_eq!(
         p.steps.steps,
         vec![Step::new(
-            Change::SetTbf {
+            Change::ChangeTbf {
                 dev: Device::HostVeth,
-                tbf: new.ingress.unwrap().tbf()
+                tbf: tbf(&new, true)
             },
-            Some(Change::SetTbf {
+            Some(Change::ChangeTbf {
                 dev: Device::HostVeth,
-                tbf: old.ingress.unwrap().tbf()
+                tbf: tbf(&old, true)
             })
         )]
     );
 }
 
+/// Issue 12: an ADD for one direction leaves the other as it finds it.
 #[test]
-fn add_dropping_egress_removes_ifb_and_redirect() {
+fn add_of_one_direction_leaves_the_other_alone() {
     let lim = both();
-    let only_in = Limits {
-        ingress: lim.ingress,
-        egress: None,
-    };
-    let p = add(&only_in, &done(&lim)).unwrap();
-    assert_eq!(p.changes(), vec![Change::DeleteIngressQdisc, Change::DeleteIfb]);
-    let none_in = Limits {
-        ingress: None,
-        egress: lim.egress,
-    };
-    let p = add(&none_in, &done(&lim)).unwrap();
-    assert_eq!(
-        p.changes(),
-        vec![Change::DeleteRootQdisc {
-            dev: Device::HostVeth
-        }]
-    );
+    assert!(add(&only(&lim, true), &done(&lim)).unwrap().is_empty());
+    assert!(add(&only(&lim, false), &done(&lim)).unwrap().is_empty());
+    // An egress-only ADD beside someone's root TBF keeps it.
+    let mut o = fresh();
+    host_mut(&mut o).qdiscs = vec![qdisc(HOST, "tbf", 0x8001_0000, Some(tbf(&lim, true)))];
+    let p = add(&only(&lim, false), &o).unwrap();
+    assert!(!p.changes().iter().any(|c| matches!(
+        c,
+        Change::DeleteTbf { .. }
+            | Change::AddTbf {
+                dev: Device::HostVeth,
+                ..
+            }
+    )));
+}
+
+/// Issue 12: someone else's root qdisc where ours must go is a typed error
+/// before anything changes; the reference fails with "file exists".
+#[test]
+fn add_refuses_a_foreign_root_qdisc() {
+    let lim = both();
+    for (kind, handle) in [("htb", 0x1_0000), ("tbf", 0x8001_0000), ("htb", 0x5_0000)] {
+        let mut o = fresh();
+        let t = (kind == "tbf").then(|| tbf(&lim, true));
+        host_mut(&mut o).qdiscs = vec![qdisc(HOST, kind, handle, t)];
+        let e = add(&lim, &o).unwrap_err();
+        assert_eq!(e.code, Code::InvalidConfig, "{kind}");
+        assert!(
+            e.msg.starts_with("cannot shape veth1: its root qdisc is a"),
+            "{}",
+            e.msg
+        );
+        assert!(e.msg.contains(kind), "{}", e.msg);
+    }
+    // Someone else's qdisc on our own ifb: not ours to replace either.
+    let mut o = done(&lim);
+    o.ifb.as_mut().unwrap().qdiscs = vec![qdisc(IFB, "htb", 0x1_0000, None)];
+    assert!(add(&lim, &o).unwrap_err().msg.contains("cannot shape bwpx"));
 }
 
 #[test]
@@ -216,67 +267,94 @@ fn add_after_partial_add_completes_it() {
     assert_eq!(
         p.changes(),
         vec![
-            Change::SetTbf {
+            Change::AddTbf {
                 dev: Device::HostVeth,
-                tbf: lim.ingress.unwrap().tbf()
+                tbf: tbf(&lim, true)
             },
             Change::SetIfbAlias {
                 alias: owner().alias()
             },
             Change::SetIfbUp { up: true },
-            Change::SetTbf {
+            Change::AddTbf {
                 dev: Device::Ifb,
-                tbf: lim.egress.unwrap().tbf()
+                tbf: tbf(&lim, false)
             },
             Change::AddIngressQdisc,
-            Change::Redirect { to: Device::Ifb },
+            Change::AddRedirect,
         ]
     );
     // The ifb existed, so its TBF's undo deletes only the qdisc.
     assert_eq!(
         p.steps.steps[3].undo,
-        Some(Change::DeleteRootQdisc { dev: Device::Ifb })
+        Some(Change::DeleteTbf { dev: Device::Ifb })
     );
     assert_eq!(p.devices.ifb_index, Some(IFB));
 }
 
 #[test]
-fn add_replaces_reference_double_mirred_filter() {
+fn add_makes_the_references_double_mirred_and_stale_redirects_single_in_place() {
     let lim = both();
     let mut o = done(&lim);
     o.ifb.as_mut().unwrap().link.alias = None;
-    o.host.as_mut().unwrap().ingress_filters = vec![filter(vec![IFB, IFB])];
-    let p = add(&lim, &o).unwrap();
+    host_mut(&mut o).ingress_filters = vec![filter(U32_FIRST, vec![IFB, IFB])];
     assert_eq!(
-        p.steps.steps,
+        add(&lim, &o).unwrap().changes(),
         vec![
-            Step::new(
-                Change::SetIfbAlias {
-                    alias: owner().alias()
-                },
-                None
-            ),
-            Step::new(
-                Change::Redirect { to: Device::Ifb },
-                Some(Change::Redirect {
-                    to: Device::Index(IFB)
-                })
-            ),
+            Change::SetIfbAlias {
+                alias: owner().alias()
+            },
+            Change::ReplaceRedirect {
+                priority: 1,
+                handle: U32_FIRST
+            },
         ]
+    );
+    // A redirect to an ifb that is gone (ours, from before it was made anew).
+    let mut o = done(&lim);
+    let h = host_mut(&mut o);
+    h.ingress_filters = vec![filter(U32_FIRST, vec![41])];
+    h.dead_targets = vec![41];
+    assert_eq!(
+        add(&lim, &o).unwrap().changes(),
+        vec![Change::ReplaceRedirect {
+            priority: 1,
+            handle: U32_FIRST
+        }]
     );
 }
 
+/// Issue 12: other filters on the veth's ingress stay; one that keeps ours
+/// out is a typed error.
 #[test]
-fn add_fixes_ifb_mtu() {
-    let lim = both();
-    let mut o = done(&lim);
-    o.ifb.as_mut().unwrap().link.mtu = 9000;
-    assert_eq!(
-        add(&lim, &o).unwrap().steps.steps,
-        vec![Step::new(
-            Change::SetIfbMtu { mtu: 1500 },
-            Some(Change::SetIfbMtu { mtu: 9000 })
-        )]
+fn add_keeps_foreign_filters_and_refuses_one_that_keeps_ours_out() {
+    let lim = only(&both(), false);
+    let mut o = fresh();
+    let h = host_mut(&mut o);
+    h.qdiscs.push(qdisc(HOST, "ingress", 0xffff_0000, None));
+    // Someone's u32 for all protocols at priority 1, redirecting to a live
+    // link of theirs, and a flower filter at priority 5.
+    h.ingress_filters = vec![filter(U32_FIRST, vec![3])];
+    let mut flower = filter(1, vec![]);
+    flower.kind = "flower".into();
+    flower.priority = 5;
+    h.ingress_filters.push(flower);
+    let p = add(&lim, &o).unwrap();
+    assert_eq!(p.changes().last(), Some(&Change::AddRedirect));
+    assert!(!p
+        .changes()
+        .iter()
+        .any(|c| matches!(c, Change::DeleteRedirect { .. } | Change::ReplaceRedirect { .. })));
+    // Another protocol at priority 1: the kernel would refuse ours.
+    let mut ip_only = filter(U32_FIRST, vec![3]);
+    ip_only.protocol = 0x0800;
+    host_mut(&mut o).ingress_filters = vec![ip_only];
+    let e = add(&lim, &o).unwrap_err();
+    assert_eq!(e.code, Code::InvalidConfig);
+    assert!(
+        e.msg
+            .contains("priority 1 of the ingress of veth1 holds a u32 filter (protocol 0x0800)"),
+        "{}",
+        e.msg
     );
 }
 
@@ -303,132 +381,177 @@ fn add_refuses_other_owners_and_non_ifb() {
 }
 
 #[test]
-fn add_validates_mtu_and_buffer_before_anything() {
-    let lim = Limits {
-        ingress: Some(Limit {
-            rate_bits: 8000,
-            burst_bits: 80,
-        }),
-        egress: None,
-    };
-    let e = add(&lim, &fresh()).unwrap_err();
-    assert_eq!(e.code, Code::InvalidConfig);
-    assert!(e.msg.contains("mtu 1500 of veth1"), "{}", e.msg);
-    let lim = Limits {
-        ingress: None,
-        egress: Some(Limit {
-            rate_bits: 1_000_000,
-            burst_bits: 800_000_000,
-        }),
-    };
-    let e = add(&lim, &fresh()).unwrap_err();
-    assert_eq!(e.code, Code::InvalidConfig);
-    assert!(e.msg.contains("to drain"), "{}", e.msg);
-}
-
-#[test]
 fn add_refuses_clsact_in_the_ingress_slot() {
     let mut o = fresh();
-    o.host.as_mut().unwrap().qdiscs.push(qdisc(HOST, "clsact", None));
+    host_mut(&mut o)
+        .qdiscs
+        .push(qdisc(HOST, "clsact", 0xffff_0000, None));
     let e = add(&both(), &o).unwrap_err();
     assert_eq!(e.code, Code::InvalidConfig);
     assert!(e.msg.contains("veth1 has a clsact qdisc"), "{}", e.msg);
     // Ingress shaping alone does not need the slot.
-    assert!(add(
-        &Limits {
-            ingress: both().ingress,
-            egress: None
-        },
-        &o
-    )
-    .is_ok());
+    assert!(add(&only(&both(), true), &o).is_ok());
 }
 
 #[test]
-fn add_keeps_existing_ingress_qdisc_and_undoes_to_delete_when_empty() {
+fn add_keeps_an_existing_ingress_qdisc() {
+    let lim = only(&both(), false);
+    let mut o = fresh();
+    host_mut(&mut o)
+        .qdiscs
+        .push(qdisc(HOST, "ingress", 0xffff_0000, None));
+    let p = add(&lim, &o).unwrap();
+    assert_eq!(p.changes().last(), Some(&Change::AddRedirect));
+    assert!(!p.changes().contains(&Change::AddIngressQdisc));
+}
+
+/// Issue 11: what the reference installs broken, ADD installs working.
+#[test]
+fn add_installs_the_nearest_working_bucket() {
+    // The seed document's example at MTU 512.
     let lim = Limits {
-        ingress: None,
-        egress: both().egress,
+        ingress: Some(Limit {
+            rate_bits: 123,
+            burst_bits: 456,
+        }),
+        egress: Some(Limit {
+            rate_bits: 123,
+            burst_bits: 456,
+        }),
+        max_burst_ms: None,
     };
     let mut o = fresh();
-    o.host.as_mut().unwrap().qdiscs.push(qdisc(HOST, "ingress", None));
+    host_mut(&mut o).veth.mtu = 512;
     let p = add(&lim, &o).unwrap();
-    assert_eq!(
-        p.steps.steps.last(),
-        Some(&Step::new(Change::Redirect { to: Device::Ifb }, None))
-    );
-    assert!(!p.changes().contains(&Change::AddIngressQdisc));
+    for c in p.changes() {
+        if let Change::AddTbf { tbf, .. } = c {
+            assert_eq!(tbf.rate, 15);
+            assert!(
+                crate::tbf::bytes_of(15, u64::from(tbf.buffer), P) >= 526,
+                "{tbf:?}"
+            );
+        }
+    }
+    // containerd's burst at 1 Mbit/s: capped at the kernel's largest.
+    let lim = Limits {
+        ingress: Some(Limit {
+            rate_bits: 1_000_000,
+            burst_bits: 4_294_967_295,
+        }),
+        egress: None,
+        max_burst_ms: None,
+    };
+    let p = add(&lim, &fresh()).unwrap();
+    let Change::AddTbf { tbf, .. } = &p.changes()[0] else {
+        panic!()
+    };
+    assert_eq!(tbf.buffer, u32::MAX);
+    // And with the operator's cap: 20 ms at 125 kB/s is 2500 bytes.
+    let capped = Limits {
+        max_burst_ms: Some(20),
+        ..lim
+    };
+    let p = add(&capped, &fresh()).unwrap();
+    let Change::AddTbf { tbf, .. } = &p.changes()[0] else {
+        panic!()
+    };
+    assert!(crate::tbf::bytes_of(125_000, u64::from(tbf.buffer), P).abs_diff(2500) <= 1);
+    // CHECK compares with the same numbers.
+    let mut o = fresh();
+    host_mut(&mut o).qdiscs = vec![qdisc(HOST, "tbf", TBF_HANDLE, Some(*tbf))];
+    check(&capped, &owner(), "bwpx", &o, P).unwrap();
+    assert!(check(&lim, &owner(), "bwpx", &o, P).is_err());
 }
 
 #[test]
 fn del_golden_plans() {
     let lim = both();
     let o = done(&lim);
-    let del = o.clone();
-    let p = plan_del(&owner(), "bwpx", &del);
     assert_eq!(
-        p.changes(),
+        del(&o),
         vec![
             Change::DeleteIfb,
             Change::DeleteIngressQdisc,
-            Change::DeleteRootQdisc {
+            Change::DeleteTbf {
                 dev: Device::HostVeth
             }
         ]
     );
     // Veth unknown (no netns, no prevResult): the ifb alone.
-    let p = plan_del(
-        &owner(),
-        "bwpx",
-        &Snapshot {
-            host: None,
-            ifb: del.ifb.clone(),
-        },
-    );
-    assert_eq!(p.changes(), vec![Change::DeleteIfb]);
+    let mut no_host = o.clone();
+    no_host.host = None;
+    assert_eq!(del(&no_host), vec![Change::DeleteIfb]);
     // Everything gone: nothing to do.
-    let p = plan_del(
-        &owner(),
-        "bwpx",
-        &Snapshot {
-            host: fresh().host,
-            ifb: None,
-        },
-    );
-    assert_eq!(p.changes(), vec![]);
+    assert!(del(&fresh()).is_empty());
+    // The reference's state: no alias, double mirred.
+    let mut r = o.clone();
+    r.ifb.as_mut().unwrap().link.alias = None;
+    host_mut(&mut r).ingress_filters = vec![filter(U32_FIRST, vec![IFB, IFB])];
+    assert_eq!(del(&r), del(&o));
 }
 
+/// Issue 12: DEL leaves everything that is not this attachment's.
 #[test]
-fn del_spares_other_attachments_and_foreign_redirects() {
+fn del_spares_foreign_qdiscs_filters_and_other_attachments() {
     let lim = both();
-    let o = done(&lim);
-    let mut ifb = o.ifb.as_ref().unwrap().link.clone();
-    ifb.alias = Some(
+    // Another attachment's ifb under our name, and a redirect on the veth
+    // to a live link of someone else: only the root TBF (ours by shape) goes.
+    let mut o = done(&lim);
+    o.ifb.as_mut().unwrap().link.alias = Some(
         Owner {
             ifname: "eth1".into(),
             ..owner()
         }
         .alias(),
     );
-    let mut host = o.host.clone().unwrap();
-    host.ingress_filters = vec![filter(vec![42])];
-    let p = plan_del(
-        &owner(),
-        "bwpx",
-        &Snapshot {
-            host: Some(host),
-            ifb: Some(IfbSide {
-                link: ifb,
-                qdiscs: vec![],
-            }),
-        },
-    );
+    host_mut(&mut o).ingress_filters = vec![filter(U32_FIRST, vec![42])];
     assert_eq!(
-        p.changes(),
-        vec![Change::DeleteRootQdisc {
+        del(&o),
+        vec![Change::DeleteTbf {
             dev: Device::HostVeth
         }]
     );
+
+    // DEL without ADD: someone's root TBF (another handle) and ingress
+    // qdisc with their filter stay.
+    let mut o = fresh();
+    let h = host_mut(&mut o);
+    h.qdiscs = vec![
+        qdisc(HOST, "tbf", 0x8001_0000, Some(tbf(&lim, true))),
+        qdisc(HOST, "ingress", 0xffff_0000, None),
+    ];
+    h.ingress_filters = vec![filter(U32_FIRST, vec![42])];
+    assert!(del(&o).is_empty());
+
+    // Our redirect beside someone's filters: ours alone goes, as a node
+    // when theirs shares its priority, with its priority when not.
+    let mut o = done(&lim);
+    host_mut(&mut o)
+        .ingress_filters
+        .push(filter(U32_FIRST + 1, vec![42]));
+    assert_eq!(
+        del(&o),
+        vec![
+            Change::DeleteIfb,
+            Change::DeleteRedirect {
+                priority: 1,
+                handle: U32_FIRST,
+                whole: false
+            },
+            Change::DeleteTbf {
+                dev: Device::HostVeth
+            }
+        ]
+    );
+    let mut o = done(&lim);
+    let mut theirs = filter(U32_FIRST, vec![42]);
+    theirs.priority = 7;
+    host_mut(&mut o).ingress_filters.push(theirs);
+    assert!(del(&o).contains(&Change::DeleteRedirect {
+        priority: 1,
+        handle: U32_FIRST,
+        whole: true
+    }));
 }
 
 #[test]
@@ -437,20 +560,21 @@ fn check_names_each_mismatch() {
     type Break = Box<dyn Fn(&mut Snapshot)>;
     let cases: Vec<(Break, &str)> = vec![
         (
-            Box::new(|o| o.host.as_mut().unwrap().qdiscs.retain(|q| q.kind != "tbf")),
+            Box::new(|o| host_mut(o).qdiscs.retain(|q| q.kind != "tbf")),
             "veth1 has no root tbf",
         ),
         (
-            Box::new(|o| o.host.as_mut().unwrap().qdiscs[0].tbf.as_mut().unwrap().rate += 1),
-            "tbf on veth1 has rate 1250001 B/s, want 1250000 B/s",
+            Box::new(|o| root_tbf(o).rate += 1),
+            "tbf on veth1 has rate (B/s) 1250001, want 1250000",
         ),
         (
-            Box::new(|o| o.host.as_mut().unwrap().qdiscs[0].tbf.as_mut().unwrap().burst += 100),
-            "tbf on veth1 has burst",
+            Box::new(|o| root_tbf(o).buffer += 100),
+            "tbf on veth1 has buffer (ticks)",
         ),
+        (Box::new(|o| root_tbf(o).limit += 1), "tbf on veth1 has limit (B)"),
         (
-            Box::new(|o| o.host.as_mut().unwrap().qdiscs[0].tbf.as_mut().unwrap().limit += 1),
-            "tbf on veth1 has limit",
+            Box::new(|o| host_mut(o).qdiscs[0].handle = 0x8001_0000),
+            "the root qdisc of veth1 is a tbf (8001:), not bandwidth's tbf",
         ),
         (Box::new(|o| o.ifb = None), "ifb bwpx does not exist"),
         (Box::new(|o| o.ifb.as_mut().unwrap().link.mtu = 1400), "mtu 1400"),
@@ -461,30 +585,26 @@ fn check_names_each_mismatch() {
             "bwpx has no root tbf",
         ),
         (
-            Box::new(|o| o.host.as_mut().unwrap().qdiscs.retain(|q| q.kind != "ingress")),
+            Box::new(|o| host_mut(o).qdiscs.retain(|q| q.kind != "ingress")),
             "no ingress qdisc",
         ),
         (
-            Box::new(|o| o.host.as_mut().unwrap().ingress_filters.clear()),
+            Box::new(|o| host_mut(o).ingress_filters.clear()),
             "no filter redirecting",
         ),
         (
-            Box::new(|o| o.host.as_mut().unwrap().ingress_filters = vec![filter(vec![IFB, IFB])]),
-            "want only bwpx",
+            Box::new(|o| host_mut(o).ingress_filters = vec![filter(U32_FIRST, vec![IFB, IFB])]),
+            "want one redirect to bwpx",
         ),
         (
-            Box::new(|o| o.host.as_mut().unwrap().ingress_filters = vec![filter(vec![3])]),
-            "want only bwpx",
-        ),
-        (
-            Box::new(|o| o.host.as_mut().unwrap().ingress_filters[1].priority = 2),
+            Box::new(|o| host_mut(o).ingress_filters[0].priority = 2),
             "priority 2",
         ),
     ];
     for (mutate, want) in cases {
         let mut o = done(&lim);
         mutate(&mut o);
-        let e = check(&lim, &owner(), "bwpx", &o).unwrap_err();
+        let e = check(&lim, &owner(), "bwpx", &o, P).unwrap_err();
         assert_eq!(e.code, Code::CheckFailed);
         assert!(e.msg.contains(want), "want {want:?} in {:?}", e.msg);
     }
@@ -492,36 +612,17 @@ fn check_names_each_mismatch() {
 
 #[test]
 fn check_without_limits_is_fine() {
-    assert!(check(&Limits::default(), &owner(), "bwpx", &fresh()).is_ok());
+    check(&Limits::default(), &owner(), "bwpx", &fresh(), P).unwrap();
 }
 
 #[test]
-fn tbf_match_tolerates_tick_rounding_only() {
-    let want = Limit {
-        rate_bits: 999_999_937,
-        burst_bits: 777_777,
-    }
-    .tbf();
-    // What the reference's qdisc decodes to on this kernel: 223 B short.
-    let mut have = want;
-    have.burst = 96_999;
-    assert!(tbf_matches(&have, &want));
-    have.burst -= 100;
-    assert!(!tbf_matches(&have, &want));
-}
-
-#[test]
-fn describe_names_devices() {
+fn text_names_devices() {
     let p = add(&both(), &fresh()).unwrap();
-    assert_eq!(
-        p.steps.steps[1].change.text(&p.devices),
-        "create ifb bwpx with mtu 1500"
-    );
-    assert_eq!(
-        p.steps.steps[4].change.text(&p.devices),
-        "redirect ingress of veth1 to bwpx"
-    );
-    assert!(p.steps.steps[0].change.text(&p.devices).ends_with("on veth1"));
+    let text = |i: usize| p.steps.steps[i].change.text(&p.devices);
+    assert_eq!(text(1), "create ifb bwpx with mtu 1500");
+    assert_eq!(text(4), "redirect ingress of veth1 to bwpx");
+    assert!(text(0).starts_with("add tbf 1: rate 1250000 B/s"), "{}", text(0));
+    assert!(text(0).ends_with("on veth1"), "{}", text(0));
 }
 
 #[test]
@@ -535,6 +636,7 @@ fn gc_picks_only_this_networks_stale_ifbs() {
         network: "other".into(),
         ..mine("c9", "eth0")
     };
+    let long = "c".repeat(10_000);
     let links = vec![
         link(1, "bwpkeep", "ifb", Some(mine("c1", "eth0").alias())),
         link(2, "bwpstale", "ifb", Some(mine("c2", "eth0").alias())),
@@ -542,15 +644,23 @@ fn gc_picks_only_this_networks_stale_ifbs() {
         link(4, "bwpother", "ifb", Some(other_net.alias())),
         link(5, "ifb0", "ifb", None),
         link(6, "bwpveth", "veth", Some(mine("c3", "eth0").alias())),
+        link(7, "bwplongkeep", "ifb", Some(mine(&long, "eth0").alias())),
+        link(8, "bwplongstale", "ifb", Some(mine(&long[1..], "eth0").alias())),
     ];
-    let valid = vec![Attachment {
-        container_id: "c1".into(),
-        ifname: "eth0".into(),
-    }];
+    let valid = vec![
+        Attachment {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+        },
+        Attachment {
+            container_id: long.clone(),
+            ifname: "eth0".into(),
+        },
+    ];
     let names: Vec<_> = plan_gc(&links, "net", &valid)
         .iter()
         .map(|(l, _)| l.name.as_str())
         .collect();
-    assert_eq!(names, ["bwpstale", "bwpnet1"]);
+    assert_eq!(names, ["bwpstale", "bwpnet1", "bwplongstale"]);
     assert!(plan_gc(&links, "none", &valid).is_empty());
 }

@@ -234,10 +234,5 @@ pub fn redirects(host: &TestNs, dev: &str) -> Vec<(String, String)> {
     out
 }
 
-/// The ifb name the reference derives.
-pub fn ifb_name(network: &str, cid: &str) -> String {
-    use sha2::{Digest, Sha512};
-    let d = Sha512::new().chain_update(network).chain_update(cid).finalize();
-    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-    format!("bwp{}", &hex[..12])
-}
+#[allow(unused_imports)]
+pub use bandwidth::ifb::name as ifb_name;
