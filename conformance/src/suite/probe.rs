@@ -19,7 +19,7 @@ use super::state::text;
 /// Echo requests per ping; a lost one costs about one second in all.
 pub const PINGS: u32 = 3;
 
-/// Whether iputils' ping is installed (the traffic cases skip without it).
+/// Whether iputils' ping is installed (the traffic cases need it).
 pub fn have_ping() -> bool {
     Command::new("ping")
         .arg("-V")
