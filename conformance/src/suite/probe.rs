@@ -43,21 +43,25 @@ pub fn ping(ns: &Ns, dst: &str, src: Option<&str>) -> Result<u32, String> {
         .output()
         .map_err(|e| format!("failed to run ping: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    // "3 packets transmitted, 0 received, 100% packet loss, time 104ms"
-    stdout
+    received(&stdout).ok_or_else(|| {
+        format!(
+            "ping {dst} in {} printed no summary: {} {}",
+            ns.name,
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    })
+}
+
+/// The replies counted in ping's summary line
+/// ("3 packets transmitted, 0 received, 100% packet loss, time 104ms").
+fn received(summary: &str) -> Option<u32> {
+    summary
         .lines()
         .find(|l| l.contains("packets transmitted"))
         .and_then(|l| l.split(", ").nth(1))
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse().ok())
-        .ok_or_else(|| {
-            format!(
-                "ping {dst} in {} printed no summary: {} {}",
-                ns.name,
-                stdout.trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )
-        })
 }
 
 /// Moves the calling thread into `ns` (network namespaces are per thread).
@@ -161,20 +165,53 @@ pub fn route_dev(ns: &Ns, dst: &str, src: Option<&str>) -> Result<String, String
 /// Every SNMP and netstat counter of `ns` (`nstat -asz`: absolute, zeros
 /// too, history untouched).
 pub fn counters(ns: &Ns) -> Result<HashMap<String, u64>, String> {
-    let out = ns.exec(&["nstat", "-asz"])?;
-    Ok(out
-        .lines()
+    ns.exec(&["nstat", "-asz"]).map(|out| parse_nstat(&out))
+}
+
+/// `NAME VALUE RATE` lines; the header ("#kernel") and anything else skipped.
+fn parse_nstat(out: &str) -> HashMap<String, u64> {
+    out.lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
             let name = w.next()?;
             let value = w.next()?.parse().ok()?;
             Some((name.to_string(), value))
         })
-        .collect())
+        .collect()
 }
 
 /// How much `name` grew between two [`counters`] readings.
 pub fn grew(before: &HashMap<String, u64>, after: &HashMap<String, u64>, name: &str) -> u64 {
     let get = |m: &HashMap<String, u64>| m.get(name).copied().unwrap_or(0);
     get(after).saturating_sub(get(before))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ping_summaries() {
+        let lost = "PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.\n\n--- 10.0.0.2 ping statistics ---\n3 packets transmitted, 0 received, 100% packet loss, time 104ms\n";
+        assert_eq!(received(lost), Some(0));
+        let errors = "3 packets transmitted, 2 received, +1 errors, 33.3333% packet loss, time 2003ms\n";
+        assert_eq!(received(errors), Some(2));
+        assert_eq!(received("ping: connect: Network is unreachable\n"), None);
+    }
+
+    #[test]
+    fn reads_nstat_and_growth() {
+        let before = parse_nstat(
+            "#kernel\nIpExtInNoRoutes                 0                  0.0\nIp6InNoRoutes 7 0.0\n",
+        );
+        let after = parse_nstat(
+            "#kernel\nIpExtInNoRoutes                 3                  0.0\nIp6InNoRoutes 7 0.0\n",
+        );
+        assert_eq!(before.get("Ip6InNoRoutes"), Some(&7));
+        assert!(!before.contains_key("#kernel"));
+        assert_eq!(grew(&before, &after, "IpExtInNoRoutes"), 3);
+        assert_eq!(grew(&before, &after, "Ip6InNoRoutes"), 0);
+        assert_eq!(grew(&after, &before, "IpExtInNoRoutes"), 0);
+        assert_eq!(grew(&before, &after, "NoSuchCounter"), 0);
+    }
 }
