@@ -4,6 +4,7 @@
 pub mod cases;
 pub mod ns;
 pub mod pod;
+pub mod probe;
 pub mod state;
 
 use std::collections::HashMap;

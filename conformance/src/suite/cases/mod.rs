@@ -6,6 +6,7 @@ pub mod podman;
 pub mod robust;
 pub mod sbr;
 pub mod spec;
+pub mod traffic;
 
 use serde_json::Value;
 
@@ -23,6 +24,7 @@ pub fn all() -> Vec<Case> {
     v.extend(sbr::cases());
     v.extend(bandwidth::cases());
     v.extend(chains::cases());
+    v.extend(traffic::cases());
     v.extend(robust::cases());
     v.extend(podman::cases());
     v
