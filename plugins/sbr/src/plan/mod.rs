@@ -236,9 +236,11 @@ pub(crate) fn metric_of(r: &Route) -> u32 {
 }
 
 /// What makes two routes the same kernel entry: a second one with this key
-/// would be refused with "file exists".
+/// would be refused with "file exists". IPv6 keeps a direct route per link
+/// (each link's `fe80::/64`): there the link is part of the key.
 pub(crate) fn same_key(a: &Route, b: &Route) -> bool {
-    a.dst == b.dst && a.table == b.table && metric_of(a) == metric_of(b)
+    let per_link = !is_v4(&a.dst) && a.gateway.is_none() && b.gateway.is_none();
+    a.dst == b.dst && a.table == b.table && metric_of(a) == metric_of(b) && (!per_link || a.oif == b.oif)
 }
 
 /// The same route as far as forwarding goes (protocol is a label; IPv6

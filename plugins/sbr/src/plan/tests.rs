@@ -932,3 +932,24 @@ mod props {
         }
     }
 }
+
+/// Each link has its own `fe80::/64`: net1's goes back to main beside
+/// eth0's (an IPv6 route per link, not a conflict).
+#[test]
+fn del_gives_back_a_link_local_route_beside_another_links() {
+    let mut o = snap();
+    o.routes.push(route("fe80::/64", None, None, ETH0, 254));
+    o.routes.push(route("2001:db8::/64", None, None, NET1, 254));
+    o.link_addresses.push(net("2001:db8::2/64"));
+    let a = [addr("2001:db8::2/64", Some("2001:db8::1"))];
+    let plan = plan_add(&Config::default(), &a, &o).unwrap();
+    assert!(lines(&plan).contains(&"add route fe80::/64 dev net1 metric 256 to table 100".to_string()));
+    let added = simulate(&o, &plan);
+    let del = plan_del(&Config::default(), Some(&a), &added);
+    assert!(
+        lines(&del).contains(&"add route fe80::/64 dev net1 metric 256 to table main".to_string()),
+        "{:#?}",
+        lines(&del)
+    );
+    assert_eq!(sorted(simulate(&added, &del)), sorted(o));
+}
