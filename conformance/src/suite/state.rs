@@ -132,6 +132,22 @@ impl State {
         Ok(st)
     }
 
+    /// The state as the reference would leave it: sbr marks the rules and
+    /// routes it makes with protocol 83 (the reference's have none, or
+    /// boot), the one difference that is meant.
+    pub fn without_marks(&self) -> State {
+        let strip = |set: &BTreeSet<String>| -> BTreeSet<String> {
+            set.iter()
+                .map(|x| x.replace(",\"protocol\":\"83\"", ""))
+                .collect()
+        };
+        State {
+            rules: strip(&self.rules),
+            routes: strip(&self.routes),
+            ..self.clone()
+        }
+    }
+
     /// What differs from `other`, as readable lines (empty when equal).
     pub fn diff(&self, other: &State, this: &str, that: &str) -> String {
         let mut out = String::new();

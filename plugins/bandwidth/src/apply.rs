@@ -49,10 +49,8 @@ impl Kernel {
     }
 
     fn need_ifb(&mut self, d: &Devices) -> nl_ops::Result<u32> {
-        self.ifb(d)?.ok_or_else(|| nl_ops::Error::Kernel {
-            op: format!("get link {}", d.ifb_name),
-            errno: libc::ENODEV,
-        })
+        self.ifb(d)?
+            .ok_or_else(|| nl_ops::Error::no_device(format!("get link {}", d.ifb_name)))
     }
 
     fn dev(&mut self, dev: Device, d: &Devices) -> nl_ops::Result<u32> {

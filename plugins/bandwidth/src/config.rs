@@ -36,7 +36,7 @@ struct RuntimeConfig {
 /// cannot see through `#[serde(flatten)]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Raw {
+struct Fields {
     ingress_rate: Option<u64>,
     ingress_burst: Option<u64>,
     egress_rate: Option<u64>,
@@ -65,9 +65,9 @@ impl Limits {
 
     /// Reads and validates the limits of `conf`.
     pub fn from_conf(conf: &NetConf) -> CniResult<Limits> {
-        let raw: Raw = conf.plugin(true)?;
-        let mut limits = Limits::from_entry(&select(&raw))?;
-        if let Some(ms) = raw.max_burst_ms {
+        let fields: Fields = conf.plugin(true)?;
+        let mut limits = Limits::from_entry(&select(&fields))?;
+        if let Some(ms) = fields.max_burst_ms {
             if ms == 0 {
                 return Err(CniError::invalid_config(
                     "invalid maxBurstMs 0: the cap is a time in milliseconds, at least 1",
@@ -89,17 +89,18 @@ impl Limits {
 
 /// The reference's rule: the static config wins as soon as any of the four
 /// stands at top level; runtimeConfig is read only otherwise.
-fn select(raw: &Raw) -> Entry {
+fn select(fields: &Fields) -> Entry {
     let top = Entry {
-        ingress_rate: raw.ingress_rate,
-        ingress_burst: raw.ingress_burst,
-        egress_rate: raw.egress_rate,
-        egress_burst: raw.egress_burst,
+        ingress_rate: fields.ingress_rate,
+        ingress_burst: fields.ingress_burst,
+        egress_rate: fields.egress_rate,
+        egress_burst: fields.egress_burst,
     };
     if top.any_present() {
         return top;
     }
-    raw.runtime_config
+    fields
+        .runtime_config
         .as_ref()
         .and_then(|r| r.bandwidth)
         .unwrap_or_default()

@@ -40,16 +40,7 @@ const LO: u32 = 1;
 /// Tries ifb, tbf, the ingress qdisc and a u32 filter with a mirred redirect
 /// inside a new network namespace entered by a thread of its own.
 pub fn probe() -> CniResult<Vec<Probe>> {
-    let handle = std::thread::spawn(|| -> CniResult<Vec<Probe>> {
-        // SAFETY: unshare only changes this thread's network namespace; the
-        // thread ends right after, taking the namespace with it.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(CniError::new(
-                Code::PluginNotAvailable,
-                format!("cannot probe the kernel: failed to create a network namespace: {e}"),
-            ));
-        }
+    let probes = cni_core::netns::in_throwaway(|| -> CniResult<Vec<Probe>> {
         let mut sock = Socket::new()?;
         let try_ = |feature: &'static str, r: nl_ops::Result<()>| Probe {
             feature,
@@ -71,9 +62,12 @@ pub fn probe() -> CniResult<Vec<Probe>> {
             ),
         ])
     });
-    handle
-        .join()
-        .map_err(|_| CniError::internal("the kernel probe thread panicked"))?
+    probes.map_err(|e| {
+        CniError::new(
+            Code::PluginNotAvailable,
+            format!("cannot probe the kernel: failed to create a network namespace: {e}"),
+        )
+    })?
 }
 
 #[cfg(test)]

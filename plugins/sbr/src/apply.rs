@@ -37,9 +37,9 @@ fn error(change: &Change, e: nl_ops::Error) -> CniError {
         Some(n) => errno_text(n),
         None => e.to_string(),
     };
-    let code = match (change, errno) {
-        (Change::AddRoute(_), Some(libc::ENETUNREACH | libc::EHOSTUNREACH)) => Code::InvalidConfig,
-        (Change::AddRoute(r), Some(libc::EINVAL)) if r.prefsrc.is_some() => Code::InvalidConfig,
+    let code = match change {
+        Change::AddRoute(_) if e.is_unreachable() => Code::InvalidConfig,
+        Change::AddRoute(r) if e.is_invalid() && r.prefsrc.is_some() => Code::InvalidConfig,
         _ => CniError::from(e).code,
     };
     CniError::new(code, text)

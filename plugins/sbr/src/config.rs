@@ -13,7 +13,7 @@ pub const RESERVED_TABLES: [u32; 4] = [0, 253, 254, 255];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Raw {
+struct Fields {
     #[serde(default)]
     table: Option<i64>,
     #[serde(default)]
@@ -39,34 +39,34 @@ pub struct Config {
 impl Config {
     /// Keys match case-insensitively, as the reference's Go decoder does.
     pub fn from_netconf(conf: &NetConf) -> CniResult<Config> {
-        let raw: Raw = conf.plugin(true)?;
-        Config::from_raw(raw)
+        let fields: Fields = conf.plugin(true)?;
+        Config::from_fields(fields)
     }
 
     /// DEL's view: only `table` decides what DEL removes. The reference's DEL
     /// reads nothing else, so a config whose other fields do not validate
     /// (a gateway that is no address) must still tear down.
     pub fn for_del(conf: &NetConf) -> CniResult<Config> {
-        let raw: Raw = conf.plugin(true)?;
-        Config::from_raw(Raw {
-            table: raw.table,
-            ..Raw::default()
+        let fields: Fields = conf.plugin(true)?;
+        Config::from_fields(Fields {
+            table: fields.table,
+            ..Fields::default()
         })
     }
 
     /// For tests and tools: the plugin fields of a JSON object.
     pub fn from_json(value: &serde_json::Value) -> CniResult<Config> {
-        let raw: Raw = serde_json::from_value(value.clone())
+        let fields: Fields = serde_json::from_value(value.clone())
             .map_err(|e| CniError::invalid_config(format!("invalid network config: {e}")))?;
-        Config::from_raw(raw)
+        Config::from_fields(fields)
     }
 
-    fn from_raw(raw: Raw) -> CniResult<Config> {
+    fn from_fields(fields: Fields) -> CniResult<Config> {
         let mut cfg = Config {
-            add_source_hints: raw.add_source_hints.unwrap_or(false),
+            add_source_hints: fields.add_source_hints.unwrap_or(false),
             ..Config::default()
         };
-        if let Some(t) = raw.table {
+        if let Some(t) = fields.table {
             // The kernel refuses a rule into table 0 (and the reference with
             // it); tables the reference accepts are accepted here too.
             let t = u32::try_from(t).ok().filter(|t| *t > 0).ok_or_else(|| {
@@ -80,13 +80,13 @@ impl Config {
             }
             cfg.table = Some(t);
         }
-        if let Some(p) = raw.priority {
+        if let Some(p) = fields.priority {
             let p = u32::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
                 CniError::invalid_config(format!("invalid priority {p}: must be 1 to 4294967295"))
             })?;
             cfg.priority = Some(p);
         }
-        let gateways = raw.gateways.unwrap_or_default();
+        let gateways = fields.gateways.unwrap_or_default();
         if gateways.len() > 2 {
             return Err(CniError::invalid_config(format!(
                 "gateways list cannot contain more than 2 entries (one IPv4, one IPv6): {} given",

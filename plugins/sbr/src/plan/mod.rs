@@ -25,15 +25,14 @@ use cni_core::plan::Step;
 use cni_core::{CniError, NetResult};
 use ipnet::IpNet;
 use nl_ops::route::{Route, RT_SCOPE_LINK, RT_TABLE_MAIN};
+pub use nl_ops::route::{RTN_UNICAST, RTPROT_BOOT};
 use nl_ops::rule::Rule;
+pub use nl_ops::rule::FR_ACT_TO_TBL;
 
 use crate::config::RESERVED_TABLES;
 
 /// The reference starts here too.
 pub const FIRST_TABLE: u32 = 100;
-pub const RTPROT_BOOT: u8 = 3;
-pub const RTN_UNICAST: u8 = 1;
-pub const FR_ACT_TO_TBL: u8 = 1;
 /// The mark on every rule and route sbr makes (FRA_PROTOCOL, rtm_protocol),
 /// as routing daemons mark theirs: `ip rule` and `ip route` show it as
 /// `proto 83`. It survives a crash and needs no state file. Routes sbr

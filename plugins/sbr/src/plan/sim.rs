@@ -13,7 +13,7 @@ use crate::config::Config;
 
 pub(super) const NET1: u32 = 3;
 pub(super) const ETH0: u32 = 2;
-pub(super) const RTPROT_KERNEL: u8 = 2;
+pub(super) use nl_ops::route::RTPROT_KERNEL;
 pub(super) const RTN_LOCAL: u8 = 2;
 
 pub(super) fn net(s: &str) -> IpNet {
