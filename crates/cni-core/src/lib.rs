@@ -11,6 +11,8 @@ pub mod lock;
 pub mod logging;
 pub mod netns;
 pub mod plan;
+#[cfg(feature = "testutil")]
+pub mod testutil;
 pub mod types;
 pub mod version;
 

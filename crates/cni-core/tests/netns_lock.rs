@@ -9,6 +9,7 @@ use std::sync::mpsc;
 
 use cni_core::lock::{lock_name, NsLock};
 use cni_core::netns::NetNs;
+use cni_core::testutil::root_or_skip;
 use cni_core::Code;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sched::{unshare, CloneFlags};
@@ -97,6 +98,9 @@ fn fifo_does_not_hang() {
 
 #[test]
 fn run_enters_and_always_returns() {
+    if !root_or_skip("run_enters_and_always_returns") {
+        return;
+    }
     let before = ns_inode("/proc/thread-self/ns/net");
     let ns = new_netns();
     let target = fs::metadata(format!(
@@ -198,6 +202,9 @@ fn lock_names_resolve_symlinked_paths() {
 
 #[test]
 fn default_lock_dir_under_run() {
+    if !root_or_skip("default_lock_dir_under_run") {
+        return;
+    }
     let netns = Path::new("/run/netns/cni-core-test-does-not-exist");
     let l = NsLock::acquire(&format!("cni-core-test-{}", std::process::id()), netns).unwrap();
     assert!(l.path().starts_with("/run/cni-rs/locks"));

@@ -6,17 +6,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+pub use cni_core::testutil::{path_or_skip, program_or_skip, root_or_skip, skip};
 
-/// True when running as root; otherwise prints why the test is skipped.
-pub fn root_or_skip(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipping {test}: needs root (network namespaces)");
-    }
-    root
-}
+static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A named namespace under /var/run/netns, deleted on drop.
 #[derive(Debug)]
