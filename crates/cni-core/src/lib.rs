@@ -10,6 +10,7 @@ mod fold;
 pub mod lock;
 pub mod logging;
 pub mod netns;
+mod nofollow;
 pub mod plan;
 #[cfg(feature = "testutil")]
 pub mod testutil;
