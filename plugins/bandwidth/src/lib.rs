@@ -133,6 +133,8 @@ impl Plugin for Bandwidth {
         }
         let owner = owner(req);
         let ifb_name = ifb::name(&owner.network, &owner.container_id);
+        // Not in the middle of an ADD or DEL: that would read as drift.
+        let _lock = lock(&ifb_name)?;
         let mut sock = Socket::new()?;
         let veth = snapshot::host_veth(&mut sock, netns(req)?, &req.ifname, prev)?;
         let snap = snapshot::observe(&mut sock, Some(veth), &ifb_name)?;

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! bandwidth's lock (root): one of 64 slot files per attachment key, so the
 //! files never exceed the slot count however many attachments come and go,
-//! and ADD and DEL wait while someone holds their attachment's slot.
+//! and ADD, CHECK and DEL wait while someone holds their attachment's slot.
 
 mod common;
 
@@ -92,14 +92,15 @@ fn lock_files_stay_within_the_slots() {
 }
 
 #[test]
-fn add_and_del_wait_for_the_attachment_lock() {
-    if !root_or_skip("add_and_del_wait_for_the_attachment_lock") {
+fn add_check_and_del_wait_for_the_attachment_lock() {
+    if !root_or_skip("add_check_and_del_wait_for_the_attachment_lock") {
         return;
     }
     let host = TestNs::new("bwlockwait");
     let a = Attachment::new(&host, "bwlockwait", 1);
     let conf = a.conf(NET, both());
-    for verb in ["ADD", "DEL"] {
+    // CHECK too: unlocked it could run during a half-done ADD and report drift that is not there.
+    for verb in ["ADD", "CHECK", "DEL"] {
         let held = Lock::slot("bandwidth", &ifb_name(NET, &a.cid), SLOTS).unwrap();
         let mut child = spawn(BIN, &host, verb, &a.cid, Some(&a.ctr.path()), "eth0", &conf);
         assert!(

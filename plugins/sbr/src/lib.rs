@@ -112,6 +112,8 @@ impl Plugin for Sbr {
         let addresses = prev_addresses(req)?;
         let path = netns_path(req)?;
         let ns = NetNs::open(path)?;
+        // Not in the middle of an ADD or DEL: that would read as drift.
+        let _lock = Lock::netns(&ns)?;
         let (_sock, observed) = observe(&ns, &req.ifname)?;
         plan::check(&config, &addresses, &observed)
     }

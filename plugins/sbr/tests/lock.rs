@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! sbr's lock is the container's network namespace itself (root): it makes
-//! no file, so none can pile up; ADD and DEL wait while someone holds it; and
-//! the reference sbr, which flocks the netns path too, waits for ours.
+//! no file, so none can pile up; ADD, CHECK and DEL wait while someone holds
+//! it; and the reference sbr, which flocks the netns path too, waits for ours.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -102,8 +102,8 @@ fn lock_files_never_pile_up() {
 }
 
 #[test]
-fn add_and_del_wait_for_the_namespace_lock() {
-    if !root_or_skip("add_and_del_wait_for_the_namespace_lock") {
+fn add_check_and_del_wait_for_the_namespace_lock() {
+    if !root_or_skip("add_check_and_del_wait_for_the_namespace_lock") {
         return;
     }
     let p = pod("lockwait");
@@ -123,7 +123,12 @@ fn add_and_del_wait_for_the_namespace_lock() {
     {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    for (verb, path) in [("ADD", p.ctr.path()), ("DEL", proc_path.clone())] {
+    // CHECK too: unlocked it could run during a half-done ADD and report drift that is not there.
+    for (verb, path) in [
+        ("ADD", p.ctr.path()),
+        ("CHECK", proc_path.clone()),
+        ("DEL", proc_path.clone()),
+    ] {
         let ns = NetNs::open(&p.ctr.path()).unwrap();
         let held = Lock::netns(&ns).unwrap();
         let mut child = spawn(Command::new(BIN), verb, &path);
