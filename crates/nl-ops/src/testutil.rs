@@ -222,6 +222,116 @@ pub fn waits_in_flock(child: &mut std::process::Child) -> bool {
     panic!("process {} neither waits in flock nor ends", child.id());
 }
 
+/// Starts `cmd` (a plugin, or a wrapper that execs one) as a runtime would:
+/// only PATH and the CNI variables set, `conf` on stdin, stdout and stderr
+/// piped.
+pub fn spawn_plugin(
+    mut cmd: Command,
+    verb: &str,
+    container_id: &str,
+    netns: &std::path::Path,
+    ifname: &str,
+    conf: &serde_json::Value,
+) -> std::process::Child {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("CNI_COMMAND", verb)
+        .env("CNI_CONTAINERID", container_id)
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", ifname)
+        .env("CNI_PATH", "/usr/lib/cni")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        // A plugin that exits before reading it all is the caller's to judge.
+        let _ = stdin.write_all(conf.to_string().as_bytes());
+    }
+    child
+}
+
+/// Waits for `child` and panics, with its output, unless it succeeded.
+#[track_caller]
+pub fn must_succeed(child: std::process::Child, what: &str) {
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{what}: wait: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A plugin binary (`bin`, config type `plugin`) given a `logFile` that is a
+/// FIFO nobody reads, or below a symlinked directory, answers code 7 naming
+/// the path and why, at once and before changing anything (logging starts
+/// first, so no root is needed); nothing is written through the symlink.
+pub fn assert_unsafe_log_files_refused(bin: &str, plugin: &str) {
+    let dir = std::env::temp_dir().join(format!("{plugin}-logfile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let real = dir.join("real");
+    std::fs::create_dir_all(&real).unwrap_or_else(|e| panic!("mkdir {}: {e}", real.display()));
+    let fifo = real.join("fifo.log");
+    run("mkfifo", &[&fifo.to_string_lossy()]);
+    std::os::unix::fs::symlink(&real, dir.join("linked")).unwrap_or_else(|e| panic!("symlink: {e}"));
+
+    for (path, why) in [(fifo, "fifo"), (dir.join("linked/x.log"), "symlink")] {
+        let conf = serde_json::json!({
+            "cniVersion": "1.0.0", "name": "logtest", "type": plugin,
+            "logFile": path,
+            "prevResult": {"cniVersion": "1.0.0", "ips": [{"address": "10.1.0.2/24"}]}
+        });
+        let mut child = Command::new(bin)
+            .env_clear()
+            .env("CNI_COMMAND", "ADD")
+            .env("CNI_CONTAINERID", "logtest")
+            .env("CNI_NETNS", "/proc/self/ns/net")
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", "/usr/lib/cni")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            let _ = stdin.write_all(conf.to_string().as_bytes());
+        }
+        let start = std::time::Instant::now();
+        while matches!(child.try_wait(), Ok(None)) {
+            if start.elapsed() > std::time::Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{plugin} hangs opening logFile {}", path.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("wait for {bin}: {e}"));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        assert_eq!(out.status.code(), Some(1), "{json}");
+        assert_eq!(json["code"], 7, "{json}");
+        let msg = json["msg"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(&*path.to_string_lossy()) && msg.contains(why),
+            "want the path and {why:?} in: {msg}"
+        );
+    }
+    assert!(
+        !real.join("x.log").exists(),
+        "written through a symlinked directory"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn parse_json(s: &str) -> serde_json::Value {
     if s.trim().is_empty() {
         return serde_json::Value::Array(vec![]);

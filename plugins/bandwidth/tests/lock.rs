@@ -5,48 +5,15 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
-
 use cni_core::lock::Lock;
 use common::*;
-use nl_ops::testutil::{waits_in_flock, PrivateRun};
+use nl_ops::testutil::{must_succeed, spawn_plugin, waits_in_flock, PrivateRun};
 
 const NET: &str = "locknet";
 const SLOTS: u32 = bandwidth::LOCK_SLOTS;
 
 fn both() -> serde_json::Value {
     limits((10_000_000, 1_000_000), (20_000_000, 2_000_000))
-}
-
-#[track_caller]
-fn must_succeed(child: Child, what: &str) {
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{what} failed: {} {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Like `common::spawn`, for a command that is not `ip netns exec HOST BIN`.
-fn spawn_in(mut c: Command, verb: &str, cid: &str, a: &Attachment, conf: &serde_json::Value) -> Child {
-    let mut child = c
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("CNI_COMMAND", verb)
-        .env("CNI_CONTAINERID", cid)
-        .env("CNI_NETNS", a.ctr.path())
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(conf.to_string().as_bytes());
-    child
 }
 
 #[test]
@@ -65,7 +32,7 @@ fn lock_files_stay_within_the_slots() {
         for verb in ["ADD", "DEL"] {
             let mut c = run.command("ip");
             c.args(["netns", "exec", &host.name, BIN]);
-            must_succeed(spawn_in(c, verb, &cid, &a, &conf), verb);
+            must_succeed(spawn_plugin(c, verb, &cid, &a.ctr.path(), "eth0", &conf), verb);
         }
     }
     assert!(ifb_names(&host).is_empty());

@@ -4,11 +4,13 @@
 //! it; and the reference sbr, which flocks the netns path too, waits for ours.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use cni_core::lock::Lock;
 use cni_core::netns::NetNs;
-use nl_ops::testutil::{path_or_skip, root_or_skip, waits_in_flock, PrivateRun, TestNs};
+use nl_ops::testutil::{
+    must_succeed, path_or_skip, root_or_skip, spawn_plugin, waits_in_flock, PrivateRun, TestNs,
+};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sbr");
@@ -43,38 +45,8 @@ fn conf() -> Value {
     })
 }
 
-fn spawn(mut cmd: Command, verb: &str, netns: &Path) -> Child {
-    let mut child = cmd
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("CNI_COMMAND", verb)
-        .env("CNI_CONTAINERID", "lockctr")
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", "net1")
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    let _ = child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf().to_string().as_bytes());
-    child
-}
-
-#[track_caller]
-fn must_succeed(child: Child, what: &str) {
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{what} failed: {} {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn spawn(cmd: Command, verb: &str, netns: &Path) -> Child {
+    spawn_plugin(cmd, verb, "lockctr", netns, "net1", &conf())
 }
 
 #[test]
