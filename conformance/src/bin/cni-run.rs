@@ -23,7 +23,7 @@ options:
   --cache-dir DIR        result cache root (default $CNI_CACHE_DIR or /var/lib/cni)
   --timeout SECONDS      kill a plugin after this long (default $CNI_RUN_TIMEOUT or 60)
   --valid ID:IFNAME      gc: an attachment to keep (repeat); default: every cached one
-environment: CNI_ARGS (K=V;K2=V2), CAP_ARGS (JSON capability arguments)
+environment: CNI_ARGS (K=V;K2=V2, V may be empty), CAP_ARGS (JSON capability arguments)
 exit status: 0 ok; a plugin's error code (capped at 255); 124 on timeout; 1 otherwise";
 
 struct Cli {

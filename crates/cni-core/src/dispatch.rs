@@ -271,11 +271,24 @@ fn write_json(out: &mut dyn Write, v: &serde_json::Value) -> std::io::Result<()>
     out.flush()
 }
 
-/// Container IDs as the spec allows them: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-pub fn valid_container_id(id: &str) -> bool {
-    let mut bytes = id.bytes();
+/// The spec's (and libcni's) rule for container IDs and network names:
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn spec_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric())
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Container IDs as the spec allows them: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn valid_container_id(id: &str) -> bool {
+    spec_name(id)
+}
+
+/// Network names as the spec allows them (libcni's ValidateNetworkName):
+/// the container ID rule. The dispatcher does not enforce it (the reference
+/// plugins do not); runtimes and plugins that derive names from it do.
+pub fn valid_network_name(name: &str) -> bool {
+    spec_name(name)
 }
 
 /// Interface names the kernel accepts: 1 to 15 bytes, not `.` or `..`, no
@@ -302,7 +315,9 @@ pub fn validate_ifname(name: &str) -> CniResult<()> {
     }
 }
 
-/// `CNI_ARGS` as `K=V;K2=V2`; empty segments are skipped, a pair without
+/// `CNI_ARGS` as `K=V;K2=V2`, read by plugin and runtime alike: the value
+/// may be empty (libcni's LoadArgs reads `K=`, and a libcni runtime sends
+/// the pairs it is given); empty segments are skipped; a pair without
 /// exactly one `=` or with an empty key is code 4.
 pub fn parse_args(args: &str) -> CniResult<Vec<(String, String)>> {
     let mut out = Vec::new();

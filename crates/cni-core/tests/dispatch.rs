@@ -512,7 +512,7 @@ fn log_file_errors_have_their_codes() {
         r#"{{"cniVersion":"1.0.0","name":"net","type":"fake","logFile":"{}"}}"#,
         dir.display()
     );
-    run(&p, &full_env("ADD"), &conf).error(5, "logFile");
+    run(&p, &full_env("ADD"), &conf).error(7, "logFile");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -11,9 +11,9 @@ mod snapshot;
 pub mod status;
 pub mod tbf;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use cni_core::lock::NsLock;
+use cni_core::lock::Lock;
 use cni_core::{CniError, CniResult, Interface, NetResult, Plugin, Request};
 use nl_ops::Socket;
 
@@ -49,22 +49,15 @@ fn netns(req: &Request) -> CniResult<&Path> {
         .ok_or_else(|| CniError::env("missing CNI_NETNS"))
 }
 
-/// Lock slots: ADD and DEL of one attachment exclude each other, other
-/// attachments rarely share a slot, and the lock files stay few.
-const LOCK_SLOTS: u32 = 64;
+/// ADD and DEL of one attachment exclude each other through one of this
+/// many lock files (`Lock::slot`): its state is on the host, so there is no
+/// namespace to lock, and a file per attachment would pile up. Two
+/// attachments rarely share a slot.
+pub const LOCK_SLOTS: u32 = 64;
 
-/// The slot comes from the ifb name, itself a hash of network and container.
-fn lock(ifb_name: &str) -> CniResult<NsLock> {
-    let slot = ifb_name
-        .get(3..7)
-        .and_then(|h| u32::from_str_radix(h, 16).ok())
-        .unwrap_or(0)
-        % LOCK_SLOTS;
-    // The key names no real path; NsLock only hashes it.
-    NsLock::acquire(
-        "bandwidth",
-        &PathBuf::from(format!("/cni-bandwidth/attachment-slot/{slot}")),
-    )
+/// The key is the ifb name, itself a hash of network and container.
+fn lock(ifb_name: &str) -> CniResult<Lock> {
+    Lock::slot("bandwidth", ifb_name, LOCK_SLOTS)
 }
 
 impl Plugin for Bandwidth {
@@ -145,6 +138,8 @@ impl Plugin for Bandwidth {
         req.conf.checked_name()?;
         let owner = owner(req);
         let ifb_name = ifb::name(&owner.network, &owner.container_id);
+        // Not in the middle of an ADD or DEL: that would read as drift.
+        let _lock = lock(&ifb_name)?;
         let mut sock = Socket::new()?;
         let veth = snapshot::host_veth(&mut sock, netns(req)?, &req.ifname, prev)?;
         let snap = snapshot::observe(&mut sock, Some(veth), &ifb_name)?;

@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use nl_ops::testutil::path_or_skip;
 use serde_json::{json, Value};
 
 const NET: &str = "bwnet";
@@ -154,7 +155,7 @@ fn no_limits_passes_prev_result_through() {
 
 #[test]
 fn matches_reference_tc_values() {
-    if !root_or_skip("reference") || !std::path::Path::new(REFERENCE).exists() {
+    if !root_or_skip("reference") || !path_or_skip("reference", REFERENCE) {
         return;
     }
     let configs = [
@@ -655,7 +656,7 @@ fn failed_add_rolls_back_and_names_the_step() {
 
 #[test]
 fn adopts_reference_state() {
-    if !root_or_skip("adopt") || !std::path::Path::new(REFERENCE).exists() {
+    if !root_or_skip("adopt") || !path_or_skip("adopt", REFERENCE) {
         return;
     }
     let host = TestNs::new("adopt");

@@ -9,16 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use nl_ops::testutil::program_or_skip;
 use serde_json::Value;
 
 const NET: &str = "trafficnet";
-
-fn iperf3_available() -> bool {
-    Command::new("iperf3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// A one-shot server bound to `addr` inside `ns`.
 fn server(ns: &TestNs, addr: &str) -> Child {
@@ -82,7 +76,7 @@ fn run_at(rate: u64) -> (f64, f64) {
 
 #[test]
 fn goodput_follows_configured_rate() {
-    if !root_or_skip("traffic") || !iperf3_available() {
+    if !root_or_skip("traffic") || !program_or_skip("traffic", "iperf3") {
         return;
     }
     let mut report = Vec::new();

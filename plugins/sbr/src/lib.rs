@@ -8,7 +8,7 @@ mod snapshot;
 
 use std::path::Path;
 
-use cni_core::lock::NsLock;
+use cni_core::lock::Lock;
 use cni_core::netns::NetNs;
 use cni_core::{CniError, CniResult, NetResult, Plugin, Request};
 use nl_ops::Socket;
@@ -64,8 +64,8 @@ impl Plugin for Sbr {
         let config = Config::from_netconf(&req.conf)?;
         let addresses = prev_addresses(req)?;
         let path = netns_path(req)?;
-        let _lock = NsLock::acquire("sbr", path)?;
         let ns = NetNs::open(path)?;
+        let _lock = Lock::netns(&ns)?;
         let (mut sock, observed) = observe(&ns, &req.ifname)?;
         let plan = plan::plan_add(&config, &addresses, &observed)?;
         log::info!("add {}: {} step(s)", req.ifname, plan.len());
@@ -83,7 +83,6 @@ impl Plugin for Sbr {
             log::info!("del {}: no network namespace given, nothing to do", req.ifname);
             return Ok(());
         };
-        let _lock = NsLock::acquire("sbr", path)?;
         let ns = match NetNs::open_opt(path) {
             Ok(Some(ns)) => ns,
             Ok(None) => {
@@ -96,6 +95,7 @@ impl Plugin for Sbr {
                 return Ok(());
             }
         };
+        let _lock = Lock::netns(&ns)?;
         let (mut sock, observed) = observe(&ns, &req.ifname)?;
         let addresses = req
             .conf
@@ -112,6 +112,8 @@ impl Plugin for Sbr {
         let addresses = prev_addresses(req)?;
         let path = netns_path(req)?;
         let ns = NetNs::open(path)?;
+        // Not in the middle of an ADD or DEL: that would read as drift.
+        let _lock = Lock::netns(&ns)?;
         let (_sock, observed) = observe(&ns, &req.ifname)?;
         plan::check(&config, &addresses, &observed)
     }
