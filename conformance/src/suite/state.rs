@@ -89,8 +89,12 @@ impl State {
             if kind == "noqueue" || (kind == "pfifo_fast" && q.get("root").is_some()) {
                 continue;
             }
-            st.qdiscs
-                .insert(pick(&q, &["dev", "kind", "handle", "parent", "root", "options"]).to_string());
+            let mut q = pick(&q, &["dev", "kind", "handle", "parent", "root", "options"]);
+            // A counter among htb's options.
+            if let Some(o) = q.get_mut("options").and_then(Value::as_object_mut) {
+                o.remove("direct_packets_stat");
+            }
+            st.qdiscs.insert(q.to_string());
         }
         let ingress_devs: Vec<String> = json_list(&ns.tc(&["-j", "qdisc", "show"])?)?
             .iter()

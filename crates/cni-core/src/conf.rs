@@ -94,19 +94,10 @@ fn result_version(cni_version: &str, cni_versions: &[String]) -> String {
     version::highest_common(cni_versions, version::ALL).unwrap_or_default()
 }
 
-/// The spec's rule for network names: an alphanumeric first, then
-/// alphanumerics, `_`, `.` and `-`. Runtimes (libcni) refuse others before a
-/// plugin runs; a plugin that derives names from it checks it again.
-pub fn valid_network_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
 impl NetConf {
     /// The network name, refused (code 7) when the spec forbids it.
     pub fn checked_name(&self) -> CniResult<&str> {
-        if valid_network_name(&self.name) {
+        if crate::dispatch::valid_network_name(&self.name) {
             Ok(&self.name)
         } else {
             Err(CniError::invalid_config(format!(

@@ -315,16 +315,17 @@ pub fn validate_ifname(name: &str) -> CniResult<()> {
     }
 }
 
-/// `CNI_ARGS` as `K=V;K2=V2`, read by plugin and runtime alike: the value
+/// `CNI_ARGS` as `K=V;K2=V2`, as a runtime checks what it sends: the value
 /// may be empty (libcni's LoadArgs reads `K=`, and a libcni runtime sends
 /// the pairs it is given); empty segments are skipped; a pair without
-/// exactly one `=` or with an empty key is code 4.
+/// exactly one `=` or with an empty key is code 4. Plugins read the same
+/// pairs but leave malformed ones out instead (see `plugin_args`).
 pub fn parse_args(args: &str) -> CniResult<Vec<(String, String)>> {
     let mut out = Vec::new();
     for pair in args.split(';').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some((k, v)) if !k.is_empty() && !v.contains('=') => out.push((k.to_string(), v.to_string())),
-            _ => {
+        match split_arg(pair) {
+            Some(kv) => out.push(kv),
+            None => {
                 return Err(CniError::env(format!(
                     "invalid CNI_ARGS pair {pair:?}: want KEY=VALUE"
                 )))
@@ -332,6 +333,29 @@ pub fn parse_args(args: &str) -> CniResult<Vec<(String, String)>> {
         }
     }
     Ok(out)
+}
+
+fn split_arg(pair: &str) -> Option<(String, String)> {
+    match pair.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.contains('=') => Some((k.to_string(), v.to_string())),
+        _ => None,
+    }
+}
+
+/// What a plugin reads of CNI_ARGS: the well-formed pairs. The reference
+/// plugins never read CNI_ARGS, so a malformed pair refuses nothing; it is
+/// left out, with a warning.
+fn plugin_args(args: &str) -> Vec<(String, String)> {
+    args.split(';')
+        .filter(|p| !p.is_empty())
+        .filter_map(|pair| {
+            let kv = split_arg(pair);
+            if kv.is_none() {
+                log::warn!("ignoring CNI_ARGS pair {pair:?}: want KEY=VALUE");
+            }
+            kv
+        })
+        .collect()
 }
 
 fn dispatch<P: Plugin>(
@@ -389,7 +413,7 @@ fn dispatch<P: Plugin>(
     if need_ifname || !ifname.is_empty() {
         validate_ifname(&ifname)?;
     }
-    let args = parse_args(&var("CNI_ARGS").unwrap_or_default())?;
+    let args = plugin_args(&var("CNI_ARGS").unwrap_or_default());
     let path = var("CNI_PATH")
         .unwrap_or_default()
         .split(':')

@@ -81,10 +81,12 @@ pub fn bytes_of(rate: u64, ticks: u64, psched: Psched) -> u64 {
     f64_to_u64((ticks as f64 / psched.ticks_per_us * rate as f64 / USEC_PER_SEC).floor())
 }
 
-/// The fewest ticks that hold `bytes` at `rate`, with one tick to spare for
-/// the kernel's fixed-point rate.
+/// The fewest ticks that hold `bytes` at `rate`, and a microsecond and a
+/// tick to spare: for the kernel's fixed-point rate, and so that tools that
+/// read the bucket in whole microseconds (tc) see it hold them too.
 fn ticks_for(rate: u64, bytes: u64, psched: Psched) -> u64 {
-    f64_to_u64((bytes as f64 * USEC_PER_SEC * psched.ticks_per_us / rate as f64).ceil()) + 1
+    let exact = bytes as f64 * USEC_PER_SEC * psched.ticks_per_us / rate as f64;
+    f64_to_u64(exact.ceil() + psched.ticks_per_us.ceil()) + 1
 }
 
 /// Truncates toward zero, saturating at the ends, as Go's conversion does
@@ -266,6 +268,8 @@ mod tests {
         assert_eq!(got.adjusted, Some(Adjusted::ToFrame { frame }));
         assert!(got.burst >= u64::from(frame), "{got:?}");
         assert!(got.burst < u64::from(frame) + 2, "{got:?}");
+        // tc reads it back in whole microseconds: still a frame.
+        assert!(tc_burst(15, got.tbf.buffer) >= u64::from(frame), "{got:?}");
         assert_eq!(got.tbf.rate, 15);
         assert_eq!(u64::from(got.tbf.limit), got.burst);
         // Upstream's integration test: 200 bits at MTU 512, 1 Mbit/s.

@@ -157,7 +157,8 @@ fn received_per_second(server_ns: &TestNs, client_ns: &TestNs, from: &str, to: &
 /// it (the reference's, and ours, bucket then holds minutes of rate).
 #[test]
 fn max_burst_ms_bounds_the_first_second() {
-    if !root_or_skip("max_burst_ms_bounds_the_first_second") || !iperf3_available() {
+    let test = "max_burst_ms_bounds_the_first_second";
+    if !root_or_skip(test) || !program_or_skip(test, "iperf3") {
         return;
     }
     let rate = 20_000_000u64;
@@ -209,7 +210,8 @@ fn max_burst_ms_bounds_the_first_second() {
 /// at MTU 1500 and 512.
 #[test]
 fn full_size_packets_pass_a_bucket_configured_below_a_frame() {
-    if !root_or_skip("full_size_packets_pass_a_bucket_configured_below_a_frame") {
+    let test = "full_size_packets_pass_a_bucket_configured_below_a_frame";
+    if !root_or_skip(test) || !program_or_skip(test, "ping") {
         return;
     }
     for mtu in [1500u32, 512] {

@@ -33,7 +33,7 @@ pub fn cases() -> Vec<Case> {
         ),
         Case::new(
             "acceptance",
-            "upstream's chained-ptp-bandwidth list via cni-run: ADD CHECK DEL",
+            "upstream's chained-ptp-bandwidth list via cni-run: ADD, DEL",
             upstream_chain,
         ),
         Case::new(
