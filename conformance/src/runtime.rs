@@ -17,7 +17,7 @@ use cni_core::version::greater_or_equal;
 #[derive(Debug, Clone)]
 pub struct Runtime {
     /// `CNI_PATH`.
-    pub path: Vec<PathBuf>,
+    pub cni_path: Vec<PathBuf>,
     /// The cache root (results live in `results/` below it).
     pub cache_dir: PathBuf,
     pub timeout: Duration,
@@ -171,9 +171,9 @@ impl Runtime {
         rt: &RuntimeConf,
     ) -> Result<Vec<u8>, RunError> {
         let name = plugin.get("type").and_then(Value::as_str).unwrap_or_default();
-        let program = find_in_path(name, &self.path).ok_or_else(|| RunError::PluginNotFound {
+        let program = find_in_path(name, &self.cni_path).ok_or_else(|| RunError::PluginNotFound {
             name: name.to_string(),
-            path: self.path.clone(),
+            path: self.cni_path.clone(),
         })?;
         let args = rt
             .args
@@ -181,7 +181,7 @@ impl Runtime {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(";");
-        let path = std::env::join_paths(&self.path)
+        let path = std::env::join_paths(&self.cni_path)
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         let mut inv = Invocation::new(program)
@@ -504,7 +504,7 @@ mod tests {
     #[tokio::test]
     async fn check_reads_versions_as_libcni_does() {
         let rt = Runtime {
-            path: Vec::new(),
+            cni_path: Vec::new(),
             cache_dir: std::env::temp_dir().join(format!("conformance-gate-{}", std::process::id())),
             timeout: Duration::from_secs(5),
             wrapper: Vec::new(),

@@ -162,7 +162,7 @@ async fn main() -> ExitCode {
         .filter(|t: &f64| t.is_finite() && *t > 0.0)
         .unwrap_or(60.0);
     let runtime = Runtime {
-        path: std::env::var_os("CNI_PATH")
+        cni_path: std::env::var_os("CNI_PATH")
             .map(|p| std::env::split_paths(&p).collect())
             .unwrap_or_default(),
         cache_dir: cli

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::{CniError, CniResult};
-use crate::fold::Fold;
+use crate::go_keys::GoKeys;
 use crate::types::{Attachment, NetResult};
 use crate::version;
 
@@ -188,7 +188,7 @@ impl NetConf {
     pub fn plugin<T: DeserializeOwned>(&self, case_insensitive: bool) -> CniResult<T> {
         let value = Value::Object(self.raw.clone());
         let out = if case_insensitive {
-            T::deserialize(Fold(value))
+            T::deserialize(GoKeys(value))
         } else {
             serde_json::from_value(value)
         };

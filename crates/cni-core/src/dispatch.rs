@@ -60,7 +60,7 @@ pub struct Request {
     pub ifname: String,
     /// `CNI_ARGS` split into key/value pairs.
     pub args: Vec<(String, String)>,
-    pub path: Vec<PathBuf>,
+    pub cni_path: Vec<PathBuf>,
     /// The config with `cni_version` already negotiated.
     pub conf: NetConf,
 }
@@ -446,7 +446,7 @@ fn dispatch<P: Plugin>(
         netns: var("CNI_NETNS").map(PathBuf::from),
         ifname,
         args,
-        path,
+        cni_path: path,
         conf,
     };
     log::debug!(

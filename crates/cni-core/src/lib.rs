@@ -7,7 +7,7 @@
 pub mod conf;
 pub mod dispatch;
 pub mod error;
-mod fold;
+mod go_keys;
 pub mod lock;
 pub mod logging;
 pub mod netns;

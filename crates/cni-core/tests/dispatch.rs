@@ -193,7 +193,7 @@ fn add_prints_the_result_in_the_config_version() {
     assert_eq!(req.ifname, "eth0");
     assert_eq!(req.arg("K8S_POD_NAME"), Some("web"));
     assert_eq!(req.args.len(), 2);
-    assert_eq!(req.path.len(), 2);
+    assert_eq!(req.cni_path.len(), 2);
     assert_eq!(req.conf.name, "net");
 }
 
