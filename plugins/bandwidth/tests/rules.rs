@@ -11,20 +11,6 @@ use serde_json::{json, Value};
 
 const NET: &str = "bwnet";
 
-fn setup(tag: &str) -> Option<(TestNs, Attachment)> {
-    if !root_or_skip(tag) {
-        return None;
-    }
-    let host = TestNs::new(tag);
-    let a = Attachment::new(&host, tag, 1);
-    Some((host, a))
-}
-
-/// 10 Mbit/s with 1 Mbit bucket in, 20 Mbit/s with 2 Mbit out.
-fn both() -> Value {
-    limits((10_000_000, 1_000_000), (20_000_000, 2_000_000))
-}
-
 /// Everything bandwidth could have put on the host side.
 fn snapshot(host: &TestNs, a: &Attachment) -> (Vec<Value>, Vec<(String, String)>, Vec<String>) {
     let mut q = qdiscs(host, &a.veth);

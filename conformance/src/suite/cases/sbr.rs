@@ -78,7 +78,7 @@ fn add(ctx: &Ctx, p: &Pod, conf: &Value) -> Result<Vec<State>, Failure> {
 }
 
 /// Rule `from addr lookup T` in the container; returns T.
-fn rule_table(ctr: &State, addr: &str) -> Result<String, Failure> {
+pub fn rule_table(ctr: &State, addr: &str) -> Result<String, Failure> {
     let rules: Vec<Value> = ctr
         .extra_rules()
         .into_iter()

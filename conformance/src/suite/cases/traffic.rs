@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::call;
+use super::sbr::rule_table;
 use crate::suite::ns::Ns;
 use crate::suite::pod::Pod;
 use crate::suite::probe::{counters, grew, have_ping, ping, route_dev, route_get, tcp, PINGS};
@@ -355,19 +356,6 @@ fn need_ping() -> CaseResult {
     ensure(have_ping(), || {
         "ping (iputils-ping) is not installed; scripts/test installs it".into()
     })
-}
-
-/// The table the rule from `addr` selects.
-fn rule_table(pod: &State, addr: &str) -> Result<String, Failure> {
-    let rules: Vec<Value> = pod
-        .extra_rules()
-        .into_iter()
-        .filter(|r| text(r, "src") == addr)
-        .collect();
-    ensure(rules.len() == 1, || {
-        format!("want one rule from {addr}, got {rules:?}")
-    })?;
-    Ok(text(&rules[0], "table"))
 }
 
 /// An option the plugin did not apply: a skip for the reference, which
