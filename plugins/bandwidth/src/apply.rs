@@ -76,7 +76,16 @@ impl cni_core::plan::Change for Change {
     type Names = Devices;
 
     fn apply(&self, k: &mut Kernel, d: &Devices) -> CniResult<()> {
-        apply(self, k, d).map_err(CniError::from)
+        apply(self, k, d).map_err(|e| {
+            // A TBF the kernel refuses comes from the config's numbers (the
+            // planner refuses those it knows of first).
+            let tbf = matches!(self, Change::AddTbf { .. } | Change::ChangeTbf { .. });
+            if tbf && e.is_invalid() {
+                CniError::invalid_config(e.to_string())
+            } else {
+                CniError::from(e)
+            }
+        })
     }
 
     fn describe(&self, d: &Devices) -> String {
