@@ -73,11 +73,23 @@ ensure_rust() {
   rustup target add "${missing[@]}"
 }
 
-# The amd64 release binaries of the whole workspace (plugins, installer, cni-run,
-# the conformance suite) into RELEASE_DIR.
-build_release() {
-  ensure_rust "$RELEASE_TARGET"
-  (cd "$ROOT" && $BUILD_CMD)
+# build_release_for ARCH: the release binaries of the whole workspace (plugins,
+# installer, cni-run, the conformance suite) for ARCH (amd64, arm64). Always the
+# whole workspace: a build of fewer packages unifies dependency features
+# differently and would rebuild the plugins.
+build_release_for() {
+  local target=${RELEASE_TARGETS[$1]:?unknown architecture $1}
+  ensure_rust "$target"
+  (cd "$ROOT" && cargo build --release --workspace --target "$target")
+}
+
+# The amd64 release binaries into RELEASE_DIR.
+build_release() { build_release_for amd64; }
+
+# The version of the workspace (workspace.package in Cargo.toml), e.g. 0.1.0.
+workspace_version() {
+  python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["workspace"]["package"]["version"])' \
+    "$ROOT/Cargo.toml"
 }
 
 # static_musl FILE ARCH: FILE is a static executable for ARCH (the word `file`
