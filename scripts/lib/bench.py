@@ -171,6 +171,7 @@ class Bench:
         self.others = f"cnibench-others-{tag}"
         self.ctr = f"cnibench-ctr-{tag}"
         self.created = []
+        self.load_start = loadavg()
         self.failures = []  # (impl, what, detail)
         self.results = {}
 
@@ -549,12 +550,21 @@ def machine():
     commit = git("rev-parse", "--short", "HEAD")
     dirty = git("status", "--porcelain", "--untracked-files=no")
     return {
+        "load": loadavg(),
         "kernel": platform.release(),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "commit": (commit or "unknown") + (" (with uncommitted changes)" if dirty else ""),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def loadavg():
+    """The 1-minute load average: a busy machine moves every figure."""
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except (OSError, IndexError):
+        return "unknown"
 
 
 def repo_path(path):
@@ -774,6 +784,7 @@ def render(text, values, flags):
 def report(b, out_path, chart_dir):
     a, res = b.args, b.results
     m = machine()
+    m["load_start"] = b.load_start
     rows = latency_rows(b)
     write_charts(b, rows, chart_dir)
     fl, kernel, nan = res["floor_ns"], res.get("kernel_ns", {}), float("nan")
@@ -788,6 +799,8 @@ def report(b, out_path, chart_dir):
         "cores": m["cores"],
         "kernel": m["kernel"],
         "commit": m["commit"],
+        "load_start": m["load_start"],
+        "load_end": m["load"],
         "ours_dir": repo_path(a.ours),
         "ours_kind": res["kind"][OURS],
         "ref_dir": repo_path(a.reference),
