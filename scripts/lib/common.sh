@@ -17,7 +17,7 @@ release_dir() { printf '%s/%s/release' "$TARGET_DIR" "${RELEASE_TARGETS[$1]:?unk
 REFERENCE_DIR="${REFERENCE_DIR:-/usr/lib/cni}"
 
 # Everything an operator script may need, as Debian packages.
-ALL_PACKAGES=(iproute2 containernetworking-plugins iperf3 podman runc busybox-static hyperfine buildah file time shellcheck)
+ALL_PACKAGES=(iproute2 containernetworking-plugins iperf3 iputils-ping podman runc busybox-static hyperfine buildah file time shellcheck)
 
 if [[ -t 1 ]]; then
   C_BOLD=$'\e[1m' C_GREEN=$'\e[32m' C_RED=$'\e[31m' C_DIM=$'\e[2m' C_OFF=$'\e[0m'
