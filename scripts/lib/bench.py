@@ -14,19 +14,24 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import kernelwork  # noqa: E402
 import svgchart  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/var/run/netns"
 OURS, REF = "ours", "reference"
-GREEN, GREY = "#2b8a3e", "#868e96"
+GREEN, GREY, BLUE, LIGHT = "#2b8a3e", "#868e96", "#1c7ed6", "#b2f2bb"
 
 
 def log(msg):
@@ -61,6 +66,35 @@ def setns(name):
             raise OSError(err, f"setns into {name}: {os.strerror(err)}")
     finally:
         os.close(fd)
+
+
+# A static program without a C library: its entry point only exits, so timing
+# it times exec and exit alone.
+NO_LIBC_PROGRAM = r"""
+void _start(void) {
+#if defined(__x86_64__)
+  __asm__ volatile("mov $231, %eax\n xor %edi, %edi\n syscall");
+#elif defined(__aarch64__)
+  __asm__ volatile("mov x8, #94\n mov x0, #0\n svc #0");
+#endif
+  for (;;) {}
+}
+"""
+KERNEL_IFB = "bwpbenchkernel"
+
+
+def binary_kind(path):
+    """`file`'s words for how a binary is linked, and with which C library."""
+    out = subprocess.run(["file", "-L", path], capture_output=True, text=True).stdout
+    link = "static-pie" if "static-pie" in out else "static" if "statically linked" in out else "dynamic"
+    if link == "dynamic":
+        return "dynamically linked"
+    try:
+        with open(path, "rb") as f:
+            glibc = b"GLIBC_TUNABLES" in f.read()
+    except OSError:
+        glibc = False
+    return f"{link}, {'glibc' if glibc else 'no glibc'}"
 
 
 class Run:
@@ -130,11 +164,14 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.dirs = {OURS: args.ours, REF: args.reference}
+        self.dirs.update(args.also)  # other builds of ours, timed A/B in the same rounds
+        self.impls = list(self.dirs)
         tag = f"{os.getpid()}"
         self.host = f"cnibench-host-{tag}"
         self.others = f"cnibench-others-{tag}"
         self.ctr = f"cnibench-ctr-{tag}"
         self.created = []
+        self.load_start = loadavg()
         self.failures = []  # (impl, what, detail)
         self.results = {}
 
@@ -244,42 +281,73 @@ class Bench:
                 spawn([os.path.join(self.dirs[impl], "sbr")], {"CNI_COMMAND": "VERSION"}).ns
                 for _ in range(self.args.repeats)
             ]
-            for impl in (OURS, REF)
+            for impl in self.impls
         }
         self.results["spawn_ns"] = median(runs)
         self.results["version_ns"] = {k: median(v) for k, v in version.items()}
         self.results["floor_ns"] = self.libc_floor()
 
     def libc_floor(self):
-        """The start-up cost of the C library alone: a static C program that
-        returns 0, linked with glibc and with musl, timed interleaved."""
-        cc = {"glibc": ["gcc", "-static-pie"], "musl": ["musl-gcc", "-static"]}
+        """What starting a static process costs before any of our code runs: a
+        program with no C library at all (its _start only exits: exec alone),
+        and a C program that returns 0, static with musl and with glibc; timed
+        interleaved."""
+        cc = {
+            "none": ["gcc", "-static", "-nostdlib", "-ffreestanding"],
+            "musl": ["musl-gcc", "-static"],
+            "glibc": ["gcc", "-static-pie"],
+        }
         with tempfile.TemporaryDirectory(prefix="cnibench-floor-") as d:
             src = os.path.join(d, "noop.c")
             with open(src, "w") as f:
                 f.write("int main(void) { return 0; }\n")
+            bare = os.path.join(d, "bare.c")
+            with open(bare, "w") as f:
+                f.write(NO_LIBC_PROGRAM)
             bins = {}
             for libc, cmd in cc.items():
                 out = os.path.join(d, libc)
-                if subprocess.run(cmd + ["-O2", "-o", out, src], capture_output=True).returncode == 0:
+                if subprocess.run(cmd + ["-O2", "-o", out, bare if libc == "none" else src], capture_output=True).returncode == 0:
                     bins[libc] = out
                 else:
-                    log(f"  cannot build a static {libc} program with {cmd[0]}; its floor is not shown")
+                    log(f"  cannot build a static program with C library {libc} ({cmd[0]}); its floor is not shown")
             times = {libc: [] for libc in bins}
             for _ in range(self.args.repeats * 3):
                 for libc, path in bins.items():
                     times[libc].append(spawn([path], {}).ns)
         return {libc: median(t) for libc, t in times.items()}
 
+    def kernel_cycle(self):
+        """bandwidth ADD's and DEL's netlink requests sent from this process:
+        the kernel's share of the plugin's time (see kernelwork.py)."""
+        self.pod_up()
+        try:
+            add = kernelwork.timed(kernelwork.add, "bh0", KERNEL_IFB, 100_000_000, 1_000_000)
+            dele = kernelwork.timed(kernelwork.delete, "bh0", KERNEL_IFB)
+        except OSError as e:
+            log(f"  kernel work: {e}")
+            return None
+        finally:
+            subprocess.run(["ip", "link", "del", KERNEL_IFB], capture_output=True)
+            self.pod_down()
+        return add, dele
+
     def latency(self):
         data = {}  # (plugin, cmd, impl) -> [Run]
+        kernel = {"ADD": [], "DEL": []}
         for i in range(self.args.repeats):
-            order = (OURS, REF) if i % 2 == 0 else (REF, OURS)
+            k = i % len(self.impls)
+            order = self.impls[k:] + self.impls[:k]
             for plugin in ("sbr", "bandwidth"):
                 for impl in order:
                     for cmd, run in self.cycle(impl, plugin).items():
                         data.setdefault((plugin, cmd, impl), []).append(run)
+            work = self.kernel_cycle()
+            if work:
+                kernel["ADD"].append(work[0])
+                kernel["DEL"].append(work[1])
             log(f"  latency: round {i + 1}/{self.args.repeats}")
+        self.results["kernel_ns"] = {cmd: median(v) for cmd, v in kernel.items() if v}
         self.results["latency"] = {
             k: {
                 "median_ns": median([r.ns for r in v if r.status == 0]),
@@ -292,7 +360,7 @@ class Bench:
         peak = {}
         for i in range(3):
             for plugin in ("sbr", "bandwidth"):
-                for impl in (OURS, REF):
+                for impl in self.impls:
                     for cmd, run in self.cycle(impl, plugin, rss=True).items():
                         peak[(plugin, cmd, impl)] = max(peak.get((plugin, cmd, impl), 0), run.rss_kb)
         self.results["rss_kb"] = peak
@@ -411,6 +479,7 @@ class Bench:
         self.results["size"] = {
             (impl, p): os.stat(os.path.join(d, p)).st_size for impl, d in self.dirs.items() for p in ("sbr", "bandwidth")
         }
+        self.results["kind"] = {impl: binary_kind(os.path.join(d, "sbr")) for impl, d in self.dirs.items()}
 
     def run(self):
         self.make_ns(self.host)
@@ -427,7 +496,22 @@ class Bench:
         self.accuracy()
 
 
-# ---- report ------------------------------------------------------------------
+# ---- report: figures and tables from code; the prose is in TEMPLATE ---------
+
+TEMPLATE = os.path.join(HERE, "benchmarks.template.md")
+PLUGINS, COMMANDS = ("sbr", "bandwidth"), ("ADD", "CHECK", "DEL")
+# Targets of issue 14 for this machine class: ours / reference, whole process.
+TARGET = {
+    ("sbr", "ADD"): 0.30,
+    ("sbr", "CHECK"): 0.30,
+    ("sbr", "DEL"): 0.30,
+    ("bandwidth", "ADD"): 0.40,
+    ("bandwidth", "CHECK"): 0.30,
+    ("bandwidth", "DEL"): 1.05,
+}
+# Peak RSS may not grow: the glibc static-pie build's figures before musl
+# (docs/benchmarks.md at commit fdf55eb), MiB.
+RSS_BEFORE_MIB = {"sbr": 1.9, "bandwidth": 2.0}
 
 
 def fmt_ms(ns):
@@ -442,7 +526,15 @@ def fmt_ratio(x):
     return "n/a" if x != x else f"{x:.2f}"
 
 
-TARGET = {"ADD": 1 / 3, "CHECK": 1 / 3, "DEL": 1.0}
+def met(ok):
+    return "yes" if ok else "**no**"
+
+
+def table(header, rows, align):
+    """A Markdown table; align is one of "l"/"r" per column."""
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
 
 
 def machine():
@@ -454,17 +546,11 @@ def machine():
                 break
     except OSError:
         pass
-    commit = subprocess.run(
-        ["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", os.path.dirname(os.path.abspath(__file__)), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    git = lambda *a: subprocess.run(["git", "-C", ROOT, *a], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    commit = git("rev-parse", "--short", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
     return {
+        "load": loadavg(),
         "kernel": platform.release(),
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -473,223 +559,310 @@ def machine():
     }
 
 
-def report(b, out_path, chart_dir):
-    a, res = b.args, b.results
-    m = machine()
-    rel = os.path.relpath(chart_dir, os.path.dirname(os.path.abspath(out_path)))
-    L = []
-    w = L.append
-    w("# Benchmarks: this project vs the reference plugins")
-    w("")
-    w("Generated by `scripts/bench%s` on %s; do not edit by hand." % (" --quick" if a.quick else "", m["date"]))
-    if a.quick:
-        w("")
-        w("**Quick mode**: few repeats and small scaling steps; numbers are indicative only.")
-    w("")
-    w(f"- Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; commit {m['commit']}.")
-    w(f"- Ours: `{a.ours}`; reference: `{a.reference}` (Debian containernetworking-plugins, Go).")
-    w(
-        f"- Method: each process is timed from `posix_spawn` to `wait4` (whole process: exec, dynamic "
-        f"loading, runtime start-up, the work, exit); peak RSS in separate runs under GNU `time`. Ours and the reference "
-        f"run interleaved (alternating which goes first) in the same throwaway namespaces on the same "
-        f"inputs: a ptp-like veth pod, CNI 1.0.0 config, ADD's result as prevResult of CHECK and DEL. "
-        f"Numbers are medians over {a.repeats} repeats (scaling: {a.scale_repeats}; "
-        f"accuracy: {a.accuracy_repeats} run(s) of {a.seconds} s per point)."
-    )
-    w("")
-    w("## Latency of each command")
-    w("")
-    w(f"![latency per command, ours vs reference]({rel}/latency.svg)")
-    w("")
-    w("| plugin | command | ours (ms) | reference (ms) | ours / reference | target | met | ratio without spawn |")
-    w("|---|---|---:|---:|---:|---:|---|---:|")
-    lat = res["latency"]
-    spawn_ns = res["spawn_ns"]
-    rows = []
-    for plugin in ("sbr", "bandwidth"):
-        for cmd in ("ADD", "CHECK", "DEL"):
-            o, r = lat[(plugin, cmd, OURS)], lat[(plugin, cmd, REF)]
-            x = ratio(o["median_ns"], r["median_ns"])
-            t = TARGET[cmd]
-            met = "yes" if x == x and x <= t else "**no**"
-            note = ""
-            if o["ok"] < o["n"] or r["ok"] < r["n"]:
-                note = f" (succeeded: ours {o['ok']}/{o['n']}, reference {r['ok']}/{r['n']})"
-            net = ratio(o["median_ns"] - spawn_ns, r["median_ns"] - spawn_ns)
-            w(
-                f"| {plugin} | {cmd}{note} | {fmt_ms(o['median_ns'])} | {fmt_ms(r['median_ns'])} | "
-                f"{fmt_ratio(x)} | <= {t:.2f} | {met} | {fmt_ratio(net)} |"
+def loadavg():
+    """The 1-minute load average: a busy machine moves every figure."""
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except (OSError, IndexError):
+        return "unknown"
+
+
+def repo_path(path):
+    """A path inside the repository relative to it (the page must not record
+    where this machine keeps its checkout); any other path as given."""
+    rel = os.path.relpath(os.path.abspath(path), ROOT)
+    return path if rel.startswith("..") else rel
+
+
+def floor_ns(res, plugin, cmd):
+    """The least this command can take here: a static musl no-op's spawn (exec and
+    musl's start-up), plus the kernel's own work where the bench measures it."""
+    f = res["floor_ns"].get("musl", float("nan"))
+    if plugin == "bandwidth" and cmd in res.get("kernel_ns", {}):
+        f += res["kernel_ns"][cmd]
+    return f
+
+
+def latency_rows(b):
+    """One dict per plugin and command with every figure the tables need."""
+    res, rows = b.results, []
+    for plugin in PLUGINS:
+        for cmd in COMMANDS:
+            lat = {impl: res["latency"][(plugin, cmd, impl)] for impl in b.impls}
+            o, r = lat[OURS]["median_ns"], lat[REF]["median_ns"]
+            fl = floor_ns(res, plugin, cmd)
+            failed = {impl: f"{v['ok']}/{v['n']}" for impl, v in lat.items() if v["ok"] < v["n"]}
+            rows.append(
+                {
+                    "plugin": plugin,
+                    "cmd": cmd,
+                    "ns": {impl: v["median_ns"] for impl, v in lat.items()},
+                    "ratio": ratio(o, r),
+                    "target": TARGET[(plugin, cmd)],
+                    "floor": fl,
+                    "floor_ratio": ratio(fl, r),
+                    "failed": failed,
+                }
             )
-            rows.append((f"{plugin} {cmd}", ms(o["median_ns"]), ms(r["median_ns"])))
-    spawn_ms = ms(res["spawn_ns"])
-    w(f"| (spawn) | `/bin/true` | {spawn_ms:.2f} | {spawn_ms:.2f} | | | | |")
-    v = res["version_ns"]
-    w(f"| sbr | VERSION (no kernel work) | {fmt_ms(v[OURS])} | {fmt_ms(v[REF])} | {fmt_ratio(ratio(v[OURS], v[REF]))} | | | |")
-    floor = res.get("floor_ns", {})
-    for libc in ("glibc", "musl"):
-        if libc in floor:
-            f_ms = ms(floor[libc])
-            w(f"| (floor) | static C no-op, {libc} | {f_ms:.2f} | | | | | |")
-    rows.append(("spawn /bin/true", spawn_ms, spawn_ms))
-    rows.append(("sbr VERSION", ms(v[OURS]), ms(v[REF])))
-    w("")
-    w(
-        f"Spawning a trivial process (`/bin/true`, dynamically linked) costs {spawn_ms:.2f} ms here; it is part "
-        f"of every number above; the last column divides what is left after subtracting it. `VERSION` does no "
-        f"kernel work, so it shows each binary's start-up cost. Targets: ADD and CHECK at most a third of the "
-        f"reference's whole-process time, DEL no slower. The reference's sbr CHECK changes nothing and checks "
-        f"nothing (it always succeeds); ours compares rules and tables with the prevResult."
-    )
-    if "glibc" in floor and "musl" in floor:
-        g, mu = ms(floor["glibc"]), ms(floor["musl"])
-        ref_check = ms(lat[("sbr", "CHECK", REF)]["median_ns"])
-        w("")
-        w(
-            f"The floor rows are a static C program that only returns 0. With glibc (which our binaries "
-            f"link statically, as the static-binary requirement asks) it takes {g:.2f} ms, with musl "
-            f"{mu:.2f} ms: glibc's start-up probes the CPU and its caches with dozens of `cpuid` "
-            f"instructions, and on a VM each one traps to the hypervisor. That difference of "
-            f"{g - mu:.2f} ms is in every run of our plugins; it alone is "
-            f"{(g - mu) / ref_check:.2f} of the reference's sbr CHECK."
-        )
-    w("")
-    w(
-        "bandwidth DEL is the kernel's work in both: deleting the ifb waits for RCU grace periods "
-        "(`rcu_barrier` in device unregistration), 10-35 ms here, and that wait also covers "
-        "whatever the process did before: adding a 2 ms sleep at the start of our DEL moved its "
-        "median by only 0.4 ms, so a faster start-up buys almost nothing here. What ours adds is "
-        "the cleanup the reference skips (removing the TBF and ingress qdisc it put on the veth, "
-        "which is why the reference's ADD after its DEL fails): a few tenths of a millisecond "
-        "of kernel work. The ratio moved between 0.88 and 1.22 over runs of this bench."
-    )
-    svgchart.write_bars(
-        os.path.join(chart_dir, "latency.svg"),
-        "Median whole-process time per command (ms, lower is better)",
-        [r[0] for r in rows],
-        [("ours", GREEN, [r[1] for r in rows]), ("reference", GREY, [r[2] for r in rows])],
-        value_fmt="{:.2f}",
-    )
-    w("")
-    w("## Memory and size")
-    w("")
-    w("| plugin | peak RSS ours (MiB) | peak RSS reference (MiB) | binary ours (MiB) | binary reference (MiB) |")
-    w("|---|---:|---:|---:|---:|")
-    for plugin in ("sbr", "bandwidth"):
-        rss = {impl: max(res["rss_kb"][(plugin, c, impl)] for c in ("ADD", "CHECK", "DEL")) for impl in (OURS, REF)}
-        size = res["size"]
-        w(
-            f"| {plugin} | {rss[OURS] / 1024:.1f} | {rss[REF] / 1024:.1f} | "
-            f"{size[(OURS, plugin)] / 2**20:.2f} | {size[(REF, plugin)] / 2**20:.2f} |"
-        )
-    w("")
-    w(f"Peak RSS is the maximum over ADD, CHECK and DEL runs under GNU `time -f %M` (for scale: `/bin/true` "
-      f"shows {res['rss_true_kb'] / 1024:.1f} MiB there). Our binaries are static (no shared libraries mapped at "
-      "run time); the reference's Debian build is dynamically linked Go.")
-    w("")
-    w("## Scaling")
-    w("")
-    w(f"![ADD time as the node and the container grow]({rel}/scaling.svg)")
-    w("")
-    w("| scenario | ours (ms) | reference (ms) | ours / reference |")
-    w("|---|---:|---:|---:|")
-    srows = []
-    for (plugin, n), v in res["scaling"].items():
+    return rows
+
+
+def latency_table(b, rows):
+    also = b.impls[2:]
+    header = ["plugin", "command", "ours (ms)", "reference (ms)", "ours / reference", "target", "met"]
+    header += ["floor (ms)", "floor / reference"]
+    for label in also:
+        header += [f"{label} build (ms)", f"ours / {label}"]
+    out = []
+    for x in rows:
+        note = ""
+        if x["failed"]:
+            note = " (succeeded: " + ", ".join(f"{k} {v}" for k, v in x["failed"].items()) + ")"
+        row = [x["plugin"], x["cmd"] + note, fmt_ms(x["ns"][OURS]), fmt_ms(x["ns"][REF]), fmt_ratio(x["ratio"])]
+        row += [f"<= {x['target']:.2f}", met(x["ratio"] <= x["target"]), fmt_ms(x["floor"]), fmt_ratio(x["floor_ratio"])]
+        for label in also:
+            row += [fmt_ms(x["ns"][label]), fmt_ratio(ratio(x["ns"][OURS], x["ns"][label]))]
+        out.append(row)
+    return table(header, out, "llrrrrlrr" + "rr" * len(also))
+
+
+def floors_table(b):
+    res = b.results
+    fl, kernel = res["floor_ns"], res.get("kernel_ns", {})
+    nan = float("nan")
+    rows = [
+        ["spawn of `/bin/true` (dynamically linked, Debian's coreutils)", fmt_ms(res["spawn_ns"])],
+        ["static program without a C library (exec and exit only)", fmt_ms(fl.get("none", nan))],
+        ["static C program returning 0, musl (**the process floor of our binaries**)", fmt_ms(fl.get("musl", nan))],
+        ["static C program returning 0, glibc", fmt_ms(fl.get("glibc", nan))],
+    ]
+    for impl in b.impls:
+        rows.append([f"sbr VERSION (no kernel work), {impl}", fmt_ms(res["version_ns"][impl])])
+    rows.append(["kernel's work of bandwidth ADD, from this process", fmt_ms(kernel.get("ADD", nan))])
+    rows.append(["kernel's work of bandwidth DEL, from this process", fmt_ms(kernel.get("DEL", nan))])
+    return table(["what", "median (ms)"], rows, "lr")
+
+
+def memory_table(b):
+    res, also = b.results, b.impls[2:]
+    header = ["plugin", "peak RSS ours (MiB)", "before musl (target)", "met", "peak RSS reference (MiB)"]
+    header += [f"peak RSS {label} (MiB)" for label in also]
+    header += ["binary ours (MiB)", "binary reference (MiB)"] + [f"binary {label} (MiB)" for label in also]
+    rows = []
+    for plugin in PLUGINS:
+        rss = {impl: max(res["rss_kb"][(plugin, c, impl)] for c in COMMANDS) / 1024 for impl in b.impls}
+        size = {impl: res["size"][(impl, plugin)] / 2**20 for impl in b.impls}
+        ours = round(rss[OURS], 1)
+        row = [plugin, f"{ours:.1f}", f"<= {RSS_BEFORE_MIB[plugin]:.1f}", met(ours <= RSS_BEFORE_MIB[plugin])]
+        row += [f"{rss[REF]:.1f}"] + [f"{rss[label]:.1f}" for label in also]
+        row += [f"{size[OURS]:.2f}", f"{size[REF]:.2f}"] + [f"{size[label]:.2f}" for label in also]
+        rows.append(row)
+    return table(header, rows, "lrrlr" + "r" * len(also) + "rr" + "r" * len(also))
+
+
+def scaling_table(b):
+    rows = []
+    for (plugin, n), v in b.results["scaling"].items():
         what = (
             f"bandwidth ADD, {n} other veths in the host namespace"
             if plugin == "bandwidth"
             else f"sbr ADD, {n} interface{'s' if n > 1 else ''} in the container"
         )
-        w(f"| {what} | {fmt_ms(v[OURS])} | {fmt_ms(v[REF])} | {fmt_ratio(ratio(v[OURS], v[REF]))} |")
-        label = f"bandwidth, {n} veths" if plugin == "bandwidth" else f"sbr, {n} ifaces"
-        srows.append((label, ms(v[OURS]), ms(v[REF])))
+        rows.append([what, fmt_ms(v[OURS]), fmt_ms(v[REF]), fmt_ratio(ratio(v[OURS], v[REF]))])
+    return table(["scenario", "ours (ms)", "reference (ms)", "ours / reference"], rows, "lrrr")
+
+
+def accuracy_table(b):
+    acc, rows = b.results["accuracy"], []
+    for rate in b.args.rates:
+        for d in ("egress", "ingress"):
+            o, r = acc.get((rate, d, OURS), float("nan")), acc.get((rate, d, REF), float("nan"))
+            rows.append([rate, d, fmt_ratio(o), fmt_ratio(r)])
+    return table(["rate (Mbit/s)", "direction", "ours", "reference"], rows, "rlrr")
+
+
+def targets(b, rows):
+    """(text, met) per target, for the page's list and the log."""
+    out = []
+    for x in rows:
+        out.append(
+            (
+                f"{x['plugin']} {x['cmd']} at most {x['target']:.2f} of the reference's time: "
+                f"{fmt_ratio(x['ratio'])} (floor {fmt_ratio(x['floor_ratio'])})",
+                x["ratio"] <= x["target"],
+            )
+        )
+    res = b.results
+    rss = {p: round(max(res["rss_kb"][(p, c, OURS)] for c in COMMANDS) / 1024, 1) for p in PLUGINS}
+    out.append(
+        (
+            "peak RSS not above the glibc build's before musl ("
+            + ", ".join(f"{p} {rss[p]:.1f} <= {RSS_BEFORE_MIB[p]:.1f} MiB" for p in PLUGINS)
+            + ")",
+            all(rss[p] <= RSS_BEFORE_MIB[p] for p in PLUGINS),
+        )
+    )
+    acc = res["accuracy"]
+    out.append(
+        (
+            "accuracy at least the reference's (within 0.02)",
+            all(
+                acc.get((rate, d, OURS), 0) >= acc.get((rate, d, REF), 0) - 0.02
+                for rate in b.args.rates
+                for d in ("egress", "ingress")
+            ),
+        )
+    )
+    return out
+
+
+def failures_list(b):
+    seen, out = set(), []
+    for impl, what, detail in b.failures:
+        if (impl, what) in seen:
+            continue
+        seen.add((impl, what))
+        n = sum(1 for f in b.failures if f[:2] == (impl, what))
+        out.append(f"- {impl}, {what} ({n}x): `{detail}`")
+    return "\n".join(out)
+
+
+def write_charts(b, rows, chart_dir):
+    res, impls = b.results, b.impls
+    colours = {OURS: GREEN, REF: GREY}
+    cats = [f"{x['plugin']} {x['cmd']}" for x in rows] + ["sbr VERSION"]
+    series = [
+        (impl, colours.get(impl, BLUE), [ms(x["ns"][impl]) for x in rows] + [ms(res["version_ns"][impl])])
+        for impl in impls
+    ]
+    series.append(("floor", LIGHT, [ms(x["floor"]) for x in rows] + [ms(res["floor_ns"].get("musl", float("nan")))]))
+    svgchart.write_bars(
+        os.path.join(chart_dir, "latency.svg"),
+        "Median whole-process time per command (ms, lower is better)",
+        cats,
+        series,
+        value_fmt="{:.2f}",
+    )
+    srows = [
+        (f"bandwidth, {n} veths" if plugin == "bandwidth" else f"sbr, {n} ifaces", v)
+        for (plugin, n), v in res["scaling"].items()
+    ]
     svgchart.write_bars(
         os.path.join(chart_dir, "scaling.svg"),
         "Median ADD time as the namespaces grow (ms, lower is better)",
-        [r[0] for r in srows],
-        [("ours", GREEN, [r[1] for r in srows]), ("reference", GREY, [r[2] for r in srows])],
+        [label for label, _ in srows],
+        [(impl, colours[impl], [ms(v[impl]) for _, v in srows]) for impl in (OURS, REF)],
         value_fmt="{:.2f}",
     )
-    bw = [v for (p, _), v in res["scaling"].items() if p == "bandwidth"]
-    if len(bw) >= 2:
-        growth = {impl: ratio(bw[-1][impl], bw[0][impl]) for impl in (OURS, REF)}
-        w("")
-        w(
-            f"From {a.veths[0]} to {a.veths[-1]} other veths, bandwidth ADD takes {fmt_ratio(growth[OURS])}x "
-            f"as long for ours and {fmt_ratio(growth[REF])}x for the reference "
-            "(the other pods' veths have their peers in another namespace, as on a node)."
-        )
-    w("")
-    w("## Shaping accuracy")
-    w("")
-    w(f"![goodput / configured rate]({rel}/accuracy.svg)")
-    w("")
-    w("iperf3 TCP goodput as the receiver counts it, after the first second, divided by the configured rate "
-      "(same rate both ways, burst 10 ms of the rate and at least 64 KiB); egress is container to host (TBF on the ifb), ingress host to container (TBF on the host "
-      "veth). Goodput excludes Ethernet, IP and TCP headers, about 4% of the shaped bytes at MTU 1500, so about "
-      "0.96 is a perfect shaper.")
-    w("")
-    w("Single runs at 10 Mbit/s occasionally read about 1.00 instead of 0.96, with either implementation; "
-      "the table shows medians.")
-    w("")
-    w("| rate (Mbit/s) | direction | ours | reference |")
-    w("|---:|---|---:|---:|")
     acc = res["accuracy"]
-    arows = []
-    for rate in a.rates:
-        for d in ("egress", "ingress"):
-            o, r = acc.get((rate, d, OURS), float("nan")), acc.get((rate, d, REF), float("nan"))
-            w(f"| {rate} | {d} | {fmt_ratio(o)} | {fmt_ratio(r)} |")
-            arows.append((f"{rate} Mbit/s {d}", o, r))
+    arows = [(rate, d) for rate in b.args.rates for d in ("egress", "ingress")]
     svgchart.write_bars(
         os.path.join(chart_dir, "accuracy.svg"),
         "Goodput / configured rate (axis from 0.8; dashed: the configured rate)",
-        [r[0] for r in arows],
-        [("ours", GREEN, [r[1] for r in arows]), ("reference", GREY, [r[2] for r in arows])],
+        [f"{rate} Mbit/s {d}" for rate, d in arows],
+        [(impl, colours[impl], [acc.get((rate, d, impl), float("nan")) for rate, d in arows]) for impl in (OURS, REF)],
         value_fmt="{:.3f}",
         marker=1.0,
         vmin=0.8,
     )
-    w("")
-    w("## Targets")
-    w("")
-    add_ok = all(ratio(lat[(p, "ADD", OURS)]["median_ns"], lat[(p, "ADD", REF)]["median_ns"]) <= 1 / 3 for p in ("sbr", "bandwidth"))
-    check_ok = all(
-        ratio(lat[(p, "CHECK", OURS)]["median_ns"], lat[(p, "CHECK", REF)]["median_ns"]) <= 1 / 3 for p in ("sbr", "bandwidth")
+
+
+def render(text, values, flags):
+    """The template with `${name}` filled in, blocks between `<!-- if NAME -->`
+    and `<!-- end NAME -->` kept only when flags[NAME], `<!--# ... -->` notes
+    to the template's editors dropped."""
+    text = re.sub(r"<!--#.*?-->\n", "", text, flags=re.S)
+    text = re.sub(
+        r"<!-- if (\w+) -->\n(.*?)<!-- end \1 -->\n",
+        lambda m: m.group(2) if flags.get(m.group(1)) else "",
+        text,
+        flags=re.S,
     )
-    del_ok = all(ratio(lat[(p, "DEL", OURS)]["median_ns"], lat[(p, "DEL", REF)]["median_ns"]) <= 1 for p in ("sbr", "bandwidth"))
-    acc_ok = all(
-        acc.get((rate, d, OURS), 0) >= acc.get((rate, d, REF), 0) - 0.02 for rate in a.rates for d in ("egress", "ingress")
-    )
-    yes = lambda ok: "met" if ok else "**not met**"  # noqa: E731
-    w(f"- ADD at most a third of the reference's time: {yes(add_ok)}")
-    w(f"- CHECK at most a third of the reference's time: {yes(check_ok)}")
-    w(f"- DEL no slower than the reference: {yes(del_ok)}")
-    w(f"- Accuracy at least the reference's (within 0.02): {yes(acc_ok)}")
-    if b.failures:
-        w("")
-        w("## Failed invocations")
-        w("")
-        seen = set()
-        for impl, what, detail in b.failures:
-            if (impl, what) in seen:
-                continue
-            seen.add((impl, what))
-            n = sum(1 for f in b.failures if f[:2] == (impl, what))
-            w(f"- {impl}, {what} ({n}x): `{detail}`")
-    w("")
+    return string.Template(text).substitute(values)
+
+
+def report(b, out_path, chart_dir):
+    a, res = b.args, b.results
+    m = machine()
+    m["load_start"] = b.load_start
+    rows = latency_rows(b)
+    write_charts(b, rows, chart_dir)
+    fl, kernel, nan = res["floor_ns"], res.get("kernel_ns", {}), float("nan")
+    by = {(x["plugin"], x["cmd"]): x for x in rows}
+    bw = [v for (p, _), v in res["scaling"].items() if p == "bandwidth"]
+    growth = {impl: ratio(bw[-1][impl], bw[0][impl]) for impl in (OURS, REF)} if len(bw) >= 2 else {}
+    goals = targets(b, rows)
+    values = {
+        "quick_flag": " --quick" if a.quick else "",
+        "date": m["date"],
+        "cpu": m["cpu"],
+        "cores": m["cores"],
+        "kernel": m["kernel"],
+        "commit": m["commit"],
+        "load_start": m["load_start"],
+        "load_end": m["load"],
+        "ours_dir": repo_path(a.ours),
+        "ours_kind": res["kind"][OURS],
+        "ref_dir": repo_path(a.reference),
+        "ref_kind": res["kind"][REF],
+        "also_list": ", ".join(f"{label}: `{repo_path(d)}` ({res['kind'][label]})" for label, d in a.also.items()),
+        "repeats": a.repeats,
+        "scale_repeats": a.scale_repeats,
+        "accuracy_repeats": a.accuracy_repeats,
+        "seconds": a.seconds,
+        "charts": os.path.relpath(chart_dir, os.path.dirname(os.path.abspath(out_path))),
+        "latency_table": latency_table(b, rows),
+        "floors_table": floors_table(b),
+        "spawn_ms": fmt_ms(res["spawn_ns"]),
+        "none_ms": fmt_ms(fl.get("none", nan)),
+        "musl_ms": fmt_ms(fl.get("musl", nan)),
+        "glibc_ms": fmt_ms(fl.get("glibc", nan)),
+        "musl_start_ms": fmt_ms(fl.get("musl", nan) - fl.get("none", nan)),
+        "glibc_start_ms": fmt_ms(fl.get("glibc", nan) - fl.get("none", nan)),
+        "libc_gap_of_ref_check": fmt_ratio(
+            ratio(fl.get("glibc", nan) - fl.get("musl", nan), res["latency"][("sbr", "CHECK", REF)]["median_ns"])
+        ),
+        "kernel_add_ms": fmt_ms(kernel.get("ADD", nan)),
+        "kernel_del_ms": fmt_ms(kernel.get("DEL", nan)),
+        "bw_add_floor_ratio": fmt_ratio(by[("bandwidth", "ADD")]["floor_ratio"]),
+        "bw_del_floor_ratio": fmt_ratio(by[("bandwidth", "DEL")]["floor_ratio"]),
+        "memory_table": memory_table(b),
+        "rss_true_mib": f"{res['rss_true_kb'] / 1024:.1f}",
+        "scaling_table": scaling_table(b),
+        "veths_first": a.veths[0],
+        "veths_last": a.veths[-1],
+        "growth_ours": fmt_ratio(growth.get(OURS, nan)),
+        "growth_ref": fmt_ratio(growth.get(REF, nan)),
+        "accuracy_table": accuracy_table(b),
+        "targets_list": "\n".join(f"- {text}: {'met' if ok else '**not met**'}" for text, ok in goals),
+        "failures_list": failures_list(b),
+    }
+    flags = {"quick": a.quick, "also": bool(a.also), "failures": bool(b.failures)}
+    with open(TEMPLATE) as f:
+        page = render(f.read(), values, flags)
     with open(out_path, "w") as f:
-        f.write("\n".join(L))
-    return [line[2:] for line in L if line.startswith("- ") and line.endswith(("met", "**not met**"))]
+        f.write(page)
+    return [f"{text}: {'met' if ok else 'not met'}" for text, ok in goals]
+
+
+def also_dir(text):
+    label, sep, d = text.partition("=")
+    if not sep or not label or not d:
+        raise argparse.ArgumentTypeError(f"expected LABEL=DIR, got {text!r}")
+    return label, d
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--ours", required=True)
     p.add_argument("--reference", default="/usr/lib/cni")
+    p.add_argument("--also", type=also_dir, action="append", default=[], metavar="LABEL=DIR",
+                   help="another build of ours, timed A/B in the same latency rounds (e.g. glibc=DIR)")
     p.add_argument("--out", required=True)
     p.add_argument("--charts", required=True)
     p.add_argument("--quick", action="store_true")
     a = p.parse_args()
+    a.also = dict(a.also)
     if a.quick:
         a.repeats, a.scale_repeats, a.accuracy_repeats, a.seconds = 5, 3, 1, 2
         a.veths, a.ifaces = [10, 200], [1, 10]
@@ -697,7 +870,7 @@ def main():
         a.repeats, a.scale_repeats, a.accuracy_repeats, a.seconds = 31, 11, 5, 3
         a.veths, a.ifaces = [10, 1000, 4000], [1, 50]
     a.rates = [10, 100, 1000]
-    for d in (a.ours, a.reference):
+    for d in [a.ours, a.reference, *a.also.values()]:
         for plugin in ("sbr", "bandwidth"):
             if not os.access(os.path.join(d, plugin), os.X_OK):
                 sys.exit(f"bench: no executable {os.path.join(d, plugin)}")
@@ -710,7 +883,7 @@ def main():
     finally:
         b.cleanup()
     for line in report(b, a.out, a.charts):
-        log(line.replace("**", ""))
+        log(line)
     log(f"wrote {a.out} and charts in {a.charts} ({time.monotonic() - t0:.0f}s)")
     ours_failed = [f for f in b.failures if f[0] == OURS]
     if ours_failed:

@@ -5,7 +5,15 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # Cargo puts binaries under $CARGO_TARGET_DIR when it is set; the scripts follow it
 # so they always run what they just built.
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-RELEASE_DIR="$TARGET_DIR/release"
+# The shipped binaries are static musl builds (no C library needed on the node),
+# one Rust target per architecture of a release; the scripts run the amd64 ones
+# from RELEASE_DIR. Tests and lints (cargo test, clippy) stay on the host target.
+declare -A RELEASE_TARGETS=([amd64]=x86_64-unknown-linux-musl [arm64]=aarch64-unknown-linux-musl)
+RELEASE_TARGET=${RELEASE_TARGETS[amd64]}
+RELEASE_DIR="$TARGET_DIR/$RELEASE_TARGET/release"
+BUILD_CMD="cargo build --release --workspace --target $RELEASE_TARGET"
+# release_dir ARCH: where cargo puts ARCH's (amd64, arm64) release binaries.
+release_dir() { printf '%s/%s/release' "$TARGET_DIR" "${RELEASE_TARGETS[$1]:?unknown architecture $1}"; }
 REFERENCE_DIR="${REFERENCE_DIR:-/usr/lib/cni}"
 
 # Everything an operator script may need, as Debian packages.
@@ -46,17 +54,56 @@ if ! command -v cargo >/dev/null && [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; th
   export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 fi
 
-# Makes sure cargo, rustfmt and clippy are there (rustup components when rustup is).
+# ensure_rust [TRIPLE...]: makes sure cargo, rustfmt and clippy are there (rustup
+# components when rustup is), and the standard library of each Rust target given.
 ensure_rust() {
   command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs)"
   if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     command -v rustup >/dev/null || die "cargo fmt / cargo clippy missing and no rustup to add them"
     rustup component add rustfmt clippy
   fi
+  (($#)) || return 0
+  local sysroot t missing=()
+  sysroot=$(rustc --print sysroot)
+  for t in "$@"; do
+    [[ -d $sysroot/lib/rustlib/$t/lib ]] || missing+=("$t")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  command -v rustup >/dev/null || die "Rust targets ${missing[*]} missing and no rustup to add them"
+  rustup target add "${missing[@]}"
 }
 
-build_release() {
-  (cd "$ROOT" && cargo build --release --workspace)
+# build_release_for ARCH: the release binaries of the whole workspace (plugins,
+# installer, cni-run, the conformance suite) for ARCH (amd64, arm64). Always the
+# whole workspace: a build of fewer packages unifies dependency features
+# differently and would rebuild the plugins.
+build_release_for() {
+  local target=${RELEASE_TARGETS[$1]:?unknown architecture $1}
+  ensure_rust "$target"
+  (cd "$ROOT" && cargo build --release --workspace --target "$target")
+}
+
+# The amd64 release binaries into RELEASE_DIR.
+build_release() { build_release_for amd64; }
+
+# The version of the workspace (workspace.package in Cargo.toml), e.g. 0.1.0.
+workspace_version() {
+  python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["workspace"]["package"]["version"])' \
+    "$ROOT/Cargo.toml"
+}
+
+# static_musl FILE ARCH: FILE is a static executable for ARCH (the word `file`
+# prints: x86-64, aarch64) with no glibc in it (glibc leaves its ABI note, which
+# `file` shows as "for GNU/Linux", and its tunables in a static binary).
+static_musl() {
+  local out
+  out=$(file -L "$1")
+  echo "$out"
+  grep -Eq 'statically linked|static-pie linked' <<<"$out" || { echo "$1 is not statically linked"; return 1; }
+  grep -q "$2" <<<"$out" || { echo "$1 is not an $2 executable"; return 1; }
+  if grep -q 'GNU/Linux' <<<"$out" || grep -aq GLIBC_TUNABLES "$1"; then
+    echo "$1 has glibc in it"; return 1
+  fi
 }
 
 # Seconds since the epoch with microseconds (bash 5).

@@ -11,8 +11,9 @@ use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
 
 use crate::error::{CniError, CniResult, Code};
 
-/// `NS_GET_NSTYPE` from linux/nsfs.h: `_IO(0xb7, 0x3)`.
-const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+/// `NS_GET_NSTYPE` from linux/nsfs.h: `_IO(0xb7, 0x3)`. `libc::Ioctl` is the
+/// request type of the C library built against (glibc: unsigned long, musl: int).
+const NS_GET_NSTYPE: libc::Ioctl = 0xb703;
 
 /// An open network namespace (verified to be nsfs).
 #[derive(Debug)]
@@ -69,7 +70,7 @@ impl NetNs {
             )));
         }
         // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd.
-        let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
+        let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
         // Kernels before 4.11 lack the ioctl (ENOTTY); nsfs is then all we know.
         if kind >= 0 && kind != libc::CLONE_NEWNET {
             return Err(CniError::env(format!(

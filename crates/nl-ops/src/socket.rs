@@ -81,9 +81,14 @@ impl Socket {
     }
 
     fn set_reply_timeout(&mut self, t: std::time::Duration) -> std::io::Result<()> {
+        // The field types are inferred: naming libc::time_t is deprecated on
+        // musl (its width changed in musl 1.2), which the release build targets.
         let tv = libc::timeval {
-            tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_usec: libc::suseconds_t::from(t.subsec_micros()),
+            tv_sec: t
+                .as_secs()
+                .try_into()
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?,
+            tv_usec: t.subsec_micros().into(),
         };
         let len = libc::socklen_t::try_from(std::mem::size_of::<libc::timeval>())
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
