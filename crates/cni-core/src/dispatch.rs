@@ -156,6 +156,12 @@ pub fn start<P: Plugin>(plugin: &P) -> ! {
 #[macro_export]
 macro_rules! plugin_main {
     ($plugin:expr) => {
+        /// One-shot process: memory from a bump arena, never given back
+        /// (see `cni_core::alloc`).
+        #[cfg(not(test))]
+        #[global_allocator]
+        static PLUGIN_ALLOCATOR: $crate::alloc::Arena = $crate::alloc::Arena::new();
+
         #[cfg(not(test))]
         #[no_mangle]
         pub extern "C" fn main(

@@ -4,6 +4,7 @@
 //! namespace entry, locks (on a namespace, or one of a bounded set of slot
 //! files) and logging.
 
+pub mod alloc;
 pub mod conf;
 pub mod dispatch;
 pub mod error;
