@@ -2,6 +2,7 @@
 
 pub mod bandwidth;
 pub mod chains;
+pub mod containerd;
 pub mod podman;
 pub mod robust;
 pub mod sbr;
@@ -25,6 +26,7 @@ pub fn all() -> Vec<Case> {
     v.extend(chains::cases());
     v.extend(robust::cases());
     v.extend(podman::cases());
+    v.extend(containerd::cases());
     v
 }
 
