@@ -22,6 +22,8 @@ options:
   --filter TEXT       only cases whose group or name contains TEXT (repeat: any)
   --cni-run PATH      the cni-run binary (default: next to this one)
   --timeout SECONDS   per plugin call (default 30)
+  --strict            a skipped case fails the run like a failed one (CI: every
+                      case must run, so a missing tool cannot pass unseen)
   --list              list the cases and exit
   -v, --verbose       print every failure's details, also for later dirs";
 
@@ -33,6 +35,7 @@ struct Opts {
     timeout: Duration,
     list: bool,
     verbose: bool,
+    strict: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -44,6 +47,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         timeout: Duration::from_secs(30),
         list: false,
         verbose: false,
+        strict: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -59,6 +63,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                 o.timeout = Duration::from_secs(v.parse().map_err(|_| format!("bad --timeout {v}"))?);
             }
             "--list" => o.list = true,
+            "--strict" => o.strict = true,
             "-v" | "--verbose" => o.verbose = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
@@ -235,6 +240,10 @@ fn main() -> ExitCode {
         );
         if di == 0 {
             first_failed = fail;
+            if opts.strict && skip > 0 {
+                println!("--strict: {skip} skipped cases count as failed");
+                first_failed += skip;
+            }
         }
     }
     println!("total time {:.1}s", started.elapsed().as_secs_f64());
