@@ -28,9 +28,12 @@ const SECS: u32 = 4;
 /// Shaped goodput must be within these factors of the rate.
 const LOW: f64 = 0.8;
 const HIGH: f64 = 1.1;
-/// Above this rate the veth of a loaded 2-core VM may not keep up: the
-/// goodput is then only checked to be at most HIGH of the rate and nonzero.
+/// Above this rate the CPU of a busy 2-core VM, not the shaper, may set the
+/// pace (a veth does about 18 Gbit/s here, and 1G measured 0.96x in every
+/// run so far): the lower bound is then LOW_NEAR_LINE_RATE, still proof
+/// that traffic flows, while the upper bound still proves the shaping.
 const LINE_RATE_DOUBT: u64 = 500_000_000;
+const LOW_NEAR_LINE_RATE: f64 = 0.5;
 
 pub fn cases() -> Vec<Case> {
     let shaped = [
@@ -219,7 +222,11 @@ fn shaped_traffic(d: &Containerd, pod: &PodInfo, label: &str, bits: u64) -> Case
             }
         };
         let ratio = s.rate / rate as f64;
-        let low = if bits > LINE_RATE_DOUBT { 0.0 } else { LOW };
+        let low = if bits > LINE_RATE_DOUBT {
+            LOW_NEAR_LINE_RATE
+        } else {
+            LOW
+        };
         // The figures, for the log: the suite prints details only on failure.
         eprintln!(
             "           containerd {label} {what}: goodput {ratio:.3}x the rate over {:.1} s after a {:.1} s burst",
