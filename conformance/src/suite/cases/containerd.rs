@@ -130,31 +130,45 @@ fn pod_case(ctx: &Ctx, limit: Option<(&str, u64)>) -> CaseResult {
         }
     };
     let pod = daemon.pod_info(&id)?;
+    // The pod is removed and checked for leftovers whatever the checks
+    // while it runs found; both verdicts are reported.
+    let running = check_running(&daemon, &net, &pod, limit);
+    let removed = daemon
+        .stop_pod(&id)
+        .and_then(|()| daemon.remove_pod(&id))
+        .and_then(|()| left_over(&daemon, &net, &ipam, Some(&pod)).map_err(|l| format!("removal left: {l}")));
+    match (running, removed) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(Failure::Fail(a)), Err(b)) => Err(Failure::Fail(format!("{a}\n{b}"))),
+        (Err(f), _) => Err(f),
+        (Ok(()), Err(b)) => Err(Failure::Fail(b)),
+    }
+}
+
+/// What must hold while the pod runs: its IP, the TBF rates, the traffic.
+fn check_running(d: &Containerd, net: &str, pod: &PodInfo, limit: Option<(&str, u64)>) -> CaseResult {
     ensure(pod.ip.starts_with("10.254.0."), || {
         format!("pod IP {} is not in {SUBNET}", pod.ip)
     })?;
-    let ifb = ifb_name(&net, &id);
-    let veth = host_veth(&daemon, &pod)?;
+    let ifb = ifb_name(net, &pod.id);
+    let veth = host_veth(d, pod)?;
     match limit {
         Some((l, bits)) => {
-            tbf_rate(&daemon, &veth, bits, "host veth (ingress)")?;
-            tbf_rate(&daemon, &ifb, bits, "ifb (egress)")?;
-            shaped_traffic(&daemon, &pod, l, bits)?;
+            tbf_rate(d, &veth, bits, "host veth (ingress)")?;
+            tbf_rate(d, &ifb, bits, "ifb (egress)")?;
+            shaped_traffic(d, pod, l, bits)
         }
         None => {
-            ensure(!has_link(&daemon, &ifb)?, || {
+            ensure(!has_link(d, &ifb)?, || {
                 format!("ifb {ifb} exists without annotations")
             })?;
-            let q = daemon.ns.tc(&["qdisc", "show", "dev", &veth])?;
+            let q = d.ns.tc(&["qdisc", "show", "dev", &veth])?;
             ensure(!q.contains("tbf") && !q.contains("ingress"), || {
                 format!("qdiscs on {veth} without annotations: {q}")
             })?;
-            flowing_traffic(&daemon, &pod)?;
+            flowing_traffic(d, pod)
         }
     }
-    daemon.stop_pod(&id)?;
-    daemon.remove_pod(&id)?;
-    left_over(&daemon, &net, &ipam, Some(&pod)).map_err(Failure::Fail)
 }
 
 /// The host side of the pod's veth: where the node routes the pod's IP.
