@@ -11,7 +11,7 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -204,6 +204,8 @@ pub fn transfer(
         &secs.to_string(),
         "--interval",
         "0.5",
+        "--connect-timeout",
+        "3000",
         "--json",
     ]
     .iter()
@@ -229,30 +231,45 @@ pub fn transfer(
     ];
     inv.args = args.iter().map(Into::into).collect();
     inv.timeout = Duration::from_secs(u64::from(secs) + 30);
-    let mut last = String::new();
-    // The server may still be starting: retry a refused connection for 5 s.
-    for _ in 0..50 {
+    // A transfer that fails before it could run its time failed while
+    // setting up: the server still starting, or still closing the previous
+    // test ("the server is busy"). Those are retried for up to 8 s; a
+    // failure after the data flowed is reported at once.
+    let started = Instant::now();
+    let mut errors: Vec<String> = Vec::new();
+    loop {
+        let t = Instant::now();
         let out = block_on(inv.run()).map_err(|e| e.to_string())?;
-        let report: Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| format!("iperf3 printed no JSON ({e}): {}", out.stderr_text()))?;
-        if let Some(err) = report.get("error").and_then(Value::as_str) {
-            last = err.to_string();
-            if err.contains("unable to connect") {
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-            return Err(format!("iperf3 failed: {err}"));
-        }
-        let receiver = match dir {
-            Direction::IntoPod => report
-                .get("server_output_json")
-                .cloned()
-                .ok_or("iperf3 returned no server report")?,
-            Direction::FromPod => report,
+        let failure = match serde_json::from_slice::<Value>(&out.stdout) {
+            Err(e) => format!("iperf3 printed no JSON ({e}): {}", out.stderr_text()),
+            Ok(report) => match report.get("error").and_then(Value::as_str) {
+                Some(err) => format!("iperf3 failed: {err}"),
+                None => {
+                    let receiver = match dir {
+                        Direction::IntoPod => report
+                            .get("server_output_json")
+                            .cloned()
+                            .ok_or("iperf3 returned no server report")?,
+                        Direction::FromPod => report,
+                    };
+                    // Refused while the server starts is expected; anything else is worth a line.
+                    if errors.iter().any(|e| !e.contains("unable to connect")) {
+                        eprintln!("           (iperf3 retried after: {})", errors.join("; "));
+                    }
+                    return Ok(intervals(&receiver));
+                }
+            },
         };
-        return Ok(intervals(&receiver));
+        let early = t.elapsed() < Duration::from_secs(u64::from(secs));
+        if !early || started.elapsed() > Duration::from_secs(8) {
+            errors.push(failure);
+            return Err(errors.join("; then "));
+        }
+        if errors.last() != Some(&failure) {
+            errors.push(failure);
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
-    Err(format!("iperf3 could not reach the server in the pod: {last}"))
 }
 
 #[cfg(test)]
