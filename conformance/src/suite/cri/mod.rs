@@ -612,7 +612,8 @@ fn run_of(path: &str) -> Option<u32> {
 /// Cleans up after earlier runs that died without tearing their daemons
 /// down (a release build aborts on panic): their shims, containers and
 /// mounts, found by the scratch paths in shim command lines and the mount
-/// table. Their network namespaces go with `ns::sweep_stale`.
+/// table, and their libcni cache entries. Their network namespaces go with
+/// `ns::sweep_stale`.
 pub fn sweep_stale() {
     // A killed run stays a zombie until it is reaped: that is dead too.
     let alive = |pid: u32| {
@@ -657,6 +658,20 @@ pub fn sweep_stale() {
         // started now makes the directory again).
         let _ = std::fs::remove_dir(SHIM_SOCKETS);
         let _ = std::fs::remove_dir("/run/containerd");
+    }
+    // libcni's cache entries of pods the dead runs never deleted: their
+    // networks are named cnfcri<pid>-<dir> (the links went with the namespaces).
+    if let Ok(rd) = std::fs::read_dir(Path::new(crate::cache::DEFAULT_DIR).join("results")) {
+        for e in rd.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let run = name
+                .strip_prefix("cnfcri")
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            if run.is_some_and(|r| !alive(r)) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
     // The dead runs' scratch roots (the pause image, logs), once nothing is mounted there.
     if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
