@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::version;
+use cni_core::version::list_version;
 
 #[derive(Debug, Clone)]
 pub struct NetworkList {
@@ -53,11 +53,9 @@ impl NetworkList {
             let Value::Array(vs) = vs else {
                 return Err("invalid cniVersions type".into());
             };
-            let strs: Option<Vec<&str>> = vs.iter().map(Value::as_str).collect();
+            let strs: Option<Vec<String>> = vs.iter().map(|v| v.as_str().map(str::to_string)).collect();
             let strs = strs.ok_or("invalid cniVersions entry type")?;
-            if let Some(best) = version::highest_supported(strs) {
-                cni_version = best;
-            }
+            cni_version = list_version(&cni_version, Some(&strs)).map_err(|e| e.msg)?;
         }
         let disable_check = match raw.get("disableCheck") {
             None => false,
@@ -182,6 +180,15 @@ pub fn describe(plugin: &Map<String, Value>) -> String {
 mod tests {
     use super::*;
 
+    fn version_of(version: &str, versions: &str) -> Result<String, String> {
+        let mut list = format!(r#"{{"name":"n","plugins":[{{"type":"x"}}],"cniVersions":{versions}"#);
+        if !version.is_empty() {
+            list.push_str(&format!(r#","cniVersion":"{version}""#));
+        }
+        list.push('}');
+        NetworkList::from_bytes(list.as_bytes()).map(|l| l.cni_version)
+    }
+
     #[test]
     fn negotiates_cni_versions() {
         let l = NetworkList::from_bytes(
@@ -190,6 +197,20 @@ mod tests {
         .unwrap();
         assert_eq!(l.cni_version, "1.1.0");
         assert_eq!(l.plugins.len(), 1);
+    }
+
+    /// libcni's ConfListFromBytes: the highest of cniVersions and
+    /// cniVersion, versions newer than it implements skipped, an entry that
+    /// is no version an error.
+    #[test]
+    fn cni_versions_as_libcni_picks_them() {
+        assert_eq!(version_of("1.0.0", r#"["0.4.0"]"#).unwrap(), "1.0.0");
+        assert_eq!(version_of("", r#"["0.4.0","0.3.1"]"#).unwrap(), "0.4.0");
+        assert_eq!(version_of("2.0.0", r#"["0.4.0"]"#).unwrap(), "0.4.0");
+        assert_eq!(version_of("2.0.0", "[]").unwrap(), "2.0.0");
+        assert_eq!(version_of("1.0.0", r#"["9.0.0"]"#).unwrap(), "1.0.0");
+        assert!(version_of("1.0.0", r#"["x"]"#).is_err());
+        assert!(version_of("x", r#"["1.0.0"]"#).is_err());
     }
 
     #[test]

@@ -6,4 +6,3 @@ pub mod conflist;
 pub mod exec;
 pub mod runtime;
 pub mod suite;
-pub mod version;

@@ -11,13 +11,13 @@ use serde_json::{Map, Value};
 use crate::cache::{self, Cached, Entry};
 use crate::conflist::{describe, NetworkList};
 use crate::exec::{find_in_path, ExecError, Invocation, PluginError};
-use crate::version;
+use cni_core::version::greater_or_equal;
 
 /// How plugins are found and run.
 #[derive(Debug, Clone)]
 pub struct Runtime {
     /// `CNI_PATH`.
-    pub path: Vec<PathBuf>,
+    pub cni_path: Vec<PathBuf>,
     /// The cache root (results live in `results/` below it).
     pub cache_dir: PathBuf,
     pub timeout: Duration,
@@ -88,9 +88,9 @@ impl RunError {
     }
 }
 
-/// libcni's container ID rule.
+/// The spec's container ID rule (cni-core's, which libcni's matches).
 pub fn validate_container_id(id: &str) -> Result<(), RunError> {
-    if valid_name(id) {
+    if cni_core::dispatch::valid_container_id(id) {
         Ok(())
     } else {
         Err(RunError::Invalid(format!(
@@ -99,42 +99,16 @@ pub fn validate_container_id(id: &str) -> Result<(), RunError> {
     }
 }
 
-fn valid_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
-/// libcni's interface name rule (what the kernel accepts).
+/// The spec's interface name rule (what the kernel accepts), cni-core's.
 pub fn validate_ifname(name: &str) -> Result<(), RunError> {
-    let bad = name.is_empty()
-        || name.len() > 15
-        || name == "."
-        || name == ".."
-        || name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
-    if bad {
-        Err(RunError::Invalid(format!("invalid interface name {name:?}")))
-    } else {
-        Ok(())
-    }
+    cni_core::dispatch::validate_ifname(name).map_err(|e| RunError::Invalid(e.msg))
 }
 
-/// `CNI_ARGS` as `K=V;K2=V2` (cnitool's parser: both sides non-empty).
+/// `CNI_ARGS` as `K=V;K2=V2`, read as cni-core reads it for the plugins: an
+/// empty value is allowed (cnitool refuses it; libcni's LoadArgs and
+/// libcni runtimes do not), empty segments are skipped.
 pub fn parse_cni_args(s: &str) -> Result<Vec<(String, String)>, RunError> {
-    if s.is_empty() {
-        return Ok(Vec::new());
-    }
-    s.split(';')
-        .map(|pair| {
-            let mut kv = pair.split('=');
-            match (kv.next(), kv.next(), kv.next()) {
-                (Some(k), Some(v), None) if !k.is_empty() && !v.is_empty() => {
-                    Ok((k.to_string(), v.to_string()))
-                }
-                _ => Err(RunError::Invalid(format!("invalid CNI_ARGS pair {pair:?}"))),
-            }
-        })
-        .collect()
+    cni_core::dispatch::parse_args(s).map_err(|e| RunError::Invalid(e.msg))
 }
 
 /// A result converted to `to` (libcni's GetAsVersion), for a cached result
@@ -197,9 +171,9 @@ impl Runtime {
         rt: &RuntimeConf,
     ) -> Result<Vec<u8>, RunError> {
         let name = plugin.get("type").and_then(Value::as_str).unwrap_or_default();
-        let program = find_in_path(name, &self.path).ok_or_else(|| RunError::PluginNotFound {
+        let program = find_in_path(name, &self.cni_path).ok_or_else(|| RunError::PluginNotFound {
             name: name.to_string(),
-            path: self.path.clone(),
+            path: self.cni_path.clone(),
         })?;
         let args = rt
             .args
@@ -207,7 +181,7 @@ impl Runtime {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(";");
-        let path = std::env::join_paths(&self.path)
+        let path = std::env::join_paths(&self.cni_path)
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         let mut inv = Invocation::new(program)
@@ -240,7 +214,7 @@ impl Runtime {
     /// ADD through the list in order; the last result is cached and returned.
     pub async fn add(&self, list: &NetworkList, rt: &RuntimeConf) -> Result<Value, RunError> {
         validate_container_id(&rt.container_id)?;
-        if !valid_name(&list.name) {
+        if !cni_core::dispatch::valid_network_name(&list.name) {
             return Err(RunError::Invalid(format!(
                 "invalid characters in network name {:?}",
                 list.name
@@ -312,7 +286,7 @@ impl Runtime {
 
     /// CHECK each plugin in order with the cached result (0.4.0 and later).
     pub async fn check(&self, list: &NetworkList, rt: &RuntimeConf) -> Result<(), RunError> {
-        if !version::at_least(&list.cni_version, "0.4.0") {
+        if !greater_or_equal(&list.cni_version, "0.4.0") {
             return Err(RunError::Invalid(format!(
                 "configuration version {:?} does not support the CHECK command",
                 list.cni_version
@@ -333,7 +307,7 @@ impl Runtime {
     /// later); the cache entry goes once every plugin succeeded.
     pub async fn del(&self, list: &NetworkList, rt: &RuntimeConf) -> Result<(), RunError> {
         let path = self.cache_path(list, rt);
-        let prev = if version::at_least(&list.cni_version, "0.4.0") {
+        let prev = if greater_or_equal(&list.cni_version, "0.4.0") {
             // An unreadable cache is dropped and DEL goes on without it.
             match self.cached_result(list, rt) {
                 Ok(p) => p,
@@ -392,7 +366,7 @@ impl Runtime {
                 ));
             }
         }
-        if version::at_least(&list.cni_version, "1.1.0") {
+        if greater_or_equal(&list.cni_version, "1.1.0") {
             let attachments: Vec<Value> = valid
                 .iter()
                 .map(|(c, i)| serde_json::json!({"containerID": c, "ifname": i}))
@@ -417,7 +391,7 @@ impl Runtime {
 
     /// STATUS of each plugin in order (1.1.0 and later), stopping at the first error.
     pub async fn status(&self, list: &NetworkList) -> Result<(), RunError> {
-        if !version::at_least(&list.cni_version, "1.1.0") {
+        if !greater_or_equal(&list.cni_version, "1.1.0") {
             return Ok(());
         }
         for plugin in &list.plugins {
@@ -478,9 +452,82 @@ mod tests {
             parse_cni_args("A=1;B=2").unwrap(),
             vec![("A".into(), "1".into()), ("B".into(), "2".into())]
         );
-        assert!(parse_cni_args("A=").is_err());
-        assert!(parse_cni_args("A=1=2").is_err());
+        // An empty value is a value (libcni's LoadArgs reads it, and a
+        // libcni runtime sends the pairs it is given), as cni-core reads it.
+        assert_eq!(
+            parse_cni_args("A=;B=2").unwrap(),
+            vec![("A".into(), String::new()), ("B".into(), "2".into())]
+        );
+        // Empty segments carry nothing and are skipped, as cni-core does.
+        assert_eq!(parse_cni_args("A=1;;B=2;").unwrap().len(), 2);
+        for bad in ["A", "=1", "A=1=2", "A=1;B"] {
+            assert!(parse_cni_args(bad).is_err(), "{bad}");
+        }
         assert!(parse_cni_args("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn spec_rules_are_cni_cores() {
+        for id in ["cnitool-0123abc", "a", "A_b.c-d", "-x", "a b", "_x", "ä", ""] {
+            assert_eq!(
+                validate_container_id(id).is_ok(),
+                cni_core::dispatch::valid_container_id(id),
+                "{id:?}"
+            );
+        }
+        for name in [
+            "eth0",
+            "0123456789abcdef",
+            "a/b",
+            "..",
+            ".",
+            "a:b",
+            "a b",
+            "ä",
+            "",
+        ] {
+            assert_eq!(
+                validate_ifname(name).is_ok(),
+                cni_core::dispatch::validate_ifname(name).is_ok(),
+                "{name:?}"
+            );
+        }
+        for args in ["A=1", "A=", "A=1;;B=2;", "A", "=1", "A=1=2"] {
+            assert_eq!(
+                parse_cni_args(args).ok(),
+                cni_core::dispatch::parse_args(args).ok(),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn check_reads_versions_as_libcni_does() {
+        let rt = Runtime {
+            cni_path: Vec::new(),
+            cache_dir: std::env::temp_dir().join(format!("conformance-gate-{}", std::process::id())),
+            timeout: Duration::from_secs(5),
+            wrapper: Vec::new(),
+            clear_env: false,
+            inherit_stderr: false,
+        };
+        let list = |v: &str| {
+            NetworkList::from_bytes(
+                format!(
+                    r#"{{"name":"n","cniVersion":"{v}","disableCheck":true,"plugins":[{{"type":"x"}}]}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        // "1.1" is 1.1.0 to libcni's ParseVersion: CHECK is allowed.
+        for v in ["1.1", "1", "0.4.0", "1.0.0"] {
+            let r = rt.check(&list(v), &RuntimeConf::default()).await;
+            assert!(r.is_ok(), "{v}: {r:?}");
+        }
+        for v in ["0.3.1", "0.3", ""] {
+            assert!(rt.check(&list(v), &RuntimeConf::default()).await.is_err(), "{v}");
+        }
     }
 
     #[test]

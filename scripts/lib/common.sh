@@ -9,7 +9,7 @@ RELEASE_DIR="$TARGET_DIR/release"
 REFERENCE_DIR="${REFERENCE_DIR:-/usr/lib/cni}"
 
 # Everything an operator script may need, as Debian packages.
-ALL_PACKAGES=(iproute2 containernetworking-plugins iperf3 podman runc containerd protobuf-compiler busybox-static hyperfine buildah file time shellcheck)
+ALL_PACKAGES=(iproute2 containernetworking-plugins iperf3 iputils-ping podman runc containerd protobuf-compiler busybox-static hyperfine buildah file time shellcheck)
 
 if [[ -t 1 ]]; then
   C_BOLD=$'\e[1m' C_GREEN=$'\e[32m' C_RED=$'\e[31m' C_DIM=$'\e[2m' C_OFF=$'\e[0m'

@@ -23,7 +23,7 @@ options:
   --cache-dir DIR        result cache root (default $CNI_CACHE_DIR or /var/lib/cni)
   --timeout SECONDS      kill a plugin after this long (default $CNI_RUN_TIMEOUT or 60)
   --valid ID:IFNAME      gc: an attachment to keep (repeat); default: every cached one
-environment: CNI_ARGS (K=V;K2=V2), CAP_ARGS (JSON capability arguments)
+environment: CNI_ARGS (K=V;K2=V2, V may be empty), CAP_ARGS (JSON capability arguments)
 exit status: 0 ok; a plugin's error code (capped at 255); 124 on timeout; 1 otherwise";
 
 struct Cli {
@@ -162,7 +162,7 @@ async fn main() -> ExitCode {
         .filter(|t: &f64| t.is_finite() && *t > 0.0)
         .unwrap_or(60.0);
     let runtime = Runtime {
-        path: std::env::var_os("CNI_PATH")
+        cni_path: std::env::var_os("CNI_PATH")
             .map(|p| std::env::split_paths(&p).collect())
             .unwrap_or_default(),
         cache_dir: cli

@@ -5,6 +5,7 @@ pub mod cases;
 pub mod cri;
 pub mod ns;
 pub mod pod;
+pub mod probe;
 pub mod state;
 
 use std::collections::HashMap;
@@ -129,6 +130,19 @@ impl Ctx {
         v.join(":")
     }
 
+    /// The same context for another plugin directory (the reference, for a
+    /// differential run or to make the reference's state).
+    pub fn with_dir(&self, dir: &Path) -> Ctx {
+        Ctx {
+            dir: dir.to_path_buf(),
+            reference: self.reference.clone(),
+            tmp: self.tmp.clone(),
+            cni_run: self.cni_run.clone(),
+            timeout: self.timeout,
+            ref_states: self.ref_states.clone(),
+        }
+    }
+
     /// A fresh scratch directory for one case.
     pub fn scratch(&self, what: &str) -> Result<PathBuf, String> {
         let p = self.tmp.join(what);
@@ -202,7 +216,7 @@ impl Ctx {
         let Ok(theirs) = theirs else { return Ok(()) };
         let mut diff = String::new();
         for (i, (a, b)) in own.iter().zip(theirs.iter()).enumerate() {
-            let d = a.diff(b, "ours", "reference");
+            let d = a.without_marks().diff(&b.without_marks(), "ours", "reference");
             if !d.is_empty() {
                 diff.push_str(&format!("namespace {i}:\n{d}"));
             }

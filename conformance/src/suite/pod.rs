@@ -162,14 +162,9 @@ impl Pod {
     }
 }
 
-/// The reference's ifb name: "bwp" + the first 12 hex digits of
-/// SHA-512(network name + container ID).
-pub fn ifb_name(network: &str, container_id: &str) -> String {
-    use sha2::{Digest, Sha512};
-    let d = Sha512::digest(format!("{network}{container_id}").as_bytes());
-    let hex: String = d.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("bwp{hex}")
-}
+/// The ifb name the plugins derive (the reference's rule, computed once, in
+/// the bandwidth crate).
+pub use bandwidth::ifb::name as ifb_name;
 
 /// An sbr config around `prev` (left out when `None`).
 pub fn sbr_conf(version: &str, prev: Option<Value>) -> Value {

@@ -89,8 +89,12 @@ impl State {
             if kind == "noqueue" || (kind == "pfifo_fast" && q.get("root").is_some()) {
                 continue;
             }
-            st.qdiscs
-                .insert(pick(&q, &["dev", "kind", "handle", "parent", "root", "options"]).to_string());
+            let mut q = pick(&q, &["dev", "kind", "handle", "parent", "root", "options"]);
+            // A counter among htb's options.
+            if let Some(o) = q.get_mut("options").and_then(Value::as_object_mut) {
+                o.remove("direct_packets_stat");
+            }
+            st.qdiscs.insert(q.to_string());
         }
         let ingress_devs: Vec<String> = json_list(&ns.tc(&["-j", "qdisc", "show"])?)?
             .iter()
@@ -130,6 +134,22 @@ impl State {
             }
         }
         Ok(st)
+    }
+
+    /// The state as the reference would leave it: sbr marks the rules and
+    /// routes it makes with protocol 83 (the reference's have none, or
+    /// boot), the one difference that is meant.
+    pub fn without_marks(&self) -> State {
+        let strip = |set: &BTreeSet<String>| -> BTreeSet<String> {
+            set.iter()
+                .map(|x| x.replace(",\"protocol\":\"83\"", ""))
+                .collect()
+        };
+        State {
+            rules: strip(&self.rules),
+            routes: strip(&self.routes),
+            ..self.clone()
+        }
     }
 
     /// What differs from `other`, as readable lines (empty when equal).

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::{CniError, CniResult};
-use crate::fold::Fold;
+use crate::go_keys::GoKeys;
 use crate::types::{Attachment, NetResult};
 use crate::version;
 
@@ -95,6 +95,19 @@ fn result_version(cni_version: &str, cni_versions: &[String]) -> String {
 }
 
 impl NetConf {
+    /// The network name, refused (code 7) when the spec forbids it.
+    pub fn checked_name(&self) -> CniResult<&str> {
+        if crate::dispatch::valid_network_name(&self.name) {
+            Ok(&self.name)
+        } else {
+            Err(CniError::invalid_config(format!(
+                "invalid network name {:?}: it must start with a letter or digit, followed by letters, \
+                 digits, '_', '.' or '-'",
+                self.name
+            )))
+        }
+    }
+
     /// Parses stdin. Broken JSON or not an object is code 6; a missing or
     /// mistyped spec field (`name`, `type`, `cniVersion`, `cniVersions`,
     /// `capabilities`, `runtimeConfig`, `logLevel`, `logFile`,
@@ -175,7 +188,7 @@ impl NetConf {
     pub fn plugin<T: DeserializeOwned>(&self, case_insensitive: bool) -> CniResult<T> {
         let value = Value::Object(self.raw.clone());
         let out = if case_insensitive {
-            T::deserialize(Fold(value))
+            T::deserialize(GoKeys(value))
         } else {
             serde_json::from_value(value)
         };

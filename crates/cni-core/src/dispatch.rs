@@ -60,7 +60,7 @@ pub struct Request {
     pub ifname: String,
     /// `CNI_ARGS` split into key/value pairs.
     pub args: Vec<(String, String)>,
-    pub path: Vec<PathBuf>,
+    pub cni_path: Vec<PathBuf>,
     /// The config with `cni_version` already negotiated.
     pub conf: NetConf,
 }
@@ -271,11 +271,24 @@ fn write_json(out: &mut dyn Write, v: &serde_json::Value) -> std::io::Result<()>
     out.flush()
 }
 
-/// Container IDs as the spec allows them: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-pub fn valid_container_id(id: &str) -> bool {
-    let mut bytes = id.bytes();
+/// The spec's (and libcni's) rule for container IDs and network names:
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn spec_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric())
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Container IDs as the spec allows them: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn valid_container_id(id: &str) -> bool {
+    spec_name(id)
+}
+
+/// Network names as the spec allows them (libcni's ValidateNetworkName):
+/// the container ID rule. The dispatcher does not enforce it (the reference
+/// plugins do not); runtimes and plugins that derive names from it do.
+pub fn valid_network_name(name: &str) -> bool {
+    spec_name(name)
 }
 
 /// Interface names the kernel accepts: 1 to 15 bytes, not `.` or `..`, no
@@ -302,14 +315,17 @@ pub fn validate_ifname(name: &str) -> CniResult<()> {
     }
 }
 
-/// `CNI_ARGS` as `K=V;K2=V2`; empty segments are skipped, a pair without
-/// exactly one `=` or with an empty key is code 4.
+/// `CNI_ARGS` as `K=V;K2=V2`, as a runtime checks what it sends: the value
+/// may be empty (libcni's LoadArgs reads `K=`, and a libcni runtime sends
+/// the pairs it is given); empty segments are skipped; a pair without
+/// exactly one `=` or with an empty key is code 4. Plugins read the same
+/// pairs but leave malformed ones out instead (see `plugin_args`).
 pub fn parse_args(args: &str) -> CniResult<Vec<(String, String)>> {
     let mut out = Vec::new();
     for pair in args.split(';').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some((k, v)) if !k.is_empty() && !v.contains('=') => out.push((k.to_string(), v.to_string())),
-            _ => {
+        match split_arg(pair) {
+            Some(kv) => out.push(kv),
+            None => {
                 return Err(CniError::env(format!(
                     "invalid CNI_ARGS pair {pair:?}: want KEY=VALUE"
                 )))
@@ -317,6 +333,29 @@ pub fn parse_args(args: &str) -> CniResult<Vec<(String, String)>> {
         }
     }
     Ok(out)
+}
+
+fn split_arg(pair: &str) -> Option<(String, String)> {
+    match pair.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.contains('=') => Some((k.to_string(), v.to_string())),
+        _ => None,
+    }
+}
+
+/// What a plugin reads of CNI_ARGS: the well-formed pairs. The reference
+/// plugins never read CNI_ARGS, so a malformed pair refuses nothing; it is
+/// left out, with a warning.
+fn plugin_args(args: &str) -> Vec<(String, String)> {
+    args.split(';')
+        .filter(|p| !p.is_empty())
+        .filter_map(|pair| {
+            let kv = split_arg(pair);
+            if kv.is_none() {
+                log::warn!("ignoring CNI_ARGS pair {pair:?}: want KEY=VALUE");
+            }
+            kv
+        })
+        .collect()
 }
 
 fn dispatch<P: Plugin>(
@@ -374,7 +413,7 @@ fn dispatch<P: Plugin>(
     if need_ifname || !ifname.is_empty() {
         validate_ifname(&ifname)?;
     }
-    let args = parse_args(&var("CNI_ARGS").unwrap_or_default())?;
+    let args = plugin_args(&var("CNI_ARGS").unwrap_or_default());
     let path = var("CNI_PATH")
         .unwrap_or_default()
         .split(':')
@@ -407,7 +446,7 @@ fn dispatch<P: Plugin>(
         netns: var("CNI_NETNS").map(PathBuf::from),
         ifname,
         args,
-        path,
+        cni_path: path,
         conf,
     };
     log::debug!(

@@ -1,18 +1,22 @@
 //! A small `log` backend: stderr by default (never stdout), or an appended
-//! file created 0600 that must not be a symlink.
+//! file created 0600, opened without following symlinks (see
+//! [`open_log_file`]).
 //!
 //! Lines read `2026-11-22T07:00:00Z sbr[1234] WARN message`.
 
-use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::io::Write;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::{LevelFilter, Log, Metadata, Record};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use crate::error::{CniError, CniResult, Code};
+use crate::nofollow::{self, OpenError};
 
 struct Sink {
     plugin: String,
@@ -74,34 +78,35 @@ pub fn parse_level(level: Option<&str>) -> CniResult<LevelFilter> {
     }
 }
 
-/// Opens `path` for appending, created 0600; a symlink there is code 7, any
-/// other failure code 5.
+/// Opens `path` for appending, created 0600. The path is the config's, and
+/// a plugin runs as root: no component may be a symlink, the file must be a
+/// regular file with one link, and the open never waits (a FIFO without a
+/// reader would hang the plugin). A refused or missing path is code 7
+/// naming the path and why; any other failure code 5.
 pub fn open_log_file(path: &Path) -> CniResult<File> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                CniError::invalid_config(format!("refusing logFile {}: it is a symlink", path.display()))
+    let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT;
+    match nofollow::open_regular(path, flags, Mode::from_bits_truncate(0o600)) {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(OpenError::Refused(why)) => Err(CniError::invalid_config(format!(
+            "refusing logFile {}: {why}",
+            path.display()
+        ))),
+        Err(OpenError::Os(e)) => {
+            let code = if matches!(e, Errno::ENOENT | Errno::ENOTDIR) {
+                Code::InvalidConfig
             } else {
-                let code = if e.kind() == ErrorKind::NotFound {
-                    Code::InvalidConfig
-                } else {
-                    Code::Io
-                };
-                CniError::new(
-                    code,
-                    format!(
-                        "failed to open logFile {}: {}",
-                        path.display(),
-                        crate::error::io_text(&e)
-                    ),
-                )
-            }
-        })
+                Code::Io
+            };
+            Err(CniError::new(
+                code,
+                format!(
+                    "failed to open logFile {}: {}",
+                    path.display(),
+                    crate::error::errno_text(e as i32)
+                ),
+            ))
+        }
+    }
 }
 
 /// Installs the logger once; later calls change level, name and file.

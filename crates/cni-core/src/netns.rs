@@ -132,3 +132,16 @@ impl Drop for Restore {
         }
     }
 }
+
+/// Runs `f` on a thread of its own inside a new, empty network namespace,
+/// which goes away with the thread: for probing what the kernel can do
+/// without touching any namespace in use. Fails when the namespace cannot
+/// be made (no CAP_SYS_ADMIN, or a kernel without network namespaces).
+pub fn in_throwaway<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> std::io::Result<T> {
+    std::thread::spawn(move || {
+        nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+        Ok(f())
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("the thread in the throwaway namespace panicked"))?
+}

@@ -106,6 +106,38 @@ pub fn negotiate(cni_version: &str, cni_versions: &[String], supported: &[&str])
     ))
 }
 
+/// The version libcni gives a network configuration list
+/// (ConfListFromBytes), for the runtime side: without `cniVersions`, the
+/// list's `cniVersion` as written; with it, the highest of its entries and
+/// `cniVersion` that is not newer than [`LATEST`] (`cniVersion` as written
+/// when none is). An entry, or with `cniVersions` a `cniVersion`, that is
+/// no version is code 7.
+pub fn list_version(cni_version: &str, cni_versions: Option<&[String]>) -> CniResult<String> {
+    let Some(offered) = cni_versions else {
+        return Ok(cni_version.to_string());
+    };
+    let mut best: Option<(&str, (u64, u64, u64))> = None;
+    let latest = parse_version(LATEST);
+    let own = (!cni_version.is_empty()).then_some(cni_version);
+    for (i, v) in offered.iter().map(String::as_str).chain(own).enumerate() {
+        let Some(parsed) = parse_version(v) else {
+            let what = if i < offered.len() {
+                format!("cniVersions entry {v:?} at index {i}")
+            } else {
+                format!("cniVersion {v:?}")
+            };
+            return Err(CniError::invalid_config(format!("invalid {what}: not a version")));
+        };
+        if Some(parsed) > latest {
+            continue;
+        }
+        if best.is_none_or(|(_, b)| parsed > b) {
+            best = Some((v, parsed));
+        }
+    }
+    Ok(best.map_or(cni_version, |(v, _)| v).to_string())
+}
+
 fn unknown_version(version: &str) -> CniError {
     CniError::new(
         Code::IncompatibleVersion,

@@ -380,3 +380,46 @@ fn version_strings_compare_and_negotiate() {
         "0.10.0"
     );
 }
+
+/// The runtime side's choice for a conflist, as libcni's ConfListFromBytes
+/// makes it (conformance's cni-run uses it).
+#[test]
+fn list_version_is_libcnis() {
+    let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // Without cniVersions, cniVersion as written, whatever it is.
+    assert_eq!(version::list_version("1.0.0", None).unwrap(), "1.0.0");
+    assert_eq!(version::list_version("junk", None).unwrap(), "junk");
+    // With it, the highest of both that is not newer than 1.1.0.
+    let two = l(&["1.0.0", "1.1.0", "2.0.0"]);
+    assert_eq!(version::list_version("1.0.0", Some(&two)).unwrap(), "1.1.0");
+    assert_eq!(
+        version::list_version("1.0.0", Some(&l(&["0.4.0"]))).unwrap(),
+        "1.0.0"
+    );
+    assert_eq!(
+        version::list_version("2.0.0", Some(&l(&["0.4.0"]))).unwrap(),
+        "0.4.0"
+    );
+    assert_eq!(
+        version::list_version("", Some(&l(&["0.3.1", "0.4.0"]))).unwrap(),
+        "0.4.0"
+    );
+    assert_eq!(version::list_version("2.0.0", Some(&[])).unwrap(), "2.0.0");
+    // Not versions: code 7 naming them.
+    let e = version::list_version("1.0.0", Some(&l(&["0.4.0", "x"]))).unwrap_err();
+    assert_eq!(e.code, Code::InvalidConfig);
+    assert!(e.msg.contains("\"x\"") && e.msg.contains("index 1"), "{}", e.msg);
+    let e = version::list_version("y", Some(&l(&["1.0.0"]))).unwrap_err();
+    assert!(e.msg.contains("cniVersion \"y\""), "{}", e.msg);
+}
+
+#[test]
+fn network_names_follow_the_container_id_rule() {
+    use cni_core::dispatch::{valid_container_id, valid_network_name};
+    for name in ["net", "a", "Net_1.x-y", "-x", "_x", ".x", "a b", "a/b", "ä", ""] {
+        assert_eq!(valid_network_name(name), valid_container_id(name), "{name:?}");
+    }
+    assert!(valid_network_name("mynet-1.0_x"));
+    assert!(!valid_network_name("my net"));
+    assert!(!valid_network_name(""));
+}

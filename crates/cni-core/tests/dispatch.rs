@@ -193,7 +193,7 @@ fn add_prints_the_result_in_the_config_version() {
     assert_eq!(req.ifname, "eth0");
     assert_eq!(req.arg("K8S_POD_NAME"), Some("web"));
     assert_eq!(req.args.len(), 2);
-    assert_eq!(req.path.len(), 2);
+    assert_eq!(req.cni_path.len(), 2);
     assert_eq!(req.conf.name, "net");
 }
 
@@ -403,12 +403,14 @@ fn interface_names_are_checked() {
 }
 
 #[test]
-fn cni_args_format_is_checked() {
+fn malformed_cni_args_pairs_are_left_out_not_refused() {
     let p = Fake::new();
     for bad in ["K", "K=1;V", "=1", "K=1=2", "K=1;;=x"] {
         let out = run(&p, &with(full_env("ADD"), "CNI_ARGS", bad), CONF);
-        out.error(4, "CNI_ARGS");
+        assert_eq!(out.status, 0, "{bad}: {}", out.stdout);
     }
+    assert_eq!(p.seen.borrow()[1].args, [("K".to_string(), "1".to_string())]);
+    p.seen.borrow_mut().clear();
     let out = run(&p, &with(full_env("DEL"), "CNI_ARGS", "A=;B=2;"), CONF);
     assert_eq!(out.status, 0, "{}", out.stdout);
     assert_eq!(
@@ -512,7 +514,7 @@ fn log_file_errors_have_their_codes() {
         r#"{{"cniVersion":"1.0.0","name":"net","type":"fake","logFile":"{}"}}"#,
         dir.display()
     );
-    run(&p, &full_env("ADD"), &conf).error(5, "logFile");
+    run(&p, &full_env("ADD"), &conf).error(7, "logFile");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

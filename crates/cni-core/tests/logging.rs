@@ -94,3 +94,69 @@ fn logger_lifecycle() {
     assert_eq!(lines(&file).len(), before);
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `open_log_file` on another thread, so an open that hangs fails the test
+/// instead of the whole run.
+fn open_within_5s(path: &std::path::Path) -> Result<fs::File, cni_core::CniError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(logging::open_log_file(&p));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(5))
+        .unwrap_or_else(|_| panic!("opening {} hangs", path.display()))
+}
+
+#[track_caller]
+fn assert_refused(path: &std::path::Path, why: &str) {
+    let e = open_within_5s(path).unwrap_err();
+    assert_eq!(e.code, Code::InvalidConfig, "{}", e.msg);
+    assert!(
+        e.msg.contains(path.to_str().unwrap()) && e.msg.contains(why),
+        "want the path and {why:?} in: {}",
+        e.msg
+    );
+}
+
+#[test]
+fn log_file_refuses_what_is_not_a_plain_file_and_never_waits() {
+    let dir = std::env::temp_dir().join(format!("cni-core-logrefuse-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    let real = dir.join("real");
+    fs::create_dir_all(&real).unwrap();
+
+    // A FIFO nobody reads: open(O_WRONLY) would wait for a reader forever.
+    let fifo = real.join("fifo.log");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    assert_refused(&fifo, "fifo");
+
+    // A symlinked directory in the path: nothing may be written through it.
+    std::os::unix::fs::symlink(&real, dir.join("linked")).unwrap();
+    let through = dir.join("linked/plugin.log");
+    assert_refused(&through, "symlink");
+    assert!(
+        !real.join("plugin.log").exists(),
+        "created through a symlinked directory"
+    );
+
+    // A hard link to another file: appending would write into that file.
+    let victim = dir.join("victim");
+    fs::write(&victim, b"keep\n").unwrap();
+    let hard = real.join("hard.log");
+    fs::hard_link(&victim, &hard).unwrap();
+    assert_refused(&hard, "hard links");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "keep\n");
+
+    // Not files at all.
+    assert_refused(&real, "directory");
+    assert_refused(std::path::Path::new("/dev/null"), "character device");
+
+    // A plain file still works, created 0600 and appended to.
+    let good = real.join("good.log");
+    use std::io::Write;
+    open_within_5s(&good).unwrap().write_all(b"a\n").unwrap();
+    open_within_5s(&good).unwrap().write_all(b"b\n").unwrap();
+    assert_eq!(fs::read_to_string(&good).unwrap(), "a\nb\n");
+    assert_eq!(fs::metadata(&good).unwrap().permissions().mode() & 0o777, 0o600);
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,14 +1,20 @@
 #![allow(clippy::unwrap_used)]
-//! Namespaces and locks (root). New namespaces are made by `unshare` in a
-//! helper thread; the test threads' own namespace is never changed.
+//! Namespaces and locks (the namespace tests need root). New namespaces are
+//! made by `unshare` in a helper thread or `ip netns add`; the test threads'
+//! own namespace is never changed.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
+use std::time::Duration;
 
-use cni_core::lock::{lock_name, NsLock};
+use cni_core::lock::{slot_name, Lock, LOCK_DIR};
 use cni_core::netns::NetNs;
+use cni_core::testutil::root_or_skip;
 use cni_core::Code;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sched::{unshare, CloneFlags};
@@ -97,6 +103,9 @@ fn fifo_does_not_hang() {
 
 #[test]
 fn run_enters_and_always_returns() {
+    if !root_or_skip("run_enters_and_always_returns") {
+        return;
+    }
     let before = ns_inode("/proc/thread-self/ns/net");
     let ns = new_netns();
     let target = fs::metadata(format!(
@@ -129,79 +138,203 @@ fn try_lock(path: &Path) -> bool {
     Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok()
 }
 
-#[test]
-fn lock_is_exclusive_private_and_away_from_the_netns() {
-    let dir = scratch("lock");
-    let locks = dir.join("locks/nested");
-    let netns = dir.join("netns-that-does-not-exist");
-    let l = NsLock::acquire_in(&locks, "sbr", &netns).unwrap();
-    assert!(l.path().starts_with(&locks));
-    assert!(l
-        .path()
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .starts_with("sbr-"));
-    assert_eq!(
-        fs::metadata(l.path()).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
-    assert_eq!(fs::metadata(&locks).unwrap().permissions().mode() & 0o777, 0o700);
-    assert!(!netns.exists(), "the netns path is never touched");
-    assert!(!try_lock(l.path()), "held lock must exclude others");
-    let path = l.path().to_path_buf();
-    drop(l);
-    assert!(try_lock(&path));
-    // Another plugin or namespace has its own lock.
-    let a = NsLock::acquire_in(&locks, "sbr", &netns).unwrap();
-    let b = NsLock::acquire_in(&locks, "bandwidth", &netns).unwrap();
-    let c = NsLock::acquire_in(&locks, "sbr", &dir.join("other")).unwrap();
-    assert_ne!(a.path(), b.path());
-    assert_ne!(a.path(), c.path());
-    fs::remove_dir_all(&dir).unwrap();
+/// util-linux `flock -n PATH true` in another process: it opens PATH
+/// read-only with O_CREAT and flocks it, as the reference sbr's
+/// go-filemutex does. True when it got the lock.
+fn other_process_gets(path: &Path) -> bool {
+    let st = Command::new("flock")
+        .arg("-n")
+        .arg(path)
+        .arg("true")
+        .status()
+        .unwrap();
+    match st.code() {
+        Some(0) => true,
+        Some(1) => false,
+        other => panic!("flock -n {}: {other:?}", path.display()),
+    }
+}
+
+fn ino(path: &Path) -> Option<u64> {
+    fs::metadata(path).ok().map(|m| m.ino())
 }
 
 #[test]
-fn lock_blocks_until_released() {
-    let dir = scratch("lockwait");
-    let netns = dir.join("ns");
-    let held = NsLock::acquire_in(&dir, "sbr", &netns).unwrap();
+fn netns_lock_is_the_namespace_across_processes_and_paths() {
+    if !root_or_skip("netns_lock_is_the_namespace_across_processes_and_paths") {
+        return;
+    }
+    let name = format!("cnicore-lock-{}", std::process::id());
+    assert!(Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .unwrap()
+        .success());
+    let bind = PathBuf::from(format!("/var/run/netns/{name}"));
+    // The same namespace by another path: a process inside it.
+    let mut inside = Command::new("ip")
+        .args(["netns", "exec", &name, "sleep", "120"])
+        .spawn()
+        .unwrap();
+    let via_proc = PathBuf::from(format!("/proc/{}/ns/net", inside.id()));
+    while ino(&via_proc) != ino(&bind) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    // Ours held: another process is excluded by either path.
+    let ns = NetNs::open(&bind).unwrap();
+    let held = Lock::netns(&ns).unwrap();
+    assert_eq!(held.path(), bind);
+    assert!(
+        !other_process_gets(&via_proc),
+        "not excluded via {}",
+        via_proc.display()
+    );
+    assert!(!other_process_gets(&bind), "not excluded via {}", bind.display());
+    // The namespace is still usable while locked, and unlocking keeps it open.
+    assert!(ns.run(|| ()).is_ok());
+    drop(held);
+    assert!(other_process_gets(&via_proc));
+    assert!(ns.run(|| ()).is_ok());
+
+    // Held by another process (go-filemutex's way): Lock::netns waits.
+    let mut holder = Command::new("flock")
+        .arg("-o")
+        .arg(&via_proc)
+        .args(["sh", "-c", "echo held; exec sleep 120"])
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "held");
     let (tx, rx) = mpsc::channel();
-    let (d, n) = (dir.clone(), netns.clone());
+    let b = bind.clone();
     let waiter = std::thread::spawn(move || {
-        let l = NsLock::acquire_in(&d, "sbr", &n).unwrap();
+        let ns = NetNs::open(&b).unwrap();
+        let l = Lock::netns(&ns).unwrap();
         tx.send(()).unwrap();
         drop(l);
     });
     assert!(
-        rx.try_recv().is_err(),
-        "second acquire got the lock while it was held"
+        rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        "Lock::netns did not wait for the other process's lock"
+    );
+    // `flock -o` keeps the lock in flock itself, not in its command; the
+    // group goes, so the sleep does too.
+    let group = i32::try_from(holder.id()).unwrap();
+    // SAFETY: kill(2) on the process group of our own, unreaped child.
+    assert_eq!(unsafe { libc::kill(-group, libc::SIGKILL) }, 0);
+    holder.wait().unwrap();
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("no lock after the holder died");
+    waiter.join().unwrap();
+
+    inside.kill().unwrap();
+    inside.wait().unwrap();
+    assert!(Command::new("ip")
+        .args(["netns", "del", &name])
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn slot_files_are_bounded_private_and_exclusive() {
+    let dir = scratch("slots");
+    let locks = dir.join("locks/nested");
+    let mut used = BTreeSet::new();
+    for i in 0..1000 {
+        let key = format!("attachment-{i}");
+        let l = Lock::slot_in(&locks, "bw", &key, 8).unwrap();
+        assert_eq!(l.path(), locks.join(slot_name("bw", &key, 8)));
+        used.insert(l.path().file_name().unwrap().to_str().unwrap().to_string());
+    }
+    let on_disk: BTreeSet<String> = fs::read_dir(&locks)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(on_disk, used);
+    let want: BTreeSet<String> = (0..8).map(|n| format!("bw-slot-{n}.lock")).collect();
+    assert_eq!(on_disk, want, "1000 keys over 8 slots");
+    for name in &on_disk {
+        let mode = fs::metadata(locks.join(name)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    assert_eq!(fs::metadata(&locks).unwrap().permissions().mode() & 0o777, 0o700);
+
+    // One key, one slot; held excludes others; another plugin has its own.
+    let a = Lock::slot_in(&locks, "bw", "k", 8).unwrap();
+    assert_eq!(
+        slot_name("bw", "k", 8),
+        a.path().file_name().unwrap().to_str().unwrap()
+    );
+    assert!(!try_lock(a.path()), "held slot must exclude others");
+    let other = Lock::slot_in(&locks, "sbr", "k", 8).unwrap();
+    assert_ne!(a.path(), other.path());
+    let path = a.path().to_path_buf();
+    drop(a);
+    assert!(try_lock(&path));
+
+    // Names stay inside the directory; zero slots mean one.
+    assert!(!slot_name("a/../b", "k", 4).contains('/'));
+    assert_eq!(slot_name("p", "anything", 0), "p-slot-0.lock");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn slot_lock_blocks_until_released() {
+    let dir = scratch("lockwait");
+    let held = Lock::slot_in(&dir, "bw", "key", 4).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let d = dir.clone();
+    let waiter = std::thread::spawn(move || {
+        let l = Lock::slot_in(&d, "bw", "key", 4).unwrap();
+        tx.send(()).unwrap();
+        drop(l);
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "second lock got the slot while it was held"
     );
     drop(held);
-    rx.recv().unwrap();
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
     waiter.join().unwrap();
     fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
-fn lock_names_resolve_symlinked_paths() {
-    let dir = scratch("lockname");
-    let real = dir.join("real");
-    fs::write(&real, b"").unwrap();
-    std::os::unix::fs::symlink(&real, dir.join("link")).unwrap();
-    assert_eq!(lock_name("sbr", &real), lock_name("sbr", &dir.join("link")));
-    assert_ne!(lock_name("sbr", &real), lock_name("sbr", &dir.join("missing")));
-    assert!(!lock_name("a/../b", &real).contains('/'));
+fn slot_lock_refuses_a_planted_symlink() {
+    let dir = scratch("locklink");
+    let target = dir.join("target");
+    std::os::unix::fs::symlink(&target, dir.join(slot_name("bw", "k", 1))).unwrap();
+    let e = Lock::slot_in(&dir, "bw", "k", 1).unwrap_err();
+    assert_eq!(e.code, Code::Io);
+    assert!(
+        e.msg.contains("symlink") && e.msg.contains("bw-slot-0.lock"),
+        "{}",
+        e.msg
+    );
+    assert!(!target.exists(), "the symlink's target was created");
     fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
-fn default_lock_dir_under_run() {
-    let netns = Path::new("/run/netns/cni-core-test-does-not-exist");
-    let l = NsLock::acquire(&format!("cni-core-test-{}", std::process::id()), netns).unwrap();
-    assert!(l.path().starts_with("/run/cni-rs/locks"));
-    assert!(!netns.exists());
+fn default_slot_dir_under_run() {
+    if !root_or_skip("default_slot_dir_under_run") {
+        return;
+    }
+    let plugin = format!("cni-core-test-{}", std::process::id());
+    let l = Lock::slot(&plugin, "k", 1).unwrap();
+    assert_eq!(
+        l.path(),
+        Path::new(LOCK_DIR).join(format!("{plugin}-slot-0.lock"))
+    );
     let p = l.path().to_path_buf();
     drop(l);
     fs::remove_file(p).unwrap();

@@ -27,6 +27,25 @@ impl Error {
         }
     }
 
+    /// "No such device" for `op`: a link a step needs is not there.
+    pub fn no_device(op: impl Into<String>) -> Error {
+        Error::Kernel {
+            op: op.into(),
+            errno: libc::ENODEV,
+        }
+    }
+
+    /// ENETUNREACH (IPv4) or EHOSTUNREACH (IPv6): a route's gateway cannot
+    /// be reached.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self.errno(), Some(e) if e == libc::ENETUNREACH || e == libc::EHOSTUNREACH)
+    }
+
+    /// EINVAL: the kernel refused the request's values.
+    pub fn is_invalid(&self) -> bool {
+        self.errno() == Some(libc::EINVAL)
+    }
+
     /// EEXIST: the object is already there.
     pub fn is_exists(&self) -> bool {
         self.errno() == Some(libc::EEXIST)

@@ -1,6 +1,8 @@
-//! u32 match-all filters with one mirred egress redirect.
+//! u32 match-all filters with one mirred egress redirect: made, replaced and
+//! deleted one node at a time, so filters of others at the same priority
+//! stay. Which priority, and which filters are whose, is the plugin's call.
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::tc::{
     TcAction, TcActionAttribute, TcActionGeneric, TcActionMirrorOption, TcActionOption, TcActionType,
     TcAttribute, TcFilterU32Option, TcHandle, TcMessage, TcMirror, TcMirrorActionType, TcOption, TcU32Key,
@@ -9,15 +11,10 @@ use netlink_packet_route::tc::{
 use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::error::{Error, Result};
-use crate::qdisc::INGRESS_HANDLE;
+use crate::qdisc::{Handle, INGRESS_HANDLE};
 use crate::socket::{decode, Socket};
 
 pub const ETH_P_ALL: u16 = 0x0003;
-/// The priority our redirect filter lives at.
-pub const REDIRECT_PRIORITY: u16 = 1;
-/// u32 handle 800::800: the first node of the root hash table. Fixed so a
-/// replace finds and replaces it instead of adding a second filter.
-const U32_HANDLE: u32 = 0x8000_0800;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
@@ -26,8 +23,19 @@ pub struct Filter {
     /// Host byte order (ETH_P_ALL = 3).
     pub protocol: u16,
     pub kind: String,
+    /// The filter's handle: for u32, the node (`800::800`).
+    pub handle: u32,
     /// ifindexes of the mirred actions, in order.
     pub mirred_targets: Vec<u32>,
+    /// How many actions the filter runs, mirred or not.
+    pub actions: usize,
+}
+
+impl Filter {
+    /// Redirects and does nothing else: every action a mirred.
+    pub fn only_redirects(&self) -> bool {
+        self.actions > 0 && self.actions == self.mirred_targets.len()
+    }
 }
 
 fn filter_message(index: u32, handle: u32, parent: u32, priority: u16, protocol: u16) -> Result<TcMessage> {
@@ -76,6 +84,7 @@ fn redirect_options(target: u32) -> Vec<TcOption> {
 fn from_message(m: &TcMessage) -> Option<Filter> {
     let mut kind = String::new();
     let mut targets = Vec::new();
+    let mut actions = 0;
     let mut has_selector = false;
     for a in &m.attributes {
         match a {
@@ -85,6 +94,7 @@ fn from_message(m: &TcMessage) -> Option<Filter> {
                     match o {
                         TcOption::U32(TcFilterU32Option::Selector(_)) => has_selector = true,
                         TcOption::U32(TcFilterU32Option::Action(acts)) => {
+                            actions += acts.len();
                             targets.extend(mirred_targets(acts))
                         }
                         _ => {}
@@ -103,7 +113,9 @@ fn from_message(m: &TcMessage) -> Option<Filter> {
         priority: u16::try_from(info >> 16).unwrap_or(0),
         protocol: u16::from_be(u16::try_from(info & 0xffff).unwrap_or(0)),
         kind,
+        handle: u32::from(m.header.handle),
         mirred_targets: targets,
+        actions,
     })
 }
 
@@ -124,47 +136,56 @@ fn mirred_targets(acts: &[TcAction]) -> Vec<u32> {
 }
 
 impl Socket {
-    /// On `parent ffff:` of `index`: u32 match all, protocol all, priority 1,
-    /// one mirred egress redirect (stolen) to `target`. Replaces any filter
-    /// already at that priority.
-    pub fn replace_redirect_filter(&mut self, index: u32, target: u32) -> Result<()> {
-        let op = || format!("replace redirect filter on link {index} to link {target}");
-        let build = || -> Result<TcMessage> {
-            let mut m = filter_message(index, U32_HANDLE, INGRESS_HANDLE, REDIRECT_PRIORITY, ETH_P_ALL)?;
-            m.attributes.push(TcAttribute::Kind("u32".to_string()));
-            m.attributes.push(TcAttribute::Options(redirect_options(target)));
-            Ok(m)
-        };
-        let flags = NLM_F_CREATE | NLM_F_REPLACE;
-        match self.change(RouteNetlinkMessage::NewTrafficFilter(build()?), flags, &op) {
-            Ok(()) => {}
-            // Something else sits at priority 1 (another kind or protocol):
-            // clear the priority, then create ours.
-            Err(e) if e.errno() == Some(libc::EINVAL) => {
-                self.delete_filters(index, INGRESS_HANDLE, REDIRECT_PRIORITY)?;
-                self.change(RouteNetlinkMessage::NewTrafficFilter(build()?), flags, &op)?;
-            }
-            Err(e) => return Err(e),
-        }
-        // Only ours may remain at this priority (a u32 added elsewhere with
-        // another handle would also match first).
-        let extra = self
-            .filters(index, INGRESS_HANDLE)?
-            .into_iter()
-            .filter(|f| f.priority == REDIRECT_PRIORITY)
-            .count();
-        if extra > 1 {
-            self.delete_filters(index, INGRESS_HANDLE, REDIRECT_PRIORITY)?;
-            self.change(RouteNetlinkMessage::NewTrafficFilter(build()?), flags, &op)?;
-        }
-        Ok(())
+    /// A new u32 node on `parent ffff:` of `index` at `priority`, protocol
+    /// all: match all, one mirred egress redirect (stolen) to `target`. The
+    /// kernel picks the node's handle; filters already at that priority
+    /// stay (of another kind or protocol there, the kernel refuses).
+    pub fn add_redirect_filter(&mut self, index: u32, priority: u16, target: u32) -> Result<()> {
+        let m = redirect_message(index, 0, priority, target)?;
+        self.change(
+            RouteNetlinkMessage::NewTrafficFilter(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &|| format!("add redirect filter on link {index} to link {target} at priority {priority}"),
+        )
     }
 
-    /// Removes every filter at `priority` under `parent`; Ok(false) when there was none.
-    pub fn delete_filters(&mut self, index: u32, parent: u32, priority: u16) -> Result<bool> {
-        let m = filter_message(index, 0, parent, priority, 0)?;
+    /// Makes the existing u32 node `handle` a redirect to `target` (one
+    /// mirred, match all), in place.
+    pub fn replace_redirect_filter(
+        &mut self,
+        index: u32,
+        priority: u16,
+        handle: u32,
+        target: u32,
+    ) -> Result<()> {
+        let m = redirect_message(index, handle, priority, target)?;
+        self.change(RouteNetlinkMessage::NewTrafficFilter(m), NLM_F_REPLACE, &|| {
+            format!(
+                "replace redirect filter {} on link {index} to link {target}",
+                Handle(handle)
+            )
+        })
+    }
+
+    /// Deletes one filter: the u32 node `handle`, or with handle 0 every
+    /// filter of `kind` at `priority` and `protocol`. Ok(false) when there
+    /// was none.
+    pub fn delete_filter(
+        &mut self,
+        index: u32,
+        parent: u32,
+        priority: u16,
+        protocol: u16,
+        kind: &str,
+        handle: u32,
+    ) -> Result<bool> {
+        let mut m = filter_message(index, handle, parent, priority, protocol)?;
+        m.attributes.push(TcAttribute::Kind(kind.to_string()));
         match self.change(RouteNetlinkMessage::DelTrafficFilter(m), 0, &|| {
-            format!("delete filters at priority {priority} of link {index}")
+            format!(
+                "delete {kind} filter {} at priority {priority} of link {index}",
+                Handle(handle)
+            )
         }) {
             Ok(()) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
@@ -185,4 +206,11 @@ impl Socket {
         }
         Ok(out)
     }
+}
+
+fn redirect_message(index: u32, handle: u32, priority: u16, target: u32) -> Result<TcMessage> {
+    let mut m = filter_message(index, handle, INGRESS_HANDLE, priority, ETH_P_ALL)?;
+    m.attributes.push(TcAttribute::Kind("u32".to_string()));
+    m.attributes.push(TcAttribute::Options(redirect_options(target)));
+    Ok(m)
 }

@@ -6,6 +6,7 @@ pub mod addr;
 pub mod error;
 pub mod filter;
 pub mod link;
+pub mod nsid;
 pub mod qdisc;
 mod raw;
 pub mod route;

@@ -1,8 +1,9 @@
-//! Qdiscs: ingress and TBF. TBF options are built and decoded by hand.
+//! Qdiscs: ingress and TBF. TBF options are built and decoded by hand, in
+//! the kernel's own units: what the bucket is in bytes is the plugin's call.
 
 use std::sync::OnceLock;
 
-use netlink_packet_core::{DefaultNla, NLA_F_NESTED, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_core::{DefaultNla, NLA_F_NESTED, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -14,13 +15,14 @@ pub const TC_H_ROOT: u32 = 0xFFFF_FFFF;
 pub const TC_H_INGRESS: u32 = 0xFFFF_FFF1;
 pub const INGRESS_HANDLE: u32 = 0xFFFF_0000;
 
-/// TBF in the units the kernel stores.
+/// TBF in the units the kernel takes and dumps (`struct tc_tbf_qopt`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tbf {
     /// Bytes per second.
     pub rate: u64,
-    /// Bucket size in bytes.
-    pub burst: u32,
+    /// The bucket, as time to send it at `rate`, in scheduler ticks
+    /// (`/proc/net/psched`).
+    pub buffer: u32,
     /// Queue limit in bytes.
     pub limit: u32,
 }
@@ -39,9 +41,6 @@ const TCA_KIND: u16 = 1;
 const TCA_OPTIONS: u16 = 2;
 const TCA_TBF_PARMS: u16 = 1;
 const TCA_TBF_RATE64: u16 = 4;
-const TCA_TBF_BURST: u16 = 6;
-/// The root TBF's handle, `1:`, as the reference plugin makes it.
-pub const TBF_HANDLE: u32 = 0x0001_0000;
 const TCMSG_LEN: usize = 20;
 const TC_TBF_QOPT_LEN: usize = 36;
 
@@ -94,46 +93,10 @@ impl Psched {
     }
 }
 
-/// Ticks to send `size` bytes at `rate` bytes/s (iproute2's tc_calc_xmittime).
-fn xmittime(rate: u64, size: u32, tick: f64) -> u32 {
-    if rate == 0 {
-        return 0;
-    }
-    let us = (1e6 * f64::from(size) / rate as f64)
-        .min(f64::from(u32::MAX))
-        .floor();
-    saturate(us * tick)
-}
-
-/// Bytes sent in `ticks` at `rate`, as tc computes the burst it shows
-/// (tc_calc_xmitsize: whole microseconds, truncated), so dumps and `tc -j`
-/// agree. The kernel keeps the bucket as time, so this is exact only to one
-/// microsecond of rate.
-fn xmitsize(rate: u64, ticks: u32, tick: f64) -> u32 {
-    if tick == 0.0 {
-        return 0;
-    }
-    let us = (f64::from(ticks) / tick).floor();
-    saturate((rate as f64 * us / 1e6).floor())
-}
-
-fn saturate(v: f64) -> u32 {
-    if v >= f64::from(u32::MAX) {
-        u32::MAX
-    } else if v <= 0.0 {
-        0
-    } else {
-        // In range by the checks above.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let r = v as u32;
-        r
-    }
-}
-
 impl Tbf {
     /// TCA_OPTIONS of a TBF: tc_tbf_qopt and, at 2^32 B/s and
     /// above, TCA_TBF_RATE64 (the u32 rate in the struct then saturates).
-    fn options(&self, tick: f64) -> Vec<u8> {
+    fn options(&self) -> Vec<u8> {
         let mut qopt = [0u8; TC_TBF_QOPT_LEN];
         // struct tc_ratespec: cell_log u8, linklayer u8, overhead u16,
         // cell_align i16, mpu u16, rate u32. Linklayer stays unspec and no
@@ -143,12 +106,11 @@ impl Tbf {
         qopt[8..12].copy_from_slice(&rate32.to_ne_bytes());
         // peakrate (12..24) stays zero; then limit, buffer, mtu.
         qopt[24..28].copy_from_slice(&self.limit.to_ne_bytes());
-        qopt[28..32].copy_from_slice(&xmittime(self.rate, self.burst, tick).to_ne_bytes());
+        qopt[28..32].copy_from_slice(&self.buffer.to_ne_bytes());
         let mut out = Vec::with_capacity(64);
         raw::put(&mut out, TCA_TBF_PARMS, &qopt);
         // No TCA_TBF_BURST: with it the kernel recomputes the bucket from
-        // the bytes and rounds differently from the reference, which sends
-        // only the buffer in ticks.
+        // bytes and rounds its own way; the reference sends only the buffer.
         if self.rate > u64::from(u32::MAX) {
             raw::put(&mut out, TCA_TBF_RATE64, &self.rate.to_ne_bytes());
         }
@@ -156,10 +118,9 @@ impl Tbf {
     }
 
     /// Back from the nested TCA_OPTIONS blob of a dump.
-    fn decode(options: &[u8], tick: f64) -> Option<Tbf> {
+    fn decode(options: &[u8]) -> Option<Tbf> {
         let mut rate = None;
         let mut rate64 = None;
-        let mut burst = None;
         let mut limit = 0;
         let mut buffer = 0;
         for (k, v) in raw::attrs(options) {
@@ -170,13 +131,14 @@ impl Tbf {
                     buffer = raw::u32_at(v, 28);
                 }
                 TCA_TBF_RATE64 if v.len() >= 8 => rate64 = Some(raw::u64_at(v, 0)),
-                TCA_TBF_BURST if v.len() >= 4 => burst = Some(raw::u32_at(v, 0)),
                 _ => {}
             }
         }
-        let rate = rate64.or(rate)?;
-        let burst = burst.unwrap_or_else(|| xmitsize(rate, buffer, tick));
-        Some(Tbf { rate, burst, limit })
+        Some(Tbf {
+            rate: rate64.or(rate)?,
+            buffer,
+            limit,
+        })
     }
 }
 
@@ -202,7 +164,7 @@ impl Qdisc {
             }
         }
         if q.kind == "tbf" {
-            q.tbf = Tbf::decode(options, Psched::read().ticks_per_us);
+            q.tbf = Tbf::decode(options);
         }
         Some(q)
     }
@@ -246,31 +208,57 @@ impl Socket {
         Ok(out)
     }
 
-    /// Adds or replaces the root TBF of a link; the buffer is computed in
-    /// psched ticks from /proc/net/psched.
-    pub fn replace_root_tbf(&mut self, index: u32, tbf: &Tbf) -> Result<()> {
-        let mut m = tc_message(index, TBF_HANDLE, TC_H_ROOT)?;
+    /// Adds a root TBF with `handle`; refused with "file exists" when the
+    /// link has a root qdisc of its own (not the kernel's default one).
+    pub fn add_root_tbf(&mut self, index: u32, handle: u32, tbf: &Tbf) -> Result<()> {
+        self.set_root_tbf(index, handle, tbf, NLM_F_CREATE | NLM_F_EXCL, "add")
+    }
+
+    /// Changes the numbers of the root TBF with `handle` in place; fails
+    /// when the root qdisc is another one.
+    pub fn change_root_tbf(&mut self, index: u32, handle: u32, tbf: &Tbf) -> Result<()> {
+        self.set_root_tbf(index, handle, tbf, 0, "change")
+    }
+
+    fn set_root_tbf(&mut self, index: u32, handle: u32, tbf: &Tbf, flags: u16, verb: &str) -> Result<()> {
+        let mut m = tc_message(index, handle, TC_H_ROOT)?;
         m.attributes.push(TcAttribute::Kind("tbf".to_string()));
         m.attributes.push(TcAttribute::Other(DefaultNla::new(
             TCA_OPTIONS | NLA_F_NESTED,
-            tbf.options(Psched::read().ticks_per_us),
+            tbf.options(),
         )));
-        self.change(
-            RouteNetlinkMessage::NewQueueDiscipline(m),
-            NLM_F_CREATE | NLM_F_REPLACE,
-            &|| {
-                format!(
-                    "replace root tbf (rate {} B/s, burst {} B, limit {} B) on link {index}",
-                    tbf.rate, tbf.burst, tbf.limit
-                )
-            },
-        )
+        self.change(RouteNetlinkMessage::NewQueueDiscipline(m), flags, &|| {
+            format!(
+                "{verb} root tbf {} (rate {} B/s, buffer {} ticks, limit {} B) on link {index}",
+                Handle(handle),
+                tbf.rate,
+                tbf.buffer,
+                tbf.limit
+            )
+        })
     }
 
-    /// Ok(false) when there was none.
-    pub fn delete_root_qdisc(&mut self, index: u32) -> Result<bool> {
-        let m = tc_message(index, 0, TC_H_ROOT)?;
-        self.delete_qdisc(m, &|| format!("delete root qdisc of link {index}"))
+    /// Deletes the root qdisc if its handle is `handle`; Ok(false) when the
+    /// root holds no such qdisc (gone, or someone else's).
+    pub fn delete_root_qdisc(&mut self, index: u32, handle: u32) -> Result<bool> {
+        let m = tc_message(index, handle, TC_H_ROOT)?;
+        match self.delete_qdisc(m, &|| {
+            format!("delete root qdisc {} of link {index}", Handle(handle))
+        }) {
+            // Another handle at the root: the kernel says "invalid handle".
+            Err(e) if e.errno() == Some(libc::EINVAL) => {
+                let present = self
+                    .qdiscs(index)?
+                    .iter()
+                    .any(|q| q.parent == TC_H_ROOT && q.handle == handle);
+                if present {
+                    Err(e)
+                } else {
+                    Ok(false)
+                }
+            }
+            other => other,
+        }
     }
 
     /// Ok(false) when it already existed.
@@ -322,6 +310,20 @@ impl Socket {
 
 const RTM_NEWQDISC: u16 = 36;
 
+/// A tc handle as tc prints it: `1:`, `ffff:`, `8001:2`.
+pub struct Handle(pub u32);
+
+impl std::fmt::Display for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (major, minor) = (self.0 >> 16, self.0 & 0xffff);
+        if minor == 0 {
+            write!(f, "{major:x}:")
+        } else {
+            write!(f, "{major:x}:{minor:x}")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,49 +341,40 @@ mod tests {
 
     #[test]
     fn tbf_options_round_trip() {
-        let tick = 15.625;
         let t = Tbf {
             rate: 125_000,
-            burst: 10_000,
+            buffer: 1_250_000,
             limit: 13_125,
         };
-        let o = t.options(tick);
+        let o = t.options();
         // PARMS(4+36) only: no BURST, no RATE64 below 2^32.
         assert_eq!(o.len(), 40);
-        assert_eq!(Tbf::decode(&o, tick), Some(t));
-        // buffer: 80000 us at 15.625 ticks/us
+        assert_eq!(Tbf::decode(&o), Some(t));
         let parms: Vec<_> = raw::attrs(&o).collect();
         assert_eq!(raw::u32_at(parms[0].1, 28), 1_250_000);
         assert_eq!(raw::u32_at(parms[0].1, 8), 125_000);
+        assert_eq!(raw::u32_at(parms[0].1, 24), 13_125);
     }
 
     #[test]
     fn tbf_rate64() {
-        let tick = 15.625;
         let t = Tbf {
             rate: 6_250_000_000,
-            burst: 1_000_000,
+            buffer: 2_500,
             limit: 157_250_000,
         };
-        let o = t.options(tick);
+        let o = t.options();
         let a: Vec<_> = raw::attrs(&o).collect();
         assert_eq!(raw::u32_at(a[0].1, 8), u32::MAX);
         assert_eq!(a.len(), 2);
         assert_eq!(a[1].0, TCA_TBF_RATE64);
-        // Without TCA_TBF_BURST (as the kernel dumps), burst comes from the ticks.
-        let d = Tbf::decode(&o, tick).unwrap();
-        assert_eq!(d.rate, t.rate);
-        // Our ticks hold exactly 160 us at 6.25 GB/s. (The kernel's own
-        // rounding makes it 159 us there, and tc then shows 993750.)
-        assert_eq!(d.burst, 1_000_000, "{d:?}");
-        assert_eq!(xmitsize(6_250_000_000, 2499, tick), 993_750);
+        assert_eq!(Tbf::decode(&o), Some(t));
     }
 
     #[test]
-    fn xmit_conversions() {
-        assert_eq!(xmittime(125_000, 10_000, 15.625), 1_250_000);
-        assert_eq!(xmitsize(125_000, 1_250_000, 15.625), 10_000);
-        assert_eq!(xmittime(0, 10, 15.625), 0);
-        assert_eq!(xmittime(1, u32::MAX, 15.625), u32::MAX);
+    fn handles_print_as_tc_does() {
+        assert_eq!(Handle(0x1_0000).to_string(), "1:");
+        assert_eq!(Handle(0xffff_0000).to_string(), "ffff:");
+        assert_eq!(Handle(0x8001_0002).to_string(), "8001:2");
     }
 }

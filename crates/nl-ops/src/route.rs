@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -129,8 +129,11 @@ impl Route {
         // Tables above 255 only fit in RTA_TABLE; the header gets the compat id.
         h.table = u8::try_from(self.table).unwrap_or(RT_TABLE_COMPAT);
         if delete {
-            // Lenient on what the caller may not know: any scope, protocol and type.
+            // Lenient on what the caller may not know: any scope and type.
+            // The protocol is kept: of two routes that differ only in who
+            // made them, the delete takes the one named (0 matches any).
             h.scope = RT_SCOPE_NOWHERE.into();
+            h.protocol = self.protocol.into();
         } else {
             h.scope = self.scope.into();
             h.protocol = if self.protocol == 0 {
@@ -222,13 +225,21 @@ impl Socket {
             .collect())
     }
 
+    /// Refused with "file exists" when the same route is there. IPv6 keeps
+    /// one direct route per link for a prefix and metric (every link has its
+    /// `fe80::/64`), but only an append adds the second; an append of a
+    /// route with a gateway would join it to the first as a multipath route,
+    /// so those are added exclusively.
     pub fn add_route(&mut self, route: &Route) -> Result<()> {
         let m = route.to_message(false);
-        self.change(
-            RouteNetlinkMessage::NewRoute(m),
-            NLM_F_CREATE | NLM_F_EXCL,
-            &|| format!("add route {}", route.describe()),
-        )
+        let flags = if route.dst.addr().is_ipv6() && route.gateway.is_none() {
+            NLM_F_CREATE | NLM_F_APPEND
+        } else {
+            NLM_F_CREATE | NLM_F_EXCL
+        };
+        self.change(RouteNetlinkMessage::NewRoute(m), flags, &|| {
+            format!("add route {}", route.describe())
+        })
     }
 
     pub fn replace_route(&mut self, route: &Route) -> Result<()> {

@@ -13,6 +13,8 @@ use crate::socket::Socket;
 
 /// FR_ACT_TO_TBL.
 pub const FR_ACT_TO_TBL: u8 = 1;
+/// FIB_RULE_INVERT: "not from ...".
+const FIB_RULE_INVERT: u32 = 0x2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rule {
@@ -24,6 +26,13 @@ pub struct Rule {
     pub priority: Option<u32>,
     /// FR_ACT_*: to-table (1) for ours; dumps report others too.
     pub action: u8,
+    /// FRA_PROTOCOL: who made the rule, as routes carry it (0 is unspec,
+    /// what `ip rule add` and the reference plugin write).
+    pub protocol: u8,
+    /// Dumps only: the rule selects on more than its source (destination,
+    /// interfaces, marks, tos, ports, ... or "not"), so it matches less
+    /// traffic than `from SRC` alone.
+    pub other_selectors: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,6 +54,9 @@ impl Rule {
         if let Some(p) = self.priority {
             s += &format!(" priority {p}");
         }
+        if self.protocol != 0 {
+            s += &format!(" protocol {}", self.protocol);
+        }
         s
     }
 
@@ -61,13 +73,26 @@ impl Rule {
             // The kernel leaves FRA_PRIORITY out for priority 0.
             priority: Some(0),
             action: m.header.action.into(),
+            protocol: 0,
+            other_selectors: m.header.dst_len > 0
+                || m.header.tos != 0
+                || m.header.flags.bits() & FIB_RULE_INVERT != 0,
         };
         for a in &m.attributes {
             match a {
                 RuleAttribute::Source(ip) => r.src = IpNet::new(*ip, m.header.src_len).ok(),
                 RuleAttribute::Table(t) => r.table = *t,
                 RuleAttribute::Priority(p) => r.priority = Some(*p),
-                _ => {}
+                RuleAttribute::Protocol(p) => r.protocol = u8::from(*p),
+                // A zero mark with a zero mask selects nothing; the kernel
+                // sends the suppressors as -1 when they are unset.
+                RuleAttribute::FwMark(0)
+                | RuleAttribute::FwMask(0)
+                | RuleAttribute::SuppressPrefixLen(u32::MAX)
+                | RuleAttribute::SuppressIfGroup(u32::MAX) => {}
+                // Anything else narrows the rule (or is a selector this
+                // crate does not know, which counts the same).
+                _ => r.other_selectors = true,
             }
         }
         Some(r)
@@ -89,6 +114,11 @@ impl Rule {
         m.attributes.push(RuleAttribute::Table(self.table));
         if let Some(p) = self.priority {
             m.attributes.push(RuleAttribute::Priority(p));
+        }
+        // On delete, protocol 0 matches any: the kernel compares only what
+        // the request sets.
+        if self.protocol != 0 {
+            m.attributes.push(RuleAttribute::Protocol(self.protocol.into()));
         }
         m
     }

@@ -6,17 +6,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+pub use cni_core::testutil::{path_or_skip, program_or_skip, root_or_skip, skip};
 
-/// True when running as root; otherwise prints why the test is skipped.
-pub fn root_or_skip(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipping {test}: needs root (network namespaces)");
-    }
-    root
-}
+static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A named namespace under /var/run/netns, deleted on drop.
 #[derive(Debug)]
@@ -123,6 +115,221 @@ impl Drop for TestNs {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
+}
+
+/// A mount namespace whose `/run/cni-rs` is an empty tmpfs of its own, held
+/// by a sleeping process: plugins run in it through [`PrivateRun::command`],
+/// and [`PrivateRun::files`] lists what they left under `/run/cni-rs`, with
+/// nothing from other tests or runs on the machine mixed in. The rest of the
+/// file system, `/run/netns` included, is the machine's.
+#[derive(Debug)]
+pub struct PrivateRun {
+    holder: std::process::Child,
+}
+
+impl PrivateRun {
+    pub fn new() -> PrivateRun {
+        use std::io::BufRead;
+        // The mount point; plugins make it anyway.
+        std::fs::create_dir_all("/run/cni-rs").unwrap_or_else(|e| panic!("mkdir /run/cni-rs: {e}"));
+        let mut holder = Command::new("unshare")
+            // slave: namespaces that `ip netns add` mounts later still show up inside.
+            .args(["--mount", "--propagation", "slave", "sh", "-c"])
+            .arg("mount -t tmpfs -o mode=0755 cni-test /run/cni-rs && echo ready && exec sleep 3600")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run unshare: {e}"));
+        let mut line = String::new();
+        let stdout = holder.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        assert_eq!(line.trim(), "ready", "private /run/cni-rs was not set up");
+        PrivateRun { holder }
+    }
+
+    /// `program` to be run inside (through `nsenter --mount`).
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--mount=/proc/{}/ns/mnt", self.holder.id()))
+            .arg("--")
+            .arg(program);
+        c
+    }
+
+    /// Every file and directory below `/run/cni-rs` inside, relative to it, sorted.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let root = PathBuf::from(format!("/proc/{}/root/run/cni-rs", self.holder.id()));
+        let mut out = Vec::new();
+        let mut todo = vec![root.clone()];
+        while let Some(dir) = todo.pop() {
+            let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+            for e in entries {
+                let e = e.unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+                let path = e.path();
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    todo.push(path.clone());
+                }
+                out.push(path.strip_prefix(&root).unwrap_or(&path).to_path_buf());
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+impl Default for PrivateRun {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for PrivateRun {
+    fn drop(&mut self) {
+        // The tmpfs goes with the last process of the namespace.
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// Whether `child` waits for a lock someone holds: true once a thread of it
+/// is seen in `flock(2)` twice, 100 ms apart (an uncontended flock returns
+/// in microseconds), false when it ends first.
+pub fn waits_in_flock(child: &mut std::process::Child) -> bool {
+    let flock = libc::SYS_flock.to_string();
+    let tasks = format!("/proc/{}/task", child.id());
+    let in_flock = || {
+        std::fs::read_dir(&tasks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|t| {
+                std::fs::read_to_string(t.path().join("syscall"))
+                    .is_ok_and(|s| s.split_whitespace().next() == Some(flock.as_str()))
+            })
+    };
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(30) {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return false;
+        }
+        if in_flock() {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if in_flock() && matches!(child.try_wait(), Ok(None)) {
+                return true;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("process {} neither waits in flock nor ends", child.id());
+}
+
+/// Starts `cmd` (a plugin, or a wrapper that execs one) as a runtime would:
+/// only PATH and the CNI variables set, `conf` on stdin, stdout and stderr
+/// piped.
+pub fn spawn_plugin(
+    mut cmd: Command,
+    verb: &str,
+    container_id: &str,
+    netns: &std::path::Path,
+    ifname: &str,
+    conf: &serde_json::Value,
+) -> std::process::Child {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("CNI_COMMAND", verb)
+        .env("CNI_CONTAINERID", container_id)
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", ifname)
+        .env("CNI_PATH", "/usr/lib/cni")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        // A plugin that exits before reading it all is the caller's to judge.
+        let _ = stdin.write_all(conf.to_string().as_bytes());
+    }
+    child
+}
+
+/// Waits for `child` and panics, with its output, unless it succeeded.
+#[track_caller]
+pub fn must_succeed(child: std::process::Child, what: &str) {
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{what}: wait: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A plugin binary (`bin`, config type `plugin`) given a `logFile` that is a
+/// FIFO nobody reads, or below a symlinked directory, answers code 7 naming
+/// the path and why, at once and before changing anything (logging starts
+/// first, so no root is needed); nothing is written through the symlink.
+pub fn assert_unsafe_log_files_refused(bin: &str, plugin: &str) {
+    let dir = std::env::temp_dir().join(format!("{plugin}-logfile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let real = dir.join("real");
+    std::fs::create_dir_all(&real).unwrap_or_else(|e| panic!("mkdir {}: {e}", real.display()));
+    let fifo = real.join("fifo.log");
+    run("mkfifo", &[&fifo.to_string_lossy()]);
+    std::os::unix::fs::symlink(&real, dir.join("linked")).unwrap_or_else(|e| panic!("symlink: {e}"));
+
+    for (path, why) in [(fifo, "fifo"), (dir.join("linked/x.log"), "symlink")] {
+        let conf = serde_json::json!({
+            "cniVersion": "1.0.0", "name": "logtest", "type": plugin,
+            "logFile": path,
+            "prevResult": {"cniVersion": "1.0.0", "ips": [{"address": "10.1.0.2/24"}]}
+        });
+        let mut child = Command::new(bin)
+            .env_clear()
+            .env("CNI_COMMAND", "ADD")
+            .env("CNI_CONTAINERID", "logtest")
+            .env("CNI_NETNS", "/proc/self/ns/net")
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", "/usr/lib/cni")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            let _ = stdin.write_all(conf.to_string().as_bytes());
+        }
+        let start = std::time::Instant::now();
+        while matches!(child.try_wait(), Ok(None)) {
+            if start.elapsed() > std::time::Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{plugin} hangs opening logFile {}", path.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("wait for {bin}: {e}"));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        assert_eq!(out.status.code(), Some(1), "{json}");
+        assert_eq!(json["code"], 7, "{json}");
+        let msg = json["msg"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(&*path.to_string_lossy()) && msg.contains(why),
+            "want the path and {why:?} in: {msg}"
+        );
+    }
+    assert!(
+        !real.join("x.log").exists(),
+        "written through a symlinked directory"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn parse_json(s: &str) -> serde_json::Value {

@@ -5,24 +5,28 @@ use nl_ops::filter::ETH_P_ALL;
 use nl_ops::qdisc::INGRESS_HANDLE;
 use nl_ops::testutil::{root_or_skip, TestNs};
 
+/// The first node of u32's root hash table, the handle the kernel gives the
+/// first filter added without one.
+const U32_FIRST: u32 = 0x8000_0800;
+
 fn tx_packets(ns: &TestNs, dev: &str) -> u64 {
     let j = ns.ip_json(&["-s", "link", "show", "dev", dev]);
     j[0]["stats64"]["tx"]["packets"].as_u64().unwrap()
 }
 
 #[test]
-fn redirect_filter_structure_and_replace() {
-    if !root_or_skip("redirect_filter_structure_and_replace") {
+fn redirect_filter_structure_replace_and_precise_delete() {
+    if !root_or_skip("redirect_filter_structure_replace_and_precise_delete") {
         return;
     }
     let ns = TestNs::new("filter");
     ns.veth("v0", "v1", None);
     let mut s = ns.socket();
     let idx = ns.ifindex("v0");
-    let ifb = s.add_ifb("ifbf0", 1500, 1000, None).unwrap();
-    let ifb2 = s.add_ifb("ifbf1", 1500, 1000, None).unwrap();
+    let ifb = s.add_ifb("ifbf0", 1500, 0, None).unwrap();
+    let ifb2 = s.add_ifb("ifbf1", 1500, 0, None).unwrap();
     assert!(s.add_ingress_qdisc(idx).unwrap());
-    s.replace_redirect_filter(idx, ifb.index).unwrap();
+    s.add_redirect_filter(idx, 1, ifb.index).unwrap();
 
     let j = ns.tc_json(&["filter", "show", "dev", "v0", "parent", "ffff:"]);
     let nodes: Vec<_> = j
@@ -47,45 +51,66 @@ fn redirect_filter_structure_and_replace() {
     let got = s.filters(idx, INGRESS_HANDLE).unwrap();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(
-        (got[0].priority, got[0].protocol, got[0].kind.as_str()),
-        (1, ETH_P_ALL, "u32")
+        (
+            got[0].priority,
+            got[0].protocol,
+            got[0].kind.as_str(),
+            got[0].handle
+        ),
+        (1, ETH_P_ALL, "u32", U32_FIRST)
     );
     assert_eq!(got[0].parent, INGRESS_HANDLE);
     assert_eq!(got[0].mirred_targets, vec![ifb.index]);
+    assert!(got[0].only_redirects());
 
-    // Replace: still one filter, now to the other ifb.
-    s.replace_redirect_filter(idx, ifb2.index).unwrap();
+    // Replaced in place: still one filter, now to the other ifb.
+    s.replace_redirect_filter(idx, 1, U32_FIRST, ifb2.index).unwrap();
     let got = s.filters(idx, INGRESS_HANDLE).unwrap();
     assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0].mirred_targets, vec![ifb2.index]);
+    assert_eq!(
+        (got[0].handle, got[0].mirred_targets.clone()),
+        (U32_FIRST, vec![ifb2.index])
+    );
 
-    // Something foreign at priority 1 (the reference plugin's double mirred,
-    // another handle) is replaced by exactly ours.
+    // The reference plugin's double mirred at the same priority: a node of
+    // its own beside ours, seen with both actions.
     ns.exec(&[
         "tc", "filter", "add", "dev", "v0", "parent", "ffff:", "protocol", "all", "prio", "1", "u32",
         "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "ifbf0", "action",
         "mirred", "egress", "redirect", "dev", "ifbf0",
     ]);
-    assert_eq!(s.filters(idx, INGRESS_HANDLE).unwrap().len(), 2);
-    s.replace_redirect_filter(idx, ifb.index).unwrap();
+    let got = s.filters(idx, INGRESS_HANDLE).unwrap();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let theirs = got.iter().find(|f| f.handle != U32_FIRST).unwrap();
+    assert_eq!(theirs.mirred_targets, vec![ifb.index, ifb.index]);
+    // Deleting our node leaves theirs.
+    assert!(s
+        .delete_filter(idx, INGRESS_HANDLE, 1, ETH_P_ALL, "u32", U32_FIRST)
+        .unwrap());
+    assert!(!s
+        .delete_filter(idx, INGRESS_HANDLE, 1, ETH_P_ALL, "u32", U32_FIRST)
+        .unwrap());
     let got = s.filters(idx, INGRESS_HANDLE).unwrap();
     assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0].mirred_targets, vec![ifb.index]);
+    assert_eq!(got[0].handle, theirs.handle);
+    // Handle 0: the whole priority goes.
+    assert!(s
+        .delete_filter(idx, INGRESS_HANDLE, 1, ETH_P_ALL, "u32", 0)
+        .unwrap());
+    assert!(s.filters(idx, INGRESS_HANDLE).unwrap().is_empty());
 
-    // Another protocol at priority 1: cleared and replaced too.
-    assert!(s.delete_filters(idx, INGRESS_HANDLE, 1).unwrap());
-    assert!(!s.delete_filters(idx, INGRESS_HANDLE, 1).unwrap());
+    // Another protocol at priority 1: the kernel refuses ours beside it.
     ns.exec(&[
         "tc", "filter", "add", "dev", "v0", "parent", "ffff:", "protocol", "ip", "prio", "1", "u32", "match",
         "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "ifbf1",
     ]);
-    s.replace_redirect_filter(idx, ifb.index).unwrap();
+    assert!(s.add_redirect_filter(idx, 1, ifb.index).is_err());
     let got = s.filters(idx, INGRESS_HANDLE).unwrap();
     assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(
-        (got[0].protocol, got[0].mirred_targets.clone()),
-        (ETH_P_ALL, vec![ifb.index])
-    );
+    assert_eq!((got[0].protocol, got[0].actions), (0x0800, 1));
+    // At another priority it goes in beside it.
+    s.add_redirect_filter(idx, 2, ifb.index).unwrap();
+    assert_eq!(s.filters(idx, INGRESS_HANDLE).unwrap().len(), 2);
 
     // No ingress qdisc: no filters, not an error.
     assert!(s.delete_ingress_qdisc(idx).unwrap());
@@ -106,9 +131,9 @@ fn redirect_moves_real_traffic_into_the_ifb() {
     cont.ip(&["link", "set", "eth0", "up"]);
     let mut s = host.socket();
     let vh = host.ifindex("vhost0");
-    let ifb = s.add_ifb("ifbr0", 1500, 1000, Some("test")).unwrap();
+    let ifb = s.add_ifb("ifbr0", 1500, 0, Some("test")).unwrap();
     s.add_ingress_qdisc(vh).unwrap();
-    s.replace_redirect_filter(vh, ifb.index).unwrap();
+    s.add_redirect_filter(vh, 1, ifb.index).unwrap();
 
     let before = tx_packets(&host, "ifbr0");
     // busybox: no iputils ping on this machine.

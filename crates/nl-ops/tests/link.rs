@@ -98,3 +98,29 @@ fn veth_peer_index_and_netnsid_across_namespaces() {
     );
     assert_eq!(u64::from(vhost.index), j[0]["link_index"].as_u64().unwrap());
 }
+
+/// A veth's peer namespace, as the namespace that dumps it names it: the
+/// same id `nsid_of` gives for that namespace, and another for a third.
+#[test]
+fn veth_peer_namespace_id_matches_nsid_of() {
+    if !root_or_skip("veth_peer_namespace_id_matches_nsid_of") {
+        return;
+    }
+    let host = TestNs::new("nsid-host");
+    let ctr = TestNs::new("nsid-ctr");
+    let other = TestNs::new("nsid-other");
+    host.veth("vh0", "eth0", Some(&ctr));
+    host.veth("vo0", "eth9", Some(&other));
+    let mut s = host.socket();
+    let vh = s.link_by_name("vh0").unwrap().unwrap();
+    let vo = s.link_by_name("vo0").unwrap().unwrap();
+    let open = |ns: &TestNs| std::fs::File::open(ns.path()).unwrap();
+    let (fc, fo) = (open(&ctr), open(&other));
+    use std::os::fd::AsFd;
+    let id_ctr = s.nsid_of(fc.as_fd()).unwrap();
+    let id_other = s.nsid_of(fo.as_fd()).unwrap();
+    assert!(id_ctr.is_some() && id_other.is_some());
+    assert_ne!(id_ctr, id_other);
+    assert_eq!(vh.link_netnsid, id_ctr);
+    assert_eq!(vo.link_netnsid, id_other);
+}

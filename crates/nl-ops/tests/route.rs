@@ -242,3 +242,73 @@ fn large_dump_spans_many_datagrams() {
         .iter()
         .all(|r| r.table == 300 && r.gateway == Some(ip("10.9.0.1"))));
 }
+
+/// A delete names the protocol of the route it means: a route with the same
+/// destination but made by someone else (another protocol) stays.
+#[test]
+fn delete_names_the_protocol() {
+    if !root_or_skip("delete_names_the_protocol") {
+        return;
+    }
+    for (tag, dst, gw) in [
+        ("v4", "10.77.0.0/16", "10.9.0.1"),
+        ("v6", "fd00:77::/64", "fd00:9::1"),
+    ] {
+        let (ns, mut s, idx) = setup(&format!("route-proto-{tag}"));
+        let mut theirs = Route::new(dst.parse().unwrap(), 100);
+        theirs.gateway = Some(ip(gw));
+        theirs.oif = Some(idx);
+        theirs.protocol = 4; // static
+        s.add_route(&theirs).unwrap();
+        let mut ours = theirs.clone();
+        ours.protocol = 83;
+        assert!(
+            !s.delete_route(&ours).unwrap(),
+            "{tag}: deleted the other protocol's route"
+        );
+        let left = s
+            .routes(&RouteFilter {
+                v4: None,
+                table: Some(100),
+                oif: None,
+            })
+            .unwrap();
+        assert_eq!(left.len(), 1, "{tag}: {left:?}");
+        assert_eq!(left[0].protocol, 4);
+        assert!(s.delete_route(&theirs).unwrap());
+        drop(ns);
+    }
+}
+
+/// IPv6 keeps one direct route per link for a prefix and metric: the second
+/// link's goes in beside the first; the same route twice, and a route with a
+/// gateway beside another link's, are "file exists" (never multipath).
+#[test]
+fn ipv6_direct_routes_per_link() {
+    if !root_or_skip("ipv6_direct_routes_per_link") {
+        return;
+    }
+    let (ns, mut s, idx) = setup("route-v6link");
+    ns.veth("eth1", "peer1", None);
+    ns.ip(&["link", "set", "eth1", "up"]);
+    let idx1 = ns.ifindex("eth1");
+    let mut a = Route::new("fd00:77::/64".parse().unwrap(), RT_TABLE_MAIN);
+    a.oif = Some(idx);
+    let b = Route {
+        oif: Some(idx1),
+        ..a.clone()
+    };
+    s.add_route(&a).unwrap();
+    s.add_route(&b).unwrap();
+    assert!(s.add_route(&b).unwrap_err().is_exists());
+    let mut g = Route::new("fd00:78::/64".parse().unwrap(), RT_TABLE_MAIN);
+    g.gateway = Some(ip("fd00:9::1"));
+    g.oif = Some(idx);
+    s.add_route(&g).unwrap();
+    let mut g1 = g.clone();
+    g1.oif = Some(idx1);
+    g1.gateway = Some(ip("fe80::1"));
+    assert!(s.add_route(&g1).unwrap_err().is_exists());
+    let j = ns.ip_json(&["-6", "route", "show", "fd00:78::/64"]);
+    assert!(j[0]["nexthops"].is_null(), "became multipath: {j}");
+}

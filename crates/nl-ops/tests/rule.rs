@@ -12,6 +12,8 @@ fn rule(src: &str, table: u32, priority: Option<u32>) -> Rule {
         table,
         priority,
         action: FR_ACT_TO_TBL,
+        protocol: 0,
+        other_selectors: false,
     }
 }
 
@@ -141,4 +143,83 @@ fn rule_routes_traffic_by_source() {
     // The rule has action to-table: the lookup goes to table 123, not a black hole.
     let j = ns.ip_json(&["route", "get", "192.0.2.7", "from", "10.7.0.2"]);
     assert_eq!(j[0]["gateway"], "10.7.0.9", "{j}");
+}
+
+/// What a plugin needs to tell its own rule from the reference's and from
+/// anyone else's: the protocol it was made with, and whether it selects on
+/// more than its source.
+#[test]
+fn protocol_and_other_selectors_from_dumps() {
+    if !root_or_skip("protocol_and_other_selectors_from_dumps") {
+        return;
+    }
+    let ns = TestNs::new("rule-owner");
+    let mut s = ns.socket();
+    let mut marked = rule("10.1.0.2/32", 100, Some(500));
+    marked.protocol = 83;
+    s.add_rule(&marked).unwrap();
+    let j = ns.ip_json(&["rule", "show", "pref", "500"]);
+    assert_eq!(j[0]["protocol"], "83", "{j}");
+
+    let foreign: &[&[&str]] = &[
+        &[
+            "from",
+            "10.1.0.2",
+            "to",
+            "198.51.100.0/24",
+            "lookup",
+            "200",
+            "pref",
+            "600",
+        ],
+        &["from", "10.1.0.2", "iif", "lo", "lookup", "200", "pref", "601"],
+        &[
+            "from", "10.1.0.2", "fwmark", "0x1", "lookup", "200", "pref", "602",
+        ],
+        &["not", "from", "10.1.0.2", "lookup", "200", "pref", "603"],
+        &["from", "10.1.0.2", "tos", "0x10", "lookup", "200", "pref", "604"],
+        &[
+            "from", "10.1.0.2", "ipproto", "tcp", "lookup", "200", "pref", "605",
+        ],
+        &[
+            "from", "10.1.0.2", "uidrange", "1-2", "lookup", "200", "pref", "606",
+        ],
+    ];
+    for args in foreign {
+        let mut a = vec!["rule", "add"];
+        a.extend_from_slice(args);
+        ns.ip(&a);
+    }
+    ns.ip(&["rule", "add", "from", "10.1.0.2", "lookup", "200", "pref", "607"]);
+    let dumped = s.rules(&RuleFilter::default()).unwrap();
+    let by_prio = |p: u32| dumped.iter().find(|r| r.priority == Some(p)).unwrap();
+    assert_eq!(by_prio(500), &marked);
+    for p in 600..=606 {
+        assert!(by_prio(p).other_selectors, "{:?}", by_prio(p));
+    }
+    // What the reference and `ip rule add` make: source and table only.
+    let plain = by_prio(607);
+    assert!(!plain.other_selectors, "{plain:?}");
+    assert_eq!(plain.protocol, 0);
+    // The kernel's own rules select nothing either.
+    assert!(dumped
+        .iter()
+        .filter(|r| r.src.is_none() && r.priority != Some(603))
+        .all(|r| !r.other_selectors));
+
+    // A delete that names the protocol leaves an unmarked twin alone.
+    let mut twin = marked.clone();
+    twin.protocol = 0;
+    twin.priority = Some(700);
+    s.add_rule(&twin).unwrap();
+    let mut del = marked.clone();
+    del.priority = None;
+    assert!(s.delete_rule(&del).unwrap());
+    let left = s
+        .rules(&RuleFilter {
+            table: Some(100),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(left, vec![twin]);
 }

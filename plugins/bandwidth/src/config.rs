@@ -1,5 +1,6 @@
 //! The plugin's own config: four limits at top level or in
-//! `runtimeConfig.bandwidth`, keys matched case-insensitively.
+//! `runtimeConfig.bandwidth`, keys matched case-insensitively, and the
+//! operator's `maxBurstMs`. Accepted and refused as the reference does.
 
 use cni_core::{CniError, CniResult, NetConf};
 use serde::Deserialize;
@@ -35,12 +36,13 @@ struct RuntimeConfig {
 /// cannot see through `#[serde(flatten)]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Raw {
+struct Fields {
     ingress_rate: Option<u64>,
     ingress_burst: Option<u64>,
     egress_rate: Option<u64>,
     egress_burst: Option<u64>,
     runtime_config: Option<RuntimeConfig>,
+    max_burst_ms: Option<u64>,
 }
 
 /// Validated limits: a direction is `Some` only when both its values are set.
@@ -50,6 +52,10 @@ pub struct Limits {
     pub ingress: Option<Limit>,
     /// Traffic from the container: TBF on the ifb.
     pub egress: Option<Limit>,
+    /// The operator's cap on either bucket, in milliseconds at the rate,
+    /// whatever the static config or the runtime asked (beyond the
+    /// reference: runtimes send bursts of 2^32 - 1 bits).
+    pub max_burst_ms: Option<u64>,
 }
 
 impl Limits {
@@ -59,72 +65,67 @@ impl Limits {
 
     /// Reads and validates the limits of `conf`.
     pub fn from_conf(conf: &NetConf) -> CniResult<Limits> {
-        let raw: Raw = conf.plugin(true)?;
-        Limits::from_entry(&select(&raw))
+        let fields: Fields = conf.plugin(true)?;
+        let mut limits = Limits::from_entry(&select(&fields))?;
+        if let Some(ms) = fields.max_burst_ms {
+            if ms == 0 {
+                return Err(CniError::invalid_config(
+                    "invalid maxBurstMs 0: the cap is a time in milliseconds, at least 1",
+                ));
+            }
+            limits.max_burst_ms = Some(ms);
+        }
+        Ok(limits)
     }
 
     pub fn from_entry(e: &Entry) -> CniResult<Limits> {
         Ok(Limits {
             ingress: direction("ingress", e.ingress_rate, e.ingress_burst)?,
             egress: direction("egress", e.egress_rate, e.egress_burst)?,
+            max_burst_ms: None,
         })
-    }
-
-    /// A bucket smaller than the device MTU lets no full-size packet through
-    /// (the reference accepts it and then drops them all).
-    pub fn check_mtu(&self, dev: &str, mtu: u32) -> CniResult<()> {
-        for (name, l) in [("ingress", self.ingress), ("egress", self.egress)] {
-            if let Some(l) = l {
-                if l.burst_bytes() < u64::from(mtu) {
-                    return Err(CniError::invalid_config(format!(
-                        "{name}Burst of {} bits is {} bytes, fewer than the mtu {mtu} of {dev}: \
-                         full-size packets would never pass; use at least {} bits",
-                        l.burst_bits,
-                        l.burst_bytes(),
-                        u64::from(mtu) * 8
-                    )));
-                }
-            }
-        }
-        Ok(())
     }
 }
 
 /// The reference's rule: the static config wins as soon as any of the four
 /// stands at top level; runtimeConfig is read only otherwise.
-fn select(raw: &Raw) -> Entry {
+fn select(fields: &Fields) -> Entry {
     let top = Entry {
-        ingress_rate: raw.ingress_rate,
-        ingress_burst: raw.ingress_burst,
-        egress_rate: raw.egress_rate,
-        egress_burst: raw.egress_burst,
+        ingress_rate: fields.ingress_rate,
+        ingress_burst: fields.ingress_burst,
+        egress_rate: fields.egress_rate,
+        egress_burst: fields.egress_burst,
     };
     if top.any_present() {
         return top;
     }
-    raw.runtime_config
+    fields
+        .runtime_config
         .as_ref()
         .and_then(|r| r.bandwidth)
         .unwrap_or_default()
 }
 
-/// Zero counts as unset, as in the reference.
+/// Zero counts as unset, as in the reference, whose words the messages
+/// start with.
 fn direction(name: &str, rate: Option<u64>, burst: Option<u64>) -> CniResult<Option<Limit>> {
     let rate = rate.unwrap_or(0);
     let burst = burst.unwrap_or(0);
     match (rate, burst) {
         (0, 0) => Ok(None),
         (_, 0) => Err(CniError::invalid_config(format!(
-            "{name}Rate is set but {name}Burst is not: set both or neither"
+            "if rate is set, burst must also be set: {name}Rate is {rate} but {name}Burst is not set"
         ))),
         (0, _) => Err(CniError::invalid_config(format!(
-            "{name}Burst is set but {name}Rate is not: set both or neither"
+            "if burst is set, rate must also be set: {name}Burst is {burst} but {name}Rate is not set"
         ))),
         _ if burst / 8 >= u64::from(u32::MAX) => Err(CniError::invalid_config(format!(
-            "{name}Burst of {burst} bits is 4 GB or more: the kernel holds a bucket of fewer than 2^32 - 1 bytes"
+            "burst cannot be more than 4GB: {name}Burst of {burst} bits is 2^32 - 1 bytes or more"
         ))),
+        // The reference hands the kernel a rate of 0 bytes per second,
+        // which it refuses.
         _ if rate < 8 => Err(CniError::invalid_config(format!(
-            "{name}Rate of {rate} bit/s is below 8 bit/s, the smallest rate the kernel shapes (1 byte/s)"
+            "invalid {name}Rate of {rate} bit/s: below 8 bit/s, the smallest rate the kernel's tbf takes (1 byte/s)"
         ))),
         _ => Ok(Some(Limit { rate_bits: rate, burst_bits: burst })),
     }
@@ -164,7 +165,8 @@ mod tests {
             got,
             Limits {
                 ingress: l(8000, 80),
-                egress: l(16000, 160)
+                egress: l(16000, 160),
+                max_burst_ms: None,
             }
         );
     }
@@ -186,7 +188,8 @@ mod tests {
             got,
             Limits {
                 ingress: None,
-                egress: l(1_000_000, 100_000)
+                egress: l(1_000_000, 100_000),
+                max_burst_ms: None,
             }
         );
     }
@@ -202,7 +205,8 @@ mod tests {
             got,
             Limits {
                 ingress: l(8000, 80),
-                egress: None
+                egress: None,
+                max_burst_ms: None,
             }
         );
         // Even a lone zero at top level makes the static config win.
@@ -228,21 +232,28 @@ mod tests {
     #[test]
     fn validation_errors_are_code_7() {
         let cases = [
-            (json!({"ingressRate": 8000}), "ingressBurst is not"),
-            (json!({"egressBurst": 80}), "egressRate is not"),
+            (
+                json!({"ingressRate": 8000}),
+                "if rate is set, burst must also be set: ingressRate",
+            ),
+            (
+                json!({"egressBurst": 80}),
+                "if burst is set, rate must also be set: egressBurst",
+            ),
             (
                 json!({"egressRate": 8000, "egressBurst": 8 * 4_294_967_295u64}),
-                "4 GB",
+                "burst cannot be more than 4GB: egressBurst",
             ),
             (
                 json!({"ingressRate": 8000, "ingressBurst": 8 * 4_294_967_296u64}),
-                "4 GB",
+                "burst cannot be more than 4GB",
             ),
             (json!({"ingressRate": 7, "ingressBurst": 8000}), "below 8 bit/s"),
             (
                 json!({"runtimeConfig": {"bandwidth": {"ingressRate": 8000}}}),
                 "ingressBurst",
             ),
+            (json!({"maxBurstMs": 0}), "invalid maxBurstMs 0"),
         ];
         for (v, want) in cases {
             let e = limits(v.clone()).unwrap_err();
@@ -271,16 +282,20 @@ mod tests {
     }
 
     #[test]
-    fn burst_below_mtu_is_rejected() {
-        let lim = limits(json!({"ingressRate": 8000, "ingressBurst": 8 * 1499, "egressRate": 8000, "egressBurst": 8 * 1500}))
+    fn runtime_sentinels_and_the_documents_example_are_accepted() {
+        // containerd: 2^32 - 1 bits; CRI-O: (2^32 - 1) * 8 - 1 bits.
+        for burst in [4_294_967_295u64, 4_294_967_295 * 8 - 1] {
+            let got = limits(json!({"runtimeConfig": {"bandwidth": {
+                "ingressRate": 1_000_000, "ingressBurst": burst,
+                "egressRate": 1_000_000, "egressBurst": burst}}}))
             .unwrap();
-        let e = lim.check_mtu("veth1", 1500).unwrap_err();
-        assert_eq!(e.code, Code::InvalidConfig);
-        assert!(
-            e.msg.contains("ingressBurst") && e.msg.contains("veth1"),
-            "{}",
-            e.msg
-        );
-        assert!(lim.check_mtu("veth1", 1499).is_ok());
+            assert_eq!(got.ingress, l(1_000_000, burst));
+        }
+        let got =
+            limits(json!({"ingressRate": 123, "ingressBurst": 456, "egressRate": 123, "egressBurst": 456}))
+                .unwrap();
+        assert_eq!(got.egress, l(123, 456));
+        let got = limits(json!({"maxBurstMs": 20, "egressRate": 8000, "egressBurst": 80})).unwrap();
+        assert_eq!(got.max_burst_ms, Some(20));
     }
 }

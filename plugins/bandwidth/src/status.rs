@@ -6,6 +6,9 @@ use cni_core::{CniError, CniResult, Code};
 use nl_ops::qdisc::Tbf;
 use nl_ops::Socket;
 
+use crate::plan::REDIRECT_PRIORITY;
+use crate::tbf::TBF_HANDLE;
+
 /// One kernel feature and whether trying it worked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
@@ -37,16 +40,7 @@ const LO: u32 = 1;
 /// Tries ifb, tbf, the ingress qdisc and a u32 filter with a mirred redirect
 /// inside a new network namespace entered by a thread of its own.
 pub fn probe() -> CniResult<Vec<Probe>> {
-    let handle = std::thread::spawn(|| -> CniResult<Vec<Probe>> {
-        // SAFETY: unshare only changes this thread's network namespace; the
-        // thread ends right after, taking the namespace with it.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(CniError::new(
-                Code::PluginNotAvailable,
-                format!("cannot probe the kernel: failed to create a network namespace: {e}"),
-            ));
-        }
+    let probes = cni_core::netns::in_throwaway(|| -> CniResult<Vec<Probe>> {
         let mut sock = Socket::new()?;
         let try_ = |feature: &'static str, r: nl_ops::Result<()>| Probe {
             feature,
@@ -54,23 +48,26 @@ pub fn probe() -> CniResult<Vec<Probe>> {
         };
         let tbf = Tbf {
             rate: 125_000,
-            burst: 10_000,
+            buffer: 1_250_000,
             limit: 13_125,
         };
-        let ifb = sock.add_ifb("bwprobe", 1500, 32, None).map(drop);
+        let ifb = sock.add_ifb("bwprobe", 1500, 0, None).map(drop);
         Ok(vec![
             try_("ifb", ifb),
-            try_("tbf qdisc", sock.replace_root_tbf(LO, &tbf)),
+            try_("tbf qdisc", sock.add_root_tbf(LO, TBF_HANDLE, &tbf)),
             try_("ingress qdisc", sock.add_ingress_qdisc(LO).map(drop)),
             try_(
                 "u32 filter with mirred redirect",
-                sock.replace_redirect_filter(LO, LO),
+                sock.add_redirect_filter(LO, REDIRECT_PRIORITY, LO),
             ),
         ])
     });
-    handle
-        .join()
-        .map_err(|_| CniError::internal("the kernel probe thread panicked"))?
+    probes.map_err(|e| {
+        CniError::new(
+            Code::PluginNotAvailable,
+            format!("cannot probe the kernel: failed to create a network namespace: {e}"),
+        )
+    })?
 }
 
 #[cfg(test)]

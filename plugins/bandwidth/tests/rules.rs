@@ -6,23 +6,10 @@
 mod common;
 
 use common::*;
+use nl_ops::testutil::path_or_skip;
 use serde_json::{json, Value};
 
 const NET: &str = "bwnet";
-
-fn setup(tag: &str) -> Option<(TestNs, Attachment)> {
-    if !root_or_skip(tag) {
-        return None;
-    }
-    let host = TestNs::new(tag);
-    let a = Attachment::new(&host, tag, 1);
-    Some((host, a))
-}
-
-/// 10 Mbit/s with 1 Mbit bucket in, 20 Mbit/s with 2 Mbit out.
-fn both() -> Value {
-    limits((10_000_000, 1_000_000), (20_000_000, 2_000_000))
-}
 
 /// Everything bandwidth could have put on the host side.
 fn snapshot(host: &TestNs, a: &Attachment) -> (Vec<Value>, Vec<(String, String)>, Vec<String>) {
@@ -135,8 +122,8 @@ fn runtime_config_and_case_insensitive_keys() {
     a.run(&host, "ADD", &conf).assert_ok();
     assert_eq!(
         root_tbf(&host, &a.veth),
-        None,
-        "converged: ingress no longer configured"
+        Some((2_000_000, 20_000)),
+        "ADD leaves what the config no longer shapes"
     );
     assert_eq!(root_tbf(&host, &ifb_name(NET, &a.cid)), Some((1_000_000, 10_000)));
 }
@@ -154,7 +141,7 @@ fn no_limits_passes_prev_result_through() {
 
 #[test]
 fn matches_reference_tc_values() {
-    if !root_or_skip("reference") || !std::path::Path::new(REFERENCE).exists() {
+    if !root_or_skip("reference") || !path_or_skip("reference", REFERENCE) {
         return;
     }
     let configs = [
@@ -265,12 +252,16 @@ fn add_is_reentrant_and_convergent() {
     a.run(&host, "CHECK", &conf2).assert_ok();
     a.run(&host, "CHECK", &conf).assert_err(100, "rate");
 
-    // Dropping egress takes the ifb and the redirect away.
+    // A config without egress leaves the egress side as it is (ADD adds,
+    // only DEL takes away).
     let conf3 = a.conf(NET, json!({"ingressRate": 8_000_000, "ingressBurst": 80_000}));
+    let before = snapshot(&host, &a);
     a.run(&host, "ADD", &conf3).assert_ok();
+    assert_eq!(snapshot(&host, &a), before);
+    a.run(&host, "DEL", &conf3).assert_ok();
     assert!(ifb_names(&host).is_empty());
     assert!(!has_ingress_qdisc(&host, &a.veth));
-    assert_eq!(root_tbf(&host, &a.veth), Some((1_000_000, 10_000)));
+    assert_eq!(root_tbf(&host, &a.veth), None);
 }
 
 #[test]
@@ -329,7 +320,7 @@ fn check_verifies_everything() {
                     "125000", "latency", "25ms",
                 ]);
             }),
-            "has rate 1125000 B/s, want 1250000 B/s",
+            "has rate (B/s) 1125000, want 1250000",
         ),
         (
             Box::new(|h, a, _| {
@@ -338,7 +329,7 @@ fn check_verifies_everything() {
                     "200000", "limit", "156250",
                 ]);
             }),
-            "burst",
+            "buffer",
         ),
         (
             Box::new(|h, a, _| {
@@ -463,28 +454,23 @@ fn invalid_configs_change_nothing() {
         (
             json!({"egressRate": 8_000_000, "egressBurst": 8u64 << 32}),
             7,
-            "4 GB",
+            "burst cannot be more than 4GB",
         ),
         (
             json!({"ingressRate": 7, "ingressBurst": 80_000}),
             7,
             "below 8 bit/s",
         ),
-        // 1499 bytes, one short of the veth's MTU.
+        // Buckets the kernel refuses (the reference answers 999).
         (
-            json!({"ingressRate": 8_000_000, "ingressBurst": 8 * 1499}),
+            json!({"ingressRate": 1_000_000_000_000u64, "ingressBurst": 160_000}),
             7,
-            "fewer than the mtu 1500",
+            "ingressBurst of 160000 bits drains in under a microsecond at ingressRate 1000000000000 bit/s",
         ),
         (
-            json!({"egressRate": 8_000_000, "egressBurst": 8000}),
+            json!({"egressRate": u64::MAX, "egressBurst": 160_000}),
             7,
-            "egressBurst",
-        ),
-        (
-            json!({"egressRate": 1_000_000, "egressBurst": 800_000_000}),
-            7,
-            "to drain",
+            "egressRate 18446744073709551615 bit/s",
         ),
         (
             json!({"ingressRate": "fast", "ingressBurst": 80_000}),
@@ -656,7 +642,7 @@ fn failed_add_rolls_back_and_names_the_step() {
 
 #[test]
 fn adopts_reference_state() {
-    if !root_or_skip("adopt") || !std::path::Path::new(REFERENCE).exists() {
+    if !root_or_skip("adopt") || !path_or_skip("adopt", REFERENCE) {
         return;
     }
     let host = TestNs::new("adopt");
@@ -681,4 +667,39 @@ fn adopts_reference_state() {
     assert_eq!(redirects(&host, &a.veth).len(), 1);
     a.run(&host, "DEL", &conf).assert_ok();
     assert!(ifb_names(&host).is_empty());
+}
+
+/// Issue 11: what the reference installs broken is installed working:
+/// below one frame raised to a frame, beyond the kernel's range capped. CHECK
+/// passes right after.
+#[test]
+fn broken_buckets_are_installed_working() {
+    let Some((host, a)) = setup("broken") else { return };
+    for (l, want) in [
+        // One byte short of a frame; the veth's MTU minus one.
+        (limits((8_000_000, 8 * 1513), (8_000_000, 8 * 1499)), "raised"),
+        // containerd's 2^32 - 1 bits at 1 Mbit/s: 4295 s of rate, capped at 274.9 s.
+        (
+            limits((1_000_000, 4_294_967_295), (1_000_000, 4_294_967_295)),
+            "capped",
+        ),
+    ] {
+        let conf = a.conf(NET, l);
+        let out = a.run(&host, "ADD", &conf);
+        out.assert_ok();
+        let ifb = ifb_name(NET, &a.cid);
+        for dev in [a.veth.as_str(), ifb.as_str()] {
+            let (rate, burst) = root_tbf(&host, dev).unwrap();
+            match want {
+                "raised" => assert!(burst >= 1514, "{dev}: {burst}"),
+                _ => {
+                    assert_eq!(rate, 125_000);
+                    assert!(burst.abs_diff(125_000 * 274) < 125_000, "{dev}: {burst}");
+                }
+            }
+        }
+        assert!(out.stderr.contains("WARN"), "{}", out.stderr);
+        a.run(&host, "CHECK", &conf).assert_ok();
+        a.run(&host, "DEL", &conf).assert_ok();
+    }
 }

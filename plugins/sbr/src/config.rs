@@ -7,12 +7,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use cni_core::{CniError, CniResult, NetConf};
 use serde::Deserialize;
 
-/// Tables a rule of ours must never point at: unspec, default, main, local.
+/// The kernel's own tables: unspec, default, main, local. sbr never picks
+/// one and never empties one.
 pub const RESERVED_TABLES: [u32; 4] = [0, 253, 254, 255];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Raw {
+struct Fields {
     #[serde(default)]
     table: Option<i64>,
     #[serde(default)]
@@ -38,43 +39,57 @@ pub struct Config {
 impl Config {
     /// Keys match case-insensitively, as the reference's Go decoder does.
     pub fn from_netconf(conf: &NetConf) -> CniResult<Config> {
-        let raw: Raw = conf.plugin(true)?;
-        Config::from_raw(raw)
+        let fields: Fields = conf.plugin(true)?;
+        Config::from_fields(fields)
+    }
+
+    /// DEL's view: only `table` decides what DEL removes. The reference's DEL
+    /// reads nothing else, so a config whose other fields do not validate
+    /// (a gateway that is no address) must still tear down.
+    pub fn for_del(conf: &NetConf) -> CniResult<Config> {
+        let fields: Fields = conf.plugin(true)?;
+        Config::from_fields(Fields {
+            table: fields.table,
+            ..Fields::default()
+        })
     }
 
     /// For tests and tools: the plugin fields of a JSON object.
     pub fn from_json(value: &serde_json::Value) -> CniResult<Config> {
-        let raw: Raw = serde_json::from_value(value.clone())
+        let fields: Fields = serde_json::from_value(value.clone())
             .map_err(|e| CniError::invalid_config(format!("invalid network config: {e}")))?;
-        Config::from_raw(raw)
+        Config::from_fields(fields)
     }
 
-    fn from_raw(raw: Raw) -> CniResult<Config> {
+    fn from_fields(fields: Fields) -> CniResult<Config> {
         let mut cfg = Config {
-            add_source_hints: raw.add_source_hints.unwrap_or(false),
+            add_source_hints: fields.add_source_hints.unwrap_or(false),
             ..Config::default()
         };
-        if let Some(t) = raw.table {
-            let t = u32::try_from(t).map_err(|_| {
+        if let Some(t) = fields.table {
+            // The kernel refuses a rule into table 0 (and the reference with
+            // it); tables the reference accepts are accepted here too.
+            let t = u32::try_from(t).ok().filter(|t| *t > 0).ok_or_else(|| {
                 CniError::invalid_config(format!("invalid table {t}: must be 1 to 4294967295"))
             })?;
             if RESERVED_TABLES.contains(&t) {
-                return Err(CniError::invalid_config(format!(
-                    "invalid table {t}: 0, 253 (default), 254 (main) and 255 (local) are reserved"
-                )));
+                log::warn!(
+                    "table {t} is one of the kernel's own (253 default, 254 main, 255 local): \
+                     rules into it change nothing for the source addresses"
+                );
             }
             cfg.table = Some(t);
         }
-        if let Some(p) = raw.priority {
+        if let Some(p) = fields.priority {
             let p = u32::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
                 CniError::invalid_config(format!("invalid priority {p}: must be 1 to 4294967295"))
             })?;
             cfg.priority = Some(p);
         }
-        let gateways = raw.gateways.unwrap_or_default();
+        let gateways = fields.gateways.unwrap_or_default();
         if gateways.len() > 2 {
             return Err(CniError::invalid_config(format!(
-                "invalid gateways: {} given, at most two (one ipv4, one ipv6)",
+                "gateways list cannot contain more than 2 entries (one IPv4, one IPv6): {} given",
                 gateways.len()
             )));
         }
@@ -82,30 +97,31 @@ impl Config {
             let ip: IpAddr = g
                 .trim()
                 .parse()
-                .map_err(|_| CniError::invalid_config(format!("invalid gateway {g:?}: not an ip address")))?;
+                .map_err(|_| CniError::invalid_config(format!("invalid static gateway IP address: {g}")))?;
+            // Go reads ::ffff:a.b.c.d as IPv4; so do we.
+            let ip = match ip {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                v4 => v4,
+            };
+            if ip.is_unspecified() {
+                return Err(CniError::invalid_config(format!(
+                    "invalid static gateway IP address: {g}: the unspecified address is no gateway \
+                     (the default route would point at the link itself)"
+                )));
+            }
             match ip {
                 IpAddr::V4(v4) => {
                     if let Some(prev) = cfg.gateway_v4 {
                         return Err(CniError::invalid_config(format!(
-                            "invalid gateways: two ipv4 gateways, {prev} and {v4}"
+                            "gateways list contains multiple IPv4 addresses: {prev} and {g}"
                         )));
                     }
                     cfg.gateway_v4 = Some(v4);
                 }
                 IpAddr::V6(v6) => {
-                    if let Some(v4) = v6.to_ipv4_mapped() {
-                        // Go reads ::ffff:a.b.c.d as IPv4; so do we.
-                        if let Some(prev) = cfg.gateway_v4 {
-                            return Err(CniError::invalid_config(format!(
-                                "invalid gateways: two ipv4 gateways, {prev} and {v4}"
-                            )));
-                        }
-                        cfg.gateway_v4 = Some(v4);
-                        continue;
-                    }
                     if let Some(prev) = cfg.gateway_v6 {
                         return Err(CniError::invalid_config(format!(
-                            "invalid gateways: two ipv6 gateways, {prev} and {v6}"
+                            "gateways list contains multiple IPv6 addresses: {prev} and {g}"
                         )));
                     }
                     cfg.gateway_v6 = Some(v6);
@@ -156,7 +172,6 @@ mod tests {
     #[test]
     fn bad_values_are_code_7() {
         for v in [
-            json!({"table": 254}),
             json!({"table": 0}),
             json!({"table": -1}),
             json!({"table": "100"}),
@@ -166,11 +181,66 @@ mod tests {
             json!({"gateways": ["fd00::1", "fd00::2"]}),
             json!({"gateways": ["10.0.0.1", "fd00::1", "10.0.0.3"]}),
             json!({"gateways": ["nope"]}),
+            json!({"gateways": ["0.0.0.0"]}),
+            json!({"gateways": ["::"]}),
+            json!({"gateways": ["::ffff:0.0.0.0"]}),
             json!({"addSourceHints": "yes"}),
         ] {
             let e = cfg(v.clone()).unwrap_err();
             assert_eq!(e.code, Code::InvalidConfig, "{v}: {e}");
         }
+    }
+
+    #[test]
+    fn messages_carry_the_references_words() {
+        for (v, words) in [
+            (
+                json!({"gateways": ["10.0.0.1", "10.0.0.2"]}),
+                "gateways list contains multiple IPv4 addresses",
+            ),
+            (
+                json!({"gateways": ["fd00::1", "fd00::2"]}),
+                "gateways list contains multiple IPv6 addresses",
+            ),
+            (
+                json!({"gateways": ["a", "b", "c"]}),
+                "gateways list cannot contain more than 2 entries",
+            ),
+            (
+                json!({"gateways": ["nope"]}),
+                "invalid static gateway IP address: nope",
+            ),
+        ] {
+            let e = cfg(v.clone()).unwrap_err();
+            assert!(e.msg.contains(words), "{v}: {}", e.msg);
+        }
+    }
+
+    #[test]
+    fn tables_the_reference_accepts_are_accepted() {
+        for t in [253, 254, 255, 1, 4_294_967_295u32] {
+            assert_eq!(cfg(json!({"table": t})).unwrap().table, Some(t));
+        }
+    }
+
+    #[test]
+    fn del_reads_only_the_table() {
+        let conf = |v: serde_json::Value| {
+            let mut base = json!({"cniVersion": "1.0.0", "name": "n", "type": "sbr"});
+            base.as_object_mut()
+                .unwrap()
+                .extend(v.as_object().unwrap().clone());
+            NetConf::parse(base.to_string().as_bytes()).unwrap()
+        };
+        let c = Config::for_del(&conf(
+            json!({"gateways": ["nope", "a", "b"], "priority": 0, "table": 300}),
+        ))
+        .unwrap();
+        assert_eq!(c.table, Some(300));
+        assert_eq!(
+            Config::for_del(&conf(json!({"table": 0}))).unwrap_err().code,
+            Code::InvalidConfig
+        );
     }
 
     #[test]

@@ -1,7 +1,120 @@
 //! CNI sbr plugin: source based routing for one interface of a container,
 //! as a chained plugin. config -> pure plan from one snapshot -> apply.
 
-pub mod apply;
+mod apply;
 pub mod config;
 pub mod plan;
-pub mod snapshot;
+mod snapshot;
+
+use std::path::Path;
+
+use cni_core::lock::Lock;
+use cni_core::netns::NetNs;
+use cni_core::{CniError, CniResult, NetResult, Plugin, Request};
+use nl_ops::Socket;
+
+use crate::config::Config;
+use crate::plan::{Address, Snapshot};
+
+/// The plugin, for `cni_core::plugin_main!`.
+pub struct Sbr;
+
+/// Opens a socket inside the namespace and reads the snapshot.
+fn observe(ns: &NetNs, ifname: &str) -> CniResult<(Socket, Snapshot)> {
+    let where_ = ns.path().display();
+    let mut sock = Socket::in_netns(ns)
+        .map_err(|e| CniError::from(e).context(format!("failed to open netlink in {where_}")))?;
+    let observed = snapshot::read(&mut sock, ifname)
+        .map_err(|e| CniError::from(e).context(format!("failed to read routing state of {where_}")))?;
+    Ok((sock, observed))
+}
+
+fn prev_addresses(req: &Request) -> CniResult<Vec<Address>> {
+    let prev = req
+        .conf
+        .prev_result
+        .as_ref()
+        .ok_or_else(|| CniError::invalid_config("must be called as a chained plugin: no prevResult"))?;
+    let addresses = plan::addresses_from_result(prev, &req.ifname);
+    if addresses.is_empty() {
+        return Err(CniError::invalid_config(format!(
+            "no ip addresses for {} in prevResult",
+            req.ifname
+        )));
+    }
+    Ok(addresses)
+}
+
+fn netns_path(req: &Request) -> CniResult<&Path> {
+    req.netns
+        .as_deref()
+        .ok_or_else(|| CniError::env("CNI_NETNS is required"))
+}
+
+impl Plugin for Sbr {
+    fn about(&self) -> String {
+        format!("CNI sbr plugin v{}", env!("CARGO_PKG_VERSION"))
+    }
+
+    fn supported_versions(&self) -> &'static [&'static str] {
+        cni_core::version::ALL
+    }
+
+    fn add(&self, req: &Request) -> CniResult<NetResult> {
+        let config = Config::from_netconf(&req.conf)?;
+        let addresses = prev_addresses(req)?;
+        let path = netns_path(req)?;
+        let ns = NetNs::open(path)?;
+        let _lock = Lock::netns(&ns)?;
+        let (mut sock, observed) = observe(&ns, &req.ifname)?;
+        let plan = plan::plan_add(&config, &addresses, &observed)?;
+        log::info!("add {}: {} step(s)", req.ifname, plan.len());
+        plan.apply(&mut sock, &req.ifname)?;
+        // Passed through unchanged: the dispatcher prints it in the config's version.
+        req.conf
+            .prev_result
+            .clone()
+            .ok_or_else(|| CniError::invalid_config("must be called as a chained plugin: no prevResult"))
+    }
+
+    fn del(&self, req: &Request) -> CniResult<()> {
+        let config = Config::for_del(&req.conf)?;
+        let Some(path) = req.netns.as_deref() else {
+            log::info!("del {}: no network namespace given, nothing to do", req.ifname);
+            return Ok(());
+        };
+        let ns = match NetNs::open_opt(path) {
+            Ok(Some(ns)) => ns,
+            Ok(None) => {
+                log::info!("del {}: {} is gone, nothing to do", req.ifname, path.display());
+                return Ok(());
+            }
+            // A stale file where a namespace was: nothing left to clean.
+            Err(e) => {
+                log::info!("del {}: {}, nothing to do", req.ifname, e.msg);
+                return Ok(());
+            }
+        };
+        let _lock = Lock::netns(&ns)?;
+        let (mut sock, observed) = observe(&ns, &req.ifname)?;
+        let addresses = req
+            .conf
+            .prev_result
+            .as_ref()
+            .map(|p| plan::addresses_from_result(p, &req.ifname));
+        let plan = plan::plan_del(&config, addresses.as_deref(), &observed);
+        log::info!("del {}: {} step(s)", req.ifname, plan.len());
+        plan.apply_best_effort(&mut sock, &req.ifname)
+    }
+
+    fn check(&self, req: &Request) -> CniResult<()> {
+        let config = Config::from_netconf(&req.conf)?;
+        let addresses = prev_addresses(req)?;
+        let path = netns_path(req)?;
+        let ns = NetNs::open(path)?;
+        // Not in the middle of an ADD or DEL: that would read as drift.
+        let _lock = Lock::netns(&ns)?;
+        let (_sock, observed) = observe(&ns, &req.ifname)?;
+        plan::check(&config, &addresses, &observed)
+    }
+}

@@ -5,11 +5,11 @@ use nl_ops::route::RouteFilter;
 use nl_ops::rule::RuleFilter;
 use nl_ops::Socket;
 
-use crate::plan::Observed;
+use crate::plan::Snapshot;
 
 /// Reads the link `ifname` (absent is not an error: DEL wants to know) and
 /// the routing state around it.
-pub fn read(sock: &mut Socket, ifname: &str) -> nl_ops::Result<Observed> {
+pub fn read(sock: &mut Socket, ifname: &str) -> nl_ops::Result<Snapshot> {
     let link = sock.link_by_name(ifname)?;
     let link_addresses = match &link {
         Some(l) => sock
@@ -21,7 +21,7 @@ pub fn read(sock: &mut Socket, ifname: &str) -> nl_ops::Result<Observed> {
     };
     let routes = sock.routes(&RouteFilter::default())?;
     let rules = sock.rules(&RuleFilter::default())?;
-    Ok(Observed {
+    Ok(Snapshot {
         ifname: ifname.to_string(),
         link: link.map(|l| l.index),
         link_addresses,

@@ -63,6 +63,22 @@ struct State {
     routes: Vec<String>,
 }
 
+/// The state as the reference would have made it: sbr's mark taken off.
+fn unmarked(s: State) -> State {
+    let strip = |v: Vec<String>| -> Vec<String> {
+        let mut v: Vec<String> = v
+            .into_iter()
+            .map(|x| x.replace(",\"protocol\":\"83\"", ""))
+            .collect();
+        v.sort();
+        v
+    };
+    State {
+        rules: strip(s.rules),
+        routes: strip(s.routes),
+    }
+}
+
 fn state(ns: &TestNs) -> State {
     let list = |v: Value| -> Vec<String> {
         let mut out: Vec<String> = v.as_array().unwrap().iter().map(|x| x.to_string()).collect();
@@ -149,7 +165,23 @@ fn compare(tag: &str, setup: impl Fn(&Pod), conf: Value) {
         cni(REFERENCE, "ADD", &b.ctr.path(), "net1", &conf),
         "reference ADD",
     );
-    assert_eq!(a.state(), b.state(), "kernel state differs from the reference's");
+    // The same state but for sbr's mark on what it made (`proto 83`),
+    // which the reference leaves unspec (rules) or boot (routes).
+    let ours_state = a.state();
+    assert!(
+        ours_state
+            .rules
+            .iter()
+            .filter(|r| r.contains("\"src\":\"10."))
+            .all(|r| r.contains("\"protocol\":\"83\"")),
+        "{:#?}",
+        ours_state.rules
+    );
+    assert_eq!(
+        unmarked(ours_state),
+        unmarked(b.state()),
+        "kernel state differs from the reference's"
+    );
     assert_eq!(res, reference, "printed result differs from the reference's");
     must(cni(ours(), "DEL", &a.ctr.path(), "net1", &conf), "DEL");
     assert_eq!(a.state(), before, "ADD then DEL did not restore the namespace");
@@ -422,7 +454,10 @@ fn rollback_on_unreachable_static_gateway() {
         return;
     }
     let p = Pod::new("rbgw", true);
-    main_plugin_routes(&p);
+    // No default in main (a default there would win over the gateway, as
+    // with the reference).
+    p.ctr
+        .ip(&["route", "add", "10.9.0.0/16", "via", "10.1.0.1", "dev", "net1"]);
     let before = p.state();
     let c = conf("1.0.0", prev_v4(), json!({"gateways": ["10.77.0.1"]}));
     let out = cni(ours(), "ADD", &p.ctr.path(), "net1", &c);
@@ -518,7 +553,8 @@ fn table_of(rules: &str, src: &str) -> String {
         .lines()
         .find(|l| l.contains(&format!("from {src} ")))
         .unwrap();
-    line.rsplit(' ').next().unwrap().trim().to_string()
+    let after = line.split("lookup ").nth(1).unwrap();
+    after.split_whitespace().next().unwrap().to_string()
 }
 
 #[test]
@@ -727,7 +763,7 @@ fn source_hints_keep_the_subnet_route() {
     assert!(!main4.contains("10.9.0.0/16"), "{main4}");
     let main6 = p.ctr.ip(&["-6", "route"]);
     assert!(
-        main6.contains("2001:db8::/64 dev net1 proto kernel src 2001:db8::2"),
+        main6.contains("2001:db8::/64 dev net1 proto 83 src 2001:db8::2"),
         "{main6}"
     );
     must(cni(ours(), "CHECK", &p.ctr.path(), "net1", &c), "CHECK");
@@ -914,4 +950,219 @@ fn several_interfaces_del_adds_no_default() {
     no_prev.as_object_mut().unwrap().remove("prevResult");
     must(cni(ours(), "DEL", &path, "net2", &no_prev), "DEL net2");
     assert_eq!(p.state(), before);
+}
+
+/// Issue 12: other tools' rules and tables, present before ADD or added
+/// between ADD and DEL, are never adopted, emptied or deleted.
+#[test]
+fn foreign_rules_and_tables_survive_add_and_del() {
+    if !root_or_skip("foreign_rules_and_tables_survive_add_and_del") {
+        return;
+    }
+    let p = Pod::new("foreign", false);
+    main_plugin_routes(&p);
+    p.ctr.ip(&["addr", "add", "10.1.0.77/24", "dev", "net1"]);
+    // Someone's policy for the pod address, and a rule for another address
+    // of the link, each with a table through net1.
+    for args in [
+        &[
+            "rule",
+            "add",
+            "from",
+            "10.1.0.2",
+            "to",
+            "198.51.100.0/24",
+            "lookup",
+            "200",
+            "pref",
+            "90",
+        ][..],
+        &[
+            "route",
+            "add",
+            "198.51.100.0/24",
+            "via",
+            "10.1.0.1",
+            "dev",
+            "net1",
+            "table",
+            "200",
+        ],
+        &["rule", "add", "from", "10.1.0.77", "lookup", "201", "pref", "91"],
+        &[
+            "route",
+            "add",
+            "203.0.113.0/24",
+            "via",
+            "10.1.0.1",
+            "dev",
+            "net1",
+            "table",
+            "201",
+        ],
+    ] {
+        p.ctr.ip(args);
+    }
+    let before = p.state();
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    // DEL without ADD changes nothing.
+    must(cni(ours(), "DEL", &p.ctr.path(), "net1", &c), "DEL before ADD");
+    assert_eq!(p.state(), before, "DEL without ADD changed the namespace");
+    must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD");
+    let rules = p.ctr.ip(&["rule"]);
+    assert!(rules.contains("from 10.1.0.2 lookup 100 proto 83"), "{rules}");
+    // Added between ADD and DEL: another rule for the pod address.
+    p.ctr.ip(&[
+        "rule", "add", "from", "10.1.0.2", "iif", "lo", "lookup", "202", "pref", "92",
+    ]);
+    must(cni(ours(), "DEL", &p.ctr.path(), "net1", &c), "DEL");
+    let mut want = before.clone();
+    want.rules
+        .push(r#"{"priority":92,"src":"10.1.0.2","iif":"lo","table":"202"}"#.to_string());
+    want.rules.sort();
+    assert_eq!(p.state(), want, "DEL changed someone else's rules or tables");
+}
+
+/// Issue 12 item 3: after someone deletes sbr's rule, CHECK says so, ADD
+/// puts it back into the same table, and DEL (also instead of that ADD)
+/// gives main its routes back.
+#[test]
+fn a_deleted_rule_is_repaired_by_add_and_cleaned_by_del() {
+    if !root_or_skip("a_deleted_rule_is_repaired_by_add_and_cleaned_by_del") {
+        return;
+    }
+    let p = Pod::new("repair", false);
+    main_plugin_routes(&p);
+    let before = p.state();
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    let path = p.ctr.path();
+    for repair_first in [true, false] {
+        must(cni(ours(), "ADD", &path, "net1", &c), "ADD");
+        p.ctr.ip(&["rule", "del", "from", "10.1.0.2", "lookup", "100"]);
+        let out = cni(ours(), "CHECK", &path, "net1", &c);
+        assert!(!out.ok);
+        assert!(
+            out.json["msg"]
+                .as_str()
+                .unwrap()
+                .contains("missing rule from 10.1.0.2/32"),
+            "{}",
+            out.json
+        );
+        if repair_first {
+            must(
+                cni(ours(), "ADD", &path, "net1", &c),
+                "ADD after the rule was deleted",
+            );
+            let rules = p.ctr.ip(&["rule"]);
+            assert!(rules.contains("from 10.1.0.2 lookup 100 proto 83"), "{rules}");
+            must(cni(ours(), "CHECK", &path, "net1", &c), "CHECK after repair");
+        }
+        must(cni(ours(), "DEL", &path, "net1", &c), "DEL");
+        assert_eq!(p.state(), before, "repair first: {repair_first}");
+    }
+}
+
+/// Issue 12 item 4: DEL gives main exactly what ADD took, whatever the
+/// prevResult lists.
+#[test]
+fn del_restores_main_exactly_whatever_the_prev_result_lists() {
+    if !root_or_skip("del_restores_main_exactly_whatever_the_prev_result_lists") {
+        return;
+    }
+    let no_routes = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "net1"}],
+        "ips": [{"address": "10.1.0.2/24", "interface": 0}]
+    });
+    // Main has a default through net1, the prevResult lists no route.
+    let p = Pod::new("exact1", false);
+    main_plugin_routes(&p);
+    let before = p.state();
+    let c = conf("1.0.0", no_routes, json!({}));
+    must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD");
+    must(cni(ours(), "DEL", &p.ctr.path(), "net1", &c), "DEL");
+    assert_eq!(p.state(), before, "main lost its default");
+    // The prevResult lists 0.0.0.0/0, main had none through net1.
+    let p = Pod::new("exact2", false);
+    p.ctr
+        .ip(&["route", "add", "10.9.0.0/16", "via", "10.1.0.1", "dev", "net1"]);
+    let before = p.state();
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD");
+    must(cni(ours(), "DEL", &p.ctr.path(), "net1", &c), "DEL");
+    assert_eq!(p.state(), before, "DEL made a default route");
+}
+
+/// A node upgraded in place: the reference's ADD, then our DEL.
+#[test]
+fn del_cleans_up_after_the_reference() {
+    if !root_or_skip("del_cleans_up_after_the_reference") {
+        return;
+    }
+    let p = Pod::new("upgrade", false);
+    main_plugin_routes(&p);
+    let before = p.state();
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    must(cni(REFERENCE, "ADD", &p.ctr.path(), "net1", &c), "reference ADD");
+    must(
+        cni(ours(), "CHECK", &p.ctr.path(), "net1", &c),
+        "CHECK of the reference's state",
+    );
+    must(
+        cni(ours(), "ADD", &p.ctr.path(), "net1", &c),
+        "ADD over the reference's state",
+    );
+    assert!(
+        !p.ctr.ip(&["rule"]).contains("proto 83"),
+        "ADD replaced the reference's rule"
+    );
+    must(cni(ours(), "DEL", &p.ctr.path(), "net1", &c), "DEL");
+    // The reference's default in table 100 (made from the gateway) looks
+    // like main's moved one: main had that same default, so it is back.
+    assert_eq!(p.state(), before);
+}
+
+/// Issue 12 items 5 and 6: gateways the kernel refuses or that are no
+/// gateway are code 7 and change nothing.
+#[test]
+fn bad_gateways_are_code_7_and_change_nothing() {
+    if !root_or_skip("bad_gateways_are_code_7_and_change_nothing") {
+        return;
+    }
+    let p = Pod::new("badgw", true);
+    p.ctr
+        .ip(&["addr", "add", "2001:db8::2/64", "dev", "net1", "nodad"]);
+    let prev = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "net1"}],
+        "ips": [
+            {"address": "10.1.0.2/24", "interface": 0},
+            {"address": "2001:db8::2/64", "interface": 0}
+        ]
+    });
+    let before = p.state();
+    for (gateways, words) in [
+        (json!(["0.0.0.0"]), "invalid static gateway IP address: 0.0.0.0"),
+        (json!(["::"]), "invalid static gateway IP address: ::"),
+        (
+            json!(["2001:db8:ffff::1"]),
+            "failed to add route default via 2001:db8:ffff::1 dev net1 to table 101",
+        ),
+        (
+            json!(["10.77.0.1"]),
+            "failed to add route default via 10.77.0.1 dev net1 to table 100",
+        ),
+    ] {
+        let c = conf("1.0.0", prev.clone(), json!({ "gateways": gateways }));
+        let out = cni(ours(), "ADD", &p.ctr.path(), "net1", &c);
+        assert!(!out.ok, "{gateways}");
+        assert_eq!(out.json["code"], 7, "{gateways}: {}", out.json);
+        assert!(
+            out.json["msg"].as_str().unwrap().contains(words),
+            "{gateways}: {}",
+            out.json
+        );
+        assert_eq!(p.state(), before, "{gateways}: failed ADD left changes behind");
+    }
 }

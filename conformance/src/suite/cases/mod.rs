@@ -1,12 +1,15 @@
 //! The cases, by group. Each runs against one plugin directory ([`Ctx`]).
 
+pub mod acceptance;
 pub mod bandwidth;
 pub mod chains;
 pub mod containerd;
+pub mod foreign;
 pub mod podman;
 pub mod robust;
 pub mod sbr;
 pub mod spec;
+pub mod traffic;
 
 use serde_json::Value;
 
@@ -24,6 +27,9 @@ pub fn all() -> Vec<Case> {
     v.extend(sbr::cases());
     v.extend(bandwidth::cases());
     v.extend(chains::cases());
+    v.extend(acceptance::cases());
+    v.extend(foreign::cases());
+    v.extend(traffic::cases());
     v.extend(robust::cases());
     v.extend(podman::cases());
     v.extend(containerd::cases());

@@ -7,7 +7,6 @@
 //! for families with an address). "IPv4-only: fe80::/64 stays in main"
 //! asserts that difference on its own.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -47,17 +46,6 @@ pub fn cases() -> Vec<Case> {
 }
 
 /// A copy of `ctx` pointing at another plugin dir (the reference side of a differential).
-fn with_dir(ctx: &Ctx, dir: &Path) -> Ctx {
-    Ctx {
-        dir: dir.to_path_buf(),
-        reference: ctx.reference.clone(),
-        tmp: ctx.tmp.clone(),
-        cni_run: ctx.cni_run.clone(),
-        timeout: ctx.timeout,
-        ref_states: ctx.ref_states.clone(),
-    }
-}
-
 /// A pod like [`pod`] whose container has IPv6 disabled before its
 /// interfaces exist, so that no `fe80::/64` route is there to move.
 fn pod_v4(container_id: &str) -> Result<Pod, String> {
@@ -90,7 +78,7 @@ fn add(ctx: &Ctx, p: &Pod, conf: &Value) -> Result<Vec<State>, Failure> {
 }
 
 /// Rule `from addr lookup T` in the container; returns T.
-fn rule_table(ctr: &State, addr: &str) -> Result<String, Failure> {
+pub fn rule_table(ctr: &State, addr: &str) -> Result<String, Failure> {
     let rules: Vec<Value> = ctr
         .extra_rules()
         .into_iter()
@@ -131,7 +119,7 @@ fn single(ctx: &Ctx) -> CaseResult {
     has_default_via(&st[1], "100", "10.250.0.1", "eth0")?;
     let left = main_routes_on(&st[1], "eth0", "4");
     ensure(left.is_empty(), || format!("eth0 routes left in main: {left:?}"))?;
-    ctx.differential("sbr-single", &st, |d| single_scenario(&with_dir(ctx, d)))
+    ctx.differential("sbr-single", &st, |d| single_scenario(&ctx.with_dir(d)))
 }
 
 fn second_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
@@ -159,7 +147,7 @@ fn second_interface(ctx: &Ctx) -> CaseResult {
     ensure(main_net1.is_empty(), || {
         format!("net1 routes left in main: {main_net1:?}")
     })?;
-    ctx.differential("sbr-net1", &st, |d| second_scenario(&with_dir(ctx, d)))
+    ctx.differential("sbr-net1", &st, |d| second_scenario(&ctx.with_dir(d)))
 }
 
 fn taken_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
@@ -174,7 +162,7 @@ fn tables_taken(ctx: &Ctx) -> CaseResult {
     let t = rule_table(&st[1], "10.250.0.2")?;
     ensure(t == "102", || format!("rule uses table {t}, want 102"))?;
     has_default_via(&st[1], "102", "10.250.0.1", "eth0")?;
-    ctx.differential("sbr-taken", &st, |d| taken_scenario(&with_dir(ctx, d)))
+    ctx.differential("sbr-taken", &st, |d| taken_scenario(&ctx.with_dir(d)))
 }
 
 fn nogw_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
@@ -189,7 +177,7 @@ fn nogw_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
 fn no_gateway(ctx: &Ctx) -> CaseResult {
     let st = nogw_scenario(ctx)?;
     rule_table(&st[1], "10.250.0.2")?;
-    ctx.differential("sbr-nogw", &st, |d| nogw_scenario(&with_dir(ctx, d)))
+    ctx.differential("sbr-nogw", &st, |d| nogw_scenario(&ctx.with_dir(d)))
 }
 
 fn v031_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
@@ -201,7 +189,7 @@ fn v031(ctx: &Ctx) -> CaseResult {
     let st = v031_scenario(ctx)?;
     let t = rule_table(&st[1], "10.250.0.2")?;
     has_default_via(&st[1], &t, "10.250.0.1", "eth0")?;
-    ctx.differential("sbr-v031", &st, |d| v031_scenario(&with_dir(ctx, d)))
+    ctx.differential("sbr-v031", &st, |d| v031_scenario(&ctx.with_dir(d)))
 }
 
 /// Not differential: the reference moves the IPv6 link-local route of an

@@ -75,6 +75,21 @@ impl Attachment {
     }
 }
 
+/// A host namespace with one attachment, `None` (and the skip said) without root.
+pub fn setup(tag: &str) -> Option<(TestNs, Attachment)> {
+    if !root_or_skip(tag) {
+        return None;
+    }
+    let host = TestNs::new(tag);
+    let a = Attachment::new(&host, tag, 1);
+    Some((host, a))
+}
+
+/// 10 Mbit/s with 1 Mbit bucket in, 20 Mbit/s with 2 Mbit out.
+pub fn both() -> Value {
+    limits((10_000_000, 1_000_000), (20_000_000, 2_000_000))
+}
+
 /// Four limits at top level.
 pub fn limits(ingress: (u64, u64), egress: (u64, u64)) -> Value {
     json!({"ingressRate": ingress.0, "ingressBurst": ingress.1, "egressRate": egress.0, "egressBurst": egress.1})
@@ -234,10 +249,5 @@ pub fn redirects(host: &TestNs, dev: &str) -> Vec<(String, String)> {
     out
 }
 
-/// The ifb name the reference derives.
-pub fn ifb_name(network: &str, cid: &str) -> String {
-    use sha2::{Digest, Sha512};
-    let d = Sha512::new().chain_update(network).chain_update(cid).finalize();
-    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-    format!("bwp{}", &hex[..12])
-}
+#[allow(unused_imports)]
+pub use bandwidth::ifb::name as ifb_name;

@@ -8,7 +8,8 @@
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Error, Map, Value};
 
-pub(crate) struct Fold(pub Value);
+/// JSON read with Go's key matching.
+pub(crate) struct GoKeys(pub Value);
 
 /// Renames keys of `map` to the field names they fold to.
 fn remap(map: Map<String, Value>, fields: &'static [&'static str]) -> Map<String, Value> {
@@ -49,7 +50,7 @@ impl<'de> MapAccess<'de> for FoldMap {
             .value
             .take()
             .ok_or_else(|| de::Error::custom("value without a key"))?;
-        seed.deserialize(Fold(v))
+        seed.deserialize(GoKeys(v))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -64,7 +65,7 @@ impl<'de> SeqAccess<'de> for FoldSeq {
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
         match self.0.next() {
-            Some(v) => seed.deserialize(Fold(v)).map(Some),
+            Some(v) => seed.deserialize(GoKeys(v)).map(Some),
             None => Ok(None),
         }
     }
@@ -109,7 +110,7 @@ macro_rules! forward {
     };
 }
 
-impl<'de> Deserializer<'de> for Fold {
+impl<'de> Deserializer<'de> for GoKeys {
     type Error = Error;
 
     forward! {
@@ -131,7 +132,7 @@ impl<'de> Deserializer<'de> for Fold {
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
             Value::Null => visitor.visit_none(),
-            other => visitor.visit_some(Fold(other)),
+            other => visitor.visit_some(GoKeys(other)),
         }
     }
 

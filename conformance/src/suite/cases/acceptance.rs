@@ -1,0 +1,223 @@
+//! Issue 11: the reference's acceptance boundary with the values runtimes
+//! really send. What the reference accepts, the plugin under test accepts;
+//! where the reference's bucket cannot work (below one frame, beyond the
+//! kernel's 2^32 ticks), the installed one works and CHECK agrees. The
+//! reference runs these too: its failures are its known bugs.
+
+use serde_json::{json, Value};
+
+use super::bandwidth::root_tbf_burst;
+use super::chains::cni_run;
+use super::{call, pod};
+use crate::suite::ns::Ns;
+use crate::suite::pod::{bw_conf, ifb_name, Pod};
+use crate::suite::state::{text, State};
+use crate::suite::{ensure, ok, ran, Case, CaseResult, Ctx, Failure};
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "acceptance",
+            "containerd's burst (2^32-1 bits) at 1M and 10M: capped, not wrapped",
+            |c| sentinel(c, "bw-ctrd", u64::from(u32::MAX), &[1_000_000, 10_000_000]),
+        ),
+        Case::new(
+            "acceptance",
+            "CRI-O's burst ((2^32-1)*8-1 bits) at 100M: capped, not wrapped",
+            |c| sentinel(c, "bw-crio", u64::from(u32::MAX) * 8 - 1, &[100_000_000]),
+        ),
+        Case::new(
+            "acceptance",
+            "the seed document's example (MTU 512, 123/456): a frame fits",
+            seed_example,
+        ),
+        Case::new(
+            "acceptance",
+            "upstream's chained-ptp-bandwidth list via cni-run: ADD, DEL",
+            upstream_chain,
+        ),
+        Case::new(
+            "acceptance",
+            "burst below a frame: full-size pings pass both ways (MTU 1500, 512)",
+            full_size_pings,
+        ),
+    ]
+}
+
+/// The kernel's largest bucket: 2^32 - 1 ticks of `/proc/net/psched`.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn kernel_max_bytes(rate: u64) -> u64 {
+    let text = std::fs::read_to_string("/proc/net/psched").unwrap_or_default();
+    let words: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|w| u32::from_str_radix(w, 16).ok().map(f64::from))
+        .collect();
+    let ticks_per_us = match words.as_slice() {
+        [t2us, us2t, clock, ..] if *us2t > 0.0 => t2us / us2t * clock / 1e6,
+        _ => 15.625,
+    };
+    (f64::from(u32::MAX) / ticks_per_us * rate as f64 / 1e6) as u64
+}
+
+/// runtimeConfig.bandwidth as containerd and CRI-O write it for a pod's
+/// annotations.
+fn runtime_conf(p: &Pod, rate: u64, burst: u64) -> Value {
+    let mut c = bw_conf("1.0.0", &[], Some(p.prev_result("1.0.0")));
+    c["capabilities"] = json!({"bandwidth": true});
+    c["runtimeConfig"] = json!({"bandwidth": {
+        "ingressRate": rate, "ingressBurst": burst, "egressRate": rate, "egressBurst": burst}});
+    c
+}
+
+fn sentinel(ctx: &Ctx, tag: &str, burst: u64, rates: &[u64]) -> CaseResult {
+    for rate in rates {
+        let cid = format!("{tag}-{rate}");
+        let p = pod(&cid)?;
+        let conf = runtime_conf(&p, *rate, burst);
+        ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
+        let host = State::read(&p.host)?;
+        let want = kernel_max_bytes(rate / 8).min(burst / 8);
+        for dev in ["vh0".to_string(), ifb_name("bwnet", &cid)] {
+            let got = root_tbf_burst(&host, &dev)?;
+            // tc reads the bucket back in whole microseconds.
+            ensure(
+                got.abs_diff(want) <= rate / 8 / 1_000_000 + 2 + want / 100_000,
+                || {
+                    format!(
+                    "at {rate} bit/s the bucket on {dev} holds {got} bytes; the most the kernel holds is {want} \
+                     (a wrapped bucket is anything)"
+                )
+                },
+            )?;
+        }
+        ok("CHECK", &call(ctx, "bandwidth", &p, "CHECK", &conf)?)?;
+        ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
+    }
+    Ok(())
+}
+
+fn set_mtu(p: &Pod, mtu: u32) -> Result<(), String> {
+    let m = mtu.to_string();
+    p.host.ip(&["link", "set", &p.host_veth, "mtu", &m])?;
+    p.ctr.ip(&["link", "set", &p.ifname, "mtu", &m]).map(drop)
+}
+
+fn seed_example(ctx: &Ctx) -> CaseResult {
+    let p = pod("bw-seed")?;
+    set_mtu(&p, 512)?;
+    let limits = [
+        ("ingressRate", 123),
+        ("ingressBurst", 456),
+        ("egressRate", 123),
+        ("egressBurst", 456),
+    ];
+    let conf = bw_conf("0.3.1", &limits, Some(p.prev_result("0.3.1")));
+    ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
+    let host = State::read(&p.host)?;
+    for dev in ["vh0".to_string(), ifb_name("bwnet", "bw-seed")] {
+        let got = root_tbf_burst(&host, &dev)?;
+        ensure(got >= 526, || {
+            format!("the bucket on {dev} holds {got} bytes: no 526-byte frame (MTU 512) ever passes")
+        })?;
+    }
+    // CHECK needs 0.4.0: the same limits in a 1.0.0 config.
+    let check = bw_conf("1.0.0", &limits, Some(p.prev_result("1.0.0")));
+    ok("CHECK", &call(ctx, "bandwidth", &p, "CHECK", &check)?)?;
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?).map(drop)
+}
+
+/// Upstream's own integration list (ptp at MTU 512, bursts of 200 bits in
+/// runtimeConfig) through cni-run with libcni's semantics.
+fn upstream_chain(ctx: &Ctx) -> CaseResult {
+    if ctx.reference.is_none() && !ctx.has_plugin("ptp") {
+        return Err(Failure::Skip(
+            "no ptp/host-local (reference plugins not installed)".into(),
+        ));
+    }
+    let base = ctx.scratch("upstream-chain")?;
+    let (netd, cache, ipam) = (base.join("net.d"), base.join("cache"), base.join("ipam"));
+    std::fs::create_dir_all(&netd).map_err(|e| format!("mkdir: {e}"))?;
+    let list = json!({
+        "cniVersion": "0.3.1",
+        "name": "chained-ptp-bandwidth",
+        "plugins": [
+            {"type": "ptp", "ipMasq": false, "mtu": 512,
+             "ipam": {"type": "host-local", "subnet": "10.253.2.0/24", "dataDir": ipam}},
+            {"type": "bandwidth", "runtimeConfig": {"bandWidth": {
+                "ingressRate": 800, "ingressBurst": 200, "egressRate": 800, "egressBurst": 200}}}
+        ]
+    });
+    std::fs::write(netd.join("chain.conflist"), list.to_string()).map_err(|e| format!("write: {e}"))?;
+    let host = Ns::new()?;
+    let ctr = Ns::new()?;
+    let before = (State::read(&host)?, State::read(&ctr)?);
+    let env = vec![
+        ("NETCONFPATH", netd.display().to_string()),
+        ("CNI_PATH", ctx.cni_path()),
+        ("CNI_CACHE_DIR", cache.display().to_string()),
+    ];
+    let netns = ctr.path();
+    let result = ran(
+        "cni-run add",
+        &cni_run(ctx, &host, &["add", "chained-ptp-bandwidth", &netns], &env)?,
+    )?
+    .ok_or("cni-run add printed no result")?;
+    let host_veth = result
+        .pointer("/interfaces/0/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let hs = State::read(&host)?;
+    let ifbs = hs.links_of_kind("ifb");
+    let ifb = ifbs
+        .first()
+        .map(|l| text(l, "ifname"))
+        .ok_or("no ifb on the host")?;
+    for dev in [host_veth.clone(), ifb] {
+        let got = root_tbf_burst(&hs, &dev)?;
+        ensure(got >= 526, || {
+            format!("the bucket on {dev} holds {got} bytes, less than a 526-byte frame")
+        })?;
+    }
+    // 0.3.1 has no CHECK; upstream's test runs ADD and DEL.
+    ran(
+        "cni-run del",
+        &cni_run(ctx, &host, &["del", "chained-ptp-bandwidth", &netns], &env)?,
+    )?;
+    let d = State::read(&host)?.diff(&before.0, "host after DEL", "host before ADD")
+        + &State::read(&ctr)?.diff(&before.1, "container after DEL", "container before ADD");
+    ensure(d.is_empty(), || format!("DEL left state behind:\n{d}"))
+}
+
+/// ICMP echoes of exactly the MTU, unfragmented, from the container and to
+/// it, through buckets configured at 100 bytes.
+fn full_size_pings(ctx: &Ctx) -> CaseResult {
+    for mtu in [1500u32, 512] {
+        let cid = format!("bw-ping-{mtu}");
+        let p = pod(&cid)?;
+        set_mtu(&p, mtu)?;
+        let limits = [
+            ("ingressRate", 1_000_000),
+            ("ingressBurst", 800),
+            ("egressRate", 1_000_000),
+            ("egressBurst", 800),
+        ];
+        let conf = bw_conf("1.0.0", &limits, Some(p.prev_result("1.0.0")));
+        ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
+        let size = (mtu - 28).to_string();
+        for (ns, to) in [(&p.ctr, p.gateway()), (&p.host, p.addr())] {
+            let out = ns.exec(&[
+                "ping", "-c", "3", "-i", "0.3", "-W", "2", "-M", "do", "-s", &size, &to,
+            ]);
+            ensure(out.is_ok(), || {
+                format!(
+                    "MTU {mtu}: {}-byte pings to {to} were lost ({})",
+                    mtu,
+                    out.err().unwrap_or_default()
+                )
+            })?;
+        }
+        ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! Issue 12: state that is not this attachment's. Other tools' rules,
+//! tables, qdiscs and filters, present before ADD or added between ADD and
+//! DEL, stay; what the reference plugin made is deleted by the plugin under
+//! test (a node upgraded in place). The reference runs these too: its
+//! failures are its known bugs.
+
+use serde_json::Value;
+
+use super::{call, conf_for, pod};
+use crate::suite::pod::{bw_conf, ifb_name, sbr_conf, Pod, BOTH};
+use crate::suite::state::State;
+use crate::suite::{ensure, error_code, ok, Case, CaseResult, Ctx, Failure};
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "foreign",
+            "sbr: others' rules and tables survive ADD and DEL",
+            sbr_foreign,
+        ),
+        Case::new(
+            "foreign",
+            "sbr: DEL without ADD changes nothing",
+            sbr_del_without_add,
+        ),
+        Case::new("foreign", "sbr: the reference's ADD, then this DEL", |c| {
+            after_reference(c, "sbr")
+        }),
+        Case::new(
+            "foreign",
+            "bandwidth: a foreign root qdisc is refused (7), kept",
+            bw_foreign_root,
+        ),
+        Case::new(
+            "foreign",
+            "bandwidth: others' filters survive ADD and DEL",
+            bw_foreign_filters,
+        ),
+        Case::new(
+            "foreign",
+            "bandwidth: DEL without ADD keeps others' tbf",
+            bw_del_without_add,
+        ),
+        Case::new("foreign", "bandwidth: the reference's ADD, then this DEL", |c| {
+            after_reference(c, "bandwidth")
+        }),
+    ]
+}
+
+/// `args` as one `ip` command in the pod's container namespace.
+fn ctr_ip(p: &Pod, args: &[&str]) -> Result<(), Failure> {
+    p.ctr.ip(args).map(drop).map_err(Failure::Fail)
+}
+
+fn host_tc(p: &Pod, args: &[&str]) -> Result<(), Failure> {
+    p.host.tc(args).map(drop).map_err(Failure::Fail)
+}
+
+fn unchanged(now: &[State], before: &[State], what: &str) -> CaseResult {
+    let d: String = now
+        .iter()
+        .zip(before)
+        .map(|(a, b)| a.diff(b, "after", "before"))
+        .collect();
+    ensure(d.is_empty(), || format!("{what}:\n{d}"))
+}
+
+fn sbr_foreign(ctx: &Ctx) -> CaseResult {
+    let p = pod("fr-sbr")?;
+    // A second address on the link and someone's policy for both.
+    ctr_ip(&p, &["addr", "add", "10.250.0.77/24", "dev", "eth0"])?;
+    for args in [
+        &[
+            "rule",
+            "add",
+            "from",
+            "10.250.0.2",
+            "to",
+            "198.51.100.0/24",
+            "lookup",
+            "200",
+            "pref",
+            "90",
+        ][..],
+        &[
+            "route",
+            "add",
+            "198.51.100.0/24",
+            "via",
+            "10.250.0.1",
+            "dev",
+            "eth0",
+            "table",
+            "200",
+        ],
+        &[
+            "rule",
+            "add",
+            "from",
+            "10.250.0.77",
+            "lookup",
+            "201",
+            "pref",
+            "91",
+        ],
+        &[
+            "route",
+            "add",
+            "203.0.113.0/24",
+            "via",
+            "10.250.0.1",
+            "dev",
+            "eth0",
+            "table",
+            "201",
+        ],
+    ] {
+        ctr_ip(&p, args)?;
+    }
+    let before = p.states()?;
+    let conf = sbr_conf("1.0.0", Some(p.prev_result("1.0.0")));
+    ok("ADD", &call(ctx, "sbr", &p, "ADD", &conf)?)?;
+    // Added between ADD and DEL, and removed again by its owner after.
+    ctr_ip(
+        &p,
+        &[
+            "rule",
+            "add",
+            "from",
+            "10.250.0.2",
+            "iif",
+            "lo",
+            "lookup",
+            "202",
+            "pref",
+            "92",
+        ],
+    )?;
+    ok("DEL", &call(ctx, "sbr", &p, "DEL", &conf)?)?;
+    let rules = p.ctr.ip(&["rule"]).map_err(Failure::Fail)?;
+    ensure(rules.contains("92:\tfrom 10.250.0.2 iif lo lookup 202"), || {
+        format!("DEL removed a rule added between ADD and DEL:\n{rules}")
+    })?;
+    ctr_ip(&p, &["rule", "del", "pref", "92"])?;
+    unchanged(
+        &p.states()?,
+        &before,
+        "ADD and DEL changed others' rules or tables",
+    )
+}
+
+fn sbr_del_without_add(ctx: &Ctx) -> CaseResult {
+    let p = pod("fr-sbrdel")?;
+    ctr_ip(
+        &p,
+        &[
+            "rule",
+            "add",
+            "from",
+            "10.250.0.2",
+            "to",
+            "198.51.100.0/24",
+            "lookup",
+            "200",
+            "pref",
+            "90",
+        ],
+    )?;
+    ctr_ip(
+        &p,
+        &[
+            "route",
+            "add",
+            "198.51.100.0/24",
+            "via",
+            "10.250.0.1",
+            "dev",
+            "eth0",
+            "table",
+            "200",
+        ],
+    )?;
+    let before = p.states()?;
+    let conf = sbr_conf("1.0.0", Some(p.prev_result("1.0.0")));
+    ok("DEL", &call(ctx, "sbr", &p, "DEL", &conf)?)?;
+    unchanged(&p.states()?, &before, "DEL without ADD changed the namespace")
+}
+
+fn bw_foreign_root(ctx: &Ctx) -> CaseResult {
+    let p = pod("fr-root")?;
+    host_tc(&p, &["qdisc", "add", "dev", "vh0", "root", "handle", "1:", "htb"])?;
+    let before = p.states()?;
+    let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
+    let code = error_code(&call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
+    ensure(code == 7, || {
+        format!("ADD over someone's root qdisc: code {code}, want 7")
+    })?;
+    unchanged(&p.states()?, &before, "a refused ADD changed the host")?;
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
+    unchanged(&p.states()?, &before, "DEL changed someone's root qdisc")
+}
+
+/// Filters of someone else on the veth's ingress, one at the redirect's own
+/// priority: kept by ADD, and by DEL with the ingress qdisc they sit on.
+fn bw_foreign_filters(ctx: &Ctx) -> CaseResult {
+    let p = pod("fr-filters")?;
+    p.host
+        .ip(&["link", "add", "theirs0", "type", "ifb"])
+        .map_err(Failure::Fail)?;
+    host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
+    for prio in ["1", "7"] {
+        host_tc(
+            &p,
+            &[
+                "filter", "add", "dev", "vh0", "parent", "ffff:", "protocol", "all", "prio", prio, "u32",
+                "match", "u32", "0", "0", "action", "mirred", "egress", "mirror", "dev", "theirs0",
+            ],
+        )?;
+    }
+    let before = p.states()?;
+    let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
+    ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
+    let theirs = |st: &State| st.filters.iter().filter(|f| f.contains("theirs0")).count();
+    let after_add = State::read(&p.host)?;
+    ensure(theirs(&after_add) == 2, || {
+        format!("ADD removed someone's filters: {:?}", after_add.filters)
+    })?;
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
+    unchanged(&p.states()?, &before, "DEL changed someone's filters or qdisc")
+}
+
+fn bw_del_without_add(ctx: &Ctx) -> CaseResult {
+    let p = pod("fr-bwdel")?;
+    host_tc(
+        &p,
+        &[
+            "qdisc", "add", "dev", "vh0", "root", "tbf", "rate", "1mbit", "burst", "32kbit", "latency",
+            "400ms",
+        ],
+    )?;
+    let before = p.states()?;
+    let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
+    unchanged(&p.states()?, &before, "DEL without ADD deleted someone's tbf")?;
+    // An egress-only ADD leaves it too.
+    let egress = bw_conf("1.0.0", &BOTH[2..], Some(p.prev_result("1.0.0")));
+    ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &egress)?)?;
+    let root: Vec<Value> = State::read(&p.host)?
+        .qdiscs_of("vh0")
+        .into_iter()
+        .filter(|q| q.get("root") == Some(&Value::Bool(true)))
+        .collect();
+    ensure(root.len() == 1 && root[0]["handle"] != "1:", || {
+        format!("an egress-only ADD replaced someone's root tbf: {root:?}")
+    })?;
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &egress)?)?;
+    unchanged(&p.states()?, &before, "DEL changed someone's tbf")
+}
+
+/// The reference's ADD, then the plugin under test's DEL: the pod as before.
+fn after_reference(ctx: &Ctx, plugin: &str) -> CaseResult {
+    let Some(reference) = ctx.reference.clone() else {
+        return Err(Failure::Skip("no reference plugins to make the state".into()));
+    };
+    let cid = format!("fr-ref-{plugin}");
+    let p = pod(&cid)?;
+    let before = p.states()?;
+    let conf = conf_for(plugin, "1.0.0", Some(p.prev_result("1.0.0")));
+    ok(
+        "reference ADD",
+        &call(&ctx.with_dir(&reference), plugin, &p, "ADD", &conf)?,
+    )?;
+    if plugin == "bandwidth" {
+        let ifb = ifb_name("bwnet", &cid);
+        ensure(State::read(&p.host)?.has_link(&ifb), || {
+            format!("the reference made no ifb {ifb}")
+        })?;
+    }
+    ok("DEL", &call(ctx, plugin, &p, "DEL", &conf)?)?;
+    unchanged(&p.states()?, &before, "DEL left the reference's state behind")
+}

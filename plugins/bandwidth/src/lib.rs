@@ -1,0 +1,177 @@
+//! CNI bandwidth plugin: shapes a container's traffic with TBF on the host
+//! end of its veth (ingress) and on an ifb its traffic is redirected to
+//! (egress), as the reference plugin does, with convergent ADD, rollback,
+//! a real CHECK, GC and STATUS.
+
+mod apply;
+pub mod config;
+pub mod ifb;
+pub mod plan;
+mod snapshot;
+pub mod status;
+pub mod tbf;
+
+use std::path::Path;
+
+use cni_core::lock::Lock;
+use cni_core::{CniError, CniResult, Interface, NetResult, Plugin, Request};
+use nl_ops::Socket;
+
+use crate::apply::Kernel;
+use crate::config::Limits;
+use crate::ifb::Owner;
+use crate::tbf::Psched;
+
+/// The plugin, for `cni_core::plugin_main!`.
+pub struct Bandwidth;
+
+const VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+
+fn owner(req: &Request) -> Owner {
+    Owner {
+        network: req.conf.name.clone(),
+        container_id: req.container_id.clone(),
+        ifname: req.ifname.clone(),
+    }
+}
+
+fn prev_result(req: &Request) -> CniResult<&NetResult> {
+    req.conf.prev_result.as_ref().ok_or_else(|| {
+        CniError::invalid_config(
+            "must be called as chained plugin: no prevResult (bandwidth runs after an interface plugin)",
+        )
+    })
+}
+
+fn netns(req: &Request) -> CniResult<&Path> {
+    req.netns
+        .as_deref()
+        .ok_or_else(|| CniError::env("missing CNI_NETNS"))
+}
+
+/// ADD and DEL of one attachment exclude each other through one of this
+/// many lock files (`Lock::slot`): its state is on the host, so there is no
+/// namespace to lock, and a file per attachment would pile up. Two
+/// attachments rarely share a slot.
+pub const LOCK_SLOTS: u32 = 64;
+
+/// The key is the ifb name, itself a hash of network and container.
+fn lock(ifb_name: &str) -> CniResult<Lock> {
+    Lock::slot("bandwidth", ifb_name, LOCK_SLOTS)
+}
+
+impl Plugin for Bandwidth {
+    fn about(&self) -> String {
+        format!("CNI bandwidth plugin v{}", env!("CARGO_PKG_VERSION"))
+    }
+
+    fn supported_versions(&self) -> &'static [&'static str] {
+        VERSIONS
+    }
+
+    fn add(&self, req: &Request) -> CniResult<NetResult> {
+        let limits = Limits::from_conf(&req.conf)?;
+        let prev = prev_result(req)?;
+        let mut result = prev.clone();
+        if limits.is_empty() {
+            return Ok(result);
+        }
+        // The ifb's name and alias come from it.
+        req.conf.checked_name()?;
+        let owner = owner(req);
+        let ifb_name = ifb::name(&owner.network, &owner.container_id);
+        let _lock = lock(&ifb_name)?;
+        let mut sock = Socket::new()?;
+        let veth = snapshot::host_veth(&mut sock, netns(req)?, &req.ifname, prev)?;
+        let snap = snapshot::observe(&mut sock, Some(veth), &ifb_name)?;
+        let plan = plan::plan_add(&limits, &owner, &ifb_name, &snap, Psched::read())?;
+        let mut kernel = Kernel::new(sock);
+        kernel.apply(&plan)?;
+        let created = kernel.created;
+        if limits.egress.is_some() {
+            // The MAC of the ifb made now, or of the one that was there.
+            let mac = match created {
+                Some(link) => link.mac,
+                None => snap.ifb.and_then(|i| i.link.mac),
+            };
+            // Updated in place when already listed: `ips` point at positions.
+            match result
+                .interfaces
+                .iter_mut()
+                .find(|i| i.name == ifb_name && snapshot::no_sandbox(i))
+            {
+                Some(i) => i.mac = mac,
+                None => result.interfaces.push(Interface {
+                    name: ifb_name,
+                    mac,
+                    ..Interface::default()
+                }),
+            }
+        }
+        Ok(result)
+    }
+
+    fn del(&self, req: &Request) -> CniResult<()> {
+        // Teardown needs only the names: limits do not matter here, and a
+        // config whose limits no longer validate must still be removable.
+        let owner = owner(req);
+        let ifb_name = ifb::name(&owner.network, &owner.container_id);
+        let _lock = lock(&ifb_name)?;
+        let mut sock = Socket::new()?;
+        let veth = snapshot::host_veth_for_del(
+            &mut sock,
+            req.netns.as_deref(),
+            &req.ifname,
+            req.conf.prev_result.as_ref(),
+        )?;
+        let snap = snapshot::observe(&mut sock, veth, &ifb_name)?;
+        let plan = plan::plan_del(&owner, &ifb_name, &snap);
+        Kernel::new(sock).apply_best_effort(&plan)
+    }
+
+    fn check(&self, req: &Request) -> CniResult<()> {
+        let limits = Limits::from_conf(&req.conf)?;
+        let prev = prev_result(req)?;
+        if limits.is_empty() {
+            return Ok(());
+        }
+        req.conf.checked_name()?;
+        let owner = owner(req);
+        let ifb_name = ifb::name(&owner.network, &owner.container_id);
+        // Not in the middle of an ADD or DEL: that would read as drift.
+        let _lock = lock(&ifb_name)?;
+        let mut sock = Socket::new()?;
+        let veth = snapshot::host_veth(&mut sock, netns(req)?, &req.ifname, prev)?;
+        let snap = snapshot::observe(&mut sock, Some(veth), &ifb_name)?;
+        plan::check(&limits, &owner, &ifb_name, &snap, Psched::read())
+    }
+
+    fn gc(&self, req: &Request) -> CniResult<()> {
+        req.conf.checked_name()?;
+        let Some(valid) = &req.conf.valid_attachments else {
+            log::warn!("GC without cni.dev/valid-attachments: keeping everything");
+            return Ok(());
+        };
+        let mut sock = Socket::new()?;
+        let mut first: Option<CniError> = None;
+        let links = sock.links()?;
+        for (link, tags) in plan::plan_gc(&links, &req.conf.name, valid) {
+            log::info!(
+                "gc: deleting ifb {} of container {} interface {}",
+                link.name,
+                tags.container_id,
+                tags.ifname
+            );
+            if let Err(e) = sock.delete_link(link.index) {
+                let e = CniError::from(e).context(format!("failed to delete stale ifb {}", link.name));
+                log::warn!("{}", e.msg);
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    fn status(&self, _req: &Request) -> CniResult<()> {
+        status::verdict(&status::probe()?)
+    }
+}

@@ -1,0 +1,207 @@
+use cni_core::plan::Step;
+use cni_core::{CniError, CniResult};
+use nl_ops::qdisc::Handle;
+
+use super::*;
+use crate::config::Limits;
+use crate::ifb::Owner;
+use crate::tbf::{Limit, Psched};
+
+/// ADD: converge the host side onto `limits`. What the config does not ask
+/// for is left as it is (a direction ADD does not shape keeps whatever is
+/// there). Everything that can refuse is decided here, before anything
+/// changes: someone else's root qdisc where ours must go, an ifb name
+/// another owner holds, a filter that keeps ours out.
+pub fn plan_add(
+    limits: &Limits,
+    owner: &Owner,
+    ifb_name: &str,
+    snap: &Snapshot,
+    psched: Psched,
+) -> CniResult<Plan> {
+    let host = snap.host()?;
+    let mut steps = Vec::new();
+
+    if let Some(l) = limits.ingress {
+        let want = direction_bucket("ingress", l, host, limits, psched)?;
+        explain(&want, "ingress", &host.veth.name, l);
+        set_tbf(
+            Device::HostVeth,
+            want.tbf,
+            host.root(),
+            &host.veth.name,
+            false,
+            &mut steps,
+        )?;
+    }
+
+    let Some(l) = limits.egress else {
+        return Ok(plan(host, ifb_name, snap, steps));
+    };
+    if let Some(kind) = host.ingress_slot_taken() {
+        return Err(CniError::invalid_config(format!(
+            "{} has a {kind} qdisc where egress shaping needs an ingress qdisc",
+            host.veth.name
+        )));
+    }
+    if let Some(f) = host.priority_taken() {
+        return Err(CniError::invalid_config(format!(
+            "priority {REDIRECT_PRIORITY} of the ingress of {} holds a {} filter (protocol {:#06x}) that bandwidth \
+             did not make: the kernel takes no redirect beside it (the reference fails here too)",
+            host.veth.name, f.kind, f.protocol
+        )));
+    }
+    let ifb = match &snap.ifb {
+        Some(side) => match ifb_is_ours(&side.link, owner) {
+            Ok(true) => Some(side),
+            Ok(false) => {
+                return Err(CniError::invalid_config(format!(
+                    "ifb {ifb_name} already shapes another interface of container {} on network {}: {}",
+                    owner.container_id,
+                    owner.network,
+                    side.link.alias.as_deref().unwrap_or_default()
+                )))
+            }
+            // Something else holds the name: no retry will help.
+            Err(msg) => {
+                return Err(CniError::invalid_config(format!(
+                    "cannot use ifb name {ifb_name}: {msg}"
+                )))
+            }
+        },
+        None => None,
+    };
+    let want = direction_bucket("egress", l, host, limits, psched)?;
+    explain(&want, "egress", ifb_name, l);
+    egress(want.tbf, owner, host, ifb, ifb_name, &mut steps)?;
+    Ok(plan(host, ifb_name, snap, steps))
+}
+
+fn plan(host: &HostSide, ifb_name: &str, snap: &Snapshot, steps: Vec<Step<Change>>) -> Plan {
+    Plan {
+        devices: Devices {
+            host: Some((host.veth.index, host.veth.name.clone())),
+            ifb_name: ifb_name.to_string(),
+            ifb_index: snap.ifb.as_ref().map(|i| i.link.index),
+        },
+        steps: steps.into_iter().collect(),
+    }
+}
+
+fn explain(b: &crate::tbf::Bucket, name: &str, dev: &str, l: Limit) {
+    if let Some((level, msg)) = b.explain(name, dev, l) {
+        log::log!(level, "{msg}");
+    }
+}
+
+/// Our TBF onto the root of `dev`: added where the kernel's default is,
+/// changed in place where ours is, refused over anyone else's. `created`:
+/// the device is new in this plan, so deleting it undoes the TBF too.
+fn set_tbf(
+    dev: Device,
+    want: Tbf,
+    root: Root<'_>,
+    name: &str,
+    created: bool,
+    steps: &mut Vec<Step<Change>>,
+) -> CniResult<()> {
+    match root {
+        Root::Ours(have) if have == want => {}
+        Root::Ours(have) => steps.push(Step::new(
+            Change::ChangeTbf { dev, tbf: want },
+            Some(Change::ChangeTbf { dev, tbf: have }),
+        )),
+        Root::Default => steps.push(Step::new(
+            Change::AddTbf { dev, tbf: want },
+            (!created).then_some(Change::DeleteTbf { dev }),
+        )),
+        Root::Foreign(q) => {
+            return Err(CniError::invalid_config(format!(
+                "cannot shape {name}: its root qdisc is a {} ({}) that bandwidth did not make; \
+                 remove it, or shape this pod by other means (the reference fails here with \"file exists\")",
+                q.kind,
+                Handle(q.handle)
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// The egress half of ADD: the ifb first and shaped, then the redirect, so
+/// traffic never reaches an unshaped or missing ifb.
+fn egress(
+    want: Tbf,
+    owner: &Owner,
+    host: &HostSide,
+    ifb: Option<&IfbSide>,
+    ifb_name: &str,
+    steps: &mut Vec<Step<Change>>,
+) -> CniResult<()> {
+    let mtu = host.veth.mtu;
+    let alias = owner.alias();
+    match ifb {
+        // Its queue length stays the reference's (0): upstream stopped
+        // copying the veth's after production trouble (#1097).
+        None => steps.push(Step::new(
+            Change::CreateIfb { mtu, alias },
+            Some(Change::DeleteIfb),
+        )),
+        Some(side) => {
+            let link = &side.link;
+            if link.mtu != mtu {
+                steps.push(Step::new(
+                    Change::SetIfbMtu { mtu },
+                    Some(Change::SetIfbMtu { mtu: link.mtu }),
+                ));
+            }
+            if link.alias.as_deref() != Some(alias.as_str()) {
+                steps.push(Step::once(Change::SetIfbAlias { alias }));
+            }
+            if !link.up {
+                steps.push(Step::new(
+                    Change::SetIfbUp { up: true },
+                    Some(Change::SetIfbUp { up: false }),
+                ));
+            }
+        }
+    }
+    let root = ifb.map_or(Root::Default, IfbSide::root);
+    set_tbf(Device::Ifb, want, root, ifb_name, ifb.is_none(), steps)?;
+
+    let had_ingress = host.has_ingress();
+    if !had_ingress {
+        steps.push(Step::new(
+            Change::AddIngressQdisc,
+            Some(Change::DeleteIngressQdisc),
+        ));
+    }
+    let index = ifb.map(|i| i.link.index);
+    let ours = if had_ingress {
+        host.our_redirects(index)
+    } else {
+        Vec::new()
+    };
+    let in_place =
+        |f: &Filter| index.is_some_and(|i| f.mirred_targets == [i]) && f.priority == REDIRECT_PRIORITY;
+    match ours.as_slice() {
+        [f] if in_place(f) => {}
+        // The reference's double mirred, or ours to an ifb that is gone:
+        // made a single redirect to this ifb, in place. The last step, so
+        // nothing after it can fail and need it undone.
+        [f, rest @ ..] => {
+            steps.push(Step::once(Change::ReplaceRedirect {
+                priority: f.priority,
+                handle: f.handle,
+            }));
+            for extra in rest {
+                steps.push(Step::once(Change::DeleteRedirect {
+                    priority: extra.priority,
+                    handle: extra.handle,
+                    whole: false,
+                }));
+            }
+        }
+        [] => steps.push(Step::new(Change::AddRedirect, Some(Change::DeleteRedirectToIfb))),
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+use cni_core::{CniError, CniResult};
+use nl_ops::filter::ETH_P_ALL;
+
+use super::*;
+use crate::config::Limits;
+use crate::ifb::Owner;
+use crate::tbf::Psched;
+
+fn mismatch(msg: String) -> CniError {
+    CniError::check_failed(msg)
+}
+
+/// The TBF ADD installs, number for number (as the reference's CHECK
+/// compares rate, limit and buffer).
+fn check_tbf(dev: &str, want: &Tbf, root: Root<'_>) -> CniResult<()> {
+    let have = match root {
+        Root::Ours(t) => t,
+        Root::Default => return Err(mismatch(format!("{dev} has no root tbf qdisc"))),
+        Root::Foreign(q) => {
+            return Err(mismatch(format!(
+                "the root qdisc of {dev} is a {} ({}), not bandwidth's tbf",
+                q.kind,
+                Handle(q.handle)
+            )))
+        }
+    };
+    let differs =
+        |what: &str, h: u64, w: u64| Err(mismatch(format!("tbf on {dev} has {what} {h}, want {w}")));
+    if have.rate != want.rate {
+        return differs("rate (B/s)", have.rate, want.rate);
+    }
+    if have.limit != want.limit {
+        return differs("limit (B)", u64::from(have.limit), u64::from(want.limit));
+    }
+    if have.buffer != want.buffer {
+        return differs("buffer (ticks)", u64::from(have.buffer), u64::from(want.buffer));
+    }
+    Ok(())
+}
+
+/// CHECK: everything ADD makes, with its values; the first mismatch named.
+pub fn check(
+    limits: &Limits,
+    owner: &Owner,
+    ifb_name: &str,
+    snap: &Snapshot,
+    psched: Psched,
+) -> CniResult<()> {
+    let host = snap.host()?;
+    let veth = &host.veth.name;
+    if let Some(l) = limits.ingress {
+        let want = direction_bucket("ingress", l, host, limits, psched)?;
+        check_tbf(veth, &want.tbf, host.root())?;
+    }
+    let Some(l) = limits.egress else {
+        return Ok(());
+    };
+    let Some(ifb) = &snap.ifb else {
+        return Err(mismatch(format!("ifb {ifb_name} does not exist")));
+    };
+    let link = &ifb.link;
+    if link.kind.as_deref() != Some("ifb") {
+        return Err(mismatch(format!("{ifb_name} is not an ifb")));
+    }
+    if link.alias.as_deref() != Some(owner.alias().as_str()) {
+        return Err(mismatch(format!(
+            "ifb {ifb_name} has alias {:?}, want {:?}",
+            link.alias.as_deref().unwrap_or_default(),
+            owner.alias()
+        )));
+    }
+    if link.mtu != host.veth.mtu {
+        return Err(mismatch(format!(
+            "ifb {ifb_name} has mtu {}, want {} as {veth}",
+            link.mtu, host.veth.mtu
+        )));
+    }
+    if !link.up {
+        return Err(mismatch(format!("ifb {ifb_name} is down")));
+    }
+    let want = direction_bucket("egress", l, host, limits, psched)?;
+    check_tbf(ifb_name, &want.tbf, ifb.root())?;
+    if !host.has_ingress() {
+        return Err(mismatch(format!("{veth} has no ingress qdisc")));
+    }
+    let to_ifb: Vec<&Filter> = host
+        .ingress_filters
+        .iter()
+        .filter(|f| f.mirred_targets.contains(&link.index))
+        .collect();
+    match to_ifb.as_slice() {
+        [] => Err(mismatch(format!(
+            "{veth} has no filter redirecting its ingress to {ifb_name}"
+        ))),
+        [f] => {
+            if f.kind != "u32" || f.priority != REDIRECT_PRIORITY || f.protocol != ETH_P_ALL {
+                return Err(mismatch(format!(
+                    "redirect filter on {veth} is {} priority {} protocol {:#x}, want u32 priority {REDIRECT_PRIORITY} protocol all",
+                    f.kind, f.priority, f.protocol
+                )));
+            }
+            if f.mirred_targets != [link.index] || !f.only_redirects() {
+                return Err(mismatch(format!(
+                    "redirect filter on {veth} sends to links {:?} in {} action(s), want one redirect to {ifb_name} ({})",
+                    f.mirred_targets, f.actions, link.index
+                )));
+            }
+            Ok(())
+        }
+        _ => Err(mismatch(format!(
+            "{veth} has {} filters redirecting to {ifb_name}, want one",
+            to_ifb.len()
+        ))),
+    }
+}

@@ -1,0 +1,320 @@
+//! What ADD, DEL, CHECK and GC decide, in pure code, from the config and a
+//! snapshot of the host side. Every ADD step carries the change that takes
+//! it back; `apply` runs plans on cni-core's step engine.
+//!
+//! Ownership: the plugin changes only what it can prove is this
+//! attachment's. The ifb carries our alias (or, made by the reference, no
+//! alias and this attachment's name). Qdiscs and filters have no field for a
+//! mark, so what they are tells: a root `tbf` with handle `1:` (the
+//! reference's shape), and a u32 filter that only redirects, to our ifb (or,
+//! the ifb gone, to links that no longer exist). Everything else on the veth
+//! is someone else's: never deleted, replaced or moved.
+//!
+//! The model lives here; each verb has its module.
+
+mod add;
+mod check;
+mod del;
+mod gc;
+#[cfg(test)]
+mod tests;
+
+pub use add::plan_add;
+pub use check::check;
+pub use del::plan_del;
+pub use gc::plan_gc;
+
+use cni_core::{CniError, CniResult};
+use nl_ops::filter::{Filter, ETH_P_ALL};
+use nl_ops::link::Link;
+use nl_ops::qdisc::{Handle, Qdisc, Tbf, TC_H_INGRESS, TC_H_ROOT};
+
+use crate::config::Limits;
+use crate::ifb::Owner;
+use crate::tbf::{bucket, Bucket, Psched, ETH_HLEN, TBF_HANDLE};
+
+/// The priority of our redirect filter, as the reference puts it.
+pub const REDIRECT_PRIORITY: u16 = 1;
+
+/// The host side of one attachment as the kernel shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSide {
+    /// The host end of the container's veth.
+    pub veth: Link,
+    pub qdiscs: Vec<Qdisc>,
+    /// Filters on the veth's ingress qdisc (`ffff:`).
+    pub ingress_filters: Vec<Filter>,
+    /// Redirect targets of those filters that are no link (any more).
+    pub dead_targets: Vec<u32>,
+}
+
+/// The root qdisc of a link, as far as ownership goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root<'a> {
+    /// None of its own: the kernel's default (handle 0).
+    Default,
+    /// A `tbf` with our handle: ours, or the reference's.
+    Ours(Tbf),
+    /// Anything else: someone else's.
+    Foreign(&'a Qdisc),
+}
+
+fn root_of(qdiscs: &[Qdisc]) -> Root<'_> {
+    match qdiscs.iter().find(|q| q.parent == TC_H_ROOT && q.handle != 0) {
+        None => Root::Default,
+        Some(q) => match (q.kind.as_str(), q.handle, q.tbf) {
+            ("tbf", TBF_HANDLE, Some(t)) => Root::Ours(t),
+            _ => Root::Foreign(q),
+        },
+    }
+}
+
+impl HostSide {
+    pub(crate) fn root(&self) -> Root<'_> {
+        root_of(&self.qdiscs)
+    }
+
+    pub(crate) fn has_ingress(&self) -> bool {
+        self.qdiscs
+            .iter()
+            .any(|q| q.parent == TC_H_INGRESS && q.kind == "ingress")
+    }
+
+    /// Another qdisc (clsact) in the ingress slot, which excludes ours.
+    pub(crate) fn ingress_slot_taken(&self) -> Option<&str> {
+        self.qdiscs
+            .iter()
+            .find(|q| q.parent == TC_H_INGRESS && q.kind != "ingress")
+            .map(|q| q.kind.as_str())
+    }
+
+    /// Our redirect filters: u32 nodes that only redirect, all to `ifb`, or
+    /// (the ifb gone) all to links that no longer exist.
+    pub(crate) fn our_redirects(&self, ifb: Option<u32>) -> Vec<&Filter> {
+        self.ingress_filters
+            .iter()
+            .filter(|f| f.kind == "u32" && f.only_redirects())
+            .filter(|f| {
+                f.mirred_targets
+                    .iter()
+                    .all(|t| Some(*t) == ifb || self.dead_targets.contains(t))
+            })
+            .collect()
+    }
+
+    /// Filters at our priority that keep ours out: of another kind or
+    /// protocol, the kernel refuses a u32 for all protocols beside them.
+    pub(crate) fn priority_taken(&self) -> Option<&Filter> {
+        self.ingress_filters
+            .iter()
+            .find(|f| f.priority == REDIRECT_PRIORITY && (f.kind != "u32" || f.protocol != ETH_P_ALL))
+    }
+}
+
+/// The ifb as observed, with its root qdisc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfbSide {
+    pub link: Link,
+    pub qdiscs: Vec<Qdisc>,
+}
+
+impl IfbSide {
+    pub(crate) fn root(&self) -> Root<'_> {
+        root_of(&self.qdiscs)
+    }
+}
+
+/// Everything a plan is made from: the host side (unknown to a DEL whose
+/// namespace and prevResult are gone) and the link with our ifb's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub host: Option<HostSide>,
+    pub ifb: Option<IfbSide>,
+}
+
+impl Snapshot {
+    /// ADD and CHECK find the veth before they look.
+    pub(crate) fn host(&self) -> CniResult<&HostSide> {
+        self.host
+            .as_ref()
+            .ok_or_else(|| CniError::internal("the host veth of the attachment is unknown"))
+    }
+}
+
+/// A device a change acts on; the ifb's index is known only once it exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    HostVeth,
+    Ifb,
+}
+
+/// One change to the host side of an attachment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A root TBF with our handle where the kernel's default qdisc is.
+    AddTbf {
+        dev: Device,
+        tbf: Tbf,
+    },
+    /// New numbers for our root TBF.
+    ChangeTbf {
+        dev: Device,
+        tbf: Tbf,
+    },
+    /// Our root TBF, by handle.
+    DeleteTbf {
+        dev: Device,
+    },
+    CreateIfb {
+        mtu: u32,
+        alias: String,
+    },
+    SetIfbMtu {
+        mtu: u32,
+    },
+    SetIfbAlias {
+        alias: String,
+    },
+    SetIfbUp {
+        up: bool,
+    },
+    DeleteIfb,
+    AddIngressQdisc,
+    DeleteIngressQdisc,
+    /// A new match-all redirect to the ifb at our priority.
+    AddRedirect,
+    /// Our filter `handle` made a single redirect to the ifb.
+    ReplaceRedirect {
+        priority: u16,
+        handle: u32,
+    },
+    /// Our filter `handle`; with `whole`, every u32 filter at its priority
+    /// (ours was the only one), so no empty hash table stays behind.
+    DeleteRedirect {
+        priority: u16,
+        handle: u32,
+        whole: bool,
+    },
+    /// Undoes `AddRedirect`: ours to the ifb, found when it runs.
+    DeleteRedirectToIfb,
+}
+
+/// The devices a plan acts on, known before it runs; changes name them in
+/// messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Devices {
+    /// Host veth (index, name), when known.
+    pub host: Option<(u32, String)>,
+    pub ifb_name: String,
+    /// Index of an ifb that exists before the plan runs.
+    pub ifb_index: Option<u32>,
+}
+
+/// Plain data: the devices involved and the ordered steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub devices: Devices,
+    pub steps: cni_core::plan::Plan<Change>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    pub fn changes(&self) -> Vec<Change> {
+        self.steps.changes().cloned().collect()
+    }
+}
+
+fn tbf_text(t: &Tbf) -> String {
+    format!(
+        "rate {} B/s buffer {} ticks limit {} B",
+        t.rate, t.buffer, t.limit
+    )
+}
+
+impl Change {
+    /// Names the change for messages: `add tbf rate 1000 B/s ... on veth1`.
+    pub fn text(&self, d: &Devices) -> String {
+        let host = d.host.as_ref().map_or("host veth", |(_, n)| n.as_str());
+        let ifb = &d.ifb_name;
+        let dev = |dev: &Device| match dev {
+            Device::HostVeth => host,
+            Device::Ifb => ifb.as_str(),
+        };
+        match self {
+            Change::AddTbf { dev: t, tbf } => {
+                format!("add tbf {} {} on {}", Handle(TBF_HANDLE), tbf_text(tbf), dev(t))
+            }
+            Change::ChangeTbf { dev: t, tbf } => {
+                format!(
+                    "change tbf {} to {} on {}",
+                    Handle(TBF_HANDLE),
+                    tbf_text(tbf),
+                    dev(t)
+                )
+            }
+            Change::DeleteTbf { dev: t } => format!("delete tbf {} of {}", Handle(TBF_HANDLE), dev(t)),
+            Change::CreateIfb { mtu, .. } => format!("create ifb {ifb} with mtu {mtu}"),
+            Change::SetIfbMtu { mtu } => format!("set mtu {mtu} on {ifb}"),
+            Change::SetIfbAlias { .. } => format!("set alias on {ifb}"),
+            Change::SetIfbUp { up } => format!("set {ifb} {}", if *up { "up" } else { "down" }),
+            Change::DeleteIfb => format!("delete ifb {ifb}"),
+            Change::AddIngressQdisc => format!("add ingress qdisc to {host}"),
+            Change::DeleteIngressQdisc => format!("delete ingress qdisc of {host}"),
+            Change::AddRedirect => format!("redirect ingress of {host} to {ifb}"),
+            Change::ReplaceRedirect { handle, .. } => {
+                format!(
+                    "replace filter {} on {host} by a redirect to {ifb}",
+                    Handle(*handle)
+                )
+            }
+            Change::DeleteRedirect {
+                handle, whole: false, ..
+            } => {
+                format!("delete redirect filter {} of {host}", Handle(*handle))
+            }
+            Change::DeleteRedirect {
+                priority,
+                whole: true,
+                ..
+            } => {
+                format!("delete the u32 filters at priority {priority} of {host}")
+            }
+            Change::DeleteRedirectToIfb => format!("delete the redirect of {host} to {ifb}"),
+        }
+    }
+}
+
+/// One direction's TBF, with what the log says about it.
+pub(crate) fn direction_bucket(
+    name: &str,
+    l: crate::tbf::Limit,
+    host: &HostSide,
+    limits: &Limits,
+    psched: Psched,
+) -> CniResult<Bucket> {
+    bucket(name, l, host.veth.mtu + ETH_HLEN, psched, limits.max_burst_ms)
+}
+
+/// The alias check shared by ADD and DEL: `Ok(true)` when the ifb is ours or
+/// carries no alias (made by the reference, or by an ADD killed before it
+/// set one); `Ok(false)` when it belongs to another attachment of ours.
+pub(crate) fn ifb_is_ours(link: &Link, owner: &Owner) -> Result<bool, String> {
+    if link.kind.as_deref() != Some("ifb") {
+        return Err(format!(
+            "link {} exists and is a {}, not an ifb",
+            link.name,
+            link.kind.as_deref().unwrap_or("device without kind")
+        ));
+    }
+    match link.alias.as_deref().filter(|a| !a.is_empty()) {
+        None => Ok(true),
+        Some(a) if owner.owns(a) => Ok(true),
+        Some(a) => match Owner::parse_alias(a) {
+            Some(_) => Ok(false),
+            None => Err(format!("ifb {} carries the foreign alias {a:?}", link.name)),
+        },
+    }
+}

@@ -1,0 +1,666 @@
+#![allow(clippy::unwrap_used)]
+
+use cni_core::plan::Step;
+use cni_core::{Attachment, CniResult, Code};
+use nl_ops::filter::{Filter, ETH_P_ALL};
+use nl_ops::link::Link;
+use nl_ops::qdisc::{Qdisc, Tbf, TC_H_INGRESS, TC_H_ROOT};
+
+use super::*;
+use crate::config::Limits;
+use crate::ifb::Owner;
+use crate::tbf::{Limit, Psched, TBF_HANDLE};
+
+const HOST: u32 = 7;
+const IFB: u32 = 9;
+const P: Psched = Psched { ticks_per_us: 15.625 };
+const U32_FIRST: u32 = 0x8000_0800;
+
+fn owner() -> Owner {
+    Owner {
+        network: "net".into(),
+        container_id: "c1".into(),
+        ifname: "eth0".into(),
+    }
+}
+
+fn link(index: u32, name: &str, kind: &str, alias: Option<String>) -> Link {
+    Link {
+        index,
+        name: name.into(),
+        mtu: 1500,
+        kind: Some(kind.into()),
+        alias,
+        up: true,
+        txqlen: 0,
+        link: None,
+        link_netnsid: None,
+        mac: None,
+    }
+}
+
+fn qdisc(index: u32, kind: &str, handle: u32, tbf: Option<Tbf>) -> Qdisc {
+    let parent = if kind == "ingress" || kind == "clsact" {
+        TC_H_INGRESS
+    } else {
+        TC_H_ROOT
+    };
+    Qdisc {
+        index,
+        handle,
+        parent,
+        kind: kind.into(),
+        tbf,
+    }
+}
+
+fn filter(handle: u32, targets: Vec<u32>) -> Filter {
+    Filter {
+        parent: 0xffff_0000,
+        priority: 1,
+        protocol: ETH_P_ALL,
+        kind: "u32".into(),
+        handle,
+        actions: targets.len(),
+        mirred_targets: targets,
+    }
+}
+
+fn host_mut(o: &mut Snapshot) -> &mut HostSide {
+    o.host.as_mut().unwrap()
+}
+
+fn root_tbf(o: &mut Snapshot) -> &mut Tbf {
+    host_mut(o).qdiscs[0].tbf.as_mut().unwrap()
+}
+
+fn fresh() -> Snapshot {
+    Snapshot {
+        host: Some(HostSide {
+            veth: link(HOST, "veth1", "veth", None),
+            qdiscs: vec![qdisc(HOST, "noqueue", 0, None)],
+            ingress_filters: vec![],
+            dead_targets: vec![],
+        }),
+        ifb: None,
+    }
+}
+
+fn both() -> Limits {
+    Limits {
+        ingress: Some(Limit {
+            rate_bits: 10_000_000,
+            burst_bits: 1_000_000,
+        }),
+        egress: Some(Limit {
+            rate_bits: 20_000_000,
+            burst_bits: 2_000_000,
+        }),
+        max_burst_ms: None,
+    }
+}
+
+fn tbf(limits: &Limits, ingress: bool) -> Tbf {
+    let l = if ingress { limits.ingress } else { limits.egress };
+    crate::tbf::bucket("x", l.unwrap(), 1514, P, limits.max_burst_ms)
+        .unwrap()
+        .tbf
+}
+
+/// The state a complete ADD of `limits` leaves.
+fn done(limits: &Limits) -> Snapshot {
+    let mut o = fresh();
+    if limits.ingress.is_some() {
+        host_mut(&mut o).qdiscs = vec![qdisc(HOST, "tbf", TBF_HANDLE, Some(tbf(limits, true)))];
+    }
+    if limits.egress.is_some() {
+        let h = host_mut(&mut o);
+        h.qdiscs.push(qdisc(HOST, "ingress", 0xffff_0000, None));
+        h.ingress_filters = vec![filter(U32_FIRST, vec![IFB])];
+        o.ifb = Some(IfbSide {
+            link: link(IFB, "bwpx", "ifb", Some(owner().alias())),
+            qdiscs: vec![qdisc(IFB, "tbf", TBF_HANDLE, Some(tbf(limits, false)))],
+        });
+    }
+    o
+}
+
+fn add(limits: &Limits, o: &Snapshot) -> CniResult<Plan> {
+    plan_add(limits, &owner(), "bwpx", o, P)
+}
+
+fn del(o: &Snapshot) -> Vec<Change> {
+    plan_del(&owner(), "bwpx", o).changes()
+}
+
+fn only(limits: &Limits, ingress: bool) -> Limits {
+    Limits {
+        ingress: limits.ingress.filter(|_| ingress),
+        egress: limits.egress.filter(|_| !ingress),
+        max_burst_ms: limits.max_burst_ms,
+    }
+}
+
+#[test]
+fn fresh_add_golden_plan() {
+    let lim = both();
+    let p = add(&lim, &fresh()).unwrap();
+    assert_eq!(
+        p.steps.steps,
+        vec![
+            Step::new(
+                Change::AddTbf {
+                    dev: Device::HostVeth,
+                    tbf: tbf(&lim, true)
+                },
+                Some(Change::DeleteTbf {
+                    dev: Device::HostVeth
+                })
+            ),
+            Step::new(
+                Change::CreateIfb {
+                    mtu: 1500,
+                    alias: owner().alias()
+                },
+                Some(Change::DeleteIfb)
+            ),
+            // The ifb's deletion takes its TBF with it.
+            Step::once(Change::AddTbf {
+                dev: Device::Ifb,
+                tbf: tbf(&lim, false)
+            }),
+            Step::new(Change::AddIngressQdisc, Some(Change::DeleteIngressQdisc)),
+            Step::new(Change::AddRedirect, Some(Change::DeleteRedirectToIfb)),
+        ]
+    );
+    assert_eq!(p.devices.host, Some((HOST, "veth1".into())));
+    assert_eq!(p.devices.ifb_index, None);
+}
+
+#[test]
+fn add_on_done_state_is_empty_and_check_agrees() {
+    let lim = both();
+    assert!(add(&lim, &done(&lim)).unwrap().is_empty());
+    check(&lim, &owner(), "bwpx", &done(&lim), P).unwrap();
+}
+
+#[test]
+fn add_converges_changed_values_with_undo_to_old() {
+    let old = both();
+    let mut new = both();
+    new.ingress = Some(Limit {
+        rate_bits: 8_000_000,
+        burst_bits: 1_000_000,
+    });
+    let p = add(&new, &done(&old)).unwrap();
+    assert_eq!(
+        p.steps.steps,
+        vec![Step::new(
+            Change::ChangeTbf {
+                dev: Device::HostVeth,
+                tbf: tbf(&new, true)
+            },
+            Some(Change::ChangeTbf {
+                dev: Device::HostVeth,
+                tbf: tbf(&old, true)
+            })
+        )]
+    );
+}
+
+/// Issue 12: an ADD for one direction leaves the other as it finds it.
+#[test]
+fn add_of_one_direction_leaves_the_other_alone() {
+    let lim = both();
+    assert!(add(&only(&lim, true), &done(&lim)).unwrap().is_empty());
+    assert!(add(&only(&lim, false), &done(&lim)).unwrap().is_empty());
+    // An egress-only ADD beside someone's root TBF keeps it.
+    let mut o = fresh();
+    host_mut(&mut o).qdiscs = vec![qdisc(HOST, "tbf", 0x8001_0000, Some(tbf(&lim, true)))];
+    let p = add(&only(&lim, false), &o).unwrap();
+    assert!(!p.changes().iter().any(|c| matches!(
+        c,
+        Change::DeleteTbf { .. }
+            | Change::AddTbf {
+                dev: Device::HostVeth,
+                ..
+            }
+    )));
+}
+
+/// Issue 12: someone else's root qdisc where ours must go is a typed error
+/// before anything changes; the reference fails with "file exists".
+#[test]
+fn add_refuses_a_foreign_root_qdisc() {
+    let lim = both();
+    for (kind, handle) in [("htb", 0x1_0000), ("tbf", 0x8001_0000), ("htb", 0x5_0000)] {
+        let mut o = fresh();
+        let t = (kind == "tbf").then(|| tbf(&lim, true));
+        host_mut(&mut o).qdiscs = vec![qdisc(HOST, kind, handle, t)];
+        let e = add(&lim, &o).unwrap_err();
+        assert_eq!(e.code, Code::InvalidConfig, "{kind}");
+        assert!(
+            e.msg.starts_with("cannot shape veth1: its root qdisc is a"),
+            "{}",
+            e.msg
+        );
+        assert!(e.msg.contains(kind), "{}", e.msg);
+    }
+    // Someone else's qdisc on our own ifb: not ours to replace either.
+    let mut o = done(&lim);
+    o.ifb.as_mut().unwrap().qdiscs = vec![qdisc(IFB, "htb", 0x1_0000, None)];
+    assert!(add(&lim, &o).unwrap_err().msg.contains("cannot shape bwpx"));
+}
+
+#[test]
+fn add_after_partial_add_completes_it() {
+    // Killed after creating the ifb, before its alias, tbf and redirect.
+    let lim = both();
+    let mut o = fresh();
+    let mut l = link(IFB, "bwpx", "ifb", None);
+    l.up = false;
+    o.ifb = Some(IfbSide {
+        link: l,
+        qdiscs: vec![],
+    });
+    let p = add(&lim, &o).unwrap();
+    assert_eq!(
+        p.changes(),
+        vec![
+            Change::AddTbf {
+                dev: Device::HostVeth,
+                tbf: tbf(&lim, true)
+            },
+            Change::SetIfbAlias {
+                alias: owner().alias()
+            },
+            Change::SetIfbUp { up: true },
+            Change::AddTbf {
+                dev: Device::Ifb,
+                tbf: tbf(&lim, false)
+            },
+            Change::AddIngressQdisc,
+            Change::AddRedirect,
+        ]
+    );
+    // The ifb existed, so its TBF's undo deletes only the qdisc.
+    assert_eq!(
+        p.steps.steps[3].undo,
+        Some(Change::DeleteTbf { dev: Device::Ifb })
+    );
+    assert_eq!(p.devices.ifb_index, Some(IFB));
+}
+
+#[test]
+fn add_makes_the_references_double_mirred_and_stale_redirects_single_in_place() {
+    let lim = both();
+    let mut o = done(&lim);
+    o.ifb.as_mut().unwrap().link.alias = None;
+    host_mut(&mut o).ingress_filters = vec![filter(U32_FIRST, vec![IFB, IFB])];
+    assert_eq!(
+        add(&lim, &o).unwrap().changes(),
+        vec![
+            Change::SetIfbAlias {
+                alias: owner().alias()
+            },
+            Change::ReplaceRedirect {
+                priority: 1,
+                handle: U32_FIRST
+            },
+        ]
+    );
+    // A redirect to an ifb that is gone (ours, from before it was made anew).
+    let mut o = done(&lim);
+    let h = host_mut(&mut o);
+    h.ingress_filters = vec![filter(U32_FIRST, vec![41])];
+    h.dead_targets = vec![41];
+    assert_eq!(
+        add(&lim, &o).unwrap().changes(),
+        vec![Change::ReplaceRedirect {
+            priority: 1,
+            handle: U32_FIRST
+        }]
+    );
+}
+
+/// Issue 12: other filters on the veth's ingress stay; one that keeps ours
+/// out is a typed error.
+#[test]
+fn add_keeps_foreign_filters_and_refuses_one_that_keeps_ours_out() {
+    let lim = only(&both(), false);
+    let mut o = fresh();
+    let h = host_mut(&mut o);
+    h.qdiscs.push(qdisc(HOST, "ingress", 0xffff_0000, None));
+    // Someone's u32 for all protocols at priority 1, redirecting to a live
+    // link of theirs, and a flower filter at priority 5.
+    h.ingress_filters = vec![filter(U32_FIRST, vec![3])];
+    let mut flower = filter(1, vec![]);
+    flower.kind = "flower".into();
+    flower.priority = 5;
+    h.ingress_filters.push(flower);
+    let p = add(&lim, &o).unwrap();
+    assert_eq!(p.changes().last(), Some(&Change::AddRedirect));
+    assert!(!p
+        .changes()
+        .iter()
+        .any(|c| matches!(c, Change::DeleteRedirect { .. } | Change::ReplaceRedirect { .. })));
+    // Another protocol at priority 1: the kernel would refuse ours.
+    let mut ip_only = filter(U32_FIRST, vec![3]);
+    ip_only.protocol = 0x0800;
+    host_mut(&mut o).ingress_filters = vec![ip_only];
+    let e = add(&lim, &o).unwrap_err();
+    assert_eq!(e.code, Code::InvalidConfig);
+    assert!(
+        e.msg
+            .contains("priority 1 of the ingress of veth1 holds a u32 filter (protocol 0x0800)"),
+        "{}",
+        e.msg
+    );
+}
+
+#[test]
+fn add_refuses_other_owners_and_non_ifb() {
+    let lim = both();
+    let mut o = done(&lim);
+    let other = Owner {
+        ifname: "eth1".into(),
+        ..owner()
+    };
+    o.ifb.as_mut().unwrap().link.alias = Some(other.alias());
+    let e = add(&lim, &o).unwrap_err();
+    assert!(e.msg.contains("another interface"), "{}", e.msg);
+    o.ifb.as_mut().unwrap().link.kind = Some("dummy".into());
+    let e = add(&lim, &o).unwrap_err();
+    assert!(e.msg.contains("not an ifb"), "{}", e.msg);
+    assert_eq!(e.code, Code::InvalidConfig);
+    o.ifb.as_mut().unwrap().link.kind = Some("ifb".into());
+    o.ifb.as_mut().unwrap().link.alias = Some("someone else's".into());
+    let e = add(&lim, &o).unwrap_err();
+    assert!(e.msg.contains("foreign alias"), "{}", e.msg);
+    assert_eq!(e.code, Code::InvalidConfig);
+}
+
+#[test]
+fn add_refuses_clsact_in_the_ingress_slot() {
+    let mut o = fresh();
+    host_mut(&mut o)
+        .qdiscs
+        .push(qdisc(HOST, "clsact", 0xffff_0000, None));
+    let e = add(&both(), &o).unwrap_err();
+    assert_eq!(e.code, Code::InvalidConfig);
+    assert!(e.msg.contains("veth1 has a clsact qdisc"), "{}", e.msg);
+    // Ingress shaping alone does not need the slot.
+    assert!(add(&only(&both(), true), &o).is_ok());
+}
+
+#[test]
+fn add_keeps_an_existing_ingress_qdisc() {
+    let lim = only(&both(), false);
+    let mut o = fresh();
+    host_mut(&mut o)
+        .qdiscs
+        .push(qdisc(HOST, "ingress", 0xffff_0000, None));
+    let p = add(&lim, &o).unwrap();
+    assert_eq!(p.changes().last(), Some(&Change::AddRedirect));
+    assert!(!p.changes().contains(&Change::AddIngressQdisc));
+}
+
+/// Issue 11: what the reference installs broken, ADD installs working.
+#[test]
+fn add_installs_the_nearest_working_bucket() {
+    // The seed document's example at MTU 512.
+    let lim = Limits {
+        ingress: Some(Limit {
+            rate_bits: 123,
+            burst_bits: 456,
+        }),
+        egress: Some(Limit {
+            rate_bits: 123,
+            burst_bits: 456,
+        }),
+        max_burst_ms: None,
+    };
+    let mut o = fresh();
+    host_mut(&mut o).veth.mtu = 512;
+    let p = add(&lim, &o).unwrap();
+    for c in p.changes() {
+        if let Change::AddTbf { tbf, .. } = c {
+            assert_eq!(tbf.rate, 15);
+            assert!(
+                crate::tbf::bytes_of(15, u64::from(tbf.buffer), P) >= 526,
+                "{tbf:?}"
+            );
+        }
+    }
+    // containerd's burst at 1 Mbit/s: capped at the kernel's largest.
+    let lim = Limits {
+        ingress: Some(Limit {
+            rate_bits: 1_000_000,
+            burst_bits: 4_294_967_295,
+        }),
+        egress: None,
+        max_burst_ms: None,
+    };
+    let p = add(&lim, &fresh()).unwrap();
+    let Change::AddTbf { tbf, .. } = &p.changes()[0] else {
+        panic!()
+    };
+    assert_eq!(tbf.buffer, u32::MAX);
+    // And with the operator's cap: 20 ms at 125 kB/s is 2500 bytes.
+    let capped = Limits {
+        max_burst_ms: Some(20),
+        ..lim
+    };
+    let p = add(&capped, &fresh()).unwrap();
+    let Change::AddTbf { tbf, .. } = &p.changes()[0] else {
+        panic!()
+    };
+    assert!(crate::tbf::bytes_of(125_000, u64::from(tbf.buffer), P).abs_diff(2500) <= 1);
+    // CHECK compares with the same numbers.
+    let mut o = fresh();
+    host_mut(&mut o).qdiscs = vec![qdisc(HOST, "tbf", TBF_HANDLE, Some(*tbf))];
+    check(&capped, &owner(), "bwpx", &o, P).unwrap();
+    assert!(check(&lim, &owner(), "bwpx", &o, P).is_err());
+}
+
+#[test]
+fn del_golden_plans() {
+    let lim = both();
+    let o = done(&lim);
+    assert_eq!(
+        del(&o),
+        vec![
+            Change::DeleteIfb,
+            Change::DeleteIngressQdisc,
+            Change::DeleteTbf {
+                dev: Device::HostVeth
+            }
+        ]
+    );
+    // Veth unknown (no netns, no prevResult): the ifb alone.
+    let mut no_host = o.clone();
+    no_host.host = None;
+    assert_eq!(del(&no_host), vec![Change::DeleteIfb]);
+    // Everything gone: nothing to do.
+    assert!(del(&fresh()).is_empty());
+    // The reference's state: no alias, double mirred.
+    let mut r = o.clone();
+    r.ifb.as_mut().unwrap().link.alias = None;
+    host_mut(&mut r).ingress_filters = vec![filter(U32_FIRST, vec![IFB, IFB])];
+    assert_eq!(del(&r), del(&o));
+}
+
+/// Issue 12: DEL leaves everything that is not this attachment's.
+#[test]
+fn del_spares_foreign_qdiscs_filters_and_other_attachments() {
+    let lim = both();
+    // Another attachment's ifb under our name, and a redirect on the veth
+    // to a live link of someone else: only the root TBF (ours by shape) goes.
+    let mut o = done(&lim);
+    o.ifb.as_mut().unwrap().link.alias = Some(
+        Owner {
+            ifname: "eth1".into(),
+            ..owner()
+        }
+        .alias(),
+    );
+    host_mut(&mut o).ingress_filters = vec![filter(U32_FIRST, vec![42])];
+    assert_eq!(
+        del(&o),
+        vec![Change::DeleteTbf {
+            dev: Device::HostVeth
+        }]
+    );
+
+    // DEL without ADD: someone's root TBF (another handle) and ingress
+    // qdisc with their filter stay.
+    let mut o = fresh();
+    let h = host_mut(&mut o);
+    h.qdiscs = vec![
+        qdisc(HOST, "tbf", 0x8001_0000, Some(tbf(&lim, true))),
+        qdisc(HOST, "ingress", 0xffff_0000, None),
+    ];
+    h.ingress_filters = vec![filter(U32_FIRST, vec![42])];
+    assert!(del(&o).is_empty());
+
+    // Our redirect beside someone's filters: ours alone goes, as a node
+    // when theirs shares its priority, with its priority when not.
+    let mut o = done(&lim);
+    host_mut(&mut o)
+        .ingress_filters
+        .push(filter(U32_FIRST + 1, vec![42]));
+    assert_eq!(
+        del(&o),
+        vec![
+            Change::DeleteIfb,
+            Change::DeleteRedirect {
+                priority: 1,
+                handle: U32_FIRST,
+                whole: false
+            },
+            Change::DeleteTbf {
+                dev: Device::HostVeth
+            }
+        ]
+    );
+    let mut o = done(&lim);
+    let mut theirs = filter(U32_FIRST, vec![42]);
+    theirs.priority = 7;
+    host_mut(&mut o).ingress_filters.push(theirs);
+    assert!(del(&o).contains(&Change::DeleteRedirect {
+        priority: 1,
+        handle: U32_FIRST,
+        whole: true
+    }));
+}
+
+#[test]
+fn check_names_each_mismatch() {
+    let lim = both();
+    type Break = Box<dyn Fn(&mut Snapshot)>;
+    let cases: Vec<(Break, &str)> = vec![
+        (
+            Box::new(|o| host_mut(o).qdiscs.retain(|q| q.kind != "tbf")),
+            "veth1 has no root tbf",
+        ),
+        (
+            Box::new(|o| root_tbf(o).rate += 1),
+            "tbf on veth1 has rate (B/s) 1250001, want 1250000",
+        ),
+        (
+            Box::new(|o| root_tbf(o).buffer += 100),
+            "tbf on veth1 has buffer (ticks)",
+        ),
+        (Box::new(|o| root_tbf(o).limit += 1), "tbf on veth1 has limit (B)"),
+        (
+            Box::new(|o| host_mut(o).qdiscs[0].handle = 0x8001_0000),
+            "the root qdisc of veth1 is a tbf (8001:), not bandwidth's tbf",
+        ),
+        (Box::new(|o| o.ifb = None), "ifb bwpx does not exist"),
+        (Box::new(|o| o.ifb.as_mut().unwrap().link.mtu = 1400), "mtu 1400"),
+        (Box::new(|o| o.ifb.as_mut().unwrap().link.up = false), "is down"),
+        (Box::new(|o| o.ifb.as_mut().unwrap().link.alias = None), "alias"),
+        (
+            Box::new(|o| o.ifb.as_mut().unwrap().qdiscs.clear()),
+            "bwpx has no root tbf",
+        ),
+        (
+            Box::new(|o| host_mut(o).qdiscs.retain(|q| q.kind != "ingress")),
+            "no ingress qdisc",
+        ),
+        (
+            Box::new(|o| host_mut(o).ingress_filters.clear()),
+            "no filter redirecting",
+        ),
+        (
+            Box::new(|o| host_mut(o).ingress_filters = vec![filter(U32_FIRST, vec![IFB, IFB])]),
+            "want one redirect to bwpx",
+        ),
+        (
+            Box::new(|o| host_mut(o).ingress_filters[0].priority = 2),
+            "priority 2",
+        ),
+    ];
+    for (mutate, want) in cases {
+        let mut o = done(&lim);
+        mutate(&mut o);
+        let e = check(&lim, &owner(), "bwpx", &o, P).unwrap_err();
+        assert_eq!(e.code, Code::CheckFailed);
+        assert!(e.msg.contains(want), "want {want:?} in {:?}", e.msg);
+    }
+}
+
+#[test]
+fn check_without_limits_is_fine() {
+    check(&Limits::default(), &owner(), "bwpx", &fresh(), P).unwrap();
+}
+
+#[test]
+fn text_names_devices() {
+    let p = add(&both(), &fresh()).unwrap();
+    let text = |i: usize| p.steps.steps[i].change.text(&p.devices);
+    assert_eq!(text(1), "create ifb bwpx with mtu 1500");
+    assert_eq!(text(4), "redirect ingress of veth1 to bwpx");
+    assert!(text(0).starts_with("add tbf 1: rate 1250000 B/s"), "{}", text(0));
+    assert!(text(0).ends_with("on veth1"), "{}", text(0));
+}
+
+#[test]
+fn gc_picks_only_this_networks_stale_ifbs() {
+    let mine = |cid: &str, ifname: &str| Owner {
+        network: "net".into(),
+        container_id: cid.into(),
+        ifname: ifname.into(),
+    };
+    let other_net = Owner {
+        network: "other".into(),
+        ..mine("c9", "eth0")
+    };
+    let long = "c".repeat(10_000);
+    let links = vec![
+        link(1, "bwpkeep", "ifb", Some(mine("c1", "eth0").alias())),
+        link(2, "bwpstale", "ifb", Some(mine("c2", "eth0").alias())),
+        link(3, "bwpnet1", "ifb", Some(mine("c1", "net1").alias())),
+        link(4, "bwpother", "ifb", Some(other_net.alias())),
+        link(5, "ifb0", "ifb", None),
+        link(6, "bwpveth", "veth", Some(mine("c3", "eth0").alias())),
+        link(7, "bwplongkeep", "ifb", Some(mine(&long, "eth0").alias())),
+        link(8, "bwplongstale", "ifb", Some(mine(&long[1..], "eth0").alias())),
+    ];
+    let valid = vec![
+        Attachment {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+        },
+        Attachment {
+            container_id: long.clone(),
+            ifname: "eth0".into(),
+        },
+    ];
+    let names: Vec<_> = plan_gc(&links, "net", &valid)
+        .iter()
+        .map(|(l, _)| l.name.as_str())
+        .collect();
+    assert_eq!(names, ["bwpstale", "bwpnet1", "bwplongstale"]);
+    assert!(plan_gc(&links, "none", &valid).is_empty());
+}

@@ -1,0 +1,80 @@
+#![allow(clippy::unwrap_used)]
+//! bandwidth's lock (root): one of 64 slot files per attachment key, so the
+//! files never exceed the slot count however many attachments come and go,
+//! and ADD, CHECK and DEL wait while someone holds their attachment's slot.
+
+mod common;
+
+use cni_core::lock::Lock;
+use common::*;
+use nl_ops::testutil::{must_succeed, spawn_plugin, waits_in_flock, PrivateRun};
+
+const NET: &str = "locknet";
+const SLOTS: u32 = bandwidth::LOCK_SLOTS;
+
+fn both() -> serde_json::Value {
+    limits((10_000_000, 1_000_000), (20_000_000, 2_000_000))
+}
+
+#[test]
+fn lock_files_stay_within_the_slots() {
+    if !root_or_skip("lock_files_stay_within_the_slots") {
+        return;
+    }
+    // A /run/cni-rs of this test's own, so other runs on the machine do not count.
+    let run = PrivateRun::new();
+    let host = TestNs::new("bwslots");
+    let a = Attachment::new(&host, "bwslots", 1);
+    let conf = a.conf(NET, both());
+    for i in 0..100 {
+        // One more attachment key each time: the ifb (and lock key) follows the container ID.
+        let cid = format!("slots-{i}");
+        for verb in ["ADD", "DEL"] {
+            let mut c = run.command("ip");
+            c.args(["netns", "exec", &host.name, BIN]);
+            must_succeed(spawn_plugin(c, verb, &cid, &a.ctr.path(), "eth0", &conf), verb);
+        }
+    }
+    assert!(ifb_names(&host).is_empty());
+    let files = run.files();
+    let locks: Vec<String> = files
+        .iter()
+        .filter(|f| f.starts_with("locks") && f.as_os_str() != "locks")
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), locks.len() + 1, "not only lock files: {files:?}");
+    assert!(
+        locks.len() <= SLOTS as usize,
+        "{} lock files: {locks:?}",
+        locks.len()
+    );
+    for name in &locks {
+        let n: u32 = name
+            .strip_prefix("bandwidth-slot-")
+            .and_then(|r| r.strip_suffix(".lock"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected lock file {name}"));
+        assert!(n < SLOTS, "{name}");
+    }
+}
+
+#[test]
+fn add_check_and_del_wait_for_the_attachment_lock() {
+    if !root_or_skip("add_check_and_del_wait_for_the_attachment_lock") {
+        return;
+    }
+    let host = TestNs::new("bwlockwait");
+    let a = Attachment::new(&host, "bwlockwait", 1);
+    let conf = a.conf(NET, both());
+    // CHECK too: unlocked it could run during a half-done ADD and report drift that is not there.
+    for verb in ["ADD", "CHECK", "DEL"] {
+        let held = Lock::slot("bandwidth", &ifb_name(NET, &a.cid), SLOTS).unwrap();
+        let mut child = spawn(BIN, &host, verb, &a.cid, Some(&a.ctr.path()), "eth0", &conf);
+        assert!(
+            waits_in_flock(&mut child),
+            "{verb} did not wait for the attachment's lock"
+        );
+        drop(held);
+        must_succeed(child, verb);
+    }
+}

@@ -1,0 +1,70 @@
+use cni_core::CniError;
+use nl_ops::route::RT_TABLE_MAIN;
+
+use super::*;
+use crate::config::Config;
+
+/// CHECK: what ADD would still change, and a table without the subnet
+/// route, as messages naming the missing piece.
+pub fn check(config: &Config, addresses: &[Address], snap: &Snapshot) -> Result<(), CniError> {
+    let fail = |msg: String| Err(CniError::check_failed(msg));
+    if config.table.is_none() && snap.link.is_none() {
+        return Err(link_missing(snap));
+    }
+    let plan = plan_add(config, addresses, snap)?;
+    if let Some(op) = plan.changes().next() {
+        let ifname = snap.ifname.as_str();
+        return fail(match op {
+            Change::AddRule(r) if config.table.is_some() => format!("missing rule {}", RuleText(r)),
+            Change::AddRule(r) => match r.src {
+                Some(src) => format!("missing rule from {src} to a routing table"),
+                None => format!("missing rule {}", RuleText(r)),
+            },
+            Change::AddRoute(r) if r.table == RT_TABLE_MAIN => {
+                format!("missing route {} in table main", RouteText(r, ifname))
+            }
+            Change::AddRoute(r) => format!(
+                "missing route {} in table {}",
+                RouteText(r, ifname),
+                TableText(r.table)
+            ),
+            Change::DelRoute(r) if r.table == RT_TABLE_MAIN => {
+                format!("route {} is still in table main", RouteText(r, ifname))
+            }
+            Change::DelRoute(r) => {
+                format!(
+                    "route {} in table {} is not the expected one",
+                    RouteText(r, ifname),
+                    TableText(r.table)
+                )
+            }
+            Change::DelRule(r) => format!("unexpected rule {}", RuleText(r)),
+        });
+    }
+    if config.table.is_some() {
+        return Ok(());
+    }
+    for a in addresses {
+        let subnet = a.addr.trunc();
+        if subnet.prefix_len() == subnet.max_prefix_len() || !snap.link_addresses.contains(&a.addr) {
+            continue;
+        }
+        let src = host(&a.addr);
+        let Some(table) = attachment_rule(snap, &src, config.priority).map(|r| r.table) else {
+            return fail(format!("missing rule from {src} to a routing table"));
+        };
+        // ADD copies whatever route to the subnet the main plugin made on
+        // the link: direct (bridge, macvlan) or via the gateway (ptp).
+        let there = snap
+            .routes
+            .iter()
+            .any(|r| r.table == table && r.dst == subnet && r.oif == snap.link);
+        if !there {
+            return fail(format!(
+                "missing route {subnet} dev {} in table {table}",
+                snap.ifname
+            ));
+        }
+    }
+    Ok(())
+}

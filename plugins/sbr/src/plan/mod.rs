@@ -1,0 +1,386 @@
+//! What ADD, DEL and CHECK decide, from the config, the prevResult and one
+//! snapshot of the namespace, without touching the kernel. A plan is plain
+//! data: tests compare plans, `apply` runs them on cni-core's step engine,
+//! and every ADD step carries its inverse for the rollback.
+//!
+//! The model lives here; each verb has its module.
+
+mod add;
+mod check;
+mod del;
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+pub use add::plan_add;
+pub use check::check;
+pub use del::plan_del;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+
+use cni_core::plan::Step;
+use cni_core::{CniError, NetResult};
+use ipnet::IpNet;
+use nl_ops::route::{Route, RT_SCOPE_LINK, RT_TABLE_MAIN};
+pub use nl_ops::route::{RTN_UNICAST, RTPROT_BOOT};
+use nl_ops::rule::Rule;
+pub use nl_ops::rule::FR_ACT_TO_TBL;
+
+use crate::config::RESERVED_TABLES;
+
+/// The reference starts here too.
+pub const FIRST_TABLE: u32 = 100;
+/// The mark on every rule and route sbr makes (FRA_PROTOCOL, rtm_protocol),
+/// as routing daemons mark theirs: `ip rule` and `ip route` show it as
+/// `proto 83`. It survives a crash and needs no state file. Routes sbr
+/// moves keep the protocol they had, so DEL puts back exactly what ADD took.
+pub const RTPROT_SBR: u8 = 83;
+/// What the reference writes on its rules.
+pub const RTPROT_UNSPEC: u8 = 0;
+
+/// One prevResult address of the interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// With its prefix length, as the prevResult gives it.
+    pub addr: IpNet,
+    /// The IP's own gateway, else the gateway of the prevResult's default
+    /// route of this family.
+    pub gateway: Option<IpAddr>,
+}
+
+/// The namespace as read once, before planning.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub ifname: String,
+    /// The interface's index; `None` when it does not exist.
+    pub link: Option<u32>,
+    pub link_addresses: Vec<IpNet>,
+    /// Every table, both families.
+    pub routes: Vec<Route>,
+    pub rules: Vec<Rule>,
+}
+
+/// One change to the namespace's routing state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    AddRule(Rule),
+    DelRule(Rule),
+    AddRoute(Route),
+    DelRoute(Route),
+}
+
+pub type Plan = cni_core::plan::Plan<Change>;
+
+impl Change {
+    pub fn inverse(&self) -> Change {
+        match self {
+            Change::AddRule(r) => Change::DelRule(r.clone()),
+            Change::DelRule(r) => Change::AddRule(r.clone()),
+            Change::AddRoute(r) => Change::DelRoute(r.clone()),
+            Change::DelRoute(r) => Change::AddRoute(r.clone()),
+        }
+    }
+
+    /// "add rule from 10.1.0.2/32 to table 100", naming the link.
+    pub fn text(&self, ifname: &str) -> String {
+        match self {
+            Change::AddRule(r) => format!("add rule {}", RuleText(r)),
+            Change::DelRule(r) => format!("delete rule {}", RuleText(r)),
+            Change::AddRoute(r) => format!(
+                "add route {} to table {}",
+                RouteText(r, ifname),
+                TableText(r.table)
+            ),
+            Change::DelRoute(r) => format!(
+                "delete route {} from table {}",
+                RouteText(r, ifname),
+                TableText(r.table)
+            ),
+        }
+    }
+}
+
+/// ADD's steps: each undone by its inverse.
+fn undoable(changes: Vec<Change>) -> Plan {
+    changes
+        .into_iter()
+        .map(|c| {
+            let undo = c.inverse();
+            Step::new(c, Some(undo))
+        })
+        .collect()
+}
+
+/// DEL's steps: nothing to take back.
+fn once(changes: Vec<Change>) -> Plan {
+    changes.into_iter().map(Step::once).collect()
+}
+
+pub struct TableText(pub u32);
+
+impl fmt::Display for TableText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            RT_TABLE_MAIN => f.write_str("main"),
+            253 => f.write_str("default"),
+            255 => f.write_str("local"),
+            t => write!(f, "{t}"),
+        }
+    }
+}
+
+pub struct RuleText<'a>(pub &'a Rule);
+
+impl fmt::Display for RuleText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        match r.src {
+            Some(s) => write!(f, "from {s}")?,
+            None => f.write_str("from all")?,
+        }
+        write!(f, " to table {}", TableText(r.table))?;
+        if let Some(p) = r.priority {
+            write!(f, " priority {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A route as `ip route` would print it, with the link named.
+pub struct RouteText<'a>(pub &'a Route, pub &'a str);
+
+impl fmt::Display for RouteText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let RouteText(r, ifname) = self;
+        if r.dst.prefix_len() == 0 {
+            f.write_str("default")?;
+        } else {
+            write!(f, "{}", r.dst)?;
+        }
+        if let Some(g) = r.gateway {
+            write!(f, " via {g}")?;
+        }
+        if r.oif.is_some() {
+            write!(f, " dev {ifname}")?;
+        }
+        if let Some(s) = r.prefsrc {
+            write!(f, " src {s}")?;
+        }
+        if r.scope == RT_SCOPE_LINK {
+            f.write_str(" scope link")?;
+        }
+        if let Some(m) = r.metric {
+            write!(f, " metric {m}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The prevResult addresses of `ifname`: those whose interface index names
+/// it, or that have none. Gateways fall back to the default route of the
+/// family.
+pub fn addresses_from_result(result: &NetResult, ifname: &str) -> Vec<Address> {
+    let default_gw = |v4: bool| -> Option<IpAddr> {
+        result
+            .routes
+            .iter()
+            .filter(|r| r.dst.prefix_len() == 0 && is_v4(&r.dst) == v4)
+            .find_map(|r| r.gw)
+    };
+    result
+        .ips
+        .iter()
+        .filter(|ip| match ip.interface {
+            None => true,
+            Some(i) => result.interfaces.get(i).is_none_or(|iface| iface.name == ifname),
+        })
+        .map(|ip| {
+            let v4 = is_v4(&ip.address);
+            let own = ip.gateway.filter(|g| g.is_ipv4() == v4);
+            Address {
+                addr: ip.address,
+                gateway: own.or_else(|| default_gw(v4)),
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn is_v4(n: &IpNet) -> bool {
+    matches!(n, IpNet::V4(_))
+}
+
+pub(crate) fn host(addr: &IpNet) -> IpNet {
+    let ip = addr.addr();
+    IpNet::new(ip, if ip.is_ipv4() { 32 } else { 128 }).unwrap_or(*addr)
+}
+
+pub(crate) fn zero(v4: bool) -> IpNet {
+    if v4 {
+        IpNet::V4(ipnet::Ipv4Net::default())
+    } else {
+        IpNet::V6(ipnet::Ipv6Net::default())
+    }
+}
+
+/// The metric the kernel gives a route that was added without one.
+pub(crate) fn metric_of(r: &Route) -> u32 {
+    match r.metric {
+        Some(m) => m,
+        None if is_v4(&r.dst) => 0,
+        None => 1024,
+    }
+}
+
+/// What makes two routes the same kernel entry: a second one with this key
+/// would be refused with "file exists". IPv6 keeps a direct route per link
+/// (each link's `fe80::/64`): there the link is part of the key.
+pub(crate) fn same_key(a: &Route, b: &Route) -> bool {
+    let per_link = !is_v4(&a.dst) && a.gateway.is_none() && b.gateway.is_none();
+    a.dst == b.dst && a.table == b.table && metric_of(a) == metric_of(b) && (!per_link || a.oif == b.oif)
+}
+
+/// The same route as far as forwarding goes (protocol is a label; IPv6
+/// reports no scope).
+pub(crate) fn same_route(a: &Route, b: &Route) -> bool {
+    same_key(a, b)
+        && a.gateway == b.gateway
+        && a.prefsrc == b.prefsrc
+        && a.oif == b.oif
+        && a.kind == b.kind
+        && (a.scope == b.scope || !is_v4(&a.dst))
+}
+
+pub(crate) fn in_subnet(net: &IpNet, ip: Option<IpAddr>) -> bool {
+    ip.is_some_and(|ip| net.contains(&ip))
+}
+
+/// Main-table unicast routes through the link: what the previous plugin
+/// set up and what sbr moves.
+pub(crate) fn main_link_routes(snap: &Snapshot, link: u32) -> Vec<&Route> {
+    snap.routes
+        .iter()
+        .filter(|r| r.table == RT_TABLE_MAIN && r.oif == Some(link) && r.kind == RTN_UNICAST)
+        .collect()
+}
+
+/// A rule `from SRC lookup TABLE` with nothing else to it, into a table a
+/// rule of this plugin may use.
+fn plain_rule(r: &Rule, src: &IpNet) -> bool {
+    r.src.as_ref() == Some(src) && r.action == FR_ACT_TO_TBL && !r.other_selectors && r.table != 0
+}
+
+/// A rule sbr made for this source: plain and marked.
+pub(crate) fn marked_rule(r: &Rule, src: &IpNet) -> bool {
+    plain_rule(r, src) && r.protocol == RTPROT_SBR
+}
+
+/// The reference's rule for this source: plain, unmarked, into a table
+/// that holds only routes through the link (none, when the link is gone).
+/// A node upgraded in place still tears down what the reference made.
+pub(crate) fn reference_rule(snap: &Snapshot, r: &Rule, src: &IpNet) -> bool {
+    plain_rule(r, src)
+        && r.protocol == RTPROT_UNSPEC
+        && !RESERVED_TABLES.contains(&r.table)
+        && snap
+            .routes
+            .iter()
+            .filter(|t| t.table == r.table)
+            .all(|t| snap.link.is_some() && t.oif == snap.link)
+}
+
+/// The rule that ties `src` to its table: sbr's own (the one with the
+/// configured priority first), else the reference's.
+pub(crate) fn attachment_rule<'a>(
+    snap: &'a Snapshot,
+    src: &IpNet,
+    priority: Option<u32>,
+) -> Option<&'a Rule> {
+    let ours = || snap.rules.iter().filter(|r| marked_rule(r, src));
+    ours()
+        .find(|r| priority.is_none() || r.priority == priority)
+        .or_else(|| ours().next())
+        .or_else(|| snap.rules.iter().find(|r| reference_rule(snap, r, src)))
+}
+
+/// A table of this address that lost its rule (someone deleted it): no rule
+/// points at it, every route in it goes through the link, and one of them
+/// belongs to the address (sbr's mark, its source, a gateway in its subnet
+/// or its subnet itself). ADD takes it up again and DEL empties it, so
+/// neither strands the routes that left main. Tables in `claimed` went to
+/// other addresses already.
+pub(crate) fn orphan_table(snap: &Snapshot, a: &IpNet, claimed: &BTreeSet<u32>) -> Option<u32> {
+    let link = snap.link?;
+    let referenced: BTreeSet<u32> = snap.rules.iter().map(|r| r.table).collect();
+    let tables: BTreeSet<u32> = snap
+        .routes
+        .iter()
+        .map(|r| r.table)
+        .filter(|t| !RESERVED_TABLES.contains(t) && !referenced.contains(t) && !claimed.contains(t))
+        .collect();
+    let v4 = is_v4(a);
+    let subnet = a.trunc();
+    let tied = |r: &Route| {
+        is_v4(&r.dst) == v4
+            && (r.protocol == RTPROT_SBR
+                || r.prefsrc == Some(a.addr())
+                || in_subnet(&subnet, r.gateway)
+                || (r.gateway.is_none() && r.dst.prefix_len() > 0 && r.dst.contains(&a.addr())))
+    };
+    tables.into_iter().find(|t| {
+        let mut routes = snap.routes.iter().filter(|r| r.table == *t);
+        routes.clone().all(|r| r.oif == Some(link)) && routes.any(tied)
+    })
+}
+
+/// Adds `want` unless the same route is there. A different route with the
+/// same key is replaced (delete, then add: both undoable) only when it goes
+/// through the link, so in a table of this attachment it is sbr's own or a
+/// copy of main's; a copy gives way only to a newer copy (main's routes win
+/// over sbr's, as in the reference, and DEL must find them to give them
+/// back). Someone else's route is left alone, and `want` with it.
+pub(crate) fn ensure_route(ops: &mut Vec<Change>, snap: &Snapshot, want: Route) {
+    match snap.routes.iter().find(|r| same_key(r, &want)) {
+        Some(have) if same_route(have, &want) => {}
+        Some(have)
+            if have.oif.is_some()
+                && have.oif == snap.link
+                && have.protocol != RTPROT_SBR
+                && want.protocol == RTPROT_SBR => {}
+        Some(have) if have.oif.is_some() && have.oif == snap.link => {
+            ops.push(Change::DelRoute(have.clone()));
+            ops.push(Change::AddRoute(want));
+        }
+        Some(have) => log::warn!(
+            "not adding route {}: table {} has {} through another link",
+            RouteText(&want, &snap.ifname),
+            TableText(want.table),
+            have.dst
+        ),
+        None => ops.push(Change::AddRoute(want)),
+    }
+}
+
+/// Keeps the last of routes with one key (the reference replaces), in the
+/// order of first appearance, routes without gateway first so that gateways
+/// are reachable when theirs go in.
+pub(crate) fn dedup_direct_first(routes: Vec<Route>) -> Vec<Route> {
+    let mut out: Vec<Route> = Vec::new();
+    for r in routes {
+        match out.iter_mut().find(|o| same_key(o, &r)) {
+            Some(o) => *o = r,
+            None => out.push(r),
+        }
+    }
+    let (direct, via): (Vec<Route>, Vec<Route>) = out.into_iter().partition(|r| r.gateway.is_none());
+    direct.into_iter().chain(via).collect()
+}
+
+pub(crate) fn link_missing(snap: &Snapshot) -> CniError {
+    CniError::env(format!(
+        "link {} not found in the container namespace",
+        snap.ifname
+    ))
+}
