@@ -17,7 +17,7 @@ release_dir() { printf '%s/%s/release' "$TARGET_DIR" "${RELEASE_TARGETS[$1]:?unk
 REFERENCE_DIR="${REFERENCE_DIR:-/usr/lib/cni}"
 
 # Everything an operator script may need, as Debian packages.
-ALL_PACKAGES=(iproute2 containernetworking-plugins iperf3 iputils-ping podman runc busybox-static hyperfine buildah file time shellcheck)
+ALL_PACKAGES=(iproute2 containernetworking-plugins iperf3 iputils-ping podman runc containerd protobuf-compiler busybox-static hyperfine buildah file time shellcheck)
 
 if [[ -t 1 ]]; then
   C_BOLD=$'\e[1m' C_GREEN=$'\e[32m' C_RED=$'\e[31m' C_DIM=$'\e[2m' C_OFF=$'\e[0m'
@@ -80,6 +80,8 @@ ensure_rust() {
 build_release_for() {
   local target=${RELEASE_TARGETS[$1]:?unknown architecture $1}
   ensure_rust "$target"
+  # protoc: the conformance suite's CRI client (k8s-cri) is generated at build time.
+  ensure_packages protobuf-compiler
   (cd "$ROOT" && cargo build --release --workspace --target "$target")
 }
 

@@ -2,6 +2,7 @@
 //! processes with the CNI environment, kernel state read back and compared.
 
 pub mod cases;
+pub mod cri;
 pub mod ns;
 pub mod pod;
 pub mod probe;

@@ -3,6 +3,7 @@
 pub mod acceptance;
 pub mod bandwidth;
 pub mod chains;
+pub mod containerd;
 pub mod foreign;
 pub mod podman;
 pub mod robust;
@@ -31,6 +32,7 @@ pub fn all() -> Vec<Case> {
     v.extend(traffic::cases());
     v.extend(robust::cases());
     v.extend(podman::cases());
+    v.extend(containerd::cases());
     v
 }
 
