@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import kernelwork  # noqa: E402
+from goodput import receiver_goodput  # noqa: E402
 import svgchart  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
@@ -142,14 +143,6 @@ def spawn(argv, env, stdin=b"", rss=False):
             rss_kb = -1
         os.unlink(rss_file)
     return Run(t1 - t0, rss_kb, os.waitstatus_to_exitcode(status), out)
-
-
-def receiver_goodput(r, reverse, skip=1.0):
-    """Bits per second in the receiver's intervals from `skip` seconds on. The
-    receiver is the server unless the run is reversed (-R)."""
-    intervals = r["intervals"] if reverse else r["server_output_json"]["intervals"]
-    kept = [i["sum"] for i in intervals if i["sum"]["start"] >= skip - 1e-6]
-    return sum(i["bytes"] for i in kept) * 8 / sum(i["seconds"] for i in kept)
 
 
 def median(xs):
