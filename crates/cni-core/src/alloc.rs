@@ -110,7 +110,12 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
                 if start + new_size <= N
                     && self
                         .used
-                        .compare_exchange(start + old, start + new_size, Ordering::Relaxed, Ordering::Relaxed)
+                        .compare_exchange(
+                            start + old,
+                            start + new_size,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        )
                         .is_ok()
                 {
                     return ptr;
