@@ -5,8 +5,9 @@
 //! `mmap` and 15 `munmap` calls for an sbr ADD, 11% of its samples in a
 //! profile), which costs back what musl's start-up saves. This arena hands
 //! out memory from one zeroed static region (in .bss: pages cost only once
-//! touched) and never gives it back; what does not fit goes to the system
-//! allocator. `plugin_main!` installs it for the plugin binaries.
+//! touched) and never gives it back, nor reuses it, so memory it hands out
+//! zeroed is zero already; what does not fit goes to the system allocator.
+//! `plugin_main!` installs it for the plugin binaries.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
@@ -93,6 +94,19 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
         }
     }
 
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = self.bump(layout);
+        if p.is_null() {
+            // SAFETY: the caller's layout, passed on.
+            unsafe { System.alloc_zeroed(layout) }
+        } else {
+            // Arena memory past `used` was never handed out: still the
+            // zeroed .bss, untouched (a 64 KiB receive buffer costs no page
+            // until the kernel writes into it).
+            p
+        }
+    }
+
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if !self.owns(ptr) {
             // SAFETY: not the arena's, so the system allocator's, with the
@@ -104,8 +118,9 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if self.owns(ptr) {
             let old = layout.size();
-            // The newest allocation grows or shrinks in place.
-            if self.is_last(ptr, old) {
+            // The newest allocation grows in place. It never shrinks: what
+            // lies past `used` must stay untouched zeros for alloc_zeroed.
+            if new_size > old && self.is_last(ptr, old) {
                 let start = ptr as usize - self.base();
                 if start + new_size <= N
                     && self
@@ -188,6 +203,26 @@ mod tests {
             assert_eq!(std::slice::from_raw_parts(out, 16), [1; 16]);
             a.dealloc(out, layout(100_000, 8));
             a.dealloc(q, layout(8, 8));
+        }
+    }
+
+    #[test]
+    fn zeroed_blocks_are_zero_also_after_a_shrink_and_a_grow() {
+        static A: Arena<4096> = Arena::new();
+        let a = &A;
+        unsafe {
+            let p = a.alloc(layout(64, 8));
+            p.write_bytes(0xff, 64);
+            // Shrinking keeps the space: the next block starts after it.
+            let p = a.realloc(p, layout(64, 8), 8);
+            let z = a.alloc_zeroed(layout(64, 8));
+            assert!(z as usize >= p as usize + 64);
+            assert_eq!(std::slice::from_raw_parts(z, 64), [0; 64]);
+            // Too big: the system's, zeroed too.
+            let big = a.alloc_zeroed(layout(8192, 8));
+            assert!(!a.owns(big));
+            assert!(std::slice::from_raw_parts(big, 8192).iter().all(|b| *b == 0));
+            a.dealloc(big, layout(8192, 8));
         }
     }
 

@@ -19,12 +19,13 @@ use crate::plan::{Address, Snapshot};
 /// The plugin, for `cni_core::plugin_main!`.
 pub struct Sbr;
 
-/// Opens a socket inside the namespace and reads the snapshot.
-fn observe(ns: &NetNs, ifname: &str) -> CniResult<(Socket, Snapshot)> {
+/// Opens a socket inside the namespace and reads the snapshot (with the
+/// link's address prefixes when `prefixes`).
+fn observe(ns: &NetNs, ifname: &str, prefixes: bool) -> CniResult<(Socket, Snapshot)> {
     let where_ = ns.path().display();
     let mut sock = Socket::in_netns(ns)
         .map_err(|e| CniError::from(e).context(format!("failed to open netlink in {where_}")))?;
-    let observed = snapshot::read(&mut sock, ifname)
+    let observed = snapshot::read(&mut sock, ifname, prefixes)
         .map_err(|e| CniError::from(e).context(format!("failed to read routing state of {where_}")))?;
     Ok((sock, observed))
 }
@@ -66,7 +67,7 @@ impl Plugin for Sbr {
         let path = netns_path(req)?;
         let ns = NetNs::open(path)?;
         let _lock = Lock::netns(&ns)?;
-        let (mut sock, observed) = observe(&ns, &req.ifname)?;
+        let (mut sock, observed) = observe(&ns, &req.ifname, false)?;
         let plan = plan::plan_add(&config, &addresses, &observed)?;
         log::info!("add {}: {} step(s)", req.ifname, plan.len());
         plan.apply(&mut sock, &req.ifname)?;
@@ -96,7 +97,7 @@ impl Plugin for Sbr {
             }
         };
         let _lock = Lock::netns(&ns)?;
-        let (mut sock, observed) = observe(&ns, &req.ifname)?;
+        let (mut sock, observed) = observe(&ns, &req.ifname, req.conf.prev_result.is_none())?;
         let addresses = req
             .conf
             .prev_result
@@ -114,7 +115,7 @@ impl Plugin for Sbr {
         let ns = NetNs::open(path)?;
         // Not in the middle of an ADD or DEL: that would read as drift.
         let _lock = Lock::netns(&ns)?;
-        let (_sock, observed) = observe(&ns, &req.ifname)?;
+        let (_sock, observed) = observe(&ns, &req.ifname, false)?;
         plan::check(&config, &addresses, &observed)
     }
 }

@@ -46,7 +46,9 @@ pub fn check(config: &Config, addresses: &[Address], snap: &Snapshot) -> Result<
     }
     for a in addresses {
         let subnet = a.addr.trunc();
-        if subnet.prefix_len() == subnet.max_prefix_len() || !snap.link_addresses.contains(&a.addr) {
+        if subnet.prefix_len() == subnet.max_prefix_len()
+            || !snap.link_addresses.iter().any(|l| l.addr() == a.addr.addr())
+        {
             continue;
         }
         let src = host(&a.addr);

@@ -57,6 +57,8 @@ pub struct Snapshot {
     pub ifname: String,
     /// The interface's index; `None` when it does not exist.
     pub link: Option<u32>,
+    /// The link's addresses: with their prefix lengths for a DEL without
+    /// prevResult, else as host prefixes (only the addresses are compared).
     pub link_addresses: Vec<IpNet>,
     /// Every table, both families.
     pub routes: Vec<Route>,
