@@ -25,166 +25,214 @@ fn new_rule(src: IpNet, table: u32, priority: Option<u32>) -> Rule {
 /// place is not planned again; an address keeps the table of its rule (sbr's
 /// or the reference's), or takes up the table that lost its rule.
 pub fn plan_add(config: &Config, addresses: &[Address], snap: &Snapshot) -> Result<Plan, CniError> {
-    let mut ops = Vec::new();
-
     if let Some(table) = config.table {
-        for a in addresses {
-            let src = host(&a.addr);
-            let present = snap.rules.iter().any(|r| {
-                r.table == table
-                    && (marked_rule(r, &src) || (plain_rule(r, &src) && r.protocol == RTPROT_UNSPEC))
-            });
-            let rule = new_rule(src, table, config.priority);
-            if !present && !ops.contains(&Change::AddRule(rule.clone())) {
-                ops.push(Change::AddRule(rule));
-            }
-        }
-        return Ok(undoable(ops));
+        return Ok(undoable(rules_into(table, config, addresses, snap)));
     }
-
     let link = snap.link.ok_or_else(|| link_missing(snap))?;
     let main = main_link_routes(snap, link);
-    let mut taken: BTreeSet<u32> = snap
-        .rules
-        .iter()
-        .map(|r| r.table)
-        .chain(snap.routes.iter().map(|r| r.table))
-        .collect();
-    let mut claimed = BTreeSet::new();
-    let mut next = FIRST_TABLE;
-    let mut families = BTreeSet::new();
-
+    let mut tables = Tables::new(snap);
+    let mut ops = Vec::new();
     for a in addresses {
-        let v4 = is_v4(&a.addr);
-        families.insert(v4);
         let src = host(&a.addr);
-        let rule = attachment_rule(snap, &src, config.priority).filter(|r| !claimed.contains(&r.table));
-        let table = match rule
-            .map(|r| r.table)
-            .or_else(|| orphan_table(snap, &a.addr, &claimed))
-        {
-            Some(t) => t,
-            None => {
-                while taken.contains(&next) {
-                    next += 1;
-                }
-                next
-            }
-        };
-        taken.insert(table);
-        claimed.insert(table);
-
-        let wanted = new_rule(src, table, config.priority);
-        match rule {
-            None => ops.push(Change::AddRule(wanted)),
-            // Ours with another priority than configured: moved.
-            Some(r)
-                if r.protocol == RTPROT_SBR && config.priority.is_some() && r.priority != config.priority =>
-            {
-                ops.push(Change::DelRule(r.clone()));
-                ops.push(Change::AddRule(wanted));
-            }
-            Some(_) => {}
-        }
-
-        let mut want = Vec::new();
-        let static_gw = config.static_gateway(v4);
-        if let Some(gw) = static_gw.or(a.gateway) {
-            want.push(Route {
-                dst: zero(v4),
-                gateway: Some(gw),
-                prefsrc: None,
-                oif: Some(link),
-                table,
-                scope: RT_SCOPE_UNIVERSE,
-                metric: None,
-                protocol: RTPROT_SBR,
-                kind: RTN_UNICAST,
-            });
-        }
-        for r in &main {
-            if is_v4(&r.dst) != v4 {
-                continue;
-            }
-            let generic = r.prefsrc.is_none() && r.gateway.is_none();
-            if generic || in_subnet(&a.addr, r.prefsrc) || in_subnet(&a.addr, r.gateway) {
-                if let (Some(gw), true) = (static_gw, r.dst.prefix_len() == 0) {
-                    // The copy replaces the route to the configured gateway,
-                    // as in the reference; DEL then gives main its default
-                    // back exactly.
-                    log::warn!(
-                        "main's default route via {} on {} takes the place of the configured gateway {gw} in table {table}, as with the reference",
-                        r.gateway.map_or_else(|| "the link".to_string(), |g| g.to_string()),
-                        snap.ifname
-                    );
-                }
-                // Copied unchanged (protocol included): DEL moves it back.
-                want.push(Route {
-                    table,
-                    ..(*r).clone()
-                });
-            }
-        }
-        for r in dedup_direct_first(want) {
-            // With hints, main's subnet route gained a source after it was
-            // copied: the copy without it still counts.
-            let hinted = config.add_source_hints
-                && r.gateway.is_none()
-                && addresses
-                    .iter()
-                    .any(|a| a.addr.trunc() == r.dst && r.prefsrc == Some(a.addr.addr()));
-            let unhinted = Route {
-                prefsrc: None,
-                ..r.clone()
-            };
-            if hinted && snap.routes.iter().any(|o| same_route(o, &unhinted)) {
-                continue;
-            }
-            ensure_route(&mut ops, snap, r);
-        }
-    }
-
-    // Source hints: per subnet, the first address's route stays in main.
-    let mut keep: Vec<&Route> = Vec::new();
-    let mut hints = Vec::new();
-    if config.add_source_hints {
-        let mut seen = BTreeSet::new();
-        for a in addresses {
-            let subnet = a.addr.trunc();
-            if subnet.prefix_len() == subnet.max_prefix_len() || !seen.insert(subnet) {
-                continue;
-            }
-            let v4 = is_v4(&a.addr);
-            let current = main
-                .iter()
-                .copied()
-                .find(|r| r.dst == subnet && r.gateway.is_none());
-            let want = Route {
-                dst: subnet,
-                gateway: None,
-                prefsrc: Some(a.addr.addr()),
-                oif: Some(link),
-                table: RT_TABLE_MAIN,
-                scope: if v4 { RT_SCOPE_LINK } else { RT_SCOPE_UNIVERSE },
-                metric: current.and_then(|c| c.metric),
-                protocol: RTPROT_SBR,
-                kind: RTN_UNICAST,
-            };
-            match current {
-                Some(c) if same_route(c, &want) => keep.push(c),
-                _ => hints.push(want),
+        let rule =
+            attachment_rule(snap, &src, config.priority).filter(|r| !tables.claimed.contains(&r.table));
+        let table = tables.pick(rule.map(|r| r.table), snap, a);
+        ensure_rule(&mut ops, rule, new_rule(src, table, config.priority), config);
+        for r in dedup_direct_first(table_routes(config, a, table, link, &main, snap)) {
+            if !already_hinted(config, addresses, &r, snap) {
+                ensure_route(&mut ops, snap, r);
             }
         }
     }
-
-    // Routes via gateways leave first, so that undoing this puts the
-    // routes to their gateways back before them.
-    let (via, direct): (Vec<&Route>, Vec<&Route>) = main.iter().copied().partition(|r| r.gateway.is_some());
-    for r in via.into_iter().chain(direct) {
-        if families.contains(&is_v4(&r.dst)) && !keep.iter().any(|k| std::ptr::eq(*k, r)) {
-            ops.push(Change::DelRoute(r.clone()));
-        }
-    }
+    let (keep, hints) = source_hints(config, addresses, link, &main);
+    ops.extend(leave_main(&main, addresses, &keep));
     ops.extend(hints.into_iter().map(Change::AddRoute));
     Ok(undoable(ops))
+}
+
+/// The `table` option: every address's rule into one table, nothing moved.
+fn rules_into(table: u32, config: &Config, addresses: &[Address], snap: &Snapshot) -> Vec<Change> {
+    let mut ops = Vec::new();
+    for a in addresses {
+        let src = host(&a.addr);
+        let present = snap.rules.iter().any(|r| {
+            r.table == table && (marked_rule(r, &src) || (plain_rule(r, &src) && r.protocol == RTPROT_UNSPEC))
+        });
+        let rule = new_rule(src, table, config.priority);
+        if !present && !ops.contains(&Change::AddRule(rule.clone())) {
+            ops.push(Change::AddRule(rule));
+        }
+    }
+    ops
+}
+
+/// Which table each address gets: its rule's, the one that lost its rule,
+/// else the first from 100 that no rule and no route uses.
+struct Tables {
+    taken: BTreeSet<u32>,
+    claimed: BTreeSet<u32>,
+    next: u32,
+}
+
+impl Tables {
+    fn new(snap: &Snapshot) -> Tables {
+        Tables {
+            taken: snap
+                .rules
+                .iter()
+                .map(|r| r.table)
+                .chain(snap.routes.iter().map(|r| r.table))
+                .collect(),
+            claimed: BTreeSet::new(),
+            next: FIRST_TABLE,
+        }
+    }
+
+    fn pick(&mut self, of_rule: Option<u32>, snap: &Snapshot, a: &Address) -> u32 {
+        let table = match of_rule.or_else(|| orphan_table(snap, &a.addr, &self.claimed)) {
+            Some(t) => t,
+            None => {
+                while self.taken.contains(&self.next) {
+                    self.next += 1;
+                }
+                self.next
+            }
+        };
+        self.taken.insert(table);
+        self.claimed.insert(table);
+        table
+    }
+}
+
+/// The address's rule: added when missing; sbr's own with another priority
+/// than configured is moved.
+fn ensure_rule(ops: &mut Vec<Change>, have: Option<&Rule>, want: Rule, config: &Config) {
+    match have {
+        None => ops.push(Change::AddRule(want)),
+        Some(r) if r.protocol == RTPROT_SBR && config.priority.is_some() && r.priority != config.priority => {
+            ops.push(Change::DelRule(r.clone()));
+            ops.push(Change::AddRule(want));
+        }
+        Some(_) => {}
+    }
+}
+
+/// What the address's table holds: a default route via the gateway (sbr's,
+/// marked) and copies of main's routes on the link that belong to the
+/// address, unchanged (DEL moves them back). A copy of main's default takes
+/// the place of the gateway's, as in the reference.
+fn table_routes(
+    config: &Config,
+    a: &Address,
+    table: u32,
+    link: u32,
+    main: &[&Route],
+    snap: &Snapshot,
+) -> Vec<Route> {
+    let v4 = is_v4(&a.addr);
+    let mut want = Vec::new();
+    let static_gw = config.static_gateway(v4);
+    if let Some(gw) = static_gw.or(a.gateway) {
+        want.push(Route {
+            dst: zero(v4),
+            gateway: Some(gw),
+            prefsrc: None,
+            oif: Some(link),
+            table,
+            scope: RT_SCOPE_UNIVERSE,
+            metric: None,
+            protocol: RTPROT_SBR,
+            kind: RTN_UNICAST,
+        });
+    }
+    for r in main.iter().filter(|r| is_v4(&r.dst) == v4) {
+        let generic = r.prefsrc.is_none() && r.gateway.is_none();
+        if !(generic || in_subnet(&a.addr, r.prefsrc) || in_subnet(&a.addr, r.gateway)) {
+            continue;
+        }
+        if let (Some(gw), true) = (static_gw, r.dst.prefix_len() == 0) {
+            log::warn!(
+                "main's default route via {} on {} takes the place of the configured gateway {gw} in table {table}, as with the reference",
+                r.gateway.map_or_else(|| "the link".to_string(), |g| g.to_string()),
+                snap.ifname
+            );
+        }
+        want.push(Route {
+            table,
+            ..(*r).clone()
+        });
+    }
+    want
+}
+
+/// With hints, main's subnet route gained a source after it was copied:
+/// the copy without it still counts.
+fn already_hinted(config: &Config, addresses: &[Address], r: &Route, snap: &Snapshot) -> bool {
+    let hinted = config.add_source_hints
+        && r.gateway.is_none()
+        && addresses
+            .iter()
+            .any(|a| a.addr.trunc() == r.dst && r.prefsrc == Some(a.addr.addr()));
+    let unhinted = Route {
+        prefsrc: None,
+        ..r.clone()
+    };
+    hinted && snap.routes.iter().any(|o| same_route(o, &unhinted))
+}
+
+/// `addSourceHints`: per subnet, the first address's route stays in main
+/// with the address as its source. Returns main's routes that already are
+/// such (kept) and the hint routes to add (sbr's, marked).
+fn source_hints<'a>(
+    config: &Config,
+    addresses: &[Address],
+    link: u32,
+    main: &[&'a Route],
+) -> (Vec<&'a Route>, Vec<Route>) {
+    let mut keep = Vec::new();
+    let mut hints = Vec::new();
+    if !config.add_source_hints {
+        return (keep, hints);
+    }
+    let mut seen = BTreeSet::new();
+    for a in addresses {
+        let subnet = a.addr.trunc();
+        if subnet.prefix_len() == subnet.max_prefix_len() || !seen.insert(subnet) {
+            continue;
+        }
+        let v4 = is_v4(&a.addr);
+        let current = main
+            .iter()
+            .copied()
+            .find(|r| r.dst == subnet && r.gateway.is_none());
+        let want = Route {
+            dst: subnet,
+            gateway: None,
+            prefsrc: Some(a.addr.addr()),
+            oif: Some(link),
+            table: RT_TABLE_MAIN,
+            scope: if v4 { RT_SCOPE_LINK } else { RT_SCOPE_UNIVERSE },
+            metric: current.and_then(|c| c.metric),
+            protocol: RTPROT_SBR,
+            kind: RTN_UNICAST,
+        };
+        match current {
+            Some(c) if same_route(c, &want) => keep.push(c),
+            _ => hints.push(want),
+        }
+    }
+    (keep, hints)
+}
+
+/// main's routes on the link leave it (those of the families with an
+/// address here, but the kept hints). Routes via gateways leave first, so
+/// that undoing this puts the routes to their gateways back before them.
+fn leave_main(main: &[&Route], addresses: &[Address], keep: &[&Route]) -> Vec<Change> {
+    let families: BTreeSet<bool> = addresses.iter().map(|a| is_v4(&a.addr)).collect();
+    let (via, direct): (Vec<&Route>, Vec<&Route>) = main.iter().copied().partition(|r| r.gateway.is_some());
+    via.into_iter()
+        .chain(direct)
+        .filter(|r| families.contains(&is_v4(&r.dst)) && !keep.iter().any(|k| std::ptr::eq(*k, *r)))
+        .map(|r| Change::DelRoute(r.clone()))
+        .collect()
 }
