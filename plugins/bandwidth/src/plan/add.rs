@@ -38,6 +38,17 @@ pub fn plan_add(
     let Some(l) = limits.egress else {
         return Ok(plan(host, ifb_name, snap, steps));
     };
+    refuse_taken_ingress(host)?;
+    let ifb = ifb_of(snap, owner, ifb_name)?;
+    let want = direction_bucket("egress", l, host, limits, psched)?;
+    explain(&want, "egress", ifb_name, l);
+    egress(want.tbf, owner, host, ifb, ifb_name, &mut steps)?;
+    Ok(plan(host, ifb_name, snap, steps))
+}
+
+/// Egress needs the ingress qdisc's slot and the redirect's priority; the
+/// kernel takes neither beside someone else's.
+fn refuse_taken_ingress(host: &HostSide) -> CniResult<()> {
     if let Some(kind) = host.ingress_slot_taken() {
         return Err(CniError::invalid_config(format!(
             "{} has a {kind} qdisc where egress shaping needs an ingress qdisc",
@@ -51,30 +62,27 @@ pub fn plan_add(
             host.veth.name, f.kind, f.protocol
         )));
     }
-    let ifb = match &snap.ifb {
-        Some(side) => match ifb_is_ours(&side.link, owner) {
-            Ok(true) => Some(side),
-            Ok(false) => {
-                return Err(CniError::invalid_config(format!(
-                    "ifb {ifb_name} already shapes another interface of container {} on network {}: {}",
-                    owner.container_id,
-                    owner.network,
-                    side.link.alias.as_deref().unwrap_or_default()
-                )))
-            }
-            // Something else holds the name: no retry will help.
-            Err(msg) => {
-                return Err(CniError::invalid_config(format!(
-                    "cannot use ifb name {ifb_name}: {msg}"
-                )))
-            }
-        },
-        None => None,
+    Ok(())
+}
+
+/// The ifb under this attachment's name, if there is one and it is ours.
+fn ifb_of<'a>(snap: &'a Snapshot, owner: &Owner, ifb_name: &str) -> CniResult<Option<&'a IfbSide>> {
+    let Some(side) = &snap.ifb else {
+        return Ok(None);
     };
-    let want = direction_bucket("egress", l, host, limits, psched)?;
-    explain(&want, "egress", ifb_name, l);
-    egress(want.tbf, owner, host, ifb, ifb_name, &mut steps)?;
-    Ok(plan(host, ifb_name, snap, steps))
+    match ifb_is_ours(&side.link, owner) {
+        Ok(true) => Ok(Some(side)),
+        Ok(false) => Err(CniError::invalid_config(format!(
+            "ifb {ifb_name} already shapes another interface of container {} on network {}: {}",
+            owner.container_id,
+            owner.network,
+            side.link.alias.as_deref().unwrap_or_default()
+        ))),
+        // Something else holds the name: no retry will help.
+        Err(msg) => Err(CniError::invalid_config(format!(
+            "cannot use ifb name {ifb_name}: {msg}"
+        ))),
+    }
 }
 
 fn plan(host: &HostSide, ifb_name: &str, snap: &Snapshot, steps: Vec<Step<Change>>) -> Plan {
@@ -137,37 +145,45 @@ fn egress(
     ifb_name: &str,
     steps: &mut Vec<Step<Change>>,
 ) -> CniResult<()> {
-    let mtu = host.veth.mtu;
-    let alias = owner.alias();
-    match ifb {
-        // Its queue length stays the reference's (0): upstream stopped
-        // copying the veth's after production trouble (#1097).
-        None => steps.push(Step::new(
-            Change::CreateIfb { mtu, alias },
-            Some(Change::DeleteIfb),
-        )),
-        Some(side) => {
-            let link = &side.link;
-            if link.mtu != mtu {
-                steps.push(Step::new(
-                    Change::SetIfbMtu { mtu },
-                    Some(Change::SetIfbMtu { mtu: link.mtu }),
-                ));
-            }
-            if link.alias.as_deref() != Some(alias.as_str()) {
-                steps.push(Step::once(Change::SetIfbAlias { alias }));
-            }
-            if !link.up {
-                steps.push(Step::new(
-                    Change::SetIfbUp { up: true },
-                    Some(Change::SetIfbUp { up: false }),
-                ));
-            }
-        }
-    }
+    ifb_link(host.veth.mtu, owner.alias(), ifb, steps);
     let root = ifb.map_or(Root::Default, IfbSide::root);
     set_tbf(Device::Ifb, want, root, ifb_name, ifb.is_none(), steps)?;
+    redirect(host, ifb.map(|i| i.link.index), steps);
+    Ok(())
+}
 
+/// The ifb made, or brought to the veth's MTU, our alias and up.
+fn ifb_link(mtu: u32, alias: String, ifb: Option<&IfbSide>, steps: &mut Vec<Step<Change>>) {
+    let Some(side) = ifb else {
+        // Its queue length stays the reference's (0): upstream stopped
+        // copying the veth's after production trouble (#1097).
+        steps.push(Step::new(
+            Change::CreateIfb { mtu, alias },
+            Some(Change::DeleteIfb),
+        ));
+        return;
+    };
+    let link = &side.link;
+    if link.mtu != mtu {
+        steps.push(Step::new(
+            Change::SetIfbMtu { mtu },
+            Some(Change::SetIfbMtu { mtu: link.mtu }),
+        ));
+    }
+    if link.alias.as_deref() != Some(alias.as_str()) {
+        steps.push(Step::once(Change::SetIfbAlias { alias }));
+    }
+    if !link.up {
+        steps.push(Step::new(
+            Change::SetIfbUp { up: true },
+            Some(Change::SetIfbUp { up: false }),
+        ));
+    }
+}
+
+/// The veth's ingress qdisc and one redirect to the ifb (`index`, none
+/// while the ifb is still to be made).
+fn redirect(host: &HostSide, index: Option<u32>, steps: &mut Vec<Step<Change>>) {
     let had_ingress = host.has_ingress();
     if !had_ingress {
         steps.push(Step::new(
@@ -175,7 +191,6 @@ fn egress(
             Some(Change::DeleteIngressQdisc),
         ));
     }
-    let index = ifb.map(|i| i.link.index);
     let ours = if had_ingress {
         host.our_redirects(index)
     } else {
@@ -203,5 +218,4 @@ fn egress(
         }
         [] => steps.push(Step::new(Change::AddRedirect, Some(Change::DeleteRedirectToIfb))),
     }
-    Ok(())
 }

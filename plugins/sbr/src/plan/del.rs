@@ -27,21 +27,7 @@ pub fn plan_del(config: &Config, prev: Option<&[Address]>, snap: &Snapshot) -> P
         Some(addresses) => addresses.iter().map(|a| a.addr).collect(),
         None => snap.link_addresses.clone(),
     };
-    let ours = |r: &Rule| -> bool {
-        let in_table = |t: u32| config.table.is_none_or(|want| want == t);
-        sources.iter().any(|a| {
-            let src = host(a);
-            in_table(r.table)
-                && (marked_rule(r, &src)
-                    || (prev.is_some()
-                        && match config.table {
-                            // The configured table is the operator's: the
-                            // reference's plain rule into it is enough.
-                            Some(_) => plain_rule(r, &src) && r.protocol == RTPROT_UNSPEC,
-                            None => reference_rule(snap, r, &src),
-                        }))
-        })
-    };
+    let ours = |r: &Rule| owned_rule(config, prev.is_some(), &sources, snap, r);
     let rules: Vec<&Rule> = snap.rules.iter().filter(|r| ours(r)).collect();
     let mut ops: Vec<Change> = rules.iter().map(|r| Change::DelRule((*r).clone())).collect();
 
@@ -53,12 +39,50 @@ pub fn plan_del(config: &Config, prev: Option<&[Address]>, snap: &Snapshot) -> P
     }
     // Tables another rule still points at are someone else's too.
     let still_used: BTreeSet<u32> = snap.rules.iter().filter(|r| !ours(r)).map(|r| r.table).collect();
+    let tables = tables_to_empty(&rules, &still_used, &sources, snap);
+    let in_tables: Vec<&Route> = snap
+        .routes
+        .iter()
+        .filter(|r| tables.contains(&r.table) && r.oif == Some(link))
+        .collect();
+    restore_main(&mut ops, link, &in_tables, snap);
+    ops.extend(in_tables.into_iter().cloned().map(Change::DelRoute));
+    once(ops)
+}
+
+/// sbr's marked rule for one of `sources`, or (with a prevResult) the
+/// reference's exact rule; only into the configured table when there is one.
+fn owned_rule(config: &Config, with_prev: bool, sources: &[IpNet], snap: &Snapshot, r: &Rule) -> bool {
+    if config.table.is_some_and(|want| want != r.table) {
+        return false;
+    }
+    sources.iter().any(|a| {
+        let src = host(a);
+        marked_rule(r, &src)
+            || (with_prev
+                && match config.table {
+                    // The configured table is the operator's: the
+                    // reference's plain rule into it is enough.
+                    Some(_) => plain_rule(r, &src) && r.protocol == RTPROT_UNSPEC,
+                    None => reference_rule(snap, r, &src),
+                })
+    })
+}
+
+/// The tables of the deleted rules that nothing else uses, and the table
+/// of an address that lost its rule.
+fn tables_to_empty(
+    rules: &[&Rule],
+    still_used: &BTreeSet<u32>,
+    sources: &[IpNet],
+    snap: &Snapshot,
+) -> BTreeSet<u32> {
     let mut tables: BTreeSet<u32> = rules
         .iter()
         .map(|r| r.table)
         .filter(|t| !still_used.contains(t) && !RESERVED_TABLES.contains(t))
         .collect();
-    for a in &sources {
+    for a in sources {
         let src = host(a);
         if !rules.iter().any(|r| r.src == Some(src)) {
             if let Some(t) = orphan_table(snap, a, &tables) {
@@ -66,13 +90,12 @@ pub fn plan_del(config: &Config, prev: Option<&[Address]>, snap: &Snapshot) -> P
             }
         }
     }
-    let in_tables: Vec<&Route> = snap
-        .routes
-        .iter()
-        .filter(|r| tables.contains(&r.table) && r.oif == Some(link))
-        .collect();
+    tables
+}
 
-    // sbr's source hints leave main first: what they replaced comes back.
+/// sbr's source hints leave main first, then the unmarked routes of the
+/// tables come back as they were.
+fn restore_main(ops: &mut Vec<Change>, link: u32, in_tables: &[&Route], snap: &Snapshot) {
     let hints: Vec<&Route> = snap
         .routes
         .iter()
@@ -88,7 +111,6 @@ pub fn plan_del(config: &Config, prev: Option<&[Address]>, snap: &Snapshot) -> P
             .collect(),
         ..snap.clone()
     };
-
     let back: Vec<Route> = in_tables
         .iter()
         .filter(|r| r.protocol != RTPROT_SBR)
@@ -98,8 +120,6 @@ pub fn plan_del(config: &Config, prev: Option<&[Address]>, snap: &Snapshot) -> P
         })
         .collect();
     for r in dedup_direct_first(back) {
-        ensure_route(&mut ops, &after_hints, r);
+        ensure_route(ops, &after_hints, r);
     }
-    ops.extend(in_tables.into_iter().cloned().map(Change::DelRoute));
-    once(ops)
 }
