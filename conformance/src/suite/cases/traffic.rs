@@ -250,14 +250,30 @@ fn probe_peer(s: &Site) -> Result<Vec<(u32, bool)>, String> {
     })
 }
 
-/// Without sbr (before ADD, after DEL): the replies' route is eth0 and the
-/// peer gets no answer; the counters say where the packets died.
-fn lost(s: &Site, when: &str) -> CaseResult {
+type Counters = std::collections::HashMap<String, u64>;
+
+/// What one probe of the peer saw: per family the answers and whether TCP
+/// connected, and the counters of the pod and the management router around it.
+struct Probe {
+    results: Vec<(u32, bool)>,
+    pod: (Counters, Counters),
+    mgmt: (Counters, Counters),
+}
+
+impl Probe {
+    fn grew(&self, ns: &str, name: &str) -> u64 {
+        let (before, after) = if ns == "pod" { &self.pod } else { &self.mgmt };
+        grew(before, after, name)
+    }
+}
+
+/// The replies to the peer must leave through `dev`; then the peer probes.
+fn probe(s: &Site, dev: &str, why: &str, when: &str) -> Result<Probe, Failure> {
     for f in &FAMILIES {
-        let dev = route_dev(&s.pod, f.peer, Some(f.net1))?;
-        ensure(dev == "eth0", || {
+        let have = route_dev(&s.pod, f.peer, Some(f.net1))?;
+        ensure(have == dev, || {
             format!(
-                "{when}: replies from {} to the peer {} would leave through {dev}, want eth0 (the main table's default)",
+                "{when}: replies from {} to the peer {} would leave through {have}, want {dev}{why}",
                 f.net1, f.peer
             )
         })?;
@@ -265,8 +281,19 @@ fn lost(s: &Site, when: &str) -> CaseResult {
     let (pod0, mgmt0) = (counters(&s.pod)?, counters(&s.mgmt)?);
     let results = probe_peer(s)?;
     let (pod1, mgmt1) = (counters(&s.pod)?, counters(&s.mgmt)?);
-    for (f, (answers, connected)) in FAMILIES.iter().zip(results) {
-        ensure(answers == 0, || {
+    Ok(Probe {
+        results,
+        pod: (pod0, pod1),
+        mgmt: (mgmt0, mgmt1),
+    })
+}
+
+/// Without sbr (before ADD, after DEL): the replies' route is eth0 and the
+/// peer gets no answer; the counters say where the packets died.
+fn lost(s: &Site, when: &str) -> CaseResult {
+    let p = probe(s, "eth0", " (the main table's default)", when)?;
+    for (f, (answers, connected)) in FAMILIES.iter().zip(&p.results) {
+        ensure(*answers == 0, || {
             format!(
                 "{when}: the peer got {answers} of {PINGS} answers from {} ({}), want none",
                 f.net1, f.name
@@ -279,13 +306,13 @@ fn lost(s: &Site, when: &str) -> CaseResult {
             )
         })?;
     }
-    let dropped4 = grew(&pod0, &pod1, "TcpExtIPReversePathFilter");
+    let dropped4 = p.grew("pod", "TcpExtIPReversePathFilter");
     ensure(dropped4 >= u64::from(PINGS), || {
         format!(
             "{when}: the pod's rp_filter dropped {dropped4} IPv4 packets, want at least {PINGS} (the peer's requests, whose reverse path is eth0)"
         )
     })?;
-    let dropped6 = grew(&mgmt0, &mgmt1, "Ip6InNoRoutes");
+    let dropped6 = p.grew("management router", "Ip6InNoRoutes");
     ensure(dropped6 >= u64::from(PINGS), || {
         format!(
             "{when}: the management router dropped {dropped6} IPv6 packets without a route, want at least {PINGS} (the replies that left through eth0)"
@@ -296,38 +323,27 @@ fn lost(s: &Site, when: &str) -> CaseResult {
 /// With sbr: the replies leave through net1 and arrive, nothing reaches the
 /// management router on their account, and the management path works.
 fn symmetric(s: &Site, when: &str) -> CaseResult {
-    for f in &FAMILIES {
-        let dev = route_dev(&s.pod, f.peer, Some(f.net1))?;
-        ensure(dev == "net1", || {
-            format!(
-                "{when}: replies from {} to the peer {} would leave through {dev}, want net1",
-                f.net1, f.peer
-            )
-        })?;
-    }
-    let (pod0, mgmt0) = (counters(&s.pod)?, counters(&s.mgmt)?);
-    let results = probe_peer(s)?;
-    let (pod1, mgmt1) = (counters(&s.pod)?, counters(&s.mgmt)?);
-    for (f, (answers, connected)) in FAMILIES.iter().zip(results) {
-        ensure(answers == PINGS, || {
+    let p = probe(s, "net1", "", when)?;
+    for (f, (answers, connected)) in FAMILIES.iter().zip(&p.results) {
+        ensure(*answers == PINGS, || {
             format!(
                 "{when}: the peer got {answers} of {PINGS} answers from {} ({})",
                 f.net1, f.name
             )
         })?;
-        ensure(connected, || {
+        ensure(*connected, || {
             format!(
                 "{when}: the peer's TCP connection to {}:{PORT} did not form",
                 f.net1
             )
         })?;
     }
-    for (ns, before, after, name) in [
-        ("pod", &pod0, &pod1, "TcpExtIPReversePathFilter"),
-        ("management router", &mgmt0, &mgmt1, "IpExtInNoRoutes"),
-        ("management router", &mgmt0, &mgmt1, "Ip6InNoRoutes"),
+    for (ns, name) in [
+        ("pod", "TcpExtIPReversePathFilter"),
+        ("management router", "IpExtInNoRoutes"),
+        ("management router", "Ip6InNoRoutes"),
     ] {
-        let n = grew(before, after, name);
+        let n = p.grew(ns, name);
         ensure(n == 0, || {
             format!("{when}: {name} of the {ns} grew by {n}, want 0")
         })?;
