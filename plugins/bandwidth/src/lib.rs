@@ -60,6 +60,38 @@ fn lock(ifb_name: &str) -> CniResult<Lock> {
     Lock::slot("bandwidth", ifb_name, LOCK_SLOTS)
 }
 
+/// One attachment as ADD and CHECK see it: its names, its lock held, and
+/// the host side the kernel holds for it.
+struct Attachment {
+    owner: Owner,
+    ifb_name: String,
+    _lock: Lock,
+    sock: Socket,
+    snap: plan::Snapshot,
+}
+
+impl Attachment {
+    /// Under the attachment's lock: ADD and CHECK never see a half-done
+    /// ADD or DEL (CHECK would read it as drift).
+    fn observe(req: &Request, prev: &NetResult) -> CniResult<Attachment> {
+        // The ifb's name and alias come from it.
+        req.conf.checked_name()?;
+        let owner = owner(req);
+        let ifb_name = ifb::name(&owner.network, &owner.container_id);
+        let lock = lock(&ifb_name)?;
+        let mut sock = Socket::new()?;
+        let veth = snapshot::host_veth(&mut sock, netns(req)?, &req.ifname, prev)?;
+        let snap = snapshot::observe(&mut sock, Some(veth), &ifb_name)?;
+        Ok(Attachment {
+            owner,
+            ifb_name,
+            _lock: lock,
+            sock,
+            snap,
+        })
+    }
+}
+
 impl Plugin for Bandwidth {
     fn about(&self) -> String {
         format!("CNI bandwidth plugin v{}", env!("CARGO_PKG_VERSION"))
@@ -76,14 +108,13 @@ impl Plugin for Bandwidth {
         if limits.is_empty() {
             return Ok(result);
         }
-        // The ifb's name and alias come from it.
-        req.conf.checked_name()?;
-        let owner = owner(req);
-        let ifb_name = ifb::name(&owner.network, &owner.container_id);
-        let _lock = lock(&ifb_name)?;
-        let mut sock = Socket::new()?;
-        let veth = snapshot::host_veth(&mut sock, netns(req)?, &req.ifname, prev)?;
-        let snap = snapshot::observe(&mut sock, Some(veth), &ifb_name)?;
+        let Attachment {
+            owner,
+            ifb_name,
+            _lock,
+            sock,
+            snap,
+        } = Attachment::observe(req, prev)?;
         let plan = plan::plan_add(&limits, &owner, &ifb_name, &snap, Psched::read())?;
         let mut kernel = Kernel::new(sock);
         kernel.apply(&plan)?;
@@ -135,15 +166,8 @@ impl Plugin for Bandwidth {
         if limits.is_empty() {
             return Ok(());
         }
-        req.conf.checked_name()?;
-        let owner = owner(req);
-        let ifb_name = ifb::name(&owner.network, &owner.container_id);
-        // Not in the middle of an ADD or DEL: that would read as drift.
-        let _lock = lock(&ifb_name)?;
-        let mut sock = Socket::new()?;
-        let veth = snapshot::host_veth(&mut sock, netns(req)?, &req.ifname, prev)?;
-        let snap = snapshot::observe(&mut sock, Some(veth), &ifb_name)?;
-        plan::check(&limits, &owner, &ifb_name, &snap, Psched::read())
+        let a = Attachment::observe(req, prev)?;
+        plan::check(&limits, &a.owner, &a.ifb_name, &a.snap, Psched::read())
     }
 
     fn gc(&self, req: &Request) -> CniResult<()> {
