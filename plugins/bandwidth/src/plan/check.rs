@@ -58,7 +58,14 @@ pub fn check(
     let Some(ifb) = &snap.ifb else {
         return Err(mismatch(format!("ifb {ifb_name} does not exist")));
     };
-    let link = &ifb.link;
+    check_ifb_link(&ifb.link, owner, ifb_name, host)?;
+    let want = direction_bucket("egress", l, host, limits, psched)?;
+    check_tbf(ifb_name, &want.tbf, ifb.root())?;
+    check_redirect(host, &ifb.link, ifb_name)
+}
+
+/// The ifb as ADD leaves it: ours by its alias, the veth's MTU, up.
+fn check_ifb_link(link: &Link, owner: &Owner, ifb_name: &str, host: &HostSide) -> CniResult<()> {
     if link.kind.as_deref() != Some("ifb") {
         return Err(mismatch(format!("{ifb_name} is not an ifb")));
     }
@@ -71,15 +78,19 @@ pub fn check(
     }
     if link.mtu != host.veth.mtu {
         return Err(mismatch(format!(
-            "ifb {ifb_name} has mtu {}, want {} as {veth}",
-            link.mtu, host.veth.mtu
+            "ifb {ifb_name} has mtu {}, want {} as {}",
+            link.mtu, host.veth.mtu, host.veth.name
         )));
     }
     if !link.up {
         return Err(mismatch(format!("ifb {ifb_name} is down")));
     }
-    let want = direction_bucket("egress", l, host, limits, psched)?;
-    check_tbf(ifb_name, &want.tbf, ifb.root())?;
+    Ok(())
+}
+
+/// The veth's ingress qdisc with exactly one u32 redirect to the ifb.
+fn check_redirect(host: &HostSide, link: &Link, ifb_name: &str) -> CniResult<()> {
+    let veth = &host.veth.name;
     if !host.has_ingress() {
         return Err(mismatch(format!("{veth} has no ingress qdisc")));
     }

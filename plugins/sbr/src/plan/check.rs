@@ -13,37 +13,45 @@ pub fn check(config: &Config, addresses: &[Address], snap: &Snapshot) -> Result<
     }
     let plan = plan_add(config, addresses, snap)?;
     if let Some(op) = plan.changes().next() {
-        let ifname = snap.ifname.as_str();
-        return fail(match op {
-            Change::AddRule(r) if config.table.is_some() => format!("missing rule {}", RuleText(r)),
-            Change::AddRule(r) => match r.src {
-                Some(src) => format!("missing rule from {src} to a routing table"),
-                None => format!("missing rule {}", RuleText(r)),
-            },
-            Change::AddRoute(r) if r.table == RT_TABLE_MAIN => {
-                format!("missing route {} in table main", RouteText(r, ifname))
-            }
-            Change::AddRoute(r) => format!(
-                "missing route {} in table {}",
-                RouteText(r, ifname),
-                TableText(r.table)
-            ),
-            Change::DelRoute(r) if r.table == RT_TABLE_MAIN => {
-                format!("route {} is still in table main", RouteText(r, ifname))
-            }
-            Change::DelRoute(r) => {
-                format!(
-                    "route {} in table {} is not the expected one",
-                    RouteText(r, ifname),
-                    TableText(r.table)
-                )
-            }
-            Change::DelRule(r) => format!("unexpected rule {}", RuleText(r)),
-        });
+        return fail(drift(op, config, snap.ifname.as_str()));
     }
     if config.table.is_some() {
         return Ok(());
     }
+    subnet_routes(config, addresses, snap)
+}
+
+/// What ADD would still change, said as what is missing or too much.
+fn drift(op: &Change, config: &Config, ifname: &str) -> String {
+    match op {
+        Change::AddRule(r) if config.table.is_some() => format!("missing rule {}", RuleText(r)),
+        Change::AddRule(r) => match r.src {
+            Some(src) => format!("missing rule from {src} to a routing table"),
+            None => format!("missing rule {}", RuleText(r)),
+        },
+        Change::AddRoute(r) if r.table == RT_TABLE_MAIN => {
+            format!("missing route {} in table main", RouteText(r, ifname))
+        }
+        Change::AddRoute(r) => format!(
+            "missing route {} in table {}",
+            RouteText(r, ifname),
+            TableText(r.table)
+        ),
+        Change::DelRoute(r) if r.table == RT_TABLE_MAIN => {
+            format!("route {} is still in table main", RouteText(r, ifname))
+        }
+        Change::DelRoute(r) => format!(
+            "route {} in table {} is not the expected one",
+            RouteText(r, ifname),
+            TableText(r.table)
+        ),
+        Change::DelRule(r) => format!("unexpected rule {}", RuleText(r)),
+    }
+}
+
+/// Each address's table holds a route to its subnet on the link.
+fn subnet_routes(config: &Config, addresses: &[Address], snap: &Snapshot) -> Result<(), CniError> {
+    let fail = |msg: String| Err(CniError::check_failed(msg));
     for a in addresses {
         let subnet = a.addr.trunc();
         if subnet.prefix_len() == subnet.max_prefix_len()
