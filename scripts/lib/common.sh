@@ -13,11 +13,14 @@ RELEASE_TARGET=${RELEASE_TARGETS[amd64]}
 RELEASE_DIR="$TARGET_DIR/$RELEASE_TARGET/release"
 BUILD_CMD="cargo build --release --workspace --target $RELEASE_TARGET"
 # release_dir ARCH: where cargo puts ARCH's (amd64, arm64) release binaries.
+# The word `file` prints for each architecture of a release.
+declare -A FILE_ARCH=([amd64]=x86-64 [arm64]=aarch64)
 release_dir() { printf '%s/%s/release' "$TARGET_DIR" "${RELEASE_TARGETS[$1]:?unknown architecture $1}"; }
 REFERENCE_DIR="${REFERENCE_DIR:-/usr/lib/cni}"
 
 # Everything an operator script may need, as Debian packages.
-ALL_PACKAGES=(iproute2 containernetworking-plugins iperf3 iputils-ping podman runc containerd protobuf-compiler busybox-static hyperfine buildah file time shellcheck)
+ALL_PACKAGES=(iproute2 containernetworking-plugins iperf3 iputils-ping podman runc containerd protobuf-compiler
+  busybox-static buildah file time shellcheck python3 qemu-user-static qemu-system-arm)
 
 if [[ -t 1 ]]; then
   C_BOLD=$'\e[1m' C_GREEN=$'\e[32m' C_RED=$'\e[31m' C_DIM=$'\e[2m' C_OFF=$'\e[0m'
@@ -94,6 +97,9 @@ workspace_version() {
     "$ROOT/Cargo.toml"
 }
 
+# tarball_name ARCH: the release tarball of ARCH for this workspace's version.
+tarball_name() { printf 'cni-sbr-bandwidth-linux-%s-v%s.tgz' "$1" "$(workspace_version)"; }
+
 # static_musl FILE ARCH: FILE is a static executable for ARCH (the word `file`
 # prints: x86-64, aarch64) with no glibc in it (glibc leaves its ABI note, which
 # `file` shows as "for GNU/Linux", and its tunables in a static binary).
@@ -107,6 +113,15 @@ static_musl() {
     echo "$1 has glibc in it"; return 1
   fi
 }
+
+# check DESCRIPTION CMD...: one counted check of a test script, said as ok or FAIL;
+# checks_passed WHAT ends the script with an error when any of them failed.
+failures=0
+check() {
+  local what=$1; shift
+  if "$@"; then say "ok   $what"; else say "FAIL $what"; failures=$((failures + 1)); fi
+}
+checks_passed() { ((failures == 0)) || die "$failures $1 check(s) failed"; }
 
 # Seconds since the epoch with microseconds (bash 5).
 now() { printf '%s' "${EPOCHREALTIME/,/.}"; }

@@ -113,7 +113,7 @@ def add(nl, veth, ifb, rate_bps, burst_bits, mtu=1500):
     that redirects everything into the ifb."""
     veth_i = nl.index(veth)
     link = attr(IFLA_IFNAME, cstr(ifb)) + attr(IFLA_MTU, struct.pack("=I", mtu))
-    link += attr(IFLA_TXQLEN, struct.pack("=I", 1000)) + nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, cstr("ifb")))
+    link += attr(IFLA_TXQLEN, struct.pack("=I", 0)) + nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, cstr("ifb")))
     nl.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfomsg(flags=IFF_UP, change=IFF_UP) + link)
     nl.request(RTM_SETLINK, 0, ifinfomsg() + attr(IFLA_IFNAME, cstr(ifb)) + attr(IFLA_IFALIAS, cstr("bench")))
     ifb_i = nl.index(ifb)
