@@ -11,6 +11,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use crate::error::Result;
 use crate::socket::Socket;
 
+pub const RT_TABLE_DEFAULT: u32 = 253;
 pub const RT_TABLE_MAIN: u32 = 254;
 pub const RT_TABLE_LOCAL: u32 = 255;
 pub const RT_SCOPE_UNIVERSE: u8 = 0;
@@ -19,6 +20,8 @@ pub const RT_SCOPE_HOST: u8 = 254;
 pub const RTPROT_KERNEL: u8 = 2;
 pub const RTPROT_BOOT: u8 = 3;
 pub const RTN_UNICAST: u8 = 1;
+/// The local table's route to an address of this host.
+pub const RTN_LOCAL: u8 = 2;
 /// Header value the kernel reports for tables above 255.
 const RT_TABLE_COMPAT: u8 = 252;
 const RT_SCOPE_NOWHERE: u8 = 255;

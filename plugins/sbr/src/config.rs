@@ -5,11 +5,12 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use cni_core::{CniError, CniResult, NetConf};
+use nl_ops::route::{RT_TABLE_DEFAULT, RT_TABLE_LOCAL, RT_TABLE_MAIN};
 use serde::Deserialize;
 
 /// The kernel's own tables: unspec, default, main, local. sbr never picks
 /// one and never empties one.
-pub const RESERVED_TABLES: [u32; 4] = [0, 253, 254, 255];
+pub const RESERVED_TABLES: [u32; 4] = [0, RT_TABLE_DEFAULT, RT_TABLE_MAIN, RT_TABLE_LOCAL];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,14 +1,11 @@
 //! The namespace, read once per invocation: the link, its addresses, every
 //! route of every table and every rule. Plans are computed from this alone.
 
-use nl_ops::route::{RouteFilter, RT_TABLE_LOCAL};
+use nl_ops::route::{RouteFilter, RTN_LOCAL, RT_TABLE_LOCAL};
 use nl_ops::rule::RuleFilter;
 use nl_ops::Socket;
 
 use crate::plan::Snapshot;
-
-/// RTN_LOCAL: the local table's route to an address of this host.
-const RTN_LOCAL: u8 = 2;
 
 /// Reads the link `ifname` (absent is not an error: DEL wants to know) and
 /// the routing state around it. The link's addresses come with their prefix

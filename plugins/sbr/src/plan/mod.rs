@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use cni_core::plan::Step;
 use cni_core::{CniError, NetResult};
 use ipnet::IpNet;
-use nl_ops::route::{Route, RT_SCOPE_LINK, RT_TABLE_MAIN};
+use nl_ops::route::{Route, RT_SCOPE_LINK, RT_TABLE_DEFAULT, RT_TABLE_LOCAL, RT_TABLE_MAIN};
 pub use nl_ops::route::{RTN_UNICAST, RTPROT_BOOT};
 use nl_ops::rule::Rule;
 pub use nl_ops::rule::FR_ACT_TO_TBL;
@@ -127,8 +127,8 @@ impl fmt::Display for TableText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             RT_TABLE_MAIN => f.write_str("main"),
-            253 => f.write_str("default"),
-            255 => f.write_str("local"),
+            RT_TABLE_DEFAULT => f.write_str("default"),
+            RT_TABLE_LOCAL => f.write_str("local"),
             t => write!(f, "{t}"),
         }
     }
