@@ -44,15 +44,36 @@ impl Config {
         Config::from_fields(fields)
     }
 
-    /// DEL's view: only `table` decides what DEL removes. The reference's DEL
-    /// reads nothing else, so a config whose other fields do not validate
-    /// (a gateway that is no address) must still tear down.
-    pub fn for_del(conf: &NetConf) -> CniResult<Config> {
-        let fields: Fields = conf.plugin(true)?;
-        Config::from_fields(Fields {
-            table: fields.table,
-            ..Fields::default()
-        })
+    /// DEL's view: only `table`, and leniently. The reference's DEL reads
+    /// nothing else (v1.1.1 not even the table), and a DEL that refuses
+    /// stops the runtime's teardown of the whole chain (the IPAM address
+    /// leaks). An ADD with a table that does not validate never succeeded,
+    /// so reading it as absent is safe: sbr's marks still bound what DEL
+    /// touches.
+    pub fn for_del(conf: &NetConf) -> Config {
+        #[derive(Default, Deserialize)]
+        struct DelFields {
+            #[serde(default)]
+            table: Option<serde_json::Value>,
+        }
+        let fields: DelFields = conf.plugin(true).unwrap_or_else(|e| {
+            log::warn!("ignoring sbr's fields on DEL: {}", e.msg);
+            DelFields::default()
+        });
+        let table = match fields.table {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => match v.as_u64().and_then(|t| u32::try_from(t).ok()).filter(|t| *t > 0) {
+                Some(t) => Some(t),
+                None => {
+                    log::warn!("ignoring invalid table {v} on DEL: must be 1 to 4294967295");
+                    None
+                }
+            },
+        };
+        Config {
+            table,
+            ..Config::default()
+        }
     }
 
     /// For tests and tools: the plugin fields of a JSON object.
@@ -225,7 +246,7 @@ mod tests {
     }
 
     #[test]
-    fn del_reads_only_the_table() {
+    fn del_reads_only_the_table_and_never_refuses() {
         let conf = |v: serde_json::Value| {
             let mut base = json!({"cniVersion": "1.0.0", "name": "n", "type": "sbr"});
             base.as_object_mut()
@@ -233,15 +254,30 @@ mod tests {
                 .extend(v.as_object().unwrap().clone());
             NetConf::parse(base.to_string().as_bytes()).unwrap()
         };
-        let c = Config::for_del(&conf(
-            json!({"gateways": ["nope", "a", "b"], "priority": 0, "table": 300}),
-        ))
-        .unwrap();
-        assert_eq!(c.table, Some(300));
+        let del = |v: serde_json::Value| Config::for_del(&conf(v));
+        // The table is read (keys fold as in Go), everything else is not.
+        let c =
+            del(json!({"gateways": ["nope", "a", "b"], "priority": "x", "addSourceHints": 3, "TABLE": 300}));
         assert_eq!(
-            Config::for_del(&conf(json!({"table": 0}))).unwrap_err().code,
-            Code::InvalidConfig
+            c,
+            Config {
+                table: Some(300),
+                ..Config::default()
+            }
         );
+        assert_eq!(del(json!({"table": 4_294_967_295u32})).table, Some(4_294_967_295));
+        // A table ADD refuses reads as absent: no error.
+        for t in [
+            json!(null),
+            json!(0),
+            json!(-1),
+            json!(4_294_967_296u64),
+            json!(100.5),
+            json!("100"),
+            json!([100]),
+        ] {
+            assert_eq!(del(json!({ "table": t })), Config::default(), "table {t}");
+        }
     }
 
     #[test]

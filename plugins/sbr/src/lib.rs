@@ -79,7 +79,7 @@ impl Plugin for Sbr {
     }
 
     fn del(&self, req: &Request) -> CniResult<()> {
-        let config = Config::for_del(&req.conf)?;
+        let config = Config::for_del(&req.conf);
         let Some(path) = req.netns.as_deref() else {
             log::info!("del {}: no network namespace given, nothing to do", req.ifname);
             return Ok(());

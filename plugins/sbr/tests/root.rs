@@ -1166,3 +1166,35 @@ fn bad_gateways_are_code_7_and_change_nothing() {
         assert_eq!(p.state(), before, "{gateways}: failed ADD left changes behind");
     }
 }
+
+/// DEL never refuses over sbr's own fields: a runtime tears down a failed
+/// ADD with the same config, and a refusal would stop the chain's DEL (the
+/// main plugin's IPAM address would leak). The reference accepts these too.
+#[test]
+fn del_with_fields_add_refuses_exits_0_and_cleans_up() {
+    if !root_or_skip("del_with_fields_add_refuses_exits_0_and_cleans_up") {
+        return;
+    }
+    let p = Pod::new("delbad", false);
+    main_plugin_routes(&p);
+    let before = p.state();
+    let good = conf("1.0.0", prev_v4(), json!({}));
+    for extra in [json!({"table": -1}), json!({"priority": "x"})] {
+        let bad = conf("1.0.0", prev_v4(), extra.clone());
+        let out = cni(ours(), "ADD", &p.ctr.path(), "net1", &bad);
+        assert_eq!(out.json["code"], 7, "ADD {extra}: {}", out.json);
+        assert_eq!(p.state(), before, "ADD {extra} changed the namespace");
+        must(cni(ours(), "ADD", &p.ctr.path(), "net1", &good), "ADD");
+        assert_ne!(p.state(), before);
+        // The table reads as absent: DEL removes what the ADD made.
+        must(
+            cni(ours(), "DEL", &p.ctr.path(), "net1", &bad),
+            &format!("DEL {extra}"),
+        );
+        assert_eq!(p.state(), before, "DEL {extra} did not clean up");
+        must(
+            cni(REFERENCE, "DEL", &p.ctr.path(), "net1", &bad),
+            &format!("reference DEL {extra}"),
+        );
+    }
+}
