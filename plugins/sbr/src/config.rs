@@ -109,6 +109,14 @@ impl Config {
             cfg.priority = Some(p);
         }
         let gateways = fields.gateways.unwrap_or_default();
+        if let Some(t) = cfg.table {
+            // Upstream reads gateways only when it moves routes, which table
+            // mode never does (v1.1.1 not at all): ignored, not refused.
+            if !gateways.is_empty() {
+                log::warn!("ignoring gateways {gateways:?}: with table {t} sbr makes no default route");
+            }
+            return Ok(cfg);
+        }
         if gateways.len() > 2 {
             return Err(CniError::invalid_config(format!(
                 "gateways list cannot contain more than 2 entries (one IPv4, one IPv6): {} given",
@@ -180,9 +188,10 @@ mod tests {
 
     #[test]
     fn all_fields() {
-        let c = cfg(json!({"table": 500, "gateways": ["10.0.0.1", "fd00::1"], "addSourceHints": true, "priority": 1000}))
+        let c = cfg(json!({"gateways": ["10.0.0.1", "fd00::1"], "addSourceHints": true, "priority": 1000}))
             .unwrap();
-        assert_eq!(c.table, Some(500));
+        assert_eq!(c.table, None);
+        assert_eq!(cfg(json!({"table": 500})).unwrap().table, Some(500));
         assert_eq!(c.gateway_v4, Some("10.0.0.1".parse().unwrap()));
         assert_eq!(c.gateway_v6, Some("fd00::1".parse().unwrap()));
         assert!(c.add_source_hints);
@@ -277,6 +286,30 @@ mod tests {
             json!([100]),
         ] {
             assert_eq!(del(json!({ "table": t })), Config::default(), "table {t}");
+        }
+    }
+
+    #[test]
+    fn gateways_are_ignored_with_a_table() {
+        for g in [
+            json!(["nope"]),
+            json!(["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
+            json!(["0.0.0.0"]),
+            json!(["10.0.0.1", "fd00::1"]),
+        ] {
+            let c = cfg(json!({"table": 500, "gateways": g, "priority": 7})).unwrap();
+            assert_eq!(
+                c,
+                Config {
+                    table: Some(500),
+                    priority: Some(7),
+                    ..Config::default()
+                },
+                "{g}"
+            );
+            // Without the table the same list is read, and refused or used.
+            let e = cfg(json!({ "gateways": g }));
+            assert!(e.is_err() || e.unwrap().gateway_v4.is_some(), "{g}");
         }
     }
 
