@@ -792,17 +792,61 @@ fn chained_only_and_addresses_required() {
         "{}",
         out.json
     );
+    // No IPs at all: code 7, as the reference ("No IP addresses supplied").
+    let none = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "net1"}], "ips": []});
+    for verb in ["ADD", "CHECK"] {
+        let out = cni(
+            ours(),
+            verb,
+            &p.ctr.path(),
+            "net1",
+            &conf("1.0.0", none.clone(), json!({})),
+        );
+        assert_eq!(out.json["code"], 7, "{verb}: {}", out.json);
+        assert!(
+            out.json["msg"].as_str().unwrap().contains("no ip addresses"),
+            "{verb}: {}",
+            out.json
+        );
+    }
+    assert!(
+        !cni(
+            REFERENCE,
+            "ADD",
+            &p.ctr.path(),
+            "net1",
+            &conf("1.0.0", none, json!({}))
+        )
+        .ok
+    );
+    assert_eq!(p.state(), before);
+}
+
+/// IPs only for other interfaces: the reference's ADD succeeds (and strips
+/// main of net1's routes with no rule instead); sbr changes nothing, says
+/// so, and passes the prevResult on. CHECK agrees, DEL is harmless.
+#[test]
+fn no_address_for_the_interface_changes_nothing() {
+    if !root_or_skip("no_address_for_the_interface_changes_nothing") {
+        return;
+    }
+    let p = Pod::new("otherif", false);
+    main_plugin_routes(&p);
+    let before = p.state();
     let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}],
         "ips": [{"address": "10.0.0.2/24", "interface": 0}]});
-    let out = cni(
-        ours(),
-        "ADD",
-        &p.ctr.path(),
-        "net1",
-        &conf("1.0.0", prev, json!({})),
-    );
-    assert_eq!(out.json["code"], 7, "{}", out.json);
+    let c = conf("1.0.0", prev.clone(), json!({}));
+    let out = cni(ours(), "ADD", &p.ctr.path(), "net1", &c);
+    assert!(out.ok, "ADD: {} {}", out.json, out.stderr);
+    assert_eq!(out.json["ips"], prev["ips"], "the prevResult is not passed on");
+    assert!(out.stderr.contains("no ip address for net1"), "{}", out.stderr);
+    assert_eq!(p.state(), before, "ADD changed the namespace");
+    must(cni(ours(), "CHECK", &p.ctr.path(), "net1", &c), "CHECK");
+    must(cni(ours(), "DEL", &p.ctr.path(), "net1", &c), "DEL");
     assert_eq!(p.state(), before);
+    // The reference accepts it too (the acceptance boundary).
+    let r = Pod::new("otherifr", false);
+    must(cni(REFERENCE, "ADD", &r.ctr.path(), "net1", &c), "reference ADD");
 }
 
 #[test]
