@@ -294,13 +294,19 @@ pub(crate) fn reference_rule(snap: &Snapshot, r: &Rule, src: &IpNet) -> bool {
 }
 
 /// The rule that ties `src` to its table: sbr's own (the one with the
-/// configured priority first), else the reference's.
+/// configured priority first), else the reference's. Never one into a
+/// kernel table (left by an ADD with `table` set): adopting main would
+/// copy main into itself and strip it.
 pub(crate) fn attachment_rule<'a>(
     snap: &'a Snapshot,
     src: &IpNet,
     priority: Option<u32>,
 ) -> Option<&'a Rule> {
-    let ours = || snap.rules.iter().filter(|r| marked_rule(r, src));
+    let ours = || {
+        snap.rules
+            .iter()
+            .filter(|r| marked_rule(r, src) && !RESERVED_TABLES.contains(&r.table))
+    };
     ours()
         .find(|r| priority.is_none() || r.priority == priority)
         .or_else(|| ours().next())
@@ -308,9 +314,10 @@ pub(crate) fn attachment_rule<'a>(
 }
 
 /// A table of this address that lost its rule (someone deleted it): no rule
-/// points at it, every route in it goes through the link, and one of them
-/// belongs to the address (sbr's mark, its source, a gateway in its subnet
-/// or its subnet itself). ADD takes it up again and DEL empties it, so
+/// points at it, every route in it is a unicast route through the link (as
+/// all sbr puts there; a VRF's table also holds local and broadcast
+/// routes), and one of them belongs to the address (sbr's mark, its
+/// source, a gateway in its subnet or its subnet itself). ADD takes it up again and DEL empties it, so
 /// neither strands the routes that left main. Tables in `claimed` went to
 /// other addresses already.
 pub(crate) fn orphan_table(snap: &Snapshot, a: &IpNet, claimed: &BTreeSet<u32>) -> Option<u32> {
@@ -333,7 +340,10 @@ pub(crate) fn orphan_table(snap: &Snapshot, a: &IpNet, claimed: &BTreeSet<u32>) 
     };
     tables.into_iter().find(|t| {
         let mut routes = snap.routes.iter().filter(|r| r.table == *t);
-        routes.clone().all(|r| r.oif == Some(link)) && routes.any(tied)
+        routes
+            .clone()
+            .all(|r| r.oif == Some(link) && r.kind == RTN_UNICAST)
+            && routes.any(tied)
     })
 }
 

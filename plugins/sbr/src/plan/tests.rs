@@ -953,3 +953,61 @@ fn del_gives_back_a_link_local_route_beside_another_links() {
     );
     assert_eq!(sorted(simulate(&added, &del)), sorted(o));
 }
+
+/// A VRF's table looks like a table that lost its rule (the l3mdev rule
+/// names no table; the link's routes are in it), but holds local and
+/// broadcast routes, which sbr never puts in its tables: not adopted by
+/// ADD, not emptied by DEL.
+#[test]
+fn a_table_with_routes_sbr_never_makes_is_not_adopted() {
+    let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+    let c = Config::default();
+    let mut o = snap();
+    o.routes
+        .push(route("10.1.0.0/24", None, Some("10.1.0.2"), NET1, 100));
+    let mut local = route("10.1.0.2/32", None, Some("10.1.0.2"), NET1, 100);
+    local.kind = RTN_LOCAL;
+    local.scope = 254;
+    o.routes.push(local);
+    let mut broadcast = route("10.1.0.255/32", None, Some("10.1.0.2"), NET1, 100);
+    broadcast.kind = 3;
+    o.routes.push(broadcast.clone());
+    assert_eq!(orphan_table(&o, &a[0].addr, &BTreeSet::new()), None);
+    let plan = plan_add(&c, &a, &o).unwrap();
+    assert_eq!(lines(&plan)[0], "add rule from 10.1.0.2/32 to table 101");
+    let added = simulate(&o, &plan);
+    for prev in [Some(&a[..]), None] {
+        let back = simulate(&added, &plan_del(&c, prev, &added));
+        assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
+    }
+    // Only unicast routes: the same table is taken up again.
+    o.routes.retain(|r| r.table != 100 || r.kind == RTN_UNICAST);
+    assert_eq!(orphan_table(&o, &a[0].addr, &BTreeSet::new()), Some(100));
+}
+
+/// sbr's rule into a kernel table (an earlier ADD with `table: 254`, the
+/// config changed since) is no attachment: ADD makes its own table instead
+/// of copying main into main and stripping it.
+#[test]
+fn a_marked_rule_into_a_kernel_table_is_not_the_attachment() {
+    let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+    for t in [RT_TABLE_DEFAULT, RT_TABLE_MAIN, RT_TABLE_LOCAL] {
+        let mut o = snap();
+        o.rules.push(sbr_rule(true, "10.1.0.2/32", t, 32765));
+        assert_eq!(attachment_rule(&o, &host(&a[0].addr), None), None, "table {t}");
+        let plan = plan_add(&Config::default(), &a, &o).unwrap();
+        let l = lines(&plan);
+        assert_eq!(l[0], "add rule from 10.1.0.2/32 to table 100", "table {t}");
+        assert!(
+            l.contains(&"add route default via 10.1.0.1 dev net1 to table 100".to_string()),
+            "{l:#?}"
+        );
+    }
+    // Into a table of its own it is.
+    let mut o = snap();
+    o.rules.push(sbr_rule(true, "10.1.0.2/32", 300, 32765));
+    assert_eq!(
+        attachment_rule(&o, &host(&a[0].addr), None).map(|r| r.table),
+        Some(300)
+    );
+}
