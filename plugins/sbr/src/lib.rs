@@ -9,7 +9,7 @@ mod snapshot;
 use std::path::Path;
 
 use cni_core::lock::Lock;
-use cni_core::netns::NetNs;
+use cni_core::netns::{Found, NetNs};
 use cni_core::{CniError, CniResult, NetResult, Plugin, Request};
 use nl_ops::Socket;
 
@@ -96,14 +96,16 @@ impl Plugin for Sbr {
             log::info!("del {}: no network namespace given, nothing to do", req.ifname);
             return Ok(());
         };
-        let ns = match NetNs::open_opt(path) {
-            Ok(Some(ns)) => ns,
-            Ok(None) => {
+        // Only a namespace that is gone is nothing to do: a path that cannot
+        // be opened (EACCES, EMFILE) fails, so the runtime tries again.
+        let ns = match NetNs::find(path)? {
+            Found::NetNs(ns) => ns,
+            Found::Nothing => {
                 log::info!("del {}: {} is gone, nothing to do", req.ifname, path.display());
                 return Ok(());
             }
             // A stale file where a namespace was: nothing left to clean.
-            Err(e) => {
+            Found::NotNetNs(e) => {
                 log::info!("del {}: {}, nothing to do", req.ifname, e.msg);
                 return Ok(());
             }

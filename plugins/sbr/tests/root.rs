@@ -571,6 +571,35 @@ fn del_with_namespace_gone_succeeds_and_creates_nothing() {
     assert!(!path.exists(), "DEL created {}", path.display());
 }
 
+/// Only a namespace that is gone is nothing to do for DEL: a stale file
+/// where it was is, a path that cannot be opened (here a symlink loop,
+/// ELOOP, as EACCES or EMFILE) fails naming the path, so the runtime
+/// retries instead of leaking the rules.
+#[test]
+fn del_fails_when_the_namespace_cannot_be_opened() {
+    if !root_or_skip("del_fails_when_the_namespace_cannot_be_opened") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sbrfix-del-open-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    let stale = dir.join("stale");
+    std::fs::write(&stale, b"").unwrap();
+    must(cni(ours(), "DEL", &stale, "net1", &c), "DEL with a stale file");
+    let a = dir.join("a");
+    std::os::unix::fs::symlink(dir.join("b"), &a).unwrap();
+    std::os::unix::fs::symlink(&a, dir.join("b")).unwrap();
+    let out = cni(ours(), "DEL", &a, "net1", &c);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!out.ok, "DEL through a symlink loop succeeded");
+    assert_eq!(out.json["code"], 4, "{}", out.json);
+    let msg = out.json["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("failed to open network namespace") && msg.contains(a.to_str().unwrap()),
+        "{msg}"
+    );
+}
+
 #[test]
 fn del_with_link_or_prev_result_gone() {
     if !root_or_skip("del_with_link_or_prev_result_gone") {
