@@ -143,6 +143,9 @@ fn table_routes(
             metric: None,
             protocol: RTPROT_SBR,
             kind: RTN_UNICAST,
+            tos: 0,
+            metrics: Vec::new(),
+            other_nexthop: false,
         });
     }
     for r in main.iter().filter(|r| is_v4(&r.dst) == v4) {
@@ -215,6 +218,9 @@ fn source_hints<'a>(
             metric: current.and_then(|c| c.metric),
             protocol: RTPROT_SBR,
             kind: RTN_UNICAST,
+            tos: 0,
+            metrics: Vec::new(),
+            other_nexthop: false,
         };
         match current {
             Some(c) if same_route(c, &want) => keep.push(c),

@@ -51,6 +51,9 @@ pub(super) fn route(dst: &str, gw: Option<&str>, src: Option<&str>, oif: u32, ta
         },
         protocol: if gw.is_none() { RTPROT_KERNEL } else { RTPROT_BOOT },
         kind: RTN_UNICAST,
+        tos: 0,
+        metrics: Vec::new(),
+        other_nexthop: false,
     }
 }
 
