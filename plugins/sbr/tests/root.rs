@@ -195,6 +195,34 @@ fn same_as_reference_single_ipv4() {
     compare("single", main_plugin_routes, conf("1.0.0", prev_v4(), json!({})));
 }
 
+/// Route metrics move with the route, as the reference's copies keep them:
+/// table 100 gets main's default with its mtu, and DEL gives main the
+/// default back with `mtu 1400`.
+#[test]
+fn same_as_reference_mtu_on_mains_default() {
+    if !root_or_skip("same_as_reference_mtu_on_mains_default") {
+        return;
+    }
+    let setup = |p: &Pod| {
+        p.ctr.ip(&[
+            "route", "add", "default", "via", "10.1.0.1", "dev", "net1", "mtu", "1400",
+        ]);
+        p.ctr
+            .ip(&["route", "add", "10.9.0.0/16", "via", "10.1.0.1", "dev", "net1"]);
+    };
+    compare("mtu", setup, conf("1.0.0", prev_v4(), json!({})));
+    let p = Pod::new("mtu2", false);
+    setup(&p);
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD");
+    let t100 = p.ctr.ip(&["route", "show", "table", "100"]);
+    assert!(t100.contains("default via 10.1.0.1 dev net1 mtu 1400"), "{t100}");
+    must(cni(ours(), "CHECK", &p.ctr.path(), "net1", &c), "CHECK");
+    must(cni(ours(), "DEL", &p.ctr.path(), "net1", &c), "DEL");
+    let main = p.ctr.ip(&["route"]);
+    assert!(main.contains("default via 10.1.0.1 dev net1 mtu 1400"), "{main}");
+}
+
 #[test]
 fn same_as_reference_sip_net1_beside_eth0() {
     if !root_or_skip("same_as_reference_sip_net1_beside_eth0") {

@@ -215,11 +215,12 @@ fn source_hints<'a>(
             oif: Some(link),
             table: RT_TABLE_MAIN,
             scope: if v4 { RT_SCOPE_LINK } else { RT_SCOPE_UNIVERSE },
+            // The route it replaces keeps its metric and metrics (mtu, ...).
             metric: current.and_then(|c| c.metric),
             protocol: RTPROT_SBR,
             kind: RTN_UNICAST,
             tos: 0,
-            metrics: Vec::new(),
+            metrics: current.map(|c| c.metrics.clone()).unwrap_or_default(),
             other_nexthop: false,
         };
         match current {

@@ -177,6 +177,9 @@ impl fmt::Display for RouteText<'_> {
         if let Some(m) = r.metric {
             write!(f, " metric {m}")?;
         }
+        if let Some(m) = r.mtu() {
+            write!(f, " mtu {m}")?;
+        }
         Ok(())
     }
 }
@@ -241,18 +244,31 @@ pub(crate) fn metric_of(r: &Route) -> u32 {
 /// (each link's `fe80::/64`): there the link is part of the key.
 pub(crate) fn same_key(a: &Route, b: &Route) -> bool {
     let per_link = !is_v4(&a.dst) && a.gateway.is_none() && b.gateway.is_none();
-    a.dst == b.dst && a.table == b.table && metric_of(a) == metric_of(b) && (!per_link || a.oif == b.oif)
+    a.dst == b.dst
+        && a.table == b.table
+        && a.tos == b.tos
+        && metric_of(a) == metric_of(b)
+        && (!per_link || a.oif == b.oif)
 }
 
 /// The same route as far as forwarding goes (protocol is a label; IPv6
-/// reports no scope).
+/// reports no scope). Metrics count: a copy that lost its mtu is not the
+/// route main had.
 pub(crate) fn same_route(a: &Route, b: &Route) -> bool {
     same_key(a, b)
         && a.gateway == b.gateway
         && a.prefsrc == b.prefsrc
         && a.oif == b.oif
         && a.kind == b.kind
+        && a.metrics == b.metrics
         && (a.scope == b.scope || !is_v4(&a.dst))
+}
+
+/// A route sbr can move and give back as it was: no tos (a key sbr's rules
+/// and copies do not carry) and a next hop that is just `oif` and
+/// `gateway` (not RTA_VIA, multipath, a nexthop object or an encap).
+pub(crate) fn movable(r: &Route) -> bool {
+    r.tos == 0 && !r.other_nexthop
 }
 
 pub(crate) fn in_subnet(net: &IpNet, ip: Option<IpAddr>) -> bool {
@@ -260,11 +276,27 @@ pub(crate) fn in_subnet(net: &IpNet, ip: Option<IpAddr>) -> bool {
 }
 
 /// Main-table unicast routes through the link: what the previous plugin
-/// set up and what sbr moves.
+/// set up and what sbr moves. Those it could not give back as they were
+/// stay in main, with a warning.
 pub(crate) fn main_link_routes(snap: &Snapshot, link: u32) -> Vec<&Route> {
     snap.routes
         .iter()
         .filter(|r| r.table == RT_TABLE_MAIN && r.oif == Some(link) && r.kind == RTN_UNICAST)
+        .filter(|r| {
+            if movable(r) {
+                return true;
+            }
+            let why = if r.tos != 0 {
+                format!("tos {:#x}", r.tos)
+            } else {
+                "a next hop beyond a gateway (via, multipath, nexthop object, encap)".to_string()
+            };
+            log::warn!(
+                "route {} stays in table main: sbr cannot move a route with {why}",
+                RouteText(r, &snap.ifname)
+            );
+            false
+        })
         .collect()
 }
 

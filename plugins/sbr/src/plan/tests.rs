@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use cni_core::{Code, NetResult};
-use nl_ops::route::RT_SCOPE_UNIVERSE;
+use nl_ops::route::{Metric, RTAX_MTU, RT_SCOPE_UNIVERSE};
 use nl_ops::rule::Rule;
 use serde_json::json;
 
@@ -1010,4 +1010,65 @@ fn a_marked_rule_into_a_kernel_table_is_not_the_attachment() {
         attachment_rule(&o, &host(&a[0].addr), None).map(|r| r.table),
         Some(300)
     );
+}
+
+/// Moved routes keep their metrics (mtu, ...) both ways; routes sbr could
+/// not give back as they were (a tos, a next hop via another family,
+/// multipath) stay in main, neither copied nor deleted.
+#[test]
+fn metrics_move_with_the_route_and_unmovable_routes_stay() {
+    let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+    let c = Config::default();
+    let mut o = snap();
+    o.routes.retain(|r| r.oif != Some(ETH0));
+    let mut default = route("default", Some("10.1.0.1"), None, NET1, 254);
+    default.metrics = vec![Metric::u32(RTAX_MTU, 1400)];
+    o.routes.push(default.clone());
+    let mut tos = route("10.20.0.0/16", Some("10.1.0.1"), None, NET1, 254);
+    tos.tos = 0x10;
+    let mut via = route("10.30.0.0/16", None, None, NET1, 254);
+    via.other_nexthop = true;
+    o.routes.push(tos.clone());
+    o.routes.push(via.clone());
+    let plan = plan_add(&c, &a, &o).unwrap();
+    let l = lines(&plan);
+    assert!(
+        l.contains(&"add route default via 10.1.0.1 dev net1 mtu 1400 to table 100".to_string()),
+        "{l:#?}"
+    );
+    assert!(
+        l.contains(&"delete route default via 10.1.0.1 dev net1 mtu 1400 from table main".to_string()),
+        "{l:#?}"
+    );
+    assert!(
+        !l.iter()
+            .any(|x| x.contains("10.20.0.0") || x.contains("10.30.0.0")),
+        "{l:#?}"
+    );
+    let added = simulate(&o, &plan);
+    assert!(added.routes.contains(&tos) && added.routes.contains(&via));
+    check(&c, &a, &added).unwrap();
+    assert!(plan_add(&c, &a, &added).unwrap().is_empty());
+    // A copy without the mtu is not main's default: when main has it again,
+    // ADD replaces the copy by the newer one.
+    let mut stale = added.clone();
+    for r in &mut stale.routes {
+        if r.table == 100 && r.dst.prefix_len() == 0 {
+            r.metrics.clear();
+        }
+    }
+    stale.routes.push(default);
+    let repair = plan_add(&c, &a, &stale).unwrap();
+    assert_eq!(
+        lines(&repair),
+        [
+            "delete route default via 10.1.0.1 dev net1 to table 100".replace("to table", "from table"),
+            "add route default via 10.1.0.1 dev net1 mtu 1400 to table 100".to_string(),
+            "delete route default via 10.1.0.1 dev net1 mtu 1400 from table main".to_string(),
+        ]
+    );
+    for prev in [Some(&a[..]), None] {
+        let back = simulate(&added, &plan_del(&c, prev, &added));
+        assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
+    }
 }
