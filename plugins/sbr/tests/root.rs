@@ -1299,3 +1299,117 @@ fn del_with_fields_add_refuses_exits_0_and_cleans_up() {
         );
     }
 }
+
+/// The /32 layout: the address is alone in its subnet and reaches its
+/// gateway 169.254.1.1 through a link route. Main's default via it is the
+/// address's: it moves into the table in place of sbr's own, the pod keeps
+/// a way out, CHECK passes, DEL gives main exactly its routes back.
+#[test]
+fn slash32_layout_add_check_del() {
+    if !root_or_skip("slash32_layout_add_check_del") {
+        return;
+    }
+    let p = Pod::new("s32", false);
+    p.ctr.ip(&["addr", "del", "10.1.0.2/24", "dev", "net1"]);
+    p.ctr.ip(&["addr", "add", "10.5.0.7/32", "dev", "net1"]);
+    p.ctr
+        .ip(&["route", "add", "169.254.1.1", "dev", "net1", "scope", "link"]);
+    p.ctr
+        .ip(&["route", "add", "default", "via", "169.254.1.1", "dev", "net1"]);
+    p.host.ip(&["addr", "add", "169.254.1.1/32", "dev", "h1"]);
+    p.host.ip(&["route", "add", "10.5.0.7/32", "dev", "h1"]);
+    p.host.ip(&["addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    let path = p.ctr.path();
+    let before = p.state();
+    for gateway in [json!("169.254.1.1"), Value::Null] {
+        let mut ip = json!({"address": "10.5.0.7/32", "interface": 0});
+        if !gateway.is_null() {
+            ip["gateway"] = gateway.clone();
+        }
+        let prev = json!({
+            "cniVersion": "1.0.0",
+            "interfaces": [{"name": "net1", "sandbox": "/var/run/netns/x"}],
+            "ips": [ip],
+            "routes": [{"dst": "0.0.0.0/0"}]
+        });
+        let c = conf("1.0.0", prev, json!({}));
+        must(cni(ours(), "ADD", &path, "net1", &c), "ADD");
+        let t100 = p.ctr.ip(&["route", "show", "table", "100"]);
+        let main = p.ctr.ip(&["route"]);
+        assert!(t100.contains("169.254.1.1 dev net1 scope link"), "{t100}");
+        if gateway.is_null() {
+            // No one's: it stays in main, where the table's miss falls through.
+            assert!(!t100.contains("default"), "{t100}");
+            assert!(main.contains("default via 169.254.1.1 dev net1"), "{main}");
+        } else {
+            // Main's own default (not sbr's: no proto 83) took the table's place.
+            assert!(
+                t100.lines()
+                    .any(|l| l.starts_with("default via 169.254.1.1 dev net1") && !l.contains("proto")),
+                "{t100}"
+            );
+            assert!(!main.contains("net1"), "{main}");
+        }
+        must(cni(ours(), "CHECK", &path, "net1", &c), "CHECK");
+        let (ok, out, err) = p.ctr.try_exec(&[
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-I",
+            "10.5.0.7",
+            "10.99.0.1",
+        ]);
+        assert!(ok, "ping from 10.5.0.7 ({gateway}) failed: {out} {err}");
+        must(cni(ours(), "DEL", &path, "net1", &c), "DEL");
+        assert_eq!(p.state(), before, "gateway {gateway}: main is not as before");
+    }
+}
+
+/// Routes of the link that belong to no prevResult address (the subnet
+/// route of another address of net1 and a route via that subnet's gateway)
+/// stay in main through ADD, with a warning naming them, and main after DEL
+/// is exactly main before ADD.
+#[test]
+fn routes_of_another_address_stay_in_main() {
+    if !root_or_skip("routes_of_another_address_stay_in_main") {
+        return;
+    }
+    let p = Pod::new("otheraddr", false);
+    main_plugin_routes(&p);
+    p.ctr.ip(&["addr", "add", "10.3.0.2/24", "dev", "net1"]);
+    p.ctr
+        .ip(&["route", "add", "192.0.2.0/24", "via", "10.3.0.1", "dev", "net1"]);
+    let path = p.ctr.path();
+    let before = p.state();
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    let out = cni(ours(), "ADD", &path, "net1", &c);
+    assert!(out.ok, "ADD: {} {}", out.json, out.stderr);
+    for route in [
+        "route 192.0.2.0/24 via 10.3.0.1 dev net1",
+        "route 10.3.0.0/24 dev net1 src 10.3.0.2 scope link",
+    ] {
+        assert!(
+            out.stderr.contains(&format!(
+                "{route} stays in table main: it belongs to no address of net1"
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+    let main = p.ctr.ip(&["route"]);
+    assert!(main.contains("192.0.2.0/24 via 10.3.0.1 dev net1"), "{main}");
+    assert!(
+        main.contains("10.3.0.0/24 dev net1 proto kernel scope link src 10.3.0.2"),
+        "{main}"
+    );
+    assert!(
+        !main.contains("10.1.0.0/24") && !main.contains("default"),
+        "{main}"
+    );
+    must(cni(ours(), "CHECK", &path, "net1", &c), "CHECK");
+    must(cni(ours(), "DEL", &path, "net1", &c), "DEL");
+    assert_eq!(p.state(), before, "main is not as before ADD");
+}

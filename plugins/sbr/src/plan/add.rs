@@ -45,7 +45,7 @@ pub fn plan_add(config: &Config, addresses: &[Address], snap: &Snapshot) -> Resu
         }
     }
     let (keep, hints) = source_hints(config, addresses, link, &main);
-    ops.extend(leave_main(&main, addresses, &keep));
+    ops.extend(leave_main(config, &main, addresses, &keep, &snap.ifname));
     ops.extend(hints.into_iter().map(Change::AddRoute));
     Ok(undoable(ops))
 }
@@ -148,12 +148,8 @@ fn table_routes(
             other_nexthop: false,
         });
     }
-    for r in main.iter().filter(|r| is_v4(&r.dst) == v4) {
-        let generic = r.prefsrc.is_none() && r.gateway.is_none();
-        if !(generic || in_subnet(&a.addr, r.prefsrc) || in_subnet(&a.addr, r.gateway)) {
-            continue;
-        }
-        if let (Some(gw), true) = (static_gw, r.dst.prefix_len() == 0) {
+    for r in main.iter().filter(|r| belongs(config, a, r)) {
+        if let (Some(gw), true) = (static_gw, r.dst.prefix_len() == 0 && r.gateway != static_gw) {
             log::warn!(
                 "main's default route via {} on {} takes the place of the configured gateway {gw} in table {table}, as with the reference",
                 r.gateway.map_or_else(|| "the link".to_string(), |g| g.to_string()),
@@ -231,15 +227,37 @@ fn source_hints<'a>(
     (keep, hints)
 }
 
-/// main's routes on the link leave it (those of the families with an
-/// address here, but the kept hints). Routes via gateways leave first, so
-/// that undoing this puts the routes to their gateways back before them.
-fn leave_main(main: &[&Route], addresses: &[Address], keep: &[&Route]) -> Vec<Change> {
+/// main's routes on the link that belong to an address leave it (but the
+/// kept hints); they are in the addresses' tables now. The others stay,
+/// with a warning for those of a family that has an address here. Routes
+/// via gateways leave first, so that undoing this puts the routes to their
+/// gateways back before them.
+fn leave_main(
+    config: &Config,
+    main: &[&Route],
+    addresses: &[Address],
+    keep: &[&Route],
+    ifname: &str,
+) -> Vec<Change> {
     let families: BTreeSet<bool> = addresses.iter().map(|a| is_v4(&a.addr)).collect();
     let (via, direct): (Vec<&Route>, Vec<&Route>) = main.iter().copied().partition(|r| r.gateway.is_some());
     via.into_iter()
         .chain(direct)
-        .filter(|r| families.contains(&is_v4(&r.dst)) && !keep.iter().any(|k| std::ptr::eq(*k, *r)))
+        .filter(|r| {
+            if keep.iter().any(|k| std::ptr::eq(*k, *r)) {
+                return false;
+            }
+            if addresses.iter().any(|a| belongs(config, a, r)) {
+                return true;
+            }
+            if families.contains(&is_v4(&r.dst)) {
+                log::warn!(
+                    "route {} stays in table main: it belongs to no address of {ifname} in the prevResult",
+                    RouteText(r, ifname)
+                );
+            }
+            false
+        })
         .map(|r| Change::DelRoute(r.clone()))
         .collect()
 }

@@ -29,7 +29,7 @@ pub use nl_ops::route::{RTN_UNICAST, RTPROT_BOOT};
 use nl_ops::rule::Rule;
 pub use nl_ops::rule::FR_ACT_TO_TBL;
 
-use crate::config::RESERVED_TABLES;
+use crate::config::{Config, RESERVED_TABLES};
 
 /// The reference starts here too.
 pub const FIRST_TABLE: u32 = 100;
@@ -273,6 +273,24 @@ pub(crate) fn movable(r: &Route) -> bool {
 
 pub(crate) fn in_subnet(net: &IpNet, ip: Option<IpAddr>) -> bool {
     ip.is_some_and(|ip| net.contains(&ip))
+}
+
+/// Whether main's route `r` on the link is the address's: what ADD copies
+/// into its table and takes out of main. Of its family, and generic (no
+/// source, no gateway), or with its source or gateway in the address's
+/// subnet, or via the address's own gateway or the configured one (a /32
+/// address reaches its gateway, 169.254.1.1 say, through a link route).
+/// A route that belongs to no address stays in main: nothing could give it
+/// back.
+pub(crate) fn belongs(config: &Config, a: &Address, r: &Route) -> bool {
+    let v4 = is_v4(&a.addr);
+    let own_gateway =
+        r.gateway.is_some() && (r.gateway == a.gateway || r.gateway == config.static_gateway(v4));
+    is_v4(&r.dst) == v4
+        && ((r.prefsrc.is_none() && r.gateway.is_none())
+            || in_subnet(&a.addr, r.prefsrc)
+            || in_subnet(&a.addr, r.gateway)
+            || own_gateway)
 }
 
 /// Main-table unicast routes through the link: what the previous plugin

@@ -740,6 +740,12 @@ mod props {
         static_gw: [bool; 2],
         taken: Vec<u32>,
         reuse_rule: bool,
+        /// The link has 10.3.0.2/24, not in the prevResult, with its
+        /// subnet route and a route via its gateway 10.3.0.1.
+        other_address: bool,
+        /// A /32 address (10.5.0.7, gateway 169.254.1.1 through a link
+        /// route) is in the prevResult too.
+        slash32: bool,
     }
 
     fn case() -> impl Strategy<Value = Case> {
@@ -751,6 +757,8 @@ mod props {
             any::<[bool; 2]>(),
             proptest::sample::subsequence(vec![100u32, 101, 102, 104], 0..=3),
             prop::bool::weighted(0.2),
+            // Last: the cases of the seeds on file draw as before.
+            any::<(bool, bool)>(),
         )
             .prop_map(
                 |(
@@ -761,6 +769,7 @@ mod props {
                     static_gw,
                     taken,
                     reuse_rule,
+                    (other_address, slash32),
                 )| Case {
                     picked,
                     own_gw,
@@ -772,6 +781,8 @@ mod props {
                     static_gw,
                     taken,
                     reuse_rule,
+                    other_address,
+                    slash32,
                 },
             )
     }
@@ -822,9 +833,28 @@ mod props {
         if let Some(gw) = prev_default[1] {
             o.routes.push(route("default6", Some(gw), None, NET1, 254));
         }
-        if c.extra_via && c.picked.iter().any(|&i| i < 2) {
+        // Via 10.1.0.1: no one's unless an address of 10.1.0.0/24 is picked.
+        if c.extra_via {
             o.routes
                 .push(route("10.9.0.0/16", Some("10.1.0.1"), None, NET1, 254));
+        }
+        if c.other_address {
+            o.link_addresses.push(net("10.3.0.2/24"));
+            o.routes
+                .push(route("10.3.0.0/24", None, Some("10.3.0.2"), NET1, 254));
+            o.routes
+                .push(route("192.0.2.0/24", Some("10.3.0.1"), None, NET1, 254));
+        }
+        if c.slash32 {
+            o.link_addresses.push(net("10.5.0.7/32"));
+            o.routes.push(route("169.254.1.1/32", None, None, NET1, 254));
+            // Main's default is the /32's unless another address's is there.
+            if prev_default[0].is_none() {
+                o.routes
+                    .retain(|r| !(r.table == 254 && r.dst.prefix_len() == 0 && is_v4(&r.dst)));
+                o.routes
+                    .push(route("default", Some("169.254.1.1"), None, NET1, 254));
+            }
         }
         if c.extra_direct {
             let mut r = route("10.50.0.0/16", None, None, NET1, 254);
@@ -851,7 +881,7 @@ mod props {
             });
             o.rules.last_mut().unwrap().protocol = RTPROT_UNSPEC;
         }
-        let addresses = c
+        let mut addresses: Vec<Address> = c
             .picked
             .iter()
             .map(|&i| {
@@ -864,6 +894,9 @@ mod props {
                 }
             })
             .collect();
+        if c.slash32 {
+            addresses.push(addr("10.5.0.7/32", Some("169.254.1.1")));
+        }
         let mut config = Config {
             add_source_hints: c.hints,
             ..Config::default()
@@ -1071,4 +1104,100 @@ fn metrics_move_with_the_route_and_unmovable_routes_stay() {
         let back = simulate(&added, &plan_del(&c, prev, &added));
         assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
     }
+}
+
+/// Routes of the link that belong to no prevResult address (another
+/// address's subnet route and a route via its gateway) are neither copied
+/// nor deleted: DEL could never give them back.
+#[test]
+fn routes_of_another_address_of_the_link_stay_in_main() {
+    let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+    let c = Config::default();
+    let mut o = snap();
+    o.link_addresses.push(net("10.3.0.2/24"));
+    let other = [
+        route("10.3.0.0/24", None, Some("10.3.0.2"), NET1, 254),
+        route("192.0.2.0/24", Some("10.3.0.1"), None, NET1, 254),
+    ];
+    o.routes.extend(other.iter().cloned());
+    let plan = plan_add(&c, &a, &o).unwrap();
+    let l = lines(&plan);
+    assert!(
+        !l.iter().any(|x| x.contains("10.3.0.") || x.contains("192.0.2.")),
+        "{l:#?}"
+    );
+    // The rest is as without them.
+    assert_eq!(l, lines(&plan_add(&c, &a, &snap()).unwrap()));
+    let added = simulate(&o, &plan);
+    assert!(other.iter().all(|r| added.routes.contains(r)));
+    check(&c, &a, &added).unwrap();
+    for prev in [Some(&a[..]), None] {
+        let back = simulate(&added, &plan_del(&c, prev, &added));
+        assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
+    }
+}
+
+/// The /32 layout (Calico and others): the gateway is outside the address's
+/// subnet and reached through a link route. Main's default via it is the
+/// address's (its gateway), so it moves into the table in place of sbr's
+/// own default and DEL gives it back; without a gateway it is no one's and
+/// stays in main, where traffic from the address falls through to it.
+#[test]
+fn slash32_layout_moves_mains_default_via_the_gateway() {
+    let mut o = snap();
+    o.routes.retain(|r| r.oif != Some(NET1));
+    o.link_addresses = vec![net("10.5.0.7/32")];
+    o.routes.push(route("169.254.1.1/32", None, None, NET1, 254));
+    // net1 is the pod's only way out.
+    o.routes
+        .retain(|r| !(r.dst.prefix_len() == 0 && r.oif == Some(ETH0)));
+    o.routes
+        .push(route("default", Some("169.254.1.1"), None, NET1, 254));
+    for (c, a) in [
+        (Config::default(), addr("10.5.0.7/32", Some("169.254.1.1"))),
+        (
+            cfg(json!({"gateways": ["169.254.1.1"]})),
+            addr("10.5.0.7/32", None),
+        ),
+    ] {
+        let a = [a];
+        let plan = plan_add(&c, &a, &o).unwrap();
+        assert_eq!(
+            lines(&plan),
+            [
+                "add rule from 10.5.0.7/32 to table 100",
+                "add route 169.254.1.1/32 dev net1 scope link to table 100",
+                "add route default via 169.254.1.1 dev net1 to table 100",
+                "delete route default via 169.254.1.1 dev net1 from table main",
+                "delete route 169.254.1.1/32 dev net1 scope link from table main",
+            ],
+            "{c:?}"
+        );
+        // The table's default is main's (unmarked), not sbr's.
+        assert!(plan.changes().any(
+            |x| matches!(x, Change::AddRoute(r) if r.dst.prefix_len() == 0 && r.protocol == RTPROT_BOOT)
+        ));
+        let added = simulate(&o, &plan);
+        check(&c, &a, &added).unwrap();
+        assert!(plan_add(&c, &a, &added).unwrap().is_empty());
+        for prev in [Some(&a[..]), None] {
+            let back = simulate(&added, &plan_del(&c, prev, &added));
+            assert_eq!(sorted(back), sorted(o.clone()), "{c:?} prev {}", prev.is_some());
+        }
+    }
+    // No gateway anywhere: main's default is no one's and stays.
+    let a = [addr("10.5.0.7/32", None)];
+    let plan = plan_add(&Config::default(), &a, &o).unwrap();
+    assert_eq!(
+        lines(&plan),
+        [
+            "add rule from 10.5.0.7/32 to table 100",
+            "add route 169.254.1.1/32 dev net1 scope link to table 100",
+            "delete route 169.254.1.1/32 dev net1 scope link from table main",
+        ]
+    );
+    let added = simulate(&o, &plan);
+    check(&Config::default(), &a, &added).unwrap();
+    let back = simulate(&added, &plan_del(&Config::default(), Some(&a), &added));
+    assert_eq!(sorted(back), sorted(o));
 }
