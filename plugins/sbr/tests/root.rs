@@ -1413,3 +1413,76 @@ fn routes_of_another_address_stay_in_main() {
     must(cni(ours(), "DEL", &path, "net1", &c), "DEL");
     assert_eq!(p.state(), before, "main is not as before ADD");
 }
+
+/// `addSourceHints` with an IPv6 address still in DAD (macvlan or ipvlan
+/// with static IPAM and no IPv6 gateway: nothing waited for DAD): the
+/// kernel refuses a tentative source, upstream only warns. ADD succeeds,
+/// main keeps the subnet route as it was, CHECK passes, DEL restores.
+#[test]
+fn source_hints_with_an_ipv6_address_in_dad() {
+    if !root_or_skip("source_hints_with_an_ipv6_address_in_dad") {
+        return;
+    }
+    let p = Pod::new("dad", true);
+    // net1's link-local address finishes its DAD first, so that nothing
+    // changes on its own while the test compares states.
+    let settled = || {
+        !p.ctr
+            .ip(&["-6", "addr", "show", "dev", "net1"])
+            .contains("tentative")
+    };
+    for _ in 0..100 {
+        if settled() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(settled(), "{}", p.ctr.ip(&["-6", "addr", "show", "dev", "net1"]));
+    // A thousand probes a second apart: tentative for the whole test.
+    p.ctr
+        .exec(&["sysctl", "-qw", "net.ipv6.conf.net1.dad_transmits=1000"]);
+    p.ctr.ip(&["addr", "add", "2001:db8::2/64", "dev", "net1"]);
+    main_plugin_routes(&p);
+    let tentative = || {
+        p.ctr
+            .ip(&["-6", "addr", "show", "dev", "net1", "tentative"])
+            .contains("2001:db8::2/64")
+    };
+    assert!(tentative());
+    let before = p.state();
+    let prev = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "net1"}],
+        "ips": [
+            {"address": "10.1.0.2/24", "gateway": "10.1.0.1", "interface": 0},
+            {"address": "2001:db8::2/64", "interface": 0}
+        ],
+        "routes": [{"dst": "0.0.0.0/0"}]
+    });
+    let c = conf("1.0.0", prev, json!({"addSourceHints": true}));
+    let path = p.ctr.path();
+    let out = cni(ours(), "ADD", &path, "net1", &c);
+    assert!(out.ok, "ADD: {} {}", out.json, out.stderr);
+    assert!(
+        out.stderr.contains("no source hint for 2001:db8::/64 on net1"),
+        "{}",
+        out.stderr
+    );
+    let main4 = p.ctr.ip(&["route"]);
+    assert!(
+        main4.contains("10.1.0.0/24 dev net1 proto kernel scope link src 10.1.0.2"),
+        "{main4}"
+    );
+    let main6 = p.ctr.ip(&["-6", "route"]);
+    assert!(
+        main6.contains("2001:db8::/64 dev net1 proto kernel metric 256"),
+        "{main6}"
+    );
+    assert!(!main6.contains("proto 83"), "{main6}");
+    let t101 = p.ctr.ip(&["-6", "route", "show", "table", "101"]);
+    assert!(t101.contains("2001:db8::/64 dev net1"), "{t101}");
+    must(cni(ours(), "CHECK", &path, "net1", &c), "CHECK");
+    must(cni(ours(), "DEL", &path, "net1", &c), "DEL");
+    assert!(tentative(), "DAD finished during the test: it proved nothing");
+    assert_eq!(p.state(), before);
+}

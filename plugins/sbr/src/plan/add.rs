@@ -44,7 +44,7 @@ pub fn plan_add(config: &Config, addresses: &[Address], snap: &Snapshot) -> Resu
             }
         }
     }
-    let (keep, hints) = source_hints(config, addresses, link, &main);
+    let (keep, hints) = source_hints(config, addresses, link, &main, snap);
     ops.extend(leave_main(config, &main, addresses, &keep, &snap.ifname));
     ops.extend(hints.into_iter().map(Change::AddRoute));
     Ok(undoable(ops))
@@ -181,12 +181,16 @@ fn already_hinted(config: &Config, addresses: &[Address], r: &Route, snap: &Snap
 
 /// `addSourceHints`: per subnet, the first address's route stays in main
 /// with the address as its source. Returns main's routes that already are
-/// such (kept) and the hint routes to add (sbr's, marked).
+/// such (kept) and the hint routes to add (sbr's, marked). An IPv6 address
+/// still in DAD cannot be a source yet (the kernel refuses it): its subnet
+/// keeps main's route as it is, with a warning, as upstream only warns; a
+/// later ADD adds the hint, and CHECK says it is missing.
 fn source_hints<'a>(
     config: &Config,
     addresses: &[Address],
     link: u32,
     main: &[&'a Route],
+    snap: &Snapshot,
 ) -> (Vec<&'a Route>, Vec<Route>) {
     let mut keep = Vec::new();
     let mut hints = Vec::new();
@@ -204,6 +208,17 @@ fn source_hints<'a>(
             .iter()
             .copied()
             .find(|r| r.dst == subnet && r.gateway.is_none());
+        // IPv4 has no DAD: an address the link lacks is the prevResult's
+        // error, which the kernel's refusal names (code 7).
+        if !v4 && !snap.link_addresses.iter().any(|l| l.addr() == a.addr.addr()) {
+            log::warn!(
+                "no source hint for {subnet} on {}: {} is not usable yet (tentative, DAD not done) or not on the link; main keeps its route",
+                snap.ifname,
+                a.addr.addr()
+            );
+            keep.extend(current);
+            continue;
+        }
         let want = Route {
             dst: subnet,
             gateway: None,

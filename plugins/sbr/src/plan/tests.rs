@@ -254,6 +254,7 @@ fn source_hints_keep_the_subnet_route_in_main() {
 fn source_hints_replace_a_route_without_hint() {
     let c = cfg(json!({"addSourceHints": true}));
     let mut o = snap();
+    o.link_addresses.push(net("2001:db8::2/128"));
     o.routes.push(route("2001:db8::/64", None, None, NET1, 254));
     let plan = plan_add(&c, &[addr("2001:db8::2/64", None)], &o).unwrap();
     assert_eq!(
@@ -1200,4 +1201,66 @@ fn slash32_layout_moves_mains_default_via_the_gateway() {
     check(&Config::default(), &a, &added).unwrap();
     let back = simulate(&added, &plan_del(&Config::default(), Some(&a), &added));
     assert_eq!(sorted(back), sorted(o));
+}
+
+/// An IPv6 address still in DAD is no source yet (the kernel refuses the
+/// hint, and with it the whole ADD): its subnet route stays in main as it
+/// is (copied into the table as always), CHECK passes, DEL restores. Once
+/// DAD is done, ADD adds the hint and CHECK asks for it.
+#[test]
+fn source_hints_wait_for_an_ipv6_address_in_dad() {
+    let c = cfg(json!({"addSourceHints": true}));
+    let a = [
+        addr("10.1.0.2/24", Some("10.1.0.1")),
+        addr("2001:db8::2/64", Some("2001:db8::1")),
+    ];
+    let mut o = snap();
+    // Tentative: the link has it, the local table does not yet.
+    o.routes.push(route("2001:db8::/64", None, None, NET1, 254));
+    let plan = plan_add(&c, &a, &o).unwrap();
+    let l = lines(&plan);
+    assert!(
+        l.contains(&"add route 2001:db8::/64 dev net1 metric 256 to table 101".to_string()),
+        "{l:#?}"
+    );
+    assert!(
+        !l.iter()
+            .any(|x| x.contains("2001:db8::/64") && x.contains("main")),
+        "{l:#?}"
+    );
+    // The IPv4 hint is there as ever.
+    assert!(
+        !l.contains(&"delete route 10.1.0.0/24 dev net1 src 10.1.0.2 scope link from table main".to_string()),
+        "{l:#?}"
+    );
+    let added = simulate(&o, &plan);
+    check(&c, &a, &added).unwrap();
+    assert!(plan_add(&c, &a, &added).unwrap().is_empty());
+    let back = simulate(&added, &plan_del(&c, Some(&a), &added));
+    assert_eq!(sorted(back), sorted(o.clone()));
+    // Without prevResult DEL reads the link's addresses from the address
+    // dump, which lists tentative ones too.
+    let mut dumped = added.clone();
+    dumped.link_addresses.push(net("2001:db8::2/64"));
+    let back = simulate(&dumped, &plan_del(&c, None, &dumped));
+    let (back, o) = (sorted(back), sorted(o.clone()));
+    assert_eq!((back.routes, back.rules), (o.routes, o.rules));
+    // DAD done: CHECK finds main's route without the hint, and ADD
+    // replaces it by the hint.
+    let mut done = added.clone();
+    done.link_addresses.push(net("2001:db8::2/128"));
+    let e = check(&c, &a, &done).unwrap_err();
+    assert_eq!(
+        e.msg,
+        "route 2001:db8::/64 dev net1 metric 256 is still in table main"
+    );
+    let repair = plan_add(&c, &a, &done).unwrap();
+    assert_eq!(
+        lines(&repair),
+        [
+            "delete route 2001:db8::/64 dev net1 metric 256 from table main",
+            "add route 2001:db8::/64 dev net1 src 2001:db8::2 metric 256 to table main",
+        ]
+    );
+    check(&c, &a, &simulate(&done, &repair)).unwrap();
 }
