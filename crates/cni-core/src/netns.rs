@@ -35,9 +35,20 @@ impl NetNs {
         }
     }
 
-    /// Like [`NetNs::open`], but a path that does not exist is `Ok(None)`:
-    /// DEL uses it to succeed when the namespace is already gone.
+    /// Like [`NetNs::open`], but a path that does not exist is `Ok(None)`.
     pub fn open_opt(path: &Path) -> CniResult<Option<NetNs>> {
+        match Self::find(path)? {
+            Found::NetNs(ns) => Ok(Some(ns)),
+            Found::Nothing => Ok(None),
+            Found::NotNetNs(e) => Err(e),
+        }
+    }
+
+    /// What stands at `path`, for DEL: a namespace that is gone (nothing
+    /// there, or the stale file a bind mount leaves) means nothing to do,
+    /// while a path that cannot be opened or inspected (EACCES, EMFILE, ...)
+    /// says nothing about the namespace and is an error naming the path.
+    pub fn find(path: &Path) -> CniResult<Found> {
         // Read-only and without O_CREAT: nothing ever appears at `path`. std
         // adds O_CLOEXEC; O_NONBLOCK keeps a FIFO there from hanging us.
         let file = match OpenOptions::new()
@@ -46,7 +57,7 @@ impl NetNs {
             .open(path)
         {
             Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Found::Nothing),
             Err(e) => {
                 return Err(CniError::env(format!(
                     "failed to open network namespace {}: {}",
@@ -64,21 +75,21 @@ impl NetNs {
             ))
         })?;
         if fs.filesystem_type() != NSFS_MAGIC {
-            return Err(CniError::env(format!(
+            return Ok(Found::NotNetNs(CniError::env(format!(
                 "{} is not a network namespace",
                 path.display()
-            )));
+            ))));
         }
         // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd.
         let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
         // Kernels before 4.11 lack the ioctl (ENOTTY); nsfs is then all we know.
         if kind >= 0 && kind != libc::CLONE_NEWNET {
-            return Err(CniError::env(format!(
+            return Ok(Found::NotNetNs(CniError::env(format!(
                 "{} is a namespace but not a network namespace",
                 path.display()
-            )));
+            ))));
         }
-        Ok(Some(NetNs {
+        Ok(Found::NetNs(NetNs {
             fd,
             path: path.to_path_buf(),
         }))
@@ -116,6 +127,17 @@ impl NetNs {
         let _back = Restore(origin);
         Ok(f())
     }
+}
+
+/// What [`NetNs::find`] found at a path.
+#[derive(Debug)]
+pub enum Found {
+    NetNs(NetNs),
+    /// Nothing at the path.
+    Nothing,
+    /// A file or another kind of namespace, not a network namespace (the
+    /// error says which, code 4).
+    NotNetNs(CniError),
 }
 
 struct Restore(NetNs);

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use cni_core::lock::{slot_name, Lock, LOCK_DIR};
-use cni_core::netns::NetNs;
+use cni_core::netns::{Found, NetNs};
 use cni_core::testutil::root_or_skip;
 use cni_core::Code;
 use nix::fcntl::{Flock, FlockArg};
@@ -64,6 +64,41 @@ fn regular_file_is_code_4_naming_it() {
         );
     }
     assert_eq!(NetNs::open(&dir).unwrap_err().code, Code::InvalidEnvironment);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// DEL's view: gone (nothing there, a stale file, another namespace type)
+/// is told apart from a path that cannot be opened, which is an error
+/// naming it.
+#[test]
+fn find_tells_gone_from_unreadable() {
+    let dir = scratch("find");
+    assert!(matches!(NetNs::find(&dir.join("gone")).unwrap(), Found::Nothing));
+    let f = dir.join("stale");
+    fs::write(&f, b"").unwrap();
+    match NetNs::find(&f).unwrap() {
+        Found::NotNetNs(e) => assert!(e.msg.contains("not a network namespace"), "{}", e.msg),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        NetNs::find(Path::new("/proc/self/ns/mnt")).unwrap(),
+        Found::NotNetNs(_)
+    ));
+    assert!(matches!(
+        NetNs::find(Path::new("/proc/self/ns/net")).unwrap(),
+        Found::NetNs(_)
+    ));
+    // A symlink loop cannot be opened (ELOOP), as EACCES or EMFILE cannot.
+    let a = dir.join("a");
+    std::os::unix::fs::symlink(dir.join("b"), &a).unwrap();
+    std::os::unix::fs::symlink(&a, dir.join("b")).unwrap();
+    let e = NetNs::find(&a).unwrap_err();
+    assert_eq!(e.code, Code::InvalidEnvironment);
+    assert!(
+        e.msg.contains(a.to_str().unwrap()) && e.msg.contains("failed to open network namespace"),
+        "{}",
+        e.msg
+    );
     fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -4,13 +4,14 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use netlink_packet_core::{DefaultNla, Nla, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteMetric};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::error::Result;
 use crate::socket::Socket;
 
+pub const RT_TABLE_DEFAULT: u32 = 253;
 pub const RT_TABLE_MAIN: u32 = 254;
 pub const RT_TABLE_LOCAL: u32 = 255;
 pub const RT_SCOPE_UNIVERSE: u8 = 0;
@@ -19,6 +20,10 @@ pub const RT_SCOPE_HOST: u8 = 254;
 pub const RTPROT_KERNEL: u8 = 2;
 pub const RTPROT_BOOT: u8 = 3;
 pub const RTN_UNICAST: u8 = 1;
+/// The local table's route to an address of this host.
+pub const RTN_LOCAL: u8 = 2;
+/// RTAX_MTU: the `mtu` of `ip route`.
+pub const RTAX_MTU: u16 = 2;
 /// Header value the kernel reports for tables above 255.
 const RT_TABLE_COMPAT: u8 = 252;
 const RT_SCOPE_NOWHERE: u8 = 255;
@@ -40,6 +45,52 @@ pub struct Route {
     pub protocol: u8,
     /// RTN_*: unicast (1) for the routes we make; dumps report others too.
     pub kind: u8,
+    /// The header's tos: part of the route's key, as the destination is.
+    pub tos: u8,
+    /// RTA_METRICS (mtu, advmss, initcwnd, ...), in the order of the dump.
+    pub metrics: Vec<Metric>,
+    /// Dumps only: the next hop is more than `oif` and `gateway` say
+    /// (RTA_VIA, RTA_MULTIPATH, a nexthop object, an encapsulation), so
+    /// this struct cannot add the same route back.
+    pub other_nexthop: bool,
+}
+
+/// One RTAX_* value of RTA_METRICS, kept as the kernel reports it so that
+/// a route goes back exactly as it was.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Metric {
+    /// RTAX_*, e.g. [`RTAX_MTU`].
+    pub kind: u16,
+    /// The payload: a native-endian u32, but for congctl (a string).
+    pub value: Vec<u8>,
+}
+
+impl Metric {
+    pub fn u32(kind: u16, value: u32) -> Metric {
+        Metric {
+            kind,
+            value: value.to_ne_bytes().to_vec(),
+        }
+    }
+
+    pub fn as_u32(&self) -> Option<u32> {
+        <[u8; 4]>::try_from(self.value.as_slice())
+            .ok()
+            .map(u32::from_ne_bytes)
+    }
+
+    fn from_attribute(m: &RouteMetric) -> Metric {
+        let mut value = vec![0; m.value_len()];
+        m.emit_value(&mut value);
+        Metric {
+            kind: m.kind(),
+            value,
+        }
+    }
+
+    fn to_attribute(&self) -> RouteMetric {
+        RouteMetric::Other(DefaultNla::new(self.kind, self.value.clone()))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,7 +115,18 @@ impl Route {
             metric: None,
             protocol: RTPROT_BOOT,
             kind: RTN_UNICAST,
+            tos: 0,
+            metrics: Vec::new(),
+            other_nexthop: false,
         }
+    }
+
+    /// The `mtu` metric, when the route has one.
+    pub fn mtu(&self) -> Option<u32> {
+        self.metrics
+            .iter()
+            .find(|m| m.kind == RTAX_MTU)
+            .and_then(Metric::as_u32)
     }
 
     /// "default via 10.1.0.1 dev 3 table 100" for messages.
@@ -86,6 +148,9 @@ impl Route {
         if let Some(m) = self.metric {
             s += &format!(" metric {m}");
         }
+        if let Some(m) = self.mtu() {
+            s += &format!(" mtu {m}");
+        }
         s + &format!(" table {}", self.table)
     }
 
@@ -101,6 +166,7 @@ impl Route {
         r.scope = m.header.scope.into();
         r.protocol = m.header.protocol.into();
         r.kind = m.header.kind.into();
+        r.tos = m.header.tos;
         for a in &m.attributes {
             match a {
                 RouteAttribute::Destination(d) => dst = addr(d),
@@ -109,6 +175,13 @@ impl Route {
                 RouteAttribute::Oif(o) => r.oif = Some(*o),
                 RouteAttribute::Priority(p) => r.metric = Some(*p),
                 RouteAttribute::Table(t) => r.table = *t,
+                RouteAttribute::Metrics(ms) => r.metrics = ms.iter().map(Metric::from_attribute).collect(),
+                RouteAttribute::Via(_)
+                | RouteAttribute::MultiPath(_)
+                | RouteAttribute::NhId(_)
+                | RouteAttribute::Encap(_)
+                | RouteAttribute::EncapType(_)
+                | RouteAttribute::NewDestination(_) => r.other_nexthop = true,
                 _ => {}
             }
         }
@@ -128,6 +201,7 @@ impl Route {
         h.destination_prefix_length = self.dst.prefix_len();
         // Tables above 255 only fit in RTA_TABLE; the header gets the compat id.
         h.table = u8::try_from(self.table).unwrap_or(RT_TABLE_COMPAT);
+        h.tos = self.tos;
         if delete {
             // Lenient on what the caller may not know: any scope and type.
             // The protocol is kept: of two routes that differ only in who
@@ -160,6 +234,12 @@ impl Route {
         }
         if let Some(p) = self.metric {
             a.push(RouteAttribute::Priority(p));
+        }
+        // A delete without metrics matches the route whatever its metrics.
+        if !delete && !self.metrics.is_empty() {
+            a.push(RouteAttribute::Metrics(
+                self.metrics.iter().map(Metric::to_attribute).collect(),
+            ));
         }
         m
     }

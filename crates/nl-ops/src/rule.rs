@@ -5,7 +5,7 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::error::Result;
@@ -13,8 +13,6 @@ use crate::socket::Socket;
 
 /// FR_ACT_TO_TBL.
 pub const FR_ACT_TO_TBL: u8 = 1;
-/// FIB_RULE_INVERT: "not from ...".
-const FIB_RULE_INVERT: u32 = 0x2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rule {
@@ -76,7 +74,8 @@ impl Rule {
             protocol: 0,
             other_selectors: m.header.dst_len > 0
                 || m.header.tos != 0
-                || m.header.flags.bits() & FIB_RULE_INVERT != 0,
+                // "not from ...".
+                || m.header.flags.contains(RuleFlags::Invert),
         };
         for a in &m.attributes {
             match a {

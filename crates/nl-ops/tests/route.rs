@@ -312,3 +312,160 @@ fn ipv6_direct_routes_per_link() {
     let j = ns.ip_json(&["-6", "route", "show", "fd00:78::/64"]);
     assert!(j[0]["nexthops"].is_null(), "became multipath: {j}");
 }
+
+/// RTA_METRICS come with the dump and go back with the add: a route moved
+/// to another table and back is the route it was (`mtu lock`, `advmss`,
+/// `initcwnd`, the `congctl` string), in both families.
+#[test]
+fn metrics_round_trip() {
+    if !root_or_skip("metrics_round_trip") {
+        return;
+    }
+    let (ns, mut s, idx) = setup("route-mtu");
+    ns.ip(&[
+        "route",
+        "add",
+        "10.50.0.0/16",
+        "via",
+        "10.9.0.1",
+        "dev",
+        "eth0",
+        "mtu",
+        "lock",
+        "1400",
+        "advmss",
+        "1360",
+        "initcwnd",
+        "10",
+        "congctl",
+        "cubic",
+    ]);
+    ns.ip(&[
+        "-6",
+        "route",
+        "add",
+        "fd00:50::/64",
+        "via",
+        "fd00:9::1",
+        "dev",
+        "eth0",
+        "mtu",
+        "1300",
+    ]);
+    for (v4, fam, dst, mtu) in [
+        (true, "-4", "10.50.0.0/16", 1400),
+        (false, "-6", "fd00:50::/64", 1300),
+    ] {
+        let f = RouteFilter {
+            v4: Some(v4),
+            table: Some(RT_TABLE_MAIN),
+            oif: Some(idx),
+        };
+        let find = |s: &mut Socket, table: u32| {
+            s.routes(&RouteFilter {
+                table: Some(table),
+                ..f.clone()
+            })
+            .unwrap()
+            .into_iter()
+            .find(|r| r.dst == dst.parse().unwrap())
+        };
+        let r = find(&mut s, RT_TABLE_MAIN).unwrap();
+        assert_eq!(r.mtu(), Some(mtu), "{r:?}");
+        assert!(r.describe().contains(&format!("mtu {mtu}")), "{}", r.describe());
+        if v4 {
+            let kinds: Vec<u16> = r.metrics.iter().map(|m| m.kind).collect();
+            // lock, mtu, advmss, initcwnd, congctl (RTAX_* 1, 2, 8, 11, 16).
+            assert_eq!(kinds, [1, 2, 8, 11, 16], "{r:?}");
+        }
+        let before = ns.ip_json(&[fam, "route", "show", dst]);
+        assert!(s.delete_route(&r).unwrap());
+        let moved = Route {
+            table: 100,
+            ..r.clone()
+        };
+        s.add_route(&moved).unwrap();
+        assert_eq!(find(&mut s, 100), Some(moved.clone()));
+        let in100 = ns.ip_json(&[fam, "route", "show", "table", "100", dst]);
+        assert_eq!(in100[0]["metrics"], before[0]["metrics"], "{in100} {before}");
+        assert!(s.delete_route(&moved).unwrap());
+        s.add_route(&r).unwrap();
+        assert_eq!(ns.ip_json(&[fam, "route", "show", dst]), before);
+        assert_eq!(find(&mut s, RT_TABLE_MAIN), Some(r));
+    }
+}
+
+/// What a route is beyond oif and gateway shows in the dump: the tos (part
+/// of the key: a delete names it) and a next hop this struct cannot send
+/// back (via another family, multipath).
+#[test]
+fn tos_and_other_nexthops_from_dumps() {
+    if !root_or_skip("tos_and_other_nexthops_from_dumps") {
+        return;
+    }
+    let (ns, mut s, idx) = setup("route-tos");
+    ns.ip(&["route", "add", "10.60.0.0/16", "via", "10.9.0.1", "dev", "eth0"]);
+    ns.ip(&[
+        "route",
+        "add",
+        "10.60.0.0/16",
+        "tos",
+        "0x10",
+        "via",
+        "10.9.0.1",
+        "dev",
+        "eth0",
+    ]);
+    ns.ip(&[
+        "route",
+        "add",
+        "10.70.0.0/16",
+        "via",
+        "inet6",
+        "fd00:9::1",
+        "dev",
+        "eth0",
+    ]);
+    ns.ip(&[
+        "route",
+        "add",
+        "10.80.0.0/16",
+        "nexthop",
+        "via",
+        "10.9.0.1",
+        "dev",
+        "eth0",
+        "nexthop",
+        "via",
+        "10.9.0.3",
+        "dev",
+        "eth0",
+    ]);
+    let all = s
+        .routes(&RouteFilter {
+            v4: Some(true),
+            table: Some(RT_TABLE_MAIN),
+            oif: None,
+        })
+        .unwrap();
+    let of = |dst: &str| -> Vec<&Route> { all.iter().filter(|r| r.dst == dst.parse().unwrap()).collect() };
+    let tos: Vec<u8> = of("10.60.0.0/16").iter().map(|r| r.tos).collect();
+    assert_eq!(tos.len(), 2, "{all:?}");
+    assert!(tos.contains(&0) && tos.contains(&0x10), "{tos:?}");
+    assert!(of("10.60.0.0/16").iter().all(|r| !r.other_nexthop));
+    let via = of("10.70.0.0/16");
+    assert!(
+        via[0].other_nexthop && via[0].gateway.is_none() && via[0].oif == Some(idx),
+        "{via:?}"
+    );
+    let multi = of("10.80.0.0/16");
+    assert!(multi[0].other_nexthop && multi[0].oif.is_none(), "{multi:?}");
+    // The delete names the tos: the tos 0x10 route goes, its twin stays.
+    let with_tos = (*of("10.60.0.0/16").iter().find(|r| r.tos == 0x10).unwrap()).clone();
+    assert!(s.delete_route(&with_tos).unwrap());
+    let left = ns.ip(&["route", "show", "10.60.0.0/16"]);
+    assert!(
+        !left.contains("tos") && left.contains("10.60.0.0/16 via 10.9.0.1"),
+        "{left}"
+    );
+}

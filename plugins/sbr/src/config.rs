@@ -5,11 +5,12 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use cni_core::{CniError, CniResult, NetConf};
+use nl_ops::route::{RT_TABLE_DEFAULT, RT_TABLE_LOCAL, RT_TABLE_MAIN};
 use serde::Deserialize;
 
 /// The kernel's own tables: unspec, default, main, local. sbr never picks
 /// one and never empties one.
-pub const RESERVED_TABLES: [u32; 4] = [0, 253, 254, 255];
+pub const RESERVED_TABLES: [u32; 4] = [0, RT_TABLE_DEFAULT, RT_TABLE_MAIN, RT_TABLE_LOCAL];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -43,15 +44,36 @@ impl Config {
         Config::from_fields(fields)
     }
 
-    /// DEL's view: only `table` decides what DEL removes. The reference's DEL
-    /// reads nothing else, so a config whose other fields do not validate
-    /// (a gateway that is no address) must still tear down.
-    pub fn for_del(conf: &NetConf) -> CniResult<Config> {
-        let fields: Fields = conf.plugin(true)?;
-        Config::from_fields(Fields {
-            table: fields.table,
-            ..Fields::default()
-        })
+    /// DEL's view: only `table`, and leniently. The reference's DEL reads
+    /// nothing else (v1.1.1 not even the table), and a DEL that refuses
+    /// stops the runtime's teardown of the whole chain (the IPAM address
+    /// leaks). An ADD with a table that does not validate never succeeded,
+    /// so reading it as absent is safe: sbr's marks still bound what DEL
+    /// touches.
+    pub fn for_del(conf: &NetConf) -> Config {
+        #[derive(Default, Deserialize)]
+        struct DelFields {
+            #[serde(default)]
+            table: Option<serde_json::Value>,
+        }
+        let fields: DelFields = conf.plugin(true).unwrap_or_else(|e| {
+            log::warn!("ignoring sbr's fields on DEL: {}", e.msg);
+            DelFields::default()
+        });
+        let table = match fields.table {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => match v.as_u64().and_then(|t| u32::try_from(t).ok()).filter(|t| *t > 0) {
+                Some(t) => Some(t),
+                None => {
+                    log::warn!("ignoring invalid table {v} on DEL: must be 1 to 4294967295");
+                    None
+                }
+            },
+        };
+        Config {
+            table,
+            ..Config::default()
+        }
     }
 
     /// For tests and tools: the plugin fields of a JSON object.
@@ -87,6 +109,14 @@ impl Config {
             cfg.priority = Some(p);
         }
         let gateways = fields.gateways.unwrap_or_default();
+        if let Some(t) = cfg.table {
+            // Upstream reads gateways only when it moves routes, which table
+            // mode never does (v1.1.1 not at all): ignored, not refused.
+            if !gateways.is_empty() {
+                log::warn!("ignoring gateways {gateways:?}: with table {t} sbr makes no default route");
+            }
+            return Ok(cfg);
+        }
         if gateways.len() > 2 {
             return Err(CniError::invalid_config(format!(
                 "gateways list cannot contain more than 2 entries (one IPv4, one IPv6): {} given",
@@ -158,9 +188,10 @@ mod tests {
 
     #[test]
     fn all_fields() {
-        let c = cfg(json!({"table": 500, "gateways": ["10.0.0.1", "fd00::1"], "addSourceHints": true, "priority": 1000}))
+        let c = cfg(json!({"gateways": ["10.0.0.1", "fd00::1"], "addSourceHints": true, "priority": 1000}))
             .unwrap();
-        assert_eq!(c.table, Some(500));
+        assert_eq!(c.table, None);
+        assert_eq!(cfg(json!({"table": 500})).unwrap().table, Some(500));
         assert_eq!(c.gateway_v4, Some("10.0.0.1".parse().unwrap()));
         assert_eq!(c.gateway_v6, Some("fd00::1".parse().unwrap()));
         assert!(c.add_source_hints);
@@ -224,7 +255,7 @@ mod tests {
     }
 
     #[test]
-    fn del_reads_only_the_table() {
+    fn del_reads_only_the_table_and_never_refuses() {
         let conf = |v: serde_json::Value| {
             let mut base = json!({"cniVersion": "1.0.0", "name": "n", "type": "sbr"});
             base.as_object_mut()
@@ -232,15 +263,54 @@ mod tests {
                 .extend(v.as_object().unwrap().clone());
             NetConf::parse(base.to_string().as_bytes()).unwrap()
         };
-        let c = Config::for_del(&conf(
-            json!({"gateways": ["nope", "a", "b"], "priority": 0, "table": 300}),
-        ))
-        .unwrap();
-        assert_eq!(c.table, Some(300));
+        let del = |v: serde_json::Value| Config::for_del(&conf(v));
+        // The table is read (keys fold as in Go), everything else is not.
+        let c =
+            del(json!({"gateways": ["nope", "a", "b"], "priority": "x", "addSourceHints": 3, "TABLE": 300}));
         assert_eq!(
-            Config::for_del(&conf(json!({"table": 0}))).unwrap_err().code,
-            Code::InvalidConfig
+            c,
+            Config {
+                table: Some(300),
+                ..Config::default()
+            }
         );
+        assert_eq!(del(json!({"table": 4_294_967_295u32})).table, Some(4_294_967_295));
+        // A table ADD refuses reads as absent: no error.
+        for t in [
+            json!(null),
+            json!(0),
+            json!(-1),
+            json!(4_294_967_296u64),
+            json!(100.5),
+            json!("100"),
+            json!([100]),
+        ] {
+            assert_eq!(del(json!({ "table": t })), Config::default(), "table {t}");
+        }
+    }
+
+    #[test]
+    fn gateways_are_ignored_with_a_table() {
+        for g in [
+            json!(["nope"]),
+            json!(["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
+            json!(["0.0.0.0"]),
+            json!(["10.0.0.1", "fd00::1"]),
+        ] {
+            let c = cfg(json!({"table": 500, "gateways": g, "priority": 7})).unwrap();
+            assert_eq!(
+                c,
+                Config {
+                    table: Some(500),
+                    priority: Some(7),
+                    ..Config::default()
+                },
+                "{g}"
+            );
+            // Without the table the same list is read, and refused or used.
+            let e = cfg(json!({ "gateways": g }));
+            assert!(e.is_err() || e.unwrap().gateway_v4.is_some(), "{g}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod snapshot;
 use std::path::Path;
 
 use cni_core::lock::Lock;
-use cni_core::netns::NetNs;
+use cni_core::netns::{Found, NetNs};
 use cni_core::{CniError, CniResult, NetResult, Plugin, Request};
 use nl_ops::Socket;
 
@@ -30,18 +30,28 @@ fn observe(ns: &NetNs, ifname: &str, prefixes: bool) -> CniResult<(Socket, Snaps
     Ok((sock, observed))
 }
 
+/// The prevResult's addresses of the interface. No addresses at all is
+/// code 7, as with the reference; addresses only of other interfaces is an
+/// empty list: the reference goes on there (and strips main of the link's
+/// routes with no rule to replace them), sbr changes nothing.
 fn prev_addresses(req: &Request) -> CniResult<Vec<Address>> {
     let prev = req
         .conf
         .prev_result
         .as_ref()
         .ok_or_else(|| CniError::invalid_config("must be called as a chained plugin: no prevResult"))?;
-    let addresses = plan::addresses_from_result(prev, &req.ifname);
-    if addresses.is_empty() {
+    if prev.ips.is_empty() {
         return Err(CniError::invalid_config(format!(
-            "no ip addresses for {} in prevResult",
+            "no ip addresses in prevResult (for {} or any interface)",
             req.ifname
         )));
+    }
+    let addresses = plan::addresses_from_result(prev, &req.ifname);
+    if addresses.is_empty() {
+        log::warn!(
+            "no ip address for {} in prevResult (only for other interfaces): nothing to route by source",
+            req.ifname
+        );
     }
     Ok(addresses)
 }
@@ -64,13 +74,15 @@ impl Plugin for Sbr {
     fn add(&self, req: &Request) -> CniResult<NetResult> {
         let config = Config::from_netconf(&req.conf)?;
         let addresses = prev_addresses(req)?;
-        let path = netns_path(req)?;
-        let ns = NetNs::open(path)?;
-        let _lock = Lock::netns(&ns)?;
-        let (mut sock, observed) = observe(&ns, &req.ifname, false)?;
-        let plan = plan::plan_add(&config, &addresses, &observed)?;
-        log::info!("add {}: {} step(s)", req.ifname, plan.len());
-        plan.apply(&mut sock, &req.ifname)?;
+        if !addresses.is_empty() {
+            let path = netns_path(req)?;
+            let ns = NetNs::open(path)?;
+            let _lock = Lock::netns(&ns)?;
+            let (mut sock, observed) = observe(&ns, &req.ifname, false)?;
+            let plan = plan::plan_add(&config, &addresses, &observed)?;
+            log::info!("add {}: {} step(s)", req.ifname, plan.len());
+            plan.apply(&mut sock, &req.ifname)?;
+        }
         // Passed through unchanged: the dispatcher prints it in the config's version.
         req.conf
             .prev_result
@@ -79,19 +91,21 @@ impl Plugin for Sbr {
     }
 
     fn del(&self, req: &Request) -> CniResult<()> {
-        let config = Config::for_del(&req.conf)?;
+        let config = Config::for_del(&req.conf);
         let Some(path) = req.netns.as_deref() else {
             log::info!("del {}: no network namespace given, nothing to do", req.ifname);
             return Ok(());
         };
-        let ns = match NetNs::open_opt(path) {
-            Ok(Some(ns)) => ns,
-            Ok(None) => {
+        // Only a namespace that is gone is nothing to do: a path that cannot
+        // be opened (EACCES, EMFILE) fails, so the runtime tries again.
+        let ns = match NetNs::find(path)? {
+            Found::NetNs(ns) => ns,
+            Found::Nothing => {
                 log::info!("del {}: {} is gone, nothing to do", req.ifname, path.display());
                 return Ok(());
             }
             // A stale file where a namespace was: nothing left to clean.
-            Err(e) => {
+            Found::NotNetNs(e) => {
                 log::info!("del {}: {}, nothing to do", req.ifname, e.msg);
                 return Ok(());
             }
@@ -111,6 +125,10 @@ impl Plugin for Sbr {
     fn check(&self, req: &Request) -> CniResult<()> {
         let config = Config::from_netconf(&req.conf)?;
         let addresses = prev_addresses(req)?;
+        if addresses.is_empty() {
+            // ADD made nothing: nothing to check.
+            return Ok(());
+        }
         let path = netns_path(req)?;
         let ns = NetNs::open(path)?;
         // Not in the middle of an ADD or DEL: that would read as drift.

@@ -53,8 +53,14 @@ fn closed_stdout_is_not_taken_by_the_log_file() {
     }
     let status = common::run_with_input(&mut c, conf.to_string().as_bytes()).status;
     assert_eq!(status.code(), Some(1), "{status:?}");
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let text = std::fs::read_to_string(&log);
     std::fs::remove_dir_all(&dir).unwrap();
+    // The log file was made and took the error line: the test exercised it.
+    let text = text.expect("the plugin made no log file");
+    assert!(
+        text.contains("ERROR CHECK failed: required environment variables missing"),
+        "the error is not in the log file: {text}"
+    );
     assert!(
         !text.contains("\"code\""),
         "the result went into the log file: {text}"

@@ -79,12 +79,15 @@ fn add_check_and_del_wait_for_the_namespace_lock() {
         return;
     }
     let p = pod("lockwait");
-    // The same namespace by another path: a process inside it.
-    let mut inside = Command::new("ip")
-        .args(["netns", "exec", &p.ctr.name, "sleep", "120"])
-        .spawn()
-        .unwrap();
-    let proc_path = PathBuf::from(format!("/proc/{}/ns/net", inside.id()));
+    // The same namespace by another path: a process inside it, killed
+    // however the test ends.
+    let inside = Killed(
+        Command::new("ip")
+            .args(["netns", "exec", &p.ctr.name, "sleep", "120"])
+            .spawn()
+            .unwrap(),
+    );
+    let proc_path = PathBuf::from(format!("/proc/{}/ns/net", inside.0.id()));
     let target = std::fs::metadata(p.ctr.path())
         .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         .unwrap();
@@ -112,8 +115,16 @@ fn add_check_and_del_wait_for_the_namespace_lock() {
         drop(held);
         must_succeed(child, verb);
     }
-    let _ = inside.kill();
-    let _ = inside.wait();
+}
+
+/// A child killed and reaped when dropped, also when an assertion fails.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]

@@ -195,6 +195,34 @@ fn same_as_reference_single_ipv4() {
     compare("single", main_plugin_routes, conf("1.0.0", prev_v4(), json!({})));
 }
 
+/// Route metrics move with the route, as the reference's copies keep them:
+/// table 100 gets main's default with its mtu, and DEL gives main the
+/// default back with `mtu 1400`.
+#[test]
+fn same_as_reference_mtu_on_mains_default() {
+    if !root_or_skip("same_as_reference_mtu_on_mains_default") {
+        return;
+    }
+    let setup = |p: &Pod| {
+        p.ctr.ip(&[
+            "route", "add", "default", "via", "10.1.0.1", "dev", "net1", "mtu", "1400",
+        ]);
+        p.ctr
+            .ip(&["route", "add", "10.9.0.0/16", "via", "10.1.0.1", "dev", "net1"]);
+    };
+    compare("mtu", setup, conf("1.0.0", prev_v4(), json!({})));
+    let p = Pod::new("mtu2", false);
+    setup(&p);
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    must(cni(ours(), "ADD", &p.ctr.path(), "net1", &c), "ADD");
+    let t100 = p.ctr.ip(&["route", "show", "table", "100"]);
+    assert!(t100.contains("default via 10.1.0.1 dev net1 mtu 1400"), "{t100}");
+    must(cni(ours(), "CHECK", &p.ctr.path(), "net1", &c), "CHECK");
+    must(cni(ours(), "DEL", &p.ctr.path(), "net1", &c), "DEL");
+    let main = p.ctr.ip(&["route"]);
+    assert!(main.contains("default via 10.1.0.1 dev net1 mtu 1400"), "{main}");
+}
+
 #[test]
 fn same_as_reference_sip_net1_beside_eth0() {
     if !root_or_skip("same_as_reference_sip_net1_beside_eth0") {
@@ -571,6 +599,35 @@ fn del_with_namespace_gone_succeeds_and_creates_nothing() {
     assert!(!path.exists(), "DEL created {}", path.display());
 }
 
+/// Only a namespace that is gone is nothing to do for DEL: a stale file
+/// where it was is, a path that cannot be opened (here a symlink loop,
+/// ELOOP, as EACCES or EMFILE) fails naming the path, so the runtime
+/// retries instead of leaking the rules.
+#[test]
+fn del_fails_when_the_namespace_cannot_be_opened() {
+    if !root_or_skip("del_fails_when_the_namespace_cannot_be_opened") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sbrfix-del-open-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    let stale = dir.join("stale");
+    std::fs::write(&stale, b"").unwrap();
+    must(cni(ours(), "DEL", &stale, "net1", &c), "DEL with a stale file");
+    let a = dir.join("a");
+    std::os::unix::fs::symlink(dir.join("b"), &a).unwrap();
+    std::os::unix::fs::symlink(&a, dir.join("b")).unwrap();
+    let out = cni(ours(), "DEL", &a, "net1", &c);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!out.ok, "DEL through a symlink loop succeeded");
+    assert_eq!(out.json["code"], 4, "{}", out.json);
+    let msg = out.json["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("failed to open network namespace") && msg.contains(a.to_str().unwrap()),
+        "{msg}"
+    );
+}
+
 #[test]
 fn del_with_link_or_prev_result_gone() {
     if !root_or_skip("del_with_link_or_prev_result_gone") {
@@ -792,17 +849,61 @@ fn chained_only_and_addresses_required() {
         "{}",
         out.json
     );
+    // No IPs at all: code 7, as the reference ("No IP addresses supplied").
+    let none = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "net1"}], "ips": []});
+    for verb in ["ADD", "CHECK"] {
+        let out = cni(
+            ours(),
+            verb,
+            &p.ctr.path(),
+            "net1",
+            &conf("1.0.0", none.clone(), json!({})),
+        );
+        assert_eq!(out.json["code"], 7, "{verb}: {}", out.json);
+        assert!(
+            out.json["msg"].as_str().unwrap().contains("no ip addresses"),
+            "{verb}: {}",
+            out.json
+        );
+    }
+    assert!(
+        !cni(
+            REFERENCE,
+            "ADD",
+            &p.ctr.path(),
+            "net1",
+            &conf("1.0.0", none, json!({}))
+        )
+        .ok
+    );
+    assert_eq!(p.state(), before);
+}
+
+/// IPs only for other interfaces: the reference's ADD succeeds (and strips
+/// main of net1's routes with no rule instead); sbr changes nothing, says
+/// so, and passes the prevResult on. CHECK agrees, DEL is harmless.
+#[test]
+fn no_address_for_the_interface_changes_nothing() {
+    if !root_or_skip("no_address_for_the_interface_changes_nothing") {
+        return;
+    }
+    let p = Pod::new("otherif", false);
+    main_plugin_routes(&p);
+    let before = p.state();
     let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}],
         "ips": [{"address": "10.0.0.2/24", "interface": 0}]});
-    let out = cni(
-        ours(),
-        "ADD",
-        &p.ctr.path(),
-        "net1",
-        &conf("1.0.0", prev, json!({})),
-    );
-    assert_eq!(out.json["code"], 7, "{}", out.json);
+    let c = conf("1.0.0", prev.clone(), json!({}));
+    let out = cni(ours(), "ADD", &p.ctr.path(), "net1", &c);
+    assert!(out.ok, "ADD: {} {}", out.json, out.stderr);
+    assert_eq!(out.json["ips"], prev["ips"], "the prevResult is not passed on");
+    assert!(out.stderr.contains("no ip address for net1"), "{}", out.stderr);
+    assert_eq!(p.state(), before, "ADD changed the namespace");
+    must(cni(ours(), "CHECK", &p.ctr.path(), "net1", &c), "CHECK");
+    must(cni(ours(), "DEL", &p.ctr.path(), "net1", &c), "DEL");
     assert_eq!(p.state(), before);
+    // The reference accepts it too (the acceptance boundary).
+    let r = Pod::new("otherifr", false);
+    must(cni(REFERENCE, "ADD", &r.ctr.path(), "net1", &c), "reference ADD");
 }
 
 #[test]
@@ -1165,4 +1266,223 @@ fn bad_gateways_are_code_7_and_change_nothing() {
         );
         assert_eq!(p.state(), before, "{gateways}: failed ADD left changes behind");
     }
+}
+
+/// DEL never refuses over sbr's own fields: a runtime tears down a failed
+/// ADD with the same config, and a refusal would stop the chain's DEL (the
+/// main plugin's IPAM address would leak). The reference accepts these too.
+#[test]
+fn del_with_fields_add_refuses_exits_0_and_cleans_up() {
+    if !root_or_skip("del_with_fields_add_refuses_exits_0_and_cleans_up") {
+        return;
+    }
+    let p = Pod::new("delbad", false);
+    main_plugin_routes(&p);
+    let before = p.state();
+    let good = conf("1.0.0", prev_v4(), json!({}));
+    for extra in [json!({"table": -1}), json!({"priority": "x"})] {
+        let bad = conf("1.0.0", prev_v4(), extra.clone());
+        let out = cni(ours(), "ADD", &p.ctr.path(), "net1", &bad);
+        assert_eq!(out.json["code"], 7, "ADD {extra}: {}", out.json);
+        assert_eq!(p.state(), before, "ADD {extra} changed the namespace");
+        must(cni(ours(), "ADD", &p.ctr.path(), "net1", &good), "ADD");
+        assert_ne!(p.state(), before);
+        // The table reads as absent: DEL removes what the ADD made.
+        must(
+            cni(ours(), "DEL", &p.ctr.path(), "net1", &bad),
+            &format!("DEL {extra}"),
+        );
+        assert_eq!(p.state(), before, "DEL {extra} did not clean up");
+        must(
+            cni(REFERENCE, "DEL", &p.ctr.path(), "net1", &bad),
+            &format!("reference DEL {extra}"),
+        );
+    }
+}
+
+/// The /32 layout: the address is alone in its subnet and reaches its
+/// gateway 169.254.1.1 through a link route. Main's default via it is the
+/// address's: it moves into the table in place of sbr's own, the pod keeps
+/// a way out, CHECK passes, DEL gives main exactly its routes back.
+#[test]
+fn slash32_layout_add_check_del() {
+    if !root_or_skip("slash32_layout_add_check_del") {
+        return;
+    }
+    let p = Pod::new("s32", false);
+    p.ctr.ip(&["addr", "del", "10.1.0.2/24", "dev", "net1"]);
+    p.ctr.ip(&["addr", "add", "10.5.0.7/32", "dev", "net1"]);
+    p.ctr
+        .ip(&["route", "add", "169.254.1.1", "dev", "net1", "scope", "link"]);
+    p.ctr
+        .ip(&["route", "add", "default", "via", "169.254.1.1", "dev", "net1"]);
+    p.host.ip(&["addr", "add", "169.254.1.1/32", "dev", "h1"]);
+    p.host.ip(&["route", "add", "10.5.0.7/32", "dev", "h1"]);
+    p.host.ip(&["addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    let path = p.ctr.path();
+    let before = p.state();
+    for gateway in [json!("169.254.1.1"), Value::Null] {
+        let mut ip = json!({"address": "10.5.0.7/32", "interface": 0});
+        if !gateway.is_null() {
+            ip["gateway"] = gateway.clone();
+        }
+        let prev = json!({
+            "cniVersion": "1.0.0",
+            "interfaces": [{"name": "net1", "sandbox": "/var/run/netns/x"}],
+            "ips": [ip],
+            "routes": [{"dst": "0.0.0.0/0"}]
+        });
+        let c = conf("1.0.0", prev, json!({}));
+        must(cni(ours(), "ADD", &path, "net1", &c), "ADD");
+        let t100 = p.ctr.ip(&["route", "show", "table", "100"]);
+        let main = p.ctr.ip(&["route"]);
+        assert!(t100.contains("169.254.1.1 dev net1 scope link"), "{t100}");
+        if gateway.is_null() {
+            // No one's: it stays in main, where the table's miss falls through.
+            assert!(!t100.contains("default"), "{t100}");
+            assert!(main.contains("default via 169.254.1.1 dev net1"), "{main}");
+        } else {
+            // Main's own default (not sbr's: no proto 83) took the table's place.
+            assert!(
+                t100.lines()
+                    .any(|l| l.starts_with("default via 169.254.1.1 dev net1") && !l.contains("proto")),
+                "{t100}"
+            );
+            assert!(!main.contains("net1"), "{main}");
+        }
+        must(cni(ours(), "CHECK", &path, "net1", &c), "CHECK");
+        let (ok, out, err) = p.ctr.try_exec(&[
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-I",
+            "10.5.0.7",
+            "10.99.0.1",
+        ]);
+        assert!(ok, "ping from 10.5.0.7 ({gateway}) failed: {out} {err}");
+        must(cni(ours(), "DEL", &path, "net1", &c), "DEL");
+        assert_eq!(p.state(), before, "gateway {gateway}: main is not as before");
+    }
+}
+
+/// Routes of the link that belong to no prevResult address (the subnet
+/// route of another address of net1 and a route via that subnet's gateway)
+/// stay in main through ADD, with a warning naming them, and main after DEL
+/// is exactly main before ADD.
+#[test]
+fn routes_of_another_address_stay_in_main() {
+    if !root_or_skip("routes_of_another_address_stay_in_main") {
+        return;
+    }
+    let p = Pod::new("otheraddr", false);
+    main_plugin_routes(&p);
+    p.ctr.ip(&["addr", "add", "10.3.0.2/24", "dev", "net1"]);
+    p.ctr
+        .ip(&["route", "add", "192.0.2.0/24", "via", "10.3.0.1", "dev", "net1"]);
+    let path = p.ctr.path();
+    let before = p.state();
+    let c = conf("1.0.0", prev_v4(), json!({}));
+    let out = cni(ours(), "ADD", &path, "net1", &c);
+    assert!(out.ok, "ADD: {} {}", out.json, out.stderr);
+    for route in [
+        "route 192.0.2.0/24 via 10.3.0.1 dev net1",
+        "route 10.3.0.0/24 dev net1 src 10.3.0.2 scope link",
+    ] {
+        assert!(
+            out.stderr.contains(&format!(
+                "{route} stays in table main: it belongs to no address of net1"
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+    let main = p.ctr.ip(&["route"]);
+    assert!(main.contains("192.0.2.0/24 via 10.3.0.1 dev net1"), "{main}");
+    assert!(
+        main.contains("10.3.0.0/24 dev net1 proto kernel scope link src 10.3.0.2"),
+        "{main}"
+    );
+    assert!(
+        !main.contains("10.1.0.0/24") && !main.contains("default"),
+        "{main}"
+    );
+    must(cni(ours(), "CHECK", &path, "net1", &c), "CHECK");
+    must(cni(ours(), "DEL", &path, "net1", &c), "DEL");
+    assert_eq!(p.state(), before, "main is not as before ADD");
+}
+
+/// `addSourceHints` with an IPv6 address still in DAD (macvlan or ipvlan
+/// with static IPAM and no IPv6 gateway: nothing waited for DAD): the
+/// kernel refuses a tentative source, upstream only warns. ADD succeeds,
+/// main keeps the subnet route as it was, CHECK passes, DEL restores.
+#[test]
+fn source_hints_with_an_ipv6_address_in_dad() {
+    if !root_or_skip("source_hints_with_an_ipv6_address_in_dad") {
+        return;
+    }
+    let p = Pod::new("dad", true);
+    // net1's link-local address finishes its DAD first, so that nothing
+    // changes on its own while the test compares states.
+    let settled = || {
+        !p.ctr
+            .ip(&["-6", "addr", "show", "dev", "net1"])
+            .contains("tentative")
+    };
+    for _ in 0..100 {
+        if settled() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(settled(), "{}", p.ctr.ip(&["-6", "addr", "show", "dev", "net1"]));
+    // A thousand probes a second apart: tentative for the whole test.
+    p.ctr
+        .exec(&["sysctl", "-qw", "net.ipv6.conf.net1.dad_transmits=1000"]);
+    p.ctr.ip(&["addr", "add", "2001:db8::2/64", "dev", "net1"]);
+    main_plugin_routes(&p);
+    let tentative = || {
+        p.ctr
+            .ip(&["-6", "addr", "show", "dev", "net1", "tentative"])
+            .contains("2001:db8::2/64")
+    };
+    assert!(tentative());
+    let before = p.state();
+    let prev = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "net1"}],
+        "ips": [
+            {"address": "10.1.0.2/24", "gateway": "10.1.0.1", "interface": 0},
+            {"address": "2001:db8::2/64", "interface": 0}
+        ],
+        "routes": [{"dst": "0.0.0.0/0"}]
+    });
+    let c = conf("1.0.0", prev, json!({"addSourceHints": true}));
+    let path = p.ctr.path();
+    let out = cni(ours(), "ADD", &path, "net1", &c);
+    assert!(out.ok, "ADD: {} {}", out.json, out.stderr);
+    assert!(
+        out.stderr.contains("no source hint for 2001:db8::/64 on net1"),
+        "{}",
+        out.stderr
+    );
+    let main4 = p.ctr.ip(&["route"]);
+    assert!(
+        main4.contains("10.1.0.0/24 dev net1 proto kernel scope link src 10.1.0.2"),
+        "{main4}"
+    );
+    let main6 = p.ctr.ip(&["-6", "route"]);
+    assert!(
+        main6.contains("2001:db8::/64 dev net1 proto kernel metric 256"),
+        "{main6}"
+    );
+    assert!(!main6.contains("proto 83"), "{main6}");
+    let t101 = p.ctr.ip(&["-6", "route", "show", "table", "101"]);
+    assert!(t101.contains("2001:db8::/64 dev net1"), "{t101}");
+    must(cni(ours(), "CHECK", &path, "net1", &c), "CHECK");
+    must(cni(ours(), "DEL", &path, "net1", &c), "DEL");
+    assert!(tentative(), "DAD finished during the test: it proved nothing");
+    assert_eq!(p.state(), before);
 }

@@ -211,11 +211,13 @@ fn bad_inputs(ctx: &Ctx, plugin: &str) -> CaseResult {
                 with(json!({"gateways": ["10.250.0.1", "10.250.0.3", "10.250.0.4"]})),
                 &[7],
             ),
+            // IPs only for another interface is no error (the reference
+            // goes on there too); none at all is.
             row(
-                "no address on the interface",
+                "no IP in prevResult",
                 vec![],
                 with(json!({"prevResult": {"cniVersion": "1.0.0",
-                "interfaces": [{"name": "other"}], "ips": [{"address": "10.9.9.9/24", "interface": 0}]}})),
+                "interfaces": [{"name": "eth0"}], "ips": []}})),
                 &[7],
             ),
         ]);

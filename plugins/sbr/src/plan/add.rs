@@ -44,8 +44,8 @@ pub fn plan_add(config: &Config, addresses: &[Address], snap: &Snapshot) -> Resu
             }
         }
     }
-    let (keep, hints) = source_hints(config, addresses, link, &main);
-    ops.extend(leave_main(&main, addresses, &keep));
+    let (keep, hints) = source_hints(config, addresses, link, &main, snap);
+    ops.extend(leave_main(config, &main, addresses, &keep, &snap.ifname));
     ops.extend(hints.into_iter().map(Change::AddRoute));
     Ok(undoable(ops))
 }
@@ -143,14 +143,13 @@ fn table_routes(
             metric: None,
             protocol: RTPROT_SBR,
             kind: RTN_UNICAST,
+            tos: 0,
+            metrics: Vec::new(),
+            other_nexthop: false,
         });
     }
-    for r in main.iter().filter(|r| is_v4(&r.dst) == v4) {
-        let generic = r.prefsrc.is_none() && r.gateway.is_none();
-        if !(generic || in_subnet(&a.addr, r.prefsrc) || in_subnet(&a.addr, r.gateway)) {
-            continue;
-        }
-        if let (Some(gw), true) = (static_gw, r.dst.prefix_len() == 0) {
+    for r in main.iter().filter(|r| belongs(config, a, r)) {
+        if let (Some(gw), true) = (static_gw, r.dst.prefix_len() == 0 && r.gateway != static_gw) {
             log::warn!(
                 "main's default route via {} on {} takes the place of the configured gateway {gw} in table {table}, as with the reference",
                 r.gateway.map_or_else(|| "the link".to_string(), |g| g.to_string()),
@@ -182,12 +181,16 @@ fn already_hinted(config: &Config, addresses: &[Address], r: &Route, snap: &Snap
 
 /// `addSourceHints`: per subnet, the first address's route stays in main
 /// with the address as its source. Returns main's routes that already are
-/// such (kept) and the hint routes to add (sbr's, marked).
+/// such (kept) and the hint routes to add (sbr's, marked). An IPv6 address
+/// still in DAD cannot be a source yet (the kernel refuses it): its subnet
+/// keeps main's route as it is, with a warning, as upstream only warns; a
+/// later ADD adds the hint, and CHECK says it is missing.
 fn source_hints<'a>(
     config: &Config,
     addresses: &[Address],
     link: u32,
     main: &[&'a Route],
+    snap: &Snapshot,
 ) -> (Vec<&'a Route>, Vec<Route>) {
     let mut keep = Vec::new();
     let mut hints = Vec::new();
@@ -205,6 +208,17 @@ fn source_hints<'a>(
             .iter()
             .copied()
             .find(|r| r.dst == subnet && r.gateway.is_none());
+        // IPv4 has no DAD: an address the link lacks is the prevResult's
+        // error, which the kernel's refusal names (code 7).
+        if !v4 && !snap.link_addresses.iter().any(|l| l.addr() == a.addr.addr()) {
+            log::warn!(
+                "no source hint for {subnet} on {}: {} is not usable yet (tentative, DAD not done) or not on the link; main keeps its route",
+                snap.ifname,
+                a.addr.addr()
+            );
+            keep.extend(current);
+            continue;
+        }
         let want = Route {
             dst: subnet,
             gateway: None,
@@ -212,9 +226,13 @@ fn source_hints<'a>(
             oif: Some(link),
             table: RT_TABLE_MAIN,
             scope: if v4 { RT_SCOPE_LINK } else { RT_SCOPE_UNIVERSE },
+            // The route it replaces keeps its metric and metrics (mtu, ...).
             metric: current.and_then(|c| c.metric),
             protocol: RTPROT_SBR,
             kind: RTN_UNICAST,
+            tos: 0,
+            metrics: current.map(|c| c.metrics.clone()).unwrap_or_default(),
+            other_nexthop: false,
         };
         match current {
             Some(c) if same_route(c, &want) => keep.push(c),
@@ -224,15 +242,37 @@ fn source_hints<'a>(
     (keep, hints)
 }
 
-/// main's routes on the link leave it (those of the families with an
-/// address here, but the kept hints). Routes via gateways leave first, so
-/// that undoing this puts the routes to their gateways back before them.
-fn leave_main(main: &[&Route], addresses: &[Address], keep: &[&Route]) -> Vec<Change> {
+/// main's routes on the link that belong to an address leave it (but the
+/// kept hints); they are in the addresses' tables now. The others stay,
+/// with a warning for those of a family that has an address here. Routes
+/// via gateways leave first, so that undoing this puts the routes to their
+/// gateways back before them.
+fn leave_main(
+    config: &Config,
+    main: &[&Route],
+    addresses: &[Address],
+    keep: &[&Route],
+    ifname: &str,
+) -> Vec<Change> {
     let families: BTreeSet<bool> = addresses.iter().map(|a| is_v4(&a.addr)).collect();
     let (via, direct): (Vec<&Route>, Vec<&Route>) = main.iter().copied().partition(|r| r.gateway.is_some());
     via.into_iter()
         .chain(direct)
-        .filter(|r| families.contains(&is_v4(&r.dst)) && !keep.iter().any(|k| std::ptr::eq(*k, *r)))
+        .filter(|r| {
+            if keep.iter().any(|k| std::ptr::eq(*k, *r)) {
+                return false;
+            }
+            if addresses.iter().any(|a| belongs(config, a, r)) {
+                return true;
+            }
+            if families.contains(&is_v4(&r.dst)) {
+                log::warn!(
+                    "route {} stays in table main: it belongs to no address of {ifname} in the prevResult",
+                    RouteText(r, ifname)
+                );
+            }
+            false
+        })
         .map(|r| Change::DelRoute(r.clone()))
         .collect()
 }

@@ -40,10 +40,12 @@ pub fn plan_del(config: &Config, prev: Option<&[Address]>, snap: &Snapshot) -> P
     // Tables another rule still points at are someone else's too.
     let still_used: BTreeSet<u32> = snap.rules.iter().filter(|r| !ours(r)).map(|r| r.table).collect();
     let tables = tables_to_empty(&rules, &still_used, &sources, snap);
+    // sbr never puts a route it cannot move into its tables: such a route
+    // is someone else's, and could not be given back as it is.
     let in_tables: Vec<&Route> = snap
         .routes
         .iter()
-        .filter(|r| tables.contains(&r.table) && r.oif == Some(link))
+        .filter(|r| tables.contains(&r.table) && r.oif == Some(link) && movable(r))
         .collect();
     restore_main(&mut ops, link, &in_tables, snap);
     ops.extend(in_tables.into_iter().cloned().map(Change::DelRoute));

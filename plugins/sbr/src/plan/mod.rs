@@ -24,12 +24,12 @@ use std::net::IpAddr;
 use cni_core::plan::Step;
 use cni_core::{CniError, NetResult};
 use ipnet::IpNet;
-use nl_ops::route::{Route, RT_SCOPE_LINK, RT_TABLE_MAIN};
+use nl_ops::route::{Route, RT_SCOPE_LINK, RT_TABLE_DEFAULT, RT_TABLE_LOCAL, RT_TABLE_MAIN};
 pub use nl_ops::route::{RTN_UNICAST, RTPROT_BOOT};
 use nl_ops::rule::Rule;
 pub use nl_ops::rule::FR_ACT_TO_TBL;
 
-use crate::config::RESERVED_TABLES;
+use crate::config::{Config, RESERVED_TABLES};
 
 /// The reference starts here too.
 pub const FIRST_TABLE: u32 = 100;
@@ -58,7 +58,9 @@ pub struct Snapshot {
     /// The interface's index; `None` when it does not exist.
     pub link: Option<u32>,
     /// The link's addresses: with their prefix lengths for a DEL without
-    /// prevResult, else as host prefixes (only the addresses are compared).
+    /// prevResult, else as host prefixes (only the addresses are compared)
+    /// read from the local table, which holds an IPv6 address only once
+    /// DAD is done: ADD and CHECK see the addresses usable as a source.
     pub link_addresses: Vec<IpNet>,
     /// Every table, both families.
     pub routes: Vec<Route>,
@@ -127,8 +129,8 @@ impl fmt::Display for TableText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             RT_TABLE_MAIN => f.write_str("main"),
-            253 => f.write_str("default"),
-            255 => f.write_str("local"),
+            RT_TABLE_DEFAULT => f.write_str("default"),
+            RT_TABLE_LOCAL => f.write_str("local"),
             t => write!(f, "{t}"),
         }
     }
@@ -176,6 +178,9 @@ impl fmt::Display for RouteText<'_> {
         }
         if let Some(m) = r.metric {
             write!(f, " metric {m}")?;
+        }
+        if let Some(m) = r.mtu() {
+            write!(f, " mtu {m}")?;
         }
         Ok(())
     }
@@ -241,30 +246,77 @@ pub(crate) fn metric_of(r: &Route) -> u32 {
 /// (each link's `fe80::/64`): there the link is part of the key.
 pub(crate) fn same_key(a: &Route, b: &Route) -> bool {
     let per_link = !is_v4(&a.dst) && a.gateway.is_none() && b.gateway.is_none();
-    a.dst == b.dst && a.table == b.table && metric_of(a) == metric_of(b) && (!per_link || a.oif == b.oif)
+    a.dst == b.dst
+        && a.table == b.table
+        && a.tos == b.tos
+        && metric_of(a) == metric_of(b)
+        && (!per_link || a.oif == b.oif)
 }
 
 /// The same route as far as forwarding goes (protocol is a label; IPv6
-/// reports no scope).
+/// reports no scope). Metrics count: a copy that lost its mtu is not the
+/// route main had.
 pub(crate) fn same_route(a: &Route, b: &Route) -> bool {
     same_key(a, b)
         && a.gateway == b.gateway
         && a.prefsrc == b.prefsrc
         && a.oif == b.oif
         && a.kind == b.kind
+        && a.metrics == b.metrics
         && (a.scope == b.scope || !is_v4(&a.dst))
+}
+
+/// A route sbr can move and give back as it was: no tos (a key sbr's rules
+/// and copies do not carry) and a next hop that is just `oif` and
+/// `gateway` (not RTA_VIA, multipath, a nexthop object or an encap).
+pub(crate) fn movable(r: &Route) -> bool {
+    r.tos == 0 && !r.other_nexthop
 }
 
 pub(crate) fn in_subnet(net: &IpNet, ip: Option<IpAddr>) -> bool {
     ip.is_some_and(|ip| net.contains(&ip))
 }
 
+/// Whether main's route `r` on the link is the address's: what ADD copies
+/// into its table and takes out of main. Of its family, and generic (no
+/// source, no gateway), or with its source or gateway in the address's
+/// subnet, or via the address's own gateway or the configured one (a /32
+/// address reaches its gateway, 169.254.1.1 say, through a link route).
+/// A route that belongs to no address stays in main: nothing could give it
+/// back.
+pub(crate) fn belongs(config: &Config, a: &Address, r: &Route) -> bool {
+    let v4 = is_v4(&a.addr);
+    let own_gateway =
+        r.gateway.is_some() && (r.gateway == a.gateway || r.gateway == config.static_gateway(v4));
+    is_v4(&r.dst) == v4
+        && ((r.prefsrc.is_none() && r.gateway.is_none())
+            || in_subnet(&a.addr, r.prefsrc)
+            || in_subnet(&a.addr, r.gateway)
+            || own_gateway)
+}
+
 /// Main-table unicast routes through the link: what the previous plugin
-/// set up and what sbr moves.
+/// set up and what sbr moves. Those it could not give back as they were
+/// stay in main, with a warning.
 pub(crate) fn main_link_routes(snap: &Snapshot, link: u32) -> Vec<&Route> {
     snap.routes
         .iter()
         .filter(|r| r.table == RT_TABLE_MAIN && r.oif == Some(link) && r.kind == RTN_UNICAST)
+        .filter(|r| {
+            if movable(r) {
+                return true;
+            }
+            let why = if r.tos != 0 {
+                format!("tos {:#x}", r.tos)
+            } else {
+                "a next hop beyond a gateway (via, multipath, nexthop object, encap)".to_string()
+            };
+            log::warn!(
+                "route {} stays in table main: sbr cannot move a route with {why}",
+                RouteText(r, &snap.ifname)
+            );
+            false
+        })
         .collect()
 }
 
@@ -294,13 +346,19 @@ pub(crate) fn reference_rule(snap: &Snapshot, r: &Rule, src: &IpNet) -> bool {
 }
 
 /// The rule that ties `src` to its table: sbr's own (the one with the
-/// configured priority first), else the reference's.
+/// configured priority first), else the reference's. Never one into a
+/// kernel table (left by an ADD with `table` set): adopting main would
+/// copy main into itself and strip it.
 pub(crate) fn attachment_rule<'a>(
     snap: &'a Snapshot,
     src: &IpNet,
     priority: Option<u32>,
 ) -> Option<&'a Rule> {
-    let ours = || snap.rules.iter().filter(|r| marked_rule(r, src));
+    let ours = || {
+        snap.rules
+            .iter()
+            .filter(|r| marked_rule(r, src) && !RESERVED_TABLES.contains(&r.table))
+    };
     ours()
         .find(|r| priority.is_none() || r.priority == priority)
         .or_else(|| ours().next())
@@ -308,9 +366,10 @@ pub(crate) fn attachment_rule<'a>(
 }
 
 /// A table of this address that lost its rule (someone deleted it): no rule
-/// points at it, every route in it goes through the link, and one of them
-/// belongs to the address (sbr's mark, its source, a gateway in its subnet
-/// or its subnet itself). ADD takes it up again and DEL empties it, so
+/// points at it, every route in it is a unicast route through the link (as
+/// all sbr puts there; a VRF's table also holds local and broadcast
+/// routes), and one of them belongs to the address (sbr's mark, its
+/// source, a gateway in its subnet or its subnet itself). ADD takes it up again and DEL empties it, so
 /// neither strands the routes that left main. Tables in `claimed` went to
 /// other addresses already.
 pub(crate) fn orphan_table(snap: &Snapshot, a: &IpNet, claimed: &BTreeSet<u32>) -> Option<u32> {
@@ -333,7 +392,10 @@ pub(crate) fn orphan_table(snap: &Snapshot, a: &IpNet, claimed: &BTreeSet<u32>) 
     };
     tables.into_iter().find(|t| {
         let mut routes = snap.routes.iter().filter(|r| r.table == *t);
-        routes.clone().all(|r| r.oif == Some(link)) && routes.any(tied)
+        routes
+            .clone()
+            .all(|r| r.oif == Some(link) && r.kind == RTN_UNICAST)
+            && routes.any(tied)
     })
 }
 

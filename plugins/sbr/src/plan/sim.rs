@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use nl_ops::route::{Route, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE};
+use nl_ops::route::{Route, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_DEFAULT};
 use nl_ops::rule::Rule;
 
 use super::*;
@@ -13,8 +13,8 @@ use crate::config::Config;
 
 pub(super) const NET1: u32 = 3;
 pub(super) const ETH0: u32 = 2;
+pub(super) use nl_ops::route::RTN_LOCAL;
 pub(super) use nl_ops::route::RTPROT_KERNEL;
-pub(super) const RTN_LOCAL: u8 = 2;
 
 pub(super) fn net(s: &str) -> IpNet {
     s.parse().unwrap()
@@ -51,6 +51,9 @@ pub(super) fn route(dst: &str, gw: Option<&str>, src: Option<&str>, oif: u32, ta
         },
         protocol: if gw.is_none() { RTPROT_KERNEL } else { RTPROT_BOOT },
         kind: RTN_UNICAST,
+        tos: 0,
+        metrics: Vec::new(),
+        other_nexthop: false,
     }
 }
 
@@ -86,7 +89,7 @@ pub(super) fn default_rules() -> Vec<Rule> {
         v.push(rule(v4, None, 255, 0));
         v.push(rule(v4, None, 254, 32766));
         if v4 {
-            v.push(rule(v4, None, 253, 32767));
+            v.push(rule(v4, None, RT_TABLE_DEFAULT, 32767));
         }
     }
     v

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use cni_core::{Code, NetResult};
-use nl_ops::route::RT_SCOPE_UNIVERSE;
+use nl_ops::route::{Metric, RTAX_MTU, RT_SCOPE_UNIVERSE};
 use nl_ops::rule::Rule;
 use serde_json::json;
 
@@ -254,6 +254,7 @@ fn source_hints_keep_the_subnet_route_in_main() {
 fn source_hints_replace_a_route_without_hint() {
     let c = cfg(json!({"addSourceHints": true}));
     let mut o = snap();
+    o.link_addresses.push(net("2001:db8::2/128"));
     o.routes.push(route("2001:db8::/64", None, None, NET1, 254));
     let plan = plan_add(&c, &[addr("2001:db8::2/64", None)], &o).unwrap();
     assert_eq!(
@@ -740,6 +741,12 @@ mod props {
         static_gw: [bool; 2],
         taken: Vec<u32>,
         reuse_rule: bool,
+        /// The link has 10.3.0.2/24, not in the prevResult, with its
+        /// subnet route and a route via its gateway 10.3.0.1.
+        other_address: bool,
+        /// A /32 address (10.5.0.7, gateway 169.254.1.1 through a link
+        /// route) is in the prevResult too.
+        slash32: bool,
     }
 
     fn case() -> impl Strategy<Value = Case> {
@@ -751,6 +758,8 @@ mod props {
             any::<[bool; 2]>(),
             proptest::sample::subsequence(vec![100u32, 101, 102, 104], 0..=3),
             prop::bool::weighted(0.2),
+            // Last: the cases of the seeds on file draw as before.
+            any::<(bool, bool)>(),
         )
             .prop_map(
                 |(
@@ -761,6 +770,7 @@ mod props {
                     static_gw,
                     taken,
                     reuse_rule,
+                    (other_address, slash32),
                 )| Case {
                     picked,
                     own_gw,
@@ -772,6 +782,8 @@ mod props {
                     static_gw,
                     taken,
                     reuse_rule,
+                    other_address,
+                    slash32,
                 },
             )
     }
@@ -822,9 +834,28 @@ mod props {
         if let Some(gw) = prev_default[1] {
             o.routes.push(route("default6", Some(gw), None, NET1, 254));
         }
-        if c.extra_via && c.picked.iter().any(|&i| i < 2) {
+        // Via 10.1.0.1: no one's unless an address of 10.1.0.0/24 is picked.
+        if c.extra_via {
             o.routes
                 .push(route("10.9.0.0/16", Some("10.1.0.1"), None, NET1, 254));
+        }
+        if c.other_address {
+            o.link_addresses.push(net("10.3.0.2/24"));
+            o.routes
+                .push(route("10.3.0.0/24", None, Some("10.3.0.2"), NET1, 254));
+            o.routes
+                .push(route("192.0.2.0/24", Some("10.3.0.1"), None, NET1, 254));
+        }
+        if c.slash32 {
+            o.link_addresses.push(net("10.5.0.7/32"));
+            o.routes.push(route("169.254.1.1/32", None, None, NET1, 254));
+            // Main's default is the /32's unless another address's is there.
+            if prev_default[0].is_none() {
+                o.routes
+                    .retain(|r| !(r.table == 254 && r.dst.prefix_len() == 0 && is_v4(&r.dst)));
+                o.routes
+                    .push(route("default", Some("169.254.1.1"), None, NET1, 254));
+            }
         }
         if c.extra_direct {
             let mut r = route("10.50.0.0/16", None, None, NET1, 254);
@@ -851,7 +882,7 @@ mod props {
             });
             o.rules.last_mut().unwrap().protocol = RTPROT_UNSPEC;
         }
-        let addresses = c
+        let mut addresses: Vec<Address> = c
             .picked
             .iter()
             .map(|&i| {
@@ -864,6 +895,9 @@ mod props {
                 }
             })
             .collect();
+        if c.slash32 {
+            addresses.push(addr("10.5.0.7/32", Some("169.254.1.1")));
+        }
         let mut config = Config {
             add_source_hints: c.hints,
             ..Config::default()
@@ -952,4 +986,281 @@ fn del_gives_back_a_link_local_route_beside_another_links() {
         lines(&del)
     );
     assert_eq!(sorted(simulate(&added, &del)), sorted(o));
+}
+
+/// A VRF's table looks like a table that lost its rule (the l3mdev rule
+/// names no table; the link's routes are in it), but holds local and
+/// broadcast routes, which sbr never puts in its tables: not adopted by
+/// ADD, not emptied by DEL.
+#[test]
+fn a_table_with_routes_sbr_never_makes_is_not_adopted() {
+    let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+    let c = Config::default();
+    let mut o = snap();
+    o.routes
+        .push(route("10.1.0.0/24", None, Some("10.1.0.2"), NET1, 100));
+    let mut local = route("10.1.0.2/32", None, Some("10.1.0.2"), NET1, 100);
+    local.kind = RTN_LOCAL;
+    local.scope = 254;
+    o.routes.push(local);
+    let mut broadcast = route("10.1.0.255/32", None, Some("10.1.0.2"), NET1, 100);
+    broadcast.kind = 3;
+    o.routes.push(broadcast.clone());
+    assert_eq!(orphan_table(&o, &a[0].addr, &BTreeSet::new()), None);
+    let plan = plan_add(&c, &a, &o).unwrap();
+    assert_eq!(lines(&plan)[0], "add rule from 10.1.0.2/32 to table 101");
+    let added = simulate(&o, &plan);
+    for prev in [Some(&a[..]), None] {
+        let back = simulate(&added, &plan_del(&c, prev, &added));
+        assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
+    }
+    // Only unicast routes: the same table is taken up again.
+    o.routes.retain(|r| r.table != 100 || r.kind == RTN_UNICAST);
+    assert_eq!(orphan_table(&o, &a[0].addr, &BTreeSet::new()), Some(100));
+}
+
+/// sbr's rule into a kernel table (an earlier ADD with `table: 254`, the
+/// config changed since) is no attachment: ADD makes its own table instead
+/// of copying main into main and stripping it.
+#[test]
+fn a_marked_rule_into_a_kernel_table_is_not_the_attachment() {
+    let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+    for t in [RT_TABLE_DEFAULT, RT_TABLE_MAIN, RT_TABLE_LOCAL] {
+        let mut o = snap();
+        o.rules.push(sbr_rule(true, "10.1.0.2/32", t, 32765));
+        assert_eq!(attachment_rule(&o, &host(&a[0].addr), None), None, "table {t}");
+        let plan = plan_add(&Config::default(), &a, &o).unwrap();
+        let l = lines(&plan);
+        assert_eq!(l[0], "add rule from 10.1.0.2/32 to table 100", "table {t}");
+        assert!(
+            l.contains(&"add route default via 10.1.0.1 dev net1 to table 100".to_string()),
+            "{l:#?}"
+        );
+    }
+    // Into a table of its own it is.
+    let mut o = snap();
+    o.rules.push(sbr_rule(true, "10.1.0.2/32", 300, 32765));
+    assert_eq!(
+        attachment_rule(&o, &host(&a[0].addr), None).map(|r| r.table),
+        Some(300)
+    );
+}
+
+/// Moved routes keep their metrics (mtu, ...) both ways; routes sbr could
+/// not give back as they were (a tos, a next hop via another family,
+/// multipath) stay in main, neither copied nor deleted.
+#[test]
+fn metrics_move_with_the_route_and_unmovable_routes_stay() {
+    let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+    let c = Config::default();
+    let mut o = snap();
+    o.routes.retain(|r| r.oif != Some(ETH0));
+    let mut default = route("default", Some("10.1.0.1"), None, NET1, 254);
+    default.metrics = vec![Metric::u32(RTAX_MTU, 1400)];
+    o.routes.push(default.clone());
+    let mut tos = route("10.20.0.0/16", Some("10.1.0.1"), None, NET1, 254);
+    tos.tos = 0x10;
+    let mut via = route("10.30.0.0/16", None, None, NET1, 254);
+    via.other_nexthop = true;
+    o.routes.push(tos.clone());
+    o.routes.push(via.clone());
+    let plan = plan_add(&c, &a, &o).unwrap();
+    let l = lines(&plan);
+    assert!(
+        l.contains(&"add route default via 10.1.0.1 dev net1 mtu 1400 to table 100".to_string()),
+        "{l:#?}"
+    );
+    assert!(
+        l.contains(&"delete route default via 10.1.0.1 dev net1 mtu 1400 from table main".to_string()),
+        "{l:#?}"
+    );
+    assert!(
+        !l.iter()
+            .any(|x| x.contains("10.20.0.0") || x.contains("10.30.0.0")),
+        "{l:#?}"
+    );
+    let added = simulate(&o, &plan);
+    assert!(added.routes.contains(&tos) && added.routes.contains(&via));
+    check(&c, &a, &added).unwrap();
+    assert!(plan_add(&c, &a, &added).unwrap().is_empty());
+    // A copy without the mtu is not main's default: when main has it again,
+    // ADD replaces the copy by the newer one.
+    let mut stale = added.clone();
+    for r in &mut stale.routes {
+        if r.table == 100 && r.dst.prefix_len() == 0 {
+            r.metrics.clear();
+        }
+    }
+    stale.routes.push(default);
+    let repair = plan_add(&c, &a, &stale).unwrap();
+    assert_eq!(
+        lines(&repair),
+        [
+            "delete route default via 10.1.0.1 dev net1 to table 100".replace("to table", "from table"),
+            "add route default via 10.1.0.1 dev net1 mtu 1400 to table 100".to_string(),
+            "delete route default via 10.1.0.1 dev net1 mtu 1400 from table main".to_string(),
+        ]
+    );
+    for prev in [Some(&a[..]), None] {
+        let back = simulate(&added, &plan_del(&c, prev, &added));
+        assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
+    }
+}
+
+/// Routes of the link that belong to no prevResult address (another
+/// address's subnet route and a route via its gateway) are neither copied
+/// nor deleted: DEL could never give them back.
+#[test]
+fn routes_of_another_address_of_the_link_stay_in_main() {
+    let a = [addr("10.1.0.2/24", Some("10.1.0.1"))];
+    let c = Config::default();
+    let mut o = snap();
+    o.link_addresses.push(net("10.3.0.2/24"));
+    let other = [
+        route("10.3.0.0/24", None, Some("10.3.0.2"), NET1, 254),
+        route("192.0.2.0/24", Some("10.3.0.1"), None, NET1, 254),
+    ];
+    o.routes.extend(other.iter().cloned());
+    let plan = plan_add(&c, &a, &o).unwrap();
+    let l = lines(&plan);
+    assert!(
+        !l.iter().any(|x| x.contains("10.3.0.") || x.contains("192.0.2.")),
+        "{l:#?}"
+    );
+    // The rest is as without them.
+    assert_eq!(l, lines(&plan_add(&c, &a, &snap()).unwrap()));
+    let added = simulate(&o, &plan);
+    assert!(other.iter().all(|r| added.routes.contains(r)));
+    check(&c, &a, &added).unwrap();
+    for prev in [Some(&a[..]), None] {
+        let back = simulate(&added, &plan_del(&c, prev, &added));
+        assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
+    }
+}
+
+/// The /32 layout (Calico and others): the gateway is outside the address's
+/// subnet and reached through a link route. Main's default via it is the
+/// address's (its gateway), so it moves into the table in place of sbr's
+/// own default and DEL gives it back; without a gateway it is no one's and
+/// stays in main, where traffic from the address falls through to it.
+#[test]
+fn slash32_layout_moves_mains_default_via_the_gateway() {
+    let mut o = snap();
+    o.routes.retain(|r| r.oif != Some(NET1));
+    o.link_addresses = vec![net("10.5.0.7/32")];
+    o.routes.push(route("169.254.1.1/32", None, None, NET1, 254));
+    // net1 is the pod's only way out.
+    o.routes
+        .retain(|r| !(r.dst.prefix_len() == 0 && r.oif == Some(ETH0)));
+    o.routes
+        .push(route("default", Some("169.254.1.1"), None, NET1, 254));
+    for (c, a) in [
+        (Config::default(), addr("10.5.0.7/32", Some("169.254.1.1"))),
+        (
+            cfg(json!({"gateways": ["169.254.1.1"]})),
+            addr("10.5.0.7/32", None),
+        ),
+    ] {
+        let a = [a];
+        let plan = plan_add(&c, &a, &o).unwrap();
+        assert_eq!(
+            lines(&plan),
+            [
+                "add rule from 10.5.0.7/32 to table 100",
+                "add route 169.254.1.1/32 dev net1 scope link to table 100",
+                "add route default via 169.254.1.1 dev net1 to table 100",
+                "delete route default via 169.254.1.1 dev net1 from table main",
+                "delete route 169.254.1.1/32 dev net1 scope link from table main",
+            ],
+            "{c:?}"
+        );
+        // The table's default is main's (unmarked), not sbr's.
+        assert!(plan.changes().any(
+            |x| matches!(x, Change::AddRoute(r) if r.dst.prefix_len() == 0 && r.protocol == RTPROT_BOOT)
+        ));
+        let added = simulate(&o, &plan);
+        check(&c, &a, &added).unwrap();
+        assert!(plan_add(&c, &a, &added).unwrap().is_empty());
+        for prev in [Some(&a[..]), None] {
+            let back = simulate(&added, &plan_del(&c, prev, &added));
+            assert_eq!(sorted(back), sorted(o.clone()), "{c:?} prev {}", prev.is_some());
+        }
+    }
+    // No gateway anywhere: main's default is no one's and stays.
+    let a = [addr("10.5.0.7/32", None)];
+    let plan = plan_add(&Config::default(), &a, &o).unwrap();
+    assert_eq!(
+        lines(&plan),
+        [
+            "add rule from 10.5.0.7/32 to table 100",
+            "add route 169.254.1.1/32 dev net1 scope link to table 100",
+            "delete route 169.254.1.1/32 dev net1 scope link from table main",
+        ]
+    );
+    let added = simulate(&o, &plan);
+    check(&Config::default(), &a, &added).unwrap();
+    let back = simulate(&added, &plan_del(&Config::default(), Some(&a), &added));
+    assert_eq!(sorted(back), sorted(o));
+}
+
+/// An IPv6 address still in DAD is no source yet (the kernel refuses the
+/// hint, and with it the whole ADD): its subnet route stays in main as it
+/// is (copied into the table as always), CHECK passes, DEL restores. Once
+/// DAD is done, ADD adds the hint and CHECK asks for it.
+#[test]
+fn source_hints_wait_for_an_ipv6_address_in_dad() {
+    let c = cfg(json!({"addSourceHints": true}));
+    let a = [
+        addr("10.1.0.2/24", Some("10.1.0.1")),
+        addr("2001:db8::2/64", Some("2001:db8::1")),
+    ];
+    let mut o = snap();
+    // Tentative: the link has it, the local table does not yet.
+    o.routes.push(route("2001:db8::/64", None, None, NET1, 254));
+    let plan = plan_add(&c, &a, &o).unwrap();
+    let l = lines(&plan);
+    assert!(
+        l.contains(&"add route 2001:db8::/64 dev net1 metric 256 to table 101".to_string()),
+        "{l:#?}"
+    );
+    assert!(
+        !l.iter()
+            .any(|x| x.contains("2001:db8::/64") && x.contains("main")),
+        "{l:#?}"
+    );
+    // The IPv4 hint is there as ever.
+    assert!(
+        !l.contains(&"delete route 10.1.0.0/24 dev net1 src 10.1.0.2 scope link from table main".to_string()),
+        "{l:#?}"
+    );
+    let added = simulate(&o, &plan);
+    check(&c, &a, &added).unwrap();
+    assert!(plan_add(&c, &a, &added).unwrap().is_empty());
+    let back = simulate(&added, &plan_del(&c, Some(&a), &added));
+    assert_eq!(sorted(back), sorted(o.clone()));
+    // Without prevResult DEL reads the link's addresses from the address
+    // dump, which lists tentative ones too.
+    let mut dumped = added.clone();
+    dumped.link_addresses.push(net("2001:db8::2/64"));
+    let back = simulate(&dumped, &plan_del(&c, None, &dumped));
+    let (back, o) = (sorted(back), sorted(o.clone()));
+    assert_eq!((back.routes, back.rules), (o.routes, o.rules));
+    // DAD done: CHECK finds main's route without the hint, and ADD
+    // replaces it by the hint.
+    let mut done = added.clone();
+    done.link_addresses.push(net("2001:db8::2/128"));
+    let e = check(&c, &a, &done).unwrap_err();
+    assert_eq!(
+        e.msg,
+        "route 2001:db8::/64 dev net1 metric 256 is still in table main"
+    );
+    let repair = plan_add(&c, &a, &done).unwrap();
+    assert_eq!(
+        lines(&repair),
+        [
+            "delete route 2001:db8::/64 dev net1 metric 256 from table main",
+            "add route 2001:db8::/64 dev net1 src 2001:db8::2 metric 256 to table main",
+        ]
+    );
+    check(&c, &a, &simulate(&done, &repair)).unwrap();
 }
