@@ -271,8 +271,11 @@ pub fn must_succeed(child: std::process::Child, what: &str) {
 
 /// A plugin binary (`bin`, config type `plugin`) given a `logFile` that is a
 /// FIFO nobody reads, or below a symlinked directory, answers code 7 naming
-/// the path and why, at once and before changing anything (logging starts
-/// first, so no root is needed); nothing is written through the symlink.
+/// the path and why, at once; nothing is written through the symlink. The
+/// plugin is pointed at a namespace path inside the test's own directory,
+/// which cannot be a namespace, and an interface that exists nowhere: were
+/// the refusal ever to come later, the plugin would still find nothing to
+/// change, least of all in the machine's own namespace.
 pub fn assert_unsafe_log_files_refused(bin: &str, plugin: &str) {
     let dir = std::env::temp_dir().join(format!("{plugin}-logfile-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -292,8 +295,8 @@ pub fn assert_unsafe_log_files_refused(bin: &str, plugin: &str) {
             .env_clear()
             .env("CNI_COMMAND", "ADD")
             .env("CNI_CONTAINERID", "logtest")
-            .env("CNI_NETNS", "/proc/self/ns/net")
-            .env("CNI_IFNAME", "eth0")
+            .env("CNI_NETNS", dir.join("no-such-netns"))
+            .env("CNI_IFNAME", "lognone0")
             .env("CNI_PATH", "/usr/lib/cni")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
