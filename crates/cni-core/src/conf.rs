@@ -30,6 +30,9 @@ pub struct NetConf {
     /// `error|warn|info|debug`, default `warn`.
     pub log_level: Option<String>,
     pub log_file: Option<PathBuf>,
+    /// Settings left out instead of refused (a `logLevel` or `logFile` that
+    /// is no string), each a warning to log.
+    pub warnings: Vec<String>,
     /// 1.1 GC: attachments that must be kept.
     pub valid_attachments: Option<Vec<Attachment>>,
     /// The whole object as sent.
@@ -60,6 +63,19 @@ fn optional_string(raw: &Map<String, Value>, key: &str) -> CniResult<Option<Stri
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(mistyped(key, "a string")),
+    }
+}
+
+/// A logging setting: the reference ignores these keys, so one of the
+/// wrong type is left out with a warning instead of refused.
+fn lenient_string(raw: &Map<String, Value>, key: &str, warnings: &mut Vec<String>) -> Option<String> {
+    match get(raw, key) {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => {
+            warnings.push(format!("ignoring {key} {v}: not a string"));
+            None
+        }
     }
 }
 
@@ -110,8 +126,9 @@ impl NetConf {
 
     /// Parses stdin. Broken JSON or not an object is code 6; a missing or
     /// mistyped spec field (`name`, `type`, `cniVersion`, `cniVersions`,
-    /// `capabilities`, `runtimeConfig`, `logLevel`, `logFile`,
-    /// `cni.dev/valid-attachments`) is 7; a bad prevResult is 6, or 1 when it
+    /// `capabilities`, `runtimeConfig`, `cni.dev/valid-attachments`) is 7
+    /// (a mistyped `logLevel` or `logFile` is left out, see
+    /// [`NetConf::warnings`]); a bad prevResult is 6, or 1 when it
     /// is in a version this crate does not know, with "prevResult" in the
     /// message. `cniVersion` may be missing only when `cniVersions` is given.
     pub fn parse(bytes: &[u8]) -> CniResult<NetConf> {
@@ -133,8 +150,9 @@ impl NetConf {
         let plugin_type = required_string(&raw, "type")?;
         let capabilities = optional_object(&raw, "capabilities")?;
         let runtime_config = optional_object(&raw, "runtimeConfig")?;
-        let log_level = optional_string(&raw, "logLevel")?;
-        let log_file = optional_string(&raw, "logFile")?
+        let mut warnings = Vec::new();
+        let log_level = lenient_string(&raw, "logLevel", &mut warnings);
+        let log_file = lenient_string(&raw, "logFile", &mut warnings)
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
         // libcni sends both keys; the spec names the first.
@@ -168,6 +186,7 @@ impl NetConf {
             prev_result,
             log_level,
             log_file,
+            warnings,
             valid_attachments,
             raw,
         })

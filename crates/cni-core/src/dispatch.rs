@@ -380,11 +380,15 @@ fn dispatch<P: Plugin>(
         })));
     }
     let mut conf = NetConf::parse(input)?;
+    // Never fails: a bad logging setting is a warning (see `logging::init`).
     logging::init(
         &conf.plugin_type,
         conf.log_level.as_deref(),
         conf.log_file.as_deref(),
-    )?;
+    );
+    for w in &conf.warnings {
+        log::warn!("{w}");
+    }
 
     let var = |k: &str| env(k).filter(|v| !v.is_empty());
     let (need_id, need_netns, need_ifname, need_path) = match command {

@@ -186,3 +186,19 @@ fn broken_and_mistyped_configs() {
         Code::InvalidConfig
     );
 }
+
+#[test]
+fn mistyped_logging_settings_are_left_out_with_a_warning() {
+    let c = conf(json!({"cniVersion": "1.0.0", "name": "n", "type": "t", "logLevel": 2, "logFile": false}));
+    assert!(c.log_level.is_none() && c.log_file.is_none());
+    assert_eq!(
+        c.warnings,
+        [
+            "ignoring logLevel 2: not a string",
+            "ignoring logFile false: not a string"
+        ]
+    );
+    assert!(conf(json!({"cniVersion": "1.0.0", "name": "n", "type": "t"}))
+        .warnings
+        .is_empty());
+}

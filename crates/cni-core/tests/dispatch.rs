@@ -458,21 +458,6 @@ fn config_errors_have_their_codes() {
             "cniVersions",
         ),
         (
-            r#"{"cniVersion":"1.0.0","name":"net","type":"fake","logLevel":"loud"}"#,
-            7,
-            "logLevel",
-        ),
-        (
-            r#"{"cniVersion":"1.0.0","name":"net","type":"fake","logLevel":2}"#,
-            7,
-            "logLevel",
-        ),
-        (
-            r#"{"cniVersion":"1.0.0","name":"net","type":"fake","logFile":false}"#,
-            7,
-            "logFile",
-        ),
-        (
             r#"{"cniVersion":"1.0.0","name":"net","type":"fake","prevResult":[]}"#,
             6,
             "prevResult",
@@ -500,21 +485,34 @@ fn config_errors_have_their_codes() {
     assert!(p.seen.borrow().is_empty());
 }
 
+/// The reference ignores `logLevel` and `logFile`: no value of either makes
+/// any command fail, and the plugin still runs. The file that cannot be used
+/// is left alone (see tests/logging.rs and the plugins' log_file tests).
 #[test]
-fn log_file_errors_have_their_codes() {
+fn logging_settings_fail_no_command() {
     let dir = std::env::temp_dir().join(format!("cni-core-dispatch-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let p = Fake::new();
-    let conf = format!(
-        r#"{{"cniVersion":"1.0.0","name":"net","type":"fake","logFile":"{}/no/such/dir/log"}}"#,
-        dir.display()
-    );
-    run(&p, &full_env("ADD"), &conf).error(7, "logFile");
-    let conf = format!(
-        r#"{{"cniVersion":"1.0.0","name":"net","type":"fake","logFile":"{}"}}"#,
-        dir.display()
-    );
-    run(&p, &full_env("ADD"), &conf).error(7, "logFile");
+    let settings = [
+        r#""logLevel":"loud""#.to_string(),
+        r#""logLevel":2"#.to_string(),
+        r#""logFile":false"#.to_string(),
+        format!(r#""logFile":"{}/no/such/dir/log""#, dir.display()),
+        format!(r#""logFile":"{}""#, dir.display()),
+    ];
+    for setting in &settings {
+        for cmd in ["ADD", "DEL", "CHECK", "GC", "STATUS"] {
+            let p = Fake::new();
+            let conf = format!(r#"{{"cniVersion":"1.1.0","name":"net","type":"fake",{setting}}}"#);
+            let out = run(&p, &full_env(cmd), &conf);
+            assert_eq!(out.status, 0, "{cmd} with {setting}: {}", out.stdout);
+            assert_eq!(
+                p.seen.borrow().len(),
+                1,
+                "{cmd} with {setting}: plugin not called"
+            );
+        }
+    }
+    assert!(!dir.join("no").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
