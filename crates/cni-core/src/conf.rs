@@ -111,16 +111,22 @@ fn result_version(cni_version: &str, cni_versions: &[String]) -> String {
 }
 
 impl NetConf {
-    /// The network name, refused (code 7) when the spec forbids it.
+    /// The network name, refused (code 7) when the spec forbids it, in the
+    /// words of the reference's skel: "missing network name" when empty,
+    /// "invalid characters found in network name" (details: the name).
     pub fn checked_name(&self) -> CniResult<&str> {
+        if self.name.is_empty() {
+            return Err(CniError::invalid_config("missing network name"));
+        }
         if crate::dispatch::valid_network_name(&self.name) {
             Ok(&self.name)
         } else {
             Err(CniError::invalid_config(format!(
-                "invalid network name {:?}: it must start with a letter or digit, followed by letters, \
-                 digits, '_', '.' or '-'",
+                "invalid characters found in network name {:?}: it must start with a letter or digit, \
+                 followed by letters, digits, '_', '.' or '-'",
                 self.name
-            )))
+            ))
+            .with_details(self.name.clone()))
         }
     }
 
@@ -146,7 +152,11 @@ impl NetConf {
                 "invalid network config: missing cniVersion",
             ));
         }
-        let name = required_string(&raw, "name")?;
+        let name = match get(&raw, "name") {
+            // skel's words for it.
+            None => return Err(CniError::invalid_config("missing network name")),
+            Some(_) => required_string(&raw, "name")?,
+        };
         let plugin_type = required_string(&raw, "type")?;
         let capabilities = optional_object(&raw, "capabilities")?;
         let runtime_config = optional_object(&raw, "runtimeConfig")?;

@@ -1,7 +1,8 @@
 //! The one entry point of a plugin binary.
 //!
 //! Codes: unknown `CNI_COMMAND`, a missing or malformed `CNI_*` variable: 4;
-//! stdin unreadable: 5; config not JSON: 6; config fields wrong: 7; a version
+//! stdin unreadable: 5; config not JSON: 6; config fields wrong, or a network
+//! name the spec forbids (not on DEL): 7; a version
 //! the plugin does not speak, CHECK below 0.4.0, GC or STATUS below 1.1.0: 1.
 
 use std::io::{IsTerminal, Read, Write};
@@ -291,8 +292,9 @@ pub fn valid_container_id(id: &str) -> bool {
 }
 
 /// Network names as the spec allows them (libcni's ValidateNetworkName):
-/// the container ID rule. The dispatcher does not enforce it (the reference
-/// plugins do not); runtimes and plugins that derive names from it do.
+/// the container ID rule. The dispatcher enforces it, as the reference's
+/// skel does, for every command but VERSION and DEL (see
+/// [`NetConf::checked_name`]).
 pub fn valid_network_name(name: &str) -> bool {
     spec_name(name)
 }
@@ -388,6 +390,13 @@ fn dispatch<P: Plugin>(
     );
     for w in &conf.warnings {
         log::warn!("{w}");
+    }
+    // The reference's skel refuses a missing or malformed network name for
+    // every command but VERSION. DEL takes any name: an attachment made
+    // before (by an earlier release, which did not check) must stay
+    // removable, and being laxer than the reference on DEL breaks nothing.
+    if command != Command::Del {
+        conf.checked_name()?;
     }
 
     let var = |k: &str| env(k).filter(|v| !v.is_empty());

@@ -435,7 +435,11 @@ fn config_errors_have_their_codes() {
             7,
             "cniVersion must be a string",
         ),
-        (r#"{"cniVersion":"1.0.0","type":"fake"}"#, 7, "missing name"),
+        (
+            r#"{"cniVersion":"1.0.0","type":"fake"}"#,
+            7,
+            "missing network name",
+        ),
         (r#"{"cniVersion":"1.0.0","name":"net"}"#, 7, "missing type"),
         (
             r#"{"cniVersion":"1.0.0","name":"net","type":3}"#,
@@ -514,6 +518,43 @@ fn logging_settings_fail_no_command() {
     }
     assert!(!dir.join("no").exists());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The reference's skel: a missing or malformed network name is code 7 in
+/// its words for every command but VERSION, before the plugin is called.
+/// Ours takes any name on DEL, so an attachment stays removable.
+#[test]
+fn network_name_rule_on_every_command_but_del_and_version() {
+    let cases = [
+        (r#""name":"bad name""#, "invalid characters found in network name"),
+        (r#""name":"""#, "missing network name"),
+        (r#""name":"-x""#, "invalid characters found in network name"),
+        (r#""name":"net/1""#, "invalid characters found in network name"),
+    ];
+    for (name, words) in cases {
+        let conf = format!(r#"{{"cniVersion":"1.1.0",{name},"type":"fake"}}"#);
+        for cmd in ["ADD", "CHECK", "GC", "STATUS"] {
+            let p = Fake::new();
+            let v = run(&p, &full_env(cmd), &conf).error(7, words);
+            if words.starts_with("invalid") {
+                assert!(v["details"].as_str().is_some_and(|d| name.contains(d)), "{v}");
+            }
+            assert!(p.seen.borrow().is_empty(), "{cmd} {name}: plugin called");
+        }
+        let p = Fake::new();
+        let out = run(&p, &full_env("DEL"), &conf);
+        assert_eq!(out.status, 0, "DEL {name}: {}", out.stdout);
+        assert_eq!(p.seen.borrow().len(), 1);
+        let out = run(&p, &full_env("VERSION"), &conf);
+        assert_eq!(out.status, 0, "VERSION {name}: {}", out.stdout);
+    }
+    // Valid names pass on every command.
+    let p = Fake::new();
+    let conf = r#"{"cniVersion":"1.1.0","name":"My-net_1.0","type":"fake"}"#;
+    for cmd in ["ADD", "CHECK", "GC", "STATUS", "DEL"] {
+        assert_eq!(run(&p, &full_env(cmd), conf).status, 0, "{cmd}");
+    }
+    assert_eq!(p.seen.borrow().len(), 5);
 }
 
 #[test]
