@@ -14,9 +14,11 @@ use crate::version;
 /// fields stay in `raw` and are read with [`NetConf::plugin`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetConf {
-    /// Empty only when the config names its versions in `cni_versions` alone.
+    /// As sent (empty when missing); the dispatcher puts the negotiated
+    /// version here (see [`version::negotiate`]).
     pub cni_version: String,
-    /// 1.1: the versions the runtime offers; the highest we support wins.
+    /// 1.1: the versions the runtime offers; counted only when `cni_version`
+    /// is missing or empty.
     pub cni_versions: Vec<String>,
     pub name: String,
     pub plugin_type: String,
@@ -102,12 +104,11 @@ fn string_list(raw: &Map<String, Value>, key: &str) -> CniResult<Vec<String>> {
     }
 }
 
-/// The version a `cniVersion`-less prevResult is read in.
+/// The version a `cniVersion`-less prevResult is read in: the config's, as
+/// negotiation will choose it; as written when it is none we know (reading
+/// then fails with code 1).
 fn result_version(cni_version: &str, cni_versions: &[String]) -> String {
-    if !cni_version.is_empty() {
-        return cni_version.to_string();
-    }
-    version::highest_common(cni_versions, version::ALL).unwrap_or_default()
+    version::negotiate(cni_version, cni_versions, version::ALL).unwrap_or_else(|_| cni_version.to_string())
 }
 
 impl NetConf {
@@ -136,7 +137,7 @@ impl NetConf {
     /// (a mistyped `logLevel` or `logFile` is left out, see
     /// [`NetConf::warnings`]); a bad prevResult is 6, or 1 when it
     /// is in a version this crate does not know, with "prevResult" in the
-    /// message. `cniVersion` may be missing only when `cniVersions` is given.
+    /// message. A missing `cniVersion` is no error (see [`version::negotiate`]).
     pub fn parse(bytes: &[u8]) -> CniResult<NetConf> {
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| CniError::decode(format!("failed to decode network config: {e}")))?;
@@ -146,12 +147,8 @@ impl NetConf {
             ));
         };
         let cni_versions = string_list(&raw, "cniVersions")?;
+        // Missing or empty is 0.1.0 (or cniVersions' choice), as skel reads it.
         let cni_version = optional_string(&raw, "cniVersion")?.unwrap_or_default();
-        if cni_version.is_empty() && cni_versions.is_empty() {
-            return Err(CniError::invalid_config(
-                "invalid network config: missing cniVersion",
-            ));
-        }
         let name = match get(&raw, "name") {
             // skel's words for it.
             None => return Err(CniError::invalid_config("missing network name")),

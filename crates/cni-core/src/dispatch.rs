@@ -251,22 +251,21 @@ fn latest<P: Plugin>(plugin: &P) -> String {
         .map_or_else(|| version::LATEST.to_string(), |v| (*v).to_string())
 }
 
-/// The config's `cniVersion` (or best `cniVersions` entry) if the plugin
-/// speaks it, read leniently for error output and VERSION.
+/// The version the config asks for (see [`version::negotiate`]) if the
+/// plugin speaks it, read leniently for error output and VERSION.
 fn peek_version<P: Plugin>(input: &[u8], plugin: &P) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(input).ok()?;
-    let supported = plugin.supported_versions();
-    if let Some(list) = v.get("cniVersions").and_then(|l| l.as_array()) {
-        let offered: Vec<String> = list
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect();
-        if let Some(best) = version::highest_common(&offered, supported) {
-            return Some(best);
-        }
-    }
-    let own = v.get("cniVersion")?.as_str()?;
-    supported.contains(&own).then(|| own.to_string())
+    let v = v.as_object()?;
+    let own = match v.get("cniVersion") {
+        None | Some(serde_json::Value::Null) => "",
+        Some(x) => x.as_str()?,
+    };
+    let offered: Vec<String> = v
+        .get("cniVersions")
+        .and_then(|l| l.as_array())
+        .map(|l| l.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    version::negotiate(own, &offered, plugin.supported_versions()).ok()
 }
 
 /// One write for the whole document: stdout is line buffered, and a result
