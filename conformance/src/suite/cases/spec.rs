@@ -276,6 +276,13 @@ fn error_codes(ctx: &Ctx, plugin: &str) -> CaseResult {
     let p = pod("spec-codes")?;
     let good = bytes(&conf_for(plugin, "1.0.0", Some(p.prev_result("1.0.0"))));
     let with_version = |v: &str| bytes(&conf_for(plugin, v, Some(p.prev_result(v))));
+    let named = |name: &str| {
+        let mut c = conf_for(plugin, "1.0.0", Some(p.prev_result("1.0.0")));
+        if let Some(o) = c.as_object_mut() {
+            o.insert("name".into(), json!(name));
+        }
+        bytes(&c)
+    };
     let rows = vec![
         row(
             "unknown CNI_COMMAND",
@@ -319,6 +326,16 @@ fn error_codes(ctx: &Ctx, plugin: &str) -> CaseResult {
             "config without name",
             vec![],
             format!(r#"{{"cniVersion":"1.0.0","type":"{plugin}"}}"#).into_bytes(),
+            &[7],
+        ),
+        // The reference's skel refuses these on every command but VERSION
+        // (this project's plugins take them on DEL).
+        row("network name with a space", vec![], named("bad name"), &[7]),
+        row("empty network name", vec![], named(""), &[7]),
+        row(
+            "CHECK with a network name with a space",
+            vec![("CNI_COMMAND", Some("CHECK"))],
+            named("bad name"),
             &[7],
         ),
         row("unknown cniVersion", vec![], with_version("42.0.0"), &[1]),
