@@ -14,9 +14,11 @@ use crate::version;
 /// fields stay in `raw` and are read with [`NetConf::plugin`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetConf {
-    /// Empty only when the config names its versions in `cni_versions` alone.
+    /// As sent (empty when missing); the dispatcher puts the negotiated
+    /// version here (see [`version::negotiate`]).
     pub cni_version: String,
-    /// 1.1: the versions the runtime offers; the highest we support wins.
+    /// 1.1: the versions the runtime offers; counted only when `cni_version`
+    /// is missing or empty.
     pub cni_versions: Vec<String>,
     pub name: String,
     pub plugin_type: String,
@@ -30,6 +32,9 @@ pub struct NetConf {
     /// `error|warn|info|debug`, default `warn`.
     pub log_level: Option<String>,
     pub log_file: Option<PathBuf>,
+    /// Settings left out instead of refused (a `logLevel` or `logFile` that
+    /// is no string), each a warning to log.
+    pub warnings: Vec<String>,
     /// 1.1 GC: attachments that must be kept.
     pub valid_attachments: Option<Vec<Attachment>>,
     /// The whole object as sent.
@@ -63,6 +68,19 @@ fn optional_string(raw: &Map<String, Value>, key: &str) -> CniResult<Option<Stri
     }
 }
 
+/// A logging setting: the reference ignores these keys, so one of the
+/// wrong type is left out with a warning instead of refused.
+fn lenient_string(raw: &Map<String, Value>, key: &str, warnings: &mut Vec<String>) -> Option<String> {
+    match get(raw, key) {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => {
+            warnings.push(format!("ignoring {key} {v}: not a string"));
+            None
+        }
+    }
+}
+
 fn optional_object(raw: &Map<String, Value>, key: &str) -> CniResult<Map<String, Value>> {
     match get(raw, key) {
         None => Ok(Map::new()),
@@ -86,34 +104,40 @@ fn string_list(raw: &Map<String, Value>, key: &str) -> CniResult<Vec<String>> {
     }
 }
 
-/// The version a `cniVersion`-less prevResult is read in.
+/// The version a `cniVersion`-less prevResult is read in: the config's, as
+/// negotiation will choose it; as written when it is none we know (reading
+/// then fails with code 1).
 fn result_version(cni_version: &str, cni_versions: &[String]) -> String {
-    if !cni_version.is_empty() {
-        return cni_version.to_string();
-    }
-    version::highest_common(cni_versions, version::ALL).unwrap_or_default()
+    version::negotiate(cni_version, cni_versions, version::ALL).unwrap_or_else(|_| cni_version.to_string())
 }
 
 impl NetConf {
-    /// The network name, refused (code 7) when the spec forbids it.
+    /// The network name, refused (code 7) when the spec forbids it, in the
+    /// words of the reference's skel: "missing network name" when empty,
+    /// "invalid characters found in network name" (details: the name).
     pub fn checked_name(&self) -> CniResult<&str> {
+        if self.name.is_empty() {
+            return Err(CniError::invalid_config("missing network name"));
+        }
         if crate::dispatch::valid_network_name(&self.name) {
             Ok(&self.name)
         } else {
             Err(CniError::invalid_config(format!(
-                "invalid network name {:?}: it must start with a letter or digit, followed by letters, \
-                 digits, '_', '.' or '-'",
+                "invalid characters found in network name {:?}: it must start with a letter or digit, \
+                 followed by letters, digits, '_', '.' or '-'",
                 self.name
-            )))
+            ))
+            .with_details(self.name.clone()))
         }
     }
 
     /// Parses stdin. Broken JSON or not an object is code 6; a missing or
     /// mistyped spec field (`name`, `type`, `cniVersion`, `cniVersions`,
-    /// `capabilities`, `runtimeConfig`, `logLevel`, `logFile`,
-    /// `cni.dev/valid-attachments`) is 7; a bad prevResult is 6, or 1 when it
+    /// `capabilities`, `runtimeConfig`, `cni.dev/valid-attachments`) is 7
+    /// (a mistyped `logLevel` or `logFile` is left out, see
+    /// [`NetConf::warnings`]); a bad prevResult is 6, or 1 when it
     /// is in a version this crate does not know, with "prevResult" in the
-    /// message. `cniVersion` may be missing only when `cniVersions` is given.
+    /// message. A missing `cniVersion` is no error (see [`version::negotiate`]).
     pub fn parse(bytes: &[u8]) -> CniResult<NetConf> {
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| CniError::decode(format!("failed to decode network config: {e}")))?;
@@ -123,18 +147,19 @@ impl NetConf {
             ));
         };
         let cni_versions = string_list(&raw, "cniVersions")?;
+        // Missing or empty is 0.1.0 (or cniVersions' choice), as skel reads it.
         let cni_version = optional_string(&raw, "cniVersion")?.unwrap_or_default();
-        if cni_version.is_empty() && cni_versions.is_empty() {
-            return Err(CniError::invalid_config(
-                "invalid network config: missing cniVersion",
-            ));
-        }
-        let name = required_string(&raw, "name")?;
+        let name = match get(&raw, "name") {
+            // skel's words for it.
+            None => return Err(CniError::invalid_config("missing network name")),
+            Some(_) => required_string(&raw, "name")?,
+        };
         let plugin_type = required_string(&raw, "type")?;
         let capabilities = optional_object(&raw, "capabilities")?;
         let runtime_config = optional_object(&raw, "runtimeConfig")?;
-        let log_level = optional_string(&raw, "logLevel")?;
-        let log_file = optional_string(&raw, "logFile")?
+        let mut warnings = Vec::new();
+        let log_level = lenient_string(&raw, "logLevel", &mut warnings);
+        let log_file = lenient_string(&raw, "logFile", &mut warnings)
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
         // libcni sends both keys; the spec names the first.
@@ -168,6 +193,7 @@ impl NetConf {
             prev_result,
             log_level,
             log_file,
+            warnings,
             valid_attachments,
             raw,
         })

@@ -1,7 +1,8 @@
 //! The one entry point of a plugin binary.
 //!
 //! Codes: unknown `CNI_COMMAND`, a missing or malformed `CNI_*` variable: 4;
-//! stdin unreadable: 5; config not JSON: 6; config fields wrong: 7; a version
+//! stdin unreadable: 5; config not JSON: 6; config fields wrong, or a network
+//! name the spec forbids (not on DEL): 7; a version
 //! the plugin does not speak, CHECK below 0.4.0, GC or STATUS below 1.1.0: 1.
 
 use std::io::{IsTerminal, Read, Write};
@@ -250,22 +251,21 @@ fn latest<P: Plugin>(plugin: &P) -> String {
         .map_or_else(|| version::LATEST.to_string(), |v| (*v).to_string())
 }
 
-/// The config's `cniVersion` (or best `cniVersions` entry) if the plugin
-/// speaks it, read leniently for error output and VERSION.
+/// The version the config asks for (see [`version::negotiate`]) if the
+/// plugin speaks it, read leniently for error output and VERSION.
 fn peek_version<P: Plugin>(input: &[u8], plugin: &P) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(input).ok()?;
-    let supported = plugin.supported_versions();
-    if let Some(list) = v.get("cniVersions").and_then(|l| l.as_array()) {
-        let offered: Vec<String> = list
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect();
-        if let Some(best) = version::highest_common(&offered, supported) {
-            return Some(best);
-        }
-    }
-    let own = v.get("cniVersion")?.as_str()?;
-    supported.contains(&own).then(|| own.to_string())
+    let v = v.as_object()?;
+    let own = match v.get("cniVersion") {
+        None | Some(serde_json::Value::Null) => "",
+        Some(x) => x.as_str()?,
+    };
+    let offered: Vec<String> = v
+        .get("cniVersions")
+        .and_then(|l| l.as_array())
+        .map(|l| l.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    version::negotiate(own, &offered, plugin.supported_versions()).ok()
 }
 
 /// One write for the whole document: stdout is line buffered, and a result
@@ -291,8 +291,9 @@ pub fn valid_container_id(id: &str) -> bool {
 }
 
 /// Network names as the spec allows them (libcni's ValidateNetworkName):
-/// the container ID rule. The dispatcher does not enforce it (the reference
-/// plugins do not); runtimes and plugins that derive names from it do.
+/// the container ID rule. The dispatcher enforces it, as the reference's
+/// skel does, for every command but VERSION and DEL (see
+/// [`NetConf::checked_name`]).
 pub fn valid_network_name(name: &str) -> bool {
     spec_name(name)
 }
@@ -380,11 +381,22 @@ fn dispatch<P: Plugin>(
         })));
     }
     let mut conf = NetConf::parse(input)?;
+    // Never fails: a bad logging setting is a warning (see `logging::init`).
     logging::init(
         &conf.plugin_type,
         conf.log_level.as_deref(),
         conf.log_file.as_deref(),
-    )?;
+    );
+    for w in &conf.warnings {
+        log::warn!("{w}");
+    }
+    // The reference's skel refuses a missing or malformed network name for
+    // every command but VERSION. DEL takes any name: an attachment made
+    // before (by an earlier release, which did not check) must stay
+    // removable, and being laxer than the reference on DEL breaks nothing.
+    if command != Command::Del {
+        conf.checked_name()?;
+    }
 
     let var = |k: &str| env(k).filter(|v| !v.is_empty());
     let (need_id, need_netns, need_ifname, need_path) = match command {

@@ -1,6 +1,6 @@
 //! A small `log` backend: stderr by default (never stdout), or an appended
 //! file created 0600, opened without following symlinks (see
-//! [`open_log_file`]).
+//! [`open_log_file`]). Its settings never fail a command (see [`init`]).
 //!
 //! Lines read `2026-11-22T07:00:00Z sbr[1234] WARN message`.
 
@@ -10,12 +10,10 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use log::{LevelFilter, Log, Metadata, Record};
-use nix::errno::Errno;
+use log::{Level, LevelFilter, Log, Metadata, Record};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use crate::error::{CniError, CniResult, Code};
 use crate::nofollow::{self, OpenError};
 
 struct Sink {
@@ -29,29 +27,35 @@ struct Logger {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
-impl Log for Logger {
-    fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &Record) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
+impl Logger {
+    /// One line to the file, else stderr. A line that cannot be written
+    /// must not fail the plugin.
+    fn write(&self, level: Level, args: &std::fmt::Arguments<'_>) {
         let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
         let line = format!(
             "{} {}[{}] {} {}\n",
             timestamp(SystemTime::now()),
             sink.plugin,
             std::process::id(),
-            record.level(),
-            record.args()
+            level,
+            args
         );
-        // A log line that cannot be written must not fail the plugin.
         let _ = match sink.file.as_mut() {
             Some(f) => f.write_all(line.as_bytes()),
             None => std::io::stderr().write_all(line.as_bytes()),
         };
+    }
+}
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record) {
+        if self.enabled(record.metadata()) {
+            self.write(record.level(), record.args());
+        }
     }
 
     fn flush(&self) {
@@ -62,57 +66,63 @@ impl Log for Logger {
     }
 }
 
-/// `error|warn|info|debug` (any case); unset is `warn`; anything else code 7.
-pub fn parse_level(level: Option<&str>) -> CniResult<LevelFilter> {
+/// The level used when the config names none, or one we do not know.
+pub const DEFAULT_LEVEL: LevelFilter = LevelFilter::Warn;
+
+/// `error|warn|info|debug` (any case, also `warning`); unset or empty is
+/// [`DEFAULT_LEVEL`]. Anything else is `Err` with the warning to give.
+pub fn parse_level(level: Option<&str>) -> Result<LevelFilter, String> {
     let Some(level) = level.filter(|l| !l.is_empty()) else {
-        return Ok(LevelFilter::Warn);
+        return Ok(DEFAULT_LEVEL);
     };
     match level.to_ascii_lowercase().as_str() {
         "error" => Ok(LevelFilter::Error),
         "warn" | "warning" => Ok(LevelFilter::Warn),
         "info" => Ok(LevelFilter::Info),
         "debug" => Ok(LevelFilter::Debug),
-        _ => Err(CniError::invalid_config(format!(
-            "invalid logLevel {level:?}: want error, warn, info or debug"
-        ))),
+        _ => Err(format!(
+            "unknown logLevel {level:?}: want error, warn, info or debug; logging at {}",
+            DEFAULT_LEVEL.as_str().to_ascii_lowercase()
+        )),
     }
 }
 
 /// Opens `path` for appending, created 0600. The path is the config's, and
 /// a plugin runs as root: no component may be a symlink, the file must be a
 /// regular file with one link, and the open never waits (a FIFO without a
-/// reader would hang the plugin). A refused or missing path is code 7
-/// naming the path and why; any other failure code 5.
-pub fn open_log_file(path: &Path) -> CniResult<File> {
+/// reader would hang the plugin). `Err` says why not, naming the path.
+pub fn open_log_file(path: &Path) -> Result<File, String> {
     let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT;
     match nofollow::open_regular(path, flags, Mode::from_bits_truncate(0o600)) {
         Ok(fd) => Ok(File::from(fd)),
-        Err(OpenError::Refused(why)) => Err(CniError::invalid_config(format!(
-            "refusing logFile {}: {why}",
-            path.display()
-        ))),
-        Err(OpenError::Os(e)) => {
-            let code = if matches!(e, Errno::ENOENT | Errno::ENOTDIR) {
-                Code::InvalidConfig
-            } else {
-                Code::Io
-            };
-            Err(CniError::new(
-                code,
-                format!(
-                    "failed to open logFile {}: {}",
-                    path.display(),
-                    crate::error::errno_text(e as i32)
-                ),
-            ))
-        }
+        Err(OpenError::Refused(why)) => Err(format!("refusing logFile {}: {why}", path.display())),
+        Err(OpenError::Os(e)) => Err(format!(
+            "failed to open logFile {}: {}",
+            path.display(),
+            crate::error::errno_text(e as i32)
+        )),
     }
 }
 
 /// Installs the logger once; later calls change level, name and file.
-pub fn init(plugin: &str, level: Option<&str>, file: Option<&Path>) -> CniResult<()> {
-    let level = parse_level(level)?;
-    let file = file.map(open_log_file).transpose()?;
+///
+/// Logging settings never fail a command: the reference plugins ignore
+/// `logLevel` and `logFile`, and a log directory that is gone must not make
+/// DEL fail forever. An unknown level is [`DEFAULT_LEVEL`]; a file that
+/// cannot be used safely is not written at all, and logging goes to stderr.
+/// Each such warning is logged whatever the level (the file's on stderr)
+/// and returned.
+pub fn init(plugin: &str, level: Option<&str>, file: Option<&Path>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let level = parse_level(level).unwrap_or_else(|w| {
+        warnings.push(w);
+        DEFAULT_LEVEL
+    });
+    let file = file.and_then(|p| {
+        open_log_file(p)
+            .map_err(|why| warnings.push(format!("{why}; logging to stderr")))
+            .ok()
+    });
     let mut fresh = false;
     let logger = LOGGER.get_or_init(|| {
         fresh = true;
@@ -133,7 +143,10 @@ pub fn init(plugin: &str, level: Option<&str>, file: Option<&Path>) -> CniResult
         let _ = log::set_logger(logger);
     }
     log::set_max_level(level);
-    Ok(())
+    for w in &warnings {
+        logger.write(Level::Warn, &format_args!("{w}"));
+    }
+    warnings
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` in UTC.
@@ -188,13 +201,12 @@ mod tests {
     }
 
     #[test]
-    fn levels_parse_and_reject() {
+    fn levels_parse_and_unknown_ones_warn() {
         assert_eq!(parse_level(None).unwrap(), LevelFilter::Warn);
+        assert_eq!(parse_level(Some("")).unwrap(), LevelFilter::Warn);
         assert_eq!(parse_level(Some("DEBUG")).unwrap(), LevelFilter::Debug);
         assert_eq!(parse_level(Some("error")).unwrap(), LevelFilter::Error);
-        assert_eq!(
-            parse_level(Some("verbose")).unwrap_err().code,
-            Code::InvalidConfig
-        );
+        let w = parse_level(Some("verbose")).unwrap_err();
+        assert!(w.contains("\"verbose\"") && w.contains("logging at warn"), "{w}");
     }
 }

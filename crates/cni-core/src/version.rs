@@ -84,26 +84,35 @@ pub fn highest_common(offered: &[String], supported: &[&str]) -> Option<String> 
         .cloned()
 }
 
-/// The version to speak: the highest common one of a 1.1 `cniVersions` list,
-/// else `cniVersion` when the plugin supports it. Otherwise code 1.
+/// The version of a config that names none (skel's DecodeVersion).
+pub const UNNAMED: &str = "0.1.0";
+
+/// The version to speak, as the spec and skel read a config: a non-empty
+/// `cniVersion` is the one the runtime selected; only when it is missing or
+/// empty does a 1.1 `cniVersions` list count (its highest entry the plugin
+/// speaks); with neither the config is [`UNNAMED`]. A version the plugin
+/// does not speak: code 1.
 pub fn negotiate(cni_version: &str, cni_versions: &[String], supported: &[&str]) -> CniResult<String> {
-    if let Some(v) = highest_common(cni_versions, supported) {
-        return Ok(v);
-    }
-    if supported.contains(&cni_version) {
-        return Ok(cni_version.to_string());
-    }
-    let offered = if cni_versions.is_empty() {
-        format!("cniVersion {cni_version:?}")
-    } else if cni_version.is_empty() {
-        format!("cniVersions {cni_versions:?}")
+    let spoken = |v: &str| supported.contains(&v).then(|| v.to_string());
+    let (chosen, asked) = if !cni_version.is_empty() {
+        (spoken(cni_version), format!("cniVersion {cni_version:?}"))
+    } else if !cni_versions.is_empty() {
+        (
+            highest_common(cni_versions, supported),
+            format!("cniVersions {cni_versions:?}"),
+        )
     } else {
-        format!("cniVersion {cni_version:?} and cniVersions {cni_versions:?}")
+        (
+            spoken(UNNAMED),
+            format!("no cniVersion, which reads as {UNNAMED:?}"),
+        )
     };
-    Err(CniError::new(
-        Code::IncompatibleVersion,
-        format!("incompatible cni version: config asks for {offered}, plugin supports {supported:?}"),
-    ))
+    chosen.ok_or_else(|| {
+        CniError::new(
+            Code::IncompatibleVersion,
+            format!("incompatible cni version: config asks for {asked}, plugin supports {supported:?}"),
+        )
+    })
 }
 
 /// The version libcni gives a network configuration list

@@ -87,6 +87,29 @@ fn nulls_count_as_absent() {
     );
 }
 
+/// skel reads a missing or empty `cniVersion` as 0.1.0: no refusal, and a
+/// version-less prevResult is read in 0.1.0; a non-empty `cniVersion` wins
+/// over `cniVersions` for it too.
+#[test]
+fn no_cni_version_is_0_1_0() {
+    for v in [json!({}), json!({"cniVersion": ""}), json!({"cniVersion": null})] {
+        let mut c = v.as_object().unwrap().clone();
+        c.insert("name".into(), json!("n"));
+        c.insert("type".into(), json!("t"));
+        c.insert("prevResult".into(), json!({"ip4": {"ip": "10.0.0.1/8"}}));
+        let c = conf(serde_json::Value::Object(c));
+        assert_eq!(c.cni_version, "");
+        let prev = c.prev_result.unwrap();
+        assert_eq!(prev.cni_version, "0.1.0");
+        assert_eq!(prev.ips[0].address.to_string(), "10.0.0.1/8");
+    }
+    let c = conf(
+        json!({"cniVersion": "0.4.0", "cniVersions": ["1.0.0"], "name": "n", "type": "t",
+                        "prevResult": {"ips": [{"address": "10.0.0.1/8"}]}}),
+    );
+    assert_eq!(c.prev_result.unwrap().cni_version, "0.4.0");
+}
+
 #[test]
 fn cni_versions_alone_is_enough() {
     let c = conf(
@@ -185,4 +208,20 @@ fn broken_and_mistyped_configs() {
             .code,
         Code::InvalidConfig
     );
+}
+
+#[test]
+fn mistyped_logging_settings_are_left_out_with_a_warning() {
+    let c = conf(json!({"cniVersion": "1.0.0", "name": "n", "type": "t", "logLevel": 2, "logFile": false}));
+    assert!(c.log_level.is_none() && c.log_file.is_none());
+    assert_eq!(
+        c.warnings,
+        [
+            "ignoring logLevel 2: not a string",
+            "ignoring logFile false: not a string"
+        ]
+    );
+    assert!(conf(json!({"cniVersion": "1.0.0", "name": "n", "type": "t"}))
+        .warnings
+        .is_empty());
 }

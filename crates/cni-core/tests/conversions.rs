@@ -354,27 +354,34 @@ fn version_strings_compare_and_negotiate() {
     let ours: &[&str] = &["0.3.1", "0.4.0", "1.0.0", "1.1.0"];
     let offered = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert_eq!(version::negotiate("1.0.0", &[], ours).unwrap(), "1.0.0");
+    // A non-empty cniVersion is the runtime's choice; the list is not read.
     assert_eq!(
         version::negotiate("1.0.0", &offered(&["1.0.0", "1.1.0", "2.0.0"]), ours).unwrap(),
-        "1.1.0"
-    );
-    assert_eq!(
-        version::negotiate("", &offered(&["0.4.0", "0.3.1"]), ours).unwrap(),
-        "0.4.0"
+        "1.0.0"
     );
     assert_eq!(
         version::negotiate("0.4.0", &offered(&["9.0.0"]), ours).unwrap(),
         "0.4.0"
     );
-    let e = version::negotiate("0.2.0", &[], ours).unwrap_err();
+    let e = version::negotiate("0.2.0", &offered(&["1.1.0"]), ours).unwrap_err();
     assert_eq!(e.code, Code::IncompatibleVersion);
     assert!(e.msg.contains("0.2.0") && e.msg.contains("1.1.0"), "{}", e.msg);
+    // Without it, the list's highest common entry.
+    assert_eq!(
+        version::negotiate("", &offered(&["0.4.0", "0.3.1"]), ours).unwrap(),
+        "0.4.0"
+    );
     assert_eq!(
         version::negotiate("", &offered(&["2.0.0"]), ours)
             .unwrap_err()
             .code,
         Code::IncompatibleVersion
     );
+    // Without either, 0.1.0 (skel's DecodeVersion).
+    assert_eq!(version::negotiate("", &[], version::ALL).unwrap(), "0.1.0");
+    let e = version::negotiate("", &[], ours).unwrap_err();
+    assert_eq!(e.code, Code::IncompatibleVersion);
+    assert!(e.msg.contains("0.1.0"), "{}", e.msg);
     assert_eq!(
         version::highest_common(&offered(&["0.10.0", "0.4.0"]), &["0.4.0", "0.10.0"]).unwrap(),
         "0.10.0"

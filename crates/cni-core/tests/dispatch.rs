@@ -164,6 +164,23 @@ fn version_prints_supported_versions() {
         r#"{"cniVersions":["0.4.0","1.0.0","3.0.0"]}"#,
     );
     assert_eq!(out.json()["cniVersion"], "1.0.0");
+    // cniVersion wins over cniVersions; neither is 0.1.0, as skel reads it.
+    for (stdin, want) in [
+        (r#"{"cniVersion":"0.4.0","cniVersions":["1.0.0"]}"#, "0.4.0"),
+        (r#"{"cniVersion":"","cniVersions":["0.3.1","1.0.0"]}"#, "1.0.0"),
+        (r#"{}"#, "0.1.0"),
+        (r#"{"cniVersion":""}"#, "0.1.0"),
+    ] {
+        let out = run(&p, &[("CNI_COMMAND", "VERSION")], stdin);
+        assert_eq!(out.json()["cniVersion"], want, "{stdin}");
+    }
+    // A plugin without 0.1.0 answers in its latest.
+    let newer = Fake {
+        versions: &["0.4.0", "1.0.0"],
+        ..Fake::new()
+    };
+    let out = run(&newer, &[("CNI_COMMAND", "VERSION")], "{}");
+    assert_eq!(out.json()["cniVersion"], "1.0.0");
     assert!(p.seen.borrow().is_empty());
 }
 
@@ -219,22 +236,83 @@ fn add_converts_to_negotiated_version() {
     assert_eq!(out.json()["cniVersion"], "0.2.0");
 }
 
+/// The spec: `cniVersion` is the version the runtime selected; skel never
+/// reads `cniVersions`. A list counts only when `cniVersion` is missing or
+/// empty, and then its highest entry the plugin speaks wins.
 #[test]
-fn cni_versions_array_picks_highest_common() {
+fn cni_version_wins_and_cni_versions_counts_only_without_it() {
     let p = Fake {
         versions: &["0.4.0", "1.0.0"],
         ..Fake::new()
     };
-    let conf = r#"{"cniVersion":"0.4.0","cniVersions":["0.4.0","1.0.0","1.1.0"],"name":"net","type":"fake",
-        "prevResult":{"ips":[{"address":"10.0.0.2/24"}]}}"#;
-    let out = run(&p, &full_env("ADD"), conf);
-    assert_eq!(out.status, 0, "{}", out.stdout);
-    assert_eq!(out.json()["cniVersion"], "1.0.0");
-    let seen = p.seen.borrow();
-    assert_eq!(seen[0].conf.cni_version, "1.0.0");
-    // The version-less prevResult is read in the negotiated version.
-    assert_eq!(seen[0].conf.prev_result.as_ref().unwrap().cni_version, "1.0.0");
-    assert_eq!(seen[0].conf.prev_result.as_ref().unwrap().ips.len(), 1);
+    let prev = r#""prevResult":{"ips":[{"address":"10.0.0.2/24"}]}"#;
+    for (versions, want) in [
+        (
+            r#""cniVersion":"0.4.0","cniVersions":["0.4.0","1.0.0","1.1.0"]"#,
+            "0.4.0",
+        ),
+        (
+            r#""cniVersion":"","cniVersions":["0.4.0","1.0.0","1.1.0"]"#,
+            "1.0.0",
+        ),
+        (r#""cniVersions":["0.3.1","0.4.0","1.1.0"]"#, "0.4.0"),
+    ] {
+        p.seen.borrow_mut().clear();
+        let conf = format!(r#"{{{versions},"name":"net","type":"fake",{prev}}}"#);
+        let out = run(&p, &full_env("ADD"), &conf);
+        assert_eq!(out.status, 0, "{versions}: {}", out.stdout);
+        assert_eq!(out.json()["cniVersion"], want, "{versions}");
+        let seen = p.seen.borrow();
+        assert_eq!(seen[0].conf.cni_version, want);
+        // The version-less prevResult is read in the negotiated version.
+        let prev = seen[0].conf.prev_result.as_ref().unwrap();
+        assert_eq!(prev.cni_version, want);
+        assert_eq!(prev.ips.len(), 1);
+    }
+    // cniVersion as given even when the list offers one the plugin speaks.
+    let out = run(
+        &p,
+        &full_env("ADD"),
+        r#"{"cniVersion":"1.1.0","cniVersions":["1.0.0"],"name":"net","type":"fake"}"#,
+    );
+    out.error(1, "1.1.0");
+}
+
+/// skel's DecodeVersion: a config without `cniVersion` (or with an empty one)
+/// and without `cniVersions` is 0.1.0, spoken by a plugin that supports it
+/// (as the reference sbr does) and code 1 for one that does not (as the
+/// reference bandwidth answers).
+#[test]
+fn no_version_at_all_is_0_1_0() {
+    let prev = r#""prevResult":{"ip4":{"ip":"10.0.0.2/24"}}"#;
+    for versions in [
+        "",
+        r#""cniVersion":"","#,
+        r#""cniVersion":null,"cniVersions":[],"#,
+    ] {
+        let conf = format!(r#"{{{versions}"name":"net","type":"fake",{prev}}}"#);
+        let p = Fake::new();
+        let out = run(&p, &full_env("ADD"), &conf);
+        assert_eq!(out.status, 0, "{conf}: {}", out.stdout);
+        assert_eq!(
+            out.json(),
+            json!({"cniVersion": "0.1.0", "ip4": {"ip": "10.0.0.2/24"}, "dns": {}}),
+            "{conf}"
+        );
+        assert_eq!(p.seen.borrow()[0].conf.cni_version, "0.1.0");
+        let out = run(&p, &full_env("DEL"), &conf);
+        assert_eq!(out.status, 0, "{conf}: {}", out.stdout);
+
+        let newer = Fake {
+            versions: &["0.3.0", "1.0.0", "1.1.0"],
+            ..Fake::new()
+        };
+        for cmd in ["ADD", "DEL"] {
+            let v = run(&newer, &full_env(cmd), &conf).error(1, "0.1.0");
+            assert_eq!(v["cniVersion"], "1.1.0", "{v}");
+        }
+        assert!(newer.seen.borrow().is_empty());
+    }
 }
 
 #[test]
@@ -429,13 +507,16 @@ fn config_errors_have_their_codes() {
         ("", 6, "decode"),
         ("{", 6, "decode"),
         ("[1]", 6, "not a json object"),
-        (r#"{"name":"net","type":"fake"}"#, 7, "missing cniVersion"),
         (
             r#"{"cniVersion":1,"name":"net","type":"fake"}"#,
             7,
             "cniVersion must be a string",
         ),
-        (r#"{"cniVersion":"1.0.0","type":"fake"}"#, 7, "missing name"),
+        (
+            r#"{"cniVersion":"1.0.0","type":"fake"}"#,
+            7,
+            "missing network name",
+        ),
         (r#"{"cniVersion":"1.0.0","name":"net"}"#, 7, "missing type"),
         (
             r#"{"cniVersion":"1.0.0","name":"net","type":3}"#,
@@ -456,21 +537,6 @@ fn config_errors_have_their_codes() {
             r#"{"cniVersion":"1.0.0","name":"net","type":"fake","cniVersions":"1.0.0"}"#,
             7,
             "cniVersions",
-        ),
-        (
-            r#"{"cniVersion":"1.0.0","name":"net","type":"fake","logLevel":"loud"}"#,
-            7,
-            "logLevel",
-        ),
-        (
-            r#"{"cniVersion":"1.0.0","name":"net","type":"fake","logLevel":2}"#,
-            7,
-            "logLevel",
-        ),
-        (
-            r#"{"cniVersion":"1.0.0","name":"net","type":"fake","logFile":false}"#,
-            7,
-            "logFile",
         ),
         (
             r#"{"cniVersion":"1.0.0","name":"net","type":"fake","prevResult":[]}"#,
@@ -500,22 +566,72 @@ fn config_errors_have_their_codes() {
     assert!(p.seen.borrow().is_empty());
 }
 
+/// The reference ignores `logLevel` and `logFile`: no value of either makes
+/// any command fail, and the plugin still runs. The file that cannot be used
+/// is left alone (see tests/logging.rs and the plugins' log_file tests).
 #[test]
-fn log_file_errors_have_their_codes() {
+fn logging_settings_fail_no_command() {
     let dir = std::env::temp_dir().join(format!("cni-core-dispatch-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let p = Fake::new();
-    let conf = format!(
-        r#"{{"cniVersion":"1.0.0","name":"net","type":"fake","logFile":"{}/no/such/dir/log"}}"#,
-        dir.display()
-    );
-    run(&p, &full_env("ADD"), &conf).error(7, "logFile");
-    let conf = format!(
-        r#"{{"cniVersion":"1.0.0","name":"net","type":"fake","logFile":"{}"}}"#,
-        dir.display()
-    );
-    run(&p, &full_env("ADD"), &conf).error(7, "logFile");
+    let settings = [
+        r#""logLevel":"loud""#.to_string(),
+        r#""logLevel":2"#.to_string(),
+        r#""logFile":false"#.to_string(),
+        format!(r#""logFile":"{}/no/such/dir/log""#, dir.display()),
+        format!(r#""logFile":"{}""#, dir.display()),
+    ];
+    for setting in &settings {
+        for cmd in ["ADD", "DEL", "CHECK", "GC", "STATUS"] {
+            let p = Fake::new();
+            let conf = format!(r#"{{"cniVersion":"1.1.0","name":"net","type":"fake",{setting}}}"#);
+            let out = run(&p, &full_env(cmd), &conf);
+            assert_eq!(out.status, 0, "{cmd} with {setting}: {}", out.stdout);
+            assert_eq!(
+                p.seen.borrow().len(),
+                1,
+                "{cmd} with {setting}: plugin not called"
+            );
+        }
+    }
+    assert!(!dir.join("no").exists());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The reference's skel: a missing or malformed network name is code 7 in
+/// its words for every command but VERSION, before the plugin is called.
+/// Ours takes any name on DEL, so an attachment stays removable.
+#[test]
+fn network_name_rule_on_every_command_but_del_and_version() {
+    let cases = [
+        (r#""name":"bad name""#, "invalid characters found in network name"),
+        (r#""name":"""#, "missing network name"),
+        (r#""name":"-x""#, "invalid characters found in network name"),
+        (r#""name":"net/1""#, "invalid characters found in network name"),
+    ];
+    for (name, words) in cases {
+        let conf = format!(r#"{{"cniVersion":"1.1.0",{name},"type":"fake"}}"#);
+        for cmd in ["ADD", "CHECK", "GC", "STATUS"] {
+            let p = Fake::new();
+            let v = run(&p, &full_env(cmd), &conf).error(7, words);
+            if words.starts_with("invalid") {
+                assert!(v["details"].as_str().is_some_and(|d| name.contains(d)), "{v}");
+            }
+            assert!(p.seen.borrow().is_empty(), "{cmd} {name}: plugin called");
+        }
+        let p = Fake::new();
+        let out = run(&p, &full_env("DEL"), &conf);
+        assert_eq!(out.status, 0, "DEL {name}: {}", out.stdout);
+        assert_eq!(p.seen.borrow().len(), 1);
+        let out = run(&p, &full_env("VERSION"), &conf);
+        assert_eq!(out.status, 0, "VERSION {name}: {}", out.stdout);
+    }
+    // Valid names pass on every command.
+    let p = Fake::new();
+    let conf = r#"{"cniVersion":"1.1.0","name":"My-net_1.0","type":"fake"}"#;
+    for cmd in ["ADD", "CHECK", "GC", "STATUS", "DEL"] {
+        assert_eq!(run(&p, &full_env(cmd), conf).status, 0, "{cmd}");
+    }
+    assert_eq!(p.seen.borrow().len(), 5);
 }
 
 #[test]

@@ -8,9 +8,9 @@ use std::fs::{self, File};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cni_core::lock::{slot_name, Lock, LOCK_DIR};
 use cni_core::netns::{Found, NetNs};
@@ -194,6 +194,31 @@ fn ino(path: &Path) -> Option<u64> {
     fs::metadata(path).ok().map(|m| m.ino())
 }
 
+/// What the namespace test made: the named namespace, the process inside
+/// it and the lock holder's process group, gone however the test ends (a
+/// failed assertion would otherwise leave them behind).
+struct Made {
+    name: String,
+    inside: Option<Child>,
+    /// Set while the group's leader is our unreaped child, so the number
+    /// cannot belong to anyone else.
+    holder_group: Option<i32>,
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        if let Some(group) = self.holder_group.take() {
+            // SAFETY: kill(2) on the process group of our own, unreaped child.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
+        if let Some(mut child) = self.inside.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
 #[test]
 fn netns_lock_is_the_namespace_across_processes_and_paths() {
     if !root_or_skip("netns_lock_is_the_namespace_across_processes_and_paths") {
@@ -205,14 +230,30 @@ fn netns_lock_is_the_namespace_across_processes_and_paths() {
         .status()
         .unwrap()
         .success());
+    let mut made = Made {
+        name: name.clone(),
+        inside: None,
+        holder_group: None,
+    };
     let bind = PathBuf::from(format!("/var/run/netns/{name}"));
     // The same namespace by another path: a process inside it.
-    let mut inside = Command::new("ip")
-        .args(["netns", "exec", &name, "sleep", "120"])
-        .spawn()
-        .unwrap();
+    let inside = made.inside.insert(
+        Command::new("ip")
+            .args(["netns", "exec", &name, "sleep", "120"])
+            .spawn()
+            .unwrap(),
+    );
     let via_proc = PathBuf::from(format!("/proc/{}/ns/net", inside.id()));
+    let start = Instant::now();
     while ino(&via_proc) != ino(&bind) {
+        if let Some(st) = inside.try_wait().unwrap() {
+            panic!("ip netns exec {name} sleep 120 ended: {st}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "process {} not in namespace {name} after 10 s",
+            inside.id()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 
@@ -241,6 +282,8 @@ fn netns_lock_is_the_namespace_across_processes_and_paths() {
         .process_group(0)
         .spawn()
         .unwrap();
+    let group = i32::try_from(holder.id()).unwrap();
+    made.holder_group = Some(group);
     let mut line = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
@@ -262,14 +305,15 @@ fn netns_lock_is_the_namespace_across_processes_and_paths() {
     );
     // `flock -o` keeps the lock in flock itself, not in its command; the
     // group goes, so the sleep does too.
-    let group = i32::try_from(holder.id()).unwrap();
     // SAFETY: kill(2) on the process group of our own, unreaped child.
     assert_eq!(unsafe { libc::kill(-group, libc::SIGKILL) }, 0);
+    made.holder_group = None;
     holder.wait().unwrap();
     rx.recv_timeout(Duration::from_secs(10))
         .expect("no lock after the holder died");
     waiter.join().unwrap();
 
+    let mut inside = made.inside.take().unwrap();
     inside.kill().unwrap();
     inside.wait().unwrap();
     assert!(Command::new("ip")

@@ -136,10 +136,8 @@ impl Socket {
                     format!("set alias {a:?} on link {name}")
                 })?;
             }
-            s.link_by_name(name)?.ok_or_else(|| Error::Kernel {
-                op: format!("get link {name}"),
-                errno: libc::ENODEV,
-            })
+            s.link_by_name(name)?
+                .ok_or_else(|| Error::no_device(format!("get link {name}")))
         };
         match finish(self) {
             Ok(l) => Ok(l),

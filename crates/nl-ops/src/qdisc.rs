@@ -246,7 +246,7 @@ impl Socket {
             format!("delete root qdisc {} of link {index}", Handle(handle))
         }) {
             // Another handle at the root: the kernel says "invalid handle".
-            Err(e) if e.errno() == Some(libc::EINVAL) => {
+            Err(e) if e.is_invalid() => {
                 let present = self
                     .qdiscs(index)?
                     .iter()
@@ -286,7 +286,7 @@ impl Socket {
         match self.delete_qdisc(m, &|| format!("delete ingress qdisc of link {index}")) {
             // Without an ingress qdisc the kernel compares our handle with
             // the placeholder's (0) and answers EINVAL "invalid handle".
-            Err(e) if e.errno() == Some(libc::EINVAL) => {
+            Err(e) if e.is_invalid() => {
                 let present = self.qdiscs(index)?.iter().any(|q| q.parent == TC_H_INGRESS);
                 if present {
                     Err(e)

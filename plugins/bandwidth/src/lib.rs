@@ -74,8 +74,8 @@ impl Attachment {
     /// Under the attachment's lock: ADD and CHECK never see a half-done
     /// ADD or DEL (CHECK would read it as drift).
     fn observe(req: &Request, prev: &NetResult) -> CniResult<Attachment> {
-        // The ifb's name and alias come from it.
-        req.conf.checked_name()?;
+        // The ifb's alias names the network: the dispatcher has refused a
+        // name outside the spec's rule (no space), so the alias parses back.
         let owner = owner(req);
         let ifb_name = ifb::name(&owner.network, &owner.container_id);
         let lock = lock(&ifb_name)?;
@@ -171,7 +171,6 @@ impl Plugin for Bandwidth {
     }
 
     fn gc(&self, req: &Request) -> CniResult<()> {
-        req.conf.checked_name()?;
         let Some(valid) = &req.conf.valid_attachments else {
             log::warn!("GC without cni.dev/valid-attachments: keeping everything");
             return Ok(());

@@ -23,7 +23,7 @@ pub fn cases() -> Vec<Case> {
         ));
         v.push(Case::new(
             "spec",
-            format!("{p}: cniVersions negotiation"),
+            format!("{p}: version: cniVersion, else cniVersions, else 0.1.0"),
             move |c| cni_versions(c, p),
         ));
         v.push(Case::new(
@@ -146,21 +146,66 @@ fn results(ctx: &Ctx, plugin: &str) -> CaseResult {
     ensure(bad.is_empty(), || bad.join("\n"))
 }
 
+/// The spec and skel's reading of a config's version: a non-empty
+/// `cniVersion` is the runtime's choice; a 1.1 `cniVersions` list counts only
+/// without it (its highest entry spoken); neither is 0.1.0 (skel's
+/// DecodeVersion), which sbr speaks and bandwidth answers with code 1, as
+/// the reference plugins do.
 fn cni_versions(ctx: &Ctx, plugin: &str) -> CaseResult {
     let p = pod("spec-versions")?;
-    let mut conf = conf_for(plugin, "1.1.0", Some(p.prev_result("1.1.0")));
-    if let Some(o) = conf.as_object_mut() {
-        o.remove("cniVersion");
-        o.insert("cniVersions".into(), json!(["0.4.0", "1.1.0", "1.0.0", "42.0.0"]));
+    let base = conf_for(plugin, "1.1.0", Some(p.prev_result("1.1.0")));
+    let versions = |own: Option<&str>, list: Option<Value>| {
+        let mut c = base.clone();
+        if let Some(o) = c.as_object_mut() {
+            o.remove("cniVersion");
+            if let Some(v) = own {
+                o.insert("cniVersion".into(), json!(v));
+            }
+            if let Some(l) = list {
+                o.insert("cniVersions".into(), l);
+            }
+        }
+        c
+    };
+    for (what, conf, want) in [
+        (
+            "cniVersions alone",
+            versions(None, Some(json!(["0.4.0", "1.1.0", "1.0.0", "42.0.0"]))),
+            "1.1.0",
+        ),
+        (
+            "cniVersion 1.0.0 beside cniVersions",
+            versions(Some("1.0.0"), Some(json!(["1.0.0", "1.1.0"]))),
+            "1.0.0",
+        ),
+    ] {
+        let out = call(ctx, plugin, &p, "ADD", &conf)?;
+        let r = ok(&format!("ADD with {what}"), &out)?.ok_or("no result")?;
+        ensure(r.get("cniVersion").and_then(Value::as_str) == Some(want), || {
+            format!("{what}: negotiated {:?}, want {want}", r.get("cniVersion"))
+        })?;
+        ok(&format!("DEL with {what}"), &call(ctx, plugin, &p, "DEL", &conf)?)?;
     }
+    let conf = versions(None, None);
+    let before = p.states()?;
     let out = call(ctx, plugin, &p, "ADD", &conf)?;
-    let r = ok("ADD with cniVersions", &out)?.ok_or("no result")?;
-    ensure(
-        r.get("cniVersion").and_then(Value::as_str) == Some("1.1.0"),
-        || format!("negotiated {:?}, want 1.1.0", r.get("cniVersion")),
-    )?;
-    ok("DEL", &call(ctx, plugin, &p, "DEL", &conf)?)?;
-    Ok(())
+    if versions_of(plugin).contains(&"0.1.0") {
+        let r = ok("ADD without cniVersion", &out)?.ok_or("no result")?;
+        result_shape("0.1.0", &r).map_err(|e| format!("without cniVersion: {e}"))?;
+        ok("DEL without cniVersion", &call(ctx, plugin, &p, "DEL", &conf)?)?;
+    } else {
+        let code = error_code(&out)?;
+        ensure(code == 1, || {
+            format!("without cniVersion: code {code}, want 1 (0.1.0 is not spoken)")
+        })?;
+    }
+    let after = p.states()?;
+    let d: String = after
+        .iter()
+        .zip(before.iter())
+        .map(|(a, b)| a.diff(b, "after", "before"))
+        .collect();
+    ensure(d.is_empty(), || format!("without cniVersion, not restored:\n{d}"))
 }
 
 /// One row: environment changes, stdin, the codes that are right.
@@ -231,6 +276,13 @@ fn error_codes(ctx: &Ctx, plugin: &str) -> CaseResult {
     let p = pod("spec-codes")?;
     let good = bytes(&conf_for(plugin, "1.0.0", Some(p.prev_result("1.0.0"))));
     let with_version = |v: &str| bytes(&conf_for(plugin, v, Some(p.prev_result(v))));
+    let named = |name: &str| {
+        let mut c = conf_for(plugin, "1.0.0", Some(p.prev_result("1.0.0")));
+        if let Some(o) = c.as_object_mut() {
+            o.insert("name".into(), json!(name));
+        }
+        bytes(&c)
+    };
     let rows = vec![
         row(
             "unknown CNI_COMMAND",
@@ -274,6 +326,16 @@ fn error_codes(ctx: &Ctx, plugin: &str) -> CaseResult {
             "config without name",
             vec![],
             format!(r#"{{"cniVersion":"1.0.0","type":"{plugin}"}}"#).into_bytes(),
+            &[7],
+        ),
+        // The reference's skel refuses these on every command but VERSION
+        // (this project's plugins take them on DEL).
+        row("network name with a space", vec![], named("bad name"), &[7]),
+        row("empty network name", vec![], named(""), &[7]),
+        row(
+            "CHECK with a network name with a space",
+            vec![("CNI_COMMAND", Some("CHECK"))],
+            named("bad name"),
             &[7],
         ),
         row("unknown cniVersion", vec![], with_version("42.0.0"), &[1]),
