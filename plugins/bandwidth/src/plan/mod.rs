@@ -228,8 +228,9 @@ impl Plan {
 }
 
 fn tbf_text(t: &Tbf) -> String {
+    let burst = t.burst.map(|b| format!(" burst {b} B")).unwrap_or_default();
     format!(
-        "rate {} B/s buffer {} ticks limit {} B",
+        "rate {} B/s buffer {} ticks limit {} B{burst}",
         t.rate, t.buffer, t.limit
     )
 }
