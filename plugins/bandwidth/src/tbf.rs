@@ -56,6 +56,9 @@ pub enum Adjusted {
     ToKernelMax,
     /// Capped by the operator's `maxBurstMs`.
     ToMaxBurst { ms: u64 },
+    /// The reference's bucket, with only the queue limit (25 ms of rate
+    /// plus the bucket: `limit` bytes) saturated at the kernel's u32.
+    LimitSaturated { limit: u64 },
     /// Given in bytes (TCA_TBF_BURST): at this rate a bucket given as time
     /// passes no packet larger than `max_packet` bytes, less than a frame.
     InBytes { frame: u32, max_packet: u64 },
@@ -224,12 +227,18 @@ pub fn bucket(
     let frame64 = u64::from(frame);
     // A buffer the kernel takes as it is, passing full frames.
     let passes_frame = |ticks: u64| in_range(ticks).filter(|t| max_packet(rate, *t) >= frame64);
-    let fits = limit(rate, burst) <= u64::from(u32::MAX);
     let capped = max_burst_ms
         .map(|ms| (ms, rate.saturating_mul(ms) / 1000))
         .filter(|(_, cap)| burst > *cap);
-    if fits && capped.is_none() && passes_frame(ref_ticks).is_some() {
-        return Ok(reference);
+    if capped.is_none() && passes_frame(ref_ticks).is_some() {
+        let queue = limit(rate, burst);
+        if queue <= u64::from(u32::MAX) {
+            return Ok(reference);
+        }
+        return Ok(Bucket {
+            adjusted: Some(Adjusted::LimitSaturated { limit: queue }),
+            ..reference
+        });
     }
 
     // The bucket's bytes as asked, after the operator's cap.
@@ -312,6 +321,14 @@ impl Bucket {
                 format!(
                     "{asked} is more than the kernel's tbf can hold (2^32 scheduler ticks): the \
                      bucket on {dev} holds {held} bytes, the most it can, instead of wrapping around"
+                ),
+            ),
+            Adjusted::LimitSaturated { limit } => (
+                log::Level::Warn,
+                format!(
+                    "{asked}: the queue limit on {dev} (25 ms of rate plus the bucket, {limit} bytes) is \
+                     saturated at 2^32-1 bytes (the reference wraps it); the bucket is the reference's, \
+                     {held} bytes"
                 ),
             ),
             Adjusted::InBytes { frame, max_packet } => (
@@ -525,6 +542,36 @@ mod tests {
         // Just within range: the reference's own bucket.
         let got = b(20_000_000, 5_000_000_000);
         assert_eq!(got.adjusted, None);
+    }
+
+    /// CRI-O's burst, 2^32 - 2 bytes, at 1 Gbit/s: 34.4 s, a buffer within
+    /// range; only the queue limit passes 2^32 - 1 bytes.
+    #[test]
+    fn a_limit_beyond_u32_alone_is_saturated_and_the_bucket_kept() {
+        let l = limit_(1_000_000_000, u64::from(u32::MAX) * 8 - 1);
+        let got = b(l.rate_bits, l.burst_bits);
+        let queue = 3_125_000 + 4_294_967_294;
+        assert_eq!(got.adjusted, Some(Adjusted::LimitSaturated { limit: queue }));
+        assert_eq!(got.burst, 4_294_967_294);
+        assert_eq!(got.tbf.rate, 125_000_000);
+        // 34359738 us, in ticks: the reference's buffer.
+        assert_eq!(got.tbf.buffer, 536_870_906);
+        assert_eq!(
+            u64::from(got.tbf.buffer),
+            reference_ticks(125_000_000, 4_294_967_294, P)
+        );
+        assert_eq!((got.tbf.limit, got.tbf.burst), (u32::MAX, None));
+        let (level, msg) = got.explain("egress", "bwp0", l).unwrap();
+        assert_eq!(level, log::Level::Warn);
+        assert!(
+            msg.contains("the queue limit on bwp0 (25 ms of rate plus the bucket, 4298092294 bytes) is saturated at 2^32-1 bytes (the reference wraps it)"),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with("the bucket is the reference's, 4294967294 bytes"),
+            "{msg}"
+        );
+        assert!(!msg.contains("more than the kernel's tbf can hold"), "{msg}");
     }
 
     #[test]
