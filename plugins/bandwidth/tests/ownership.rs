@@ -133,6 +133,44 @@ fn foreign_filters_stay_through_add_and_del() {
     assert_eq!(prios, [1, 7, 9], "{filters}");
 }
 
+/// Someone's u32 for IPv4 alone, redirecting to a link since deleted (its
+/// mirred then dumps index 0, as ours does once our ifb is gone): not ours,
+/// since ours are for all protocols, so it stays through DEL.
+#[test]
+fn a_protocol_ip_redirect_to_a_deleted_link_stays() {
+    let Some((host, a)) = setup("foreignip") else {
+        return;
+    };
+    let conf = a.conf(NET, both());
+    a.run(&host, "ADD", &conf).assert_ok();
+    host.ip(&["link", "add", "gone0", "type", "ifb"]);
+    tc(
+        &host,
+        &[
+            "filter", "add", "dev", &a.veth, "parent", "ffff:", "protocol", "ip", "prio", "5", "u32",
+            "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "gone0",
+        ],
+    );
+    host.ip(&["link", "del", "gone0"]);
+    a.run(&host, "DEL", &conf).assert_ok();
+    assert!(ifb_names(&host).is_empty());
+    let (qdiscs, filters) = veth_state(&host, &a);
+    assert!(qdiscs.to_string().contains("\"ingress\""), "{qdiscs}");
+    let theirs: Vec<_> = filters
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["options"]["actions"].is_array())
+        .map(|f| {
+            (
+                f["pref"].as_u64().unwrap(),
+                f["protocol"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(theirs, [(5, "ip".to_string())], "{filters}");
+}
+
 /// A node upgraded in place: the reference's ADD, then our CHECK, ADD
 /// (converging its double mirred) and DEL.
 #[test]

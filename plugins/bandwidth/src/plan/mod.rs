@@ -88,12 +88,13 @@ impl HostSide {
             .map(|q| q.kind.as_str())
     }
 
-    /// Our redirect filters: u32 nodes that only redirect, all to `ifb`, or
-    /// (the ifb gone) all to links that no longer exist.
+    /// Our redirect filters: u32 nodes for all protocols (as ours and the
+    /// reference's are, and as DEL deletes them) that only redirect, all to
+    /// `ifb`, or (the ifb gone) all to links that no longer exist.
     pub(crate) fn our_redirects(&self, ifb: Option<u32>) -> Vec<&Filter> {
         self.ingress_filters
             .iter()
-            .filter(|f| f.kind == "u32" && f.only_redirects())
+            .filter(|f| f.kind == "u32" && f.protocol == ETH_P_ALL && f.only_redirects())
             .filter(|f| {
                 f.mirred_targets
                     .iter()

@@ -586,6 +586,37 @@ fn del_spares_foreign_qdiscs_filters_and_other_attachments() {
     }));
 }
 
+/// Only redirects for all protocols are ours: a u32 for IPv4 alone that
+/// redirects to a link since gone is someone else's. Taken for ours, DEL
+/// would delete it as ours are deleted (protocol all), which the kernel
+/// refuses at its priority (EINVAL) on every retry.
+#[test]
+fn only_protocol_all_redirects_are_ours() {
+    let lim = both();
+    let mut o = done(&lim);
+    let mut ip_only = filter(U32_FIRST + 0x1000, vec![0]);
+    ip_only.protocol = 0x0800;
+    ip_only.priority = 5;
+    let h = host_mut(&mut o);
+    h.ingress_filters.push(ip_only);
+    h.dead_targets = vec![0];
+    assert_eq!(
+        del(&o),
+        vec![
+            Change::DeleteIfb,
+            Change::DeleteRedirect {
+                priority: 1,
+                handle: U32_FIRST,
+                whole: true
+            },
+            Change::DeleteTbf {
+                dev: Device::HostVeth
+            }
+        ]
+    );
+    assert!(add(&lim, &o).unwrap().is_empty());
+}
+
 #[test]
 fn check_names_each_mismatch() {
     let lim = both();
