@@ -79,6 +79,24 @@ fn del_without_add_and_egress_only_add_keep_a_foreign_tbf() {
     assert_eq!(veth_state(&host, &a), before);
 }
 
+/// Someone's ingress qdisc with no filter on it: DEL without ADD keeps it
+/// (nothing of this attachment is on it and it has no ifb).
+#[test]
+fn del_without_add_keeps_a_foreign_empty_ingress_qdisc() {
+    let Some((host, a)) = setup("foreigning") else {
+        return;
+    };
+    tc(&host, &["qdisc", "add", "dev", &a.veth, "ingress"]);
+    let before = veth_state(&host, &a);
+    a.run(&host, "DEL", &a.conf(NET, both())).assert_ok();
+    assert_eq!(
+        veth_state(&host, &a),
+        before,
+        "DEL without ADD deleted the ingress qdisc"
+    );
+    assert!(has_ingress_qdisc(&host, &a.veth));
+}
+
 #[test]
 fn foreign_filters_stay_through_add_and_del() {
     let Some((host, a)) = setup("foreignflt") else {

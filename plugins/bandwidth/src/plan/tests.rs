@@ -555,6 +555,17 @@ fn del_spares_foreign_qdiscs_filters_and_other_attachments() {
     h.ingress_filters = vec![filter(U32_FIRST, vec![42])];
     assert!(del(&o).is_empty());
 
+    // DEL without ADD, and after an ADD rolled back: someone's empty
+    // ingress qdisc stays.
+    let mut o = fresh();
+    host_mut(&mut o)
+        .qdiscs
+        .push(qdisc(HOST, "ingress", 0xffff_0000, None));
+    assert!(del(&o).is_empty());
+    // Ours after a killed ADD (the ifb made, no redirect yet): it goes.
+    o.ifb = done(&lim).ifb;
+    assert_eq!(del(&o), vec![Change::DeleteIfb, Change::DeleteIngressQdisc]);
+
     // Our redirect beside someone's filters: ours alone goes, as a node
     // when theirs shares its priority, with its priority when not.
     let mut o = done(&lim);
