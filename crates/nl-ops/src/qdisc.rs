@@ -41,10 +41,14 @@ pub struct Qdisc {
     pub kind: String,
     /// Decoded options when `kind` is "tbf".
     pub tbf: Option<Tbf>,
+    /// The shared filter block of an ingress or clsact qdisc
+    /// (TCA_INGRESS_BLOCK); `None` when its filters are its link's own.
+    pub ingress_block: Option<u32>,
 }
 
 const TCA_KIND: u16 = 1;
 const TCA_OPTIONS: u16 = 2;
+const TCA_INGRESS_BLOCK: u16 = 13;
 const TCA_TBF_PARMS: u16 = 1;
 const TCA_TBF_RATE64: u16 = 4;
 const TCA_TBF_BURST: u16 = 6;
@@ -165,12 +169,16 @@ impl Qdisc {
             parent: raw::u32_at(p, 12),
             kind: String::new(),
             tbf: None,
+            ingress_block: None,
         };
         let mut options: &[u8] = &[];
         for (k, v) in raw::attrs(&p[TCMSG_LEN..]) {
             match k {
                 TCA_KIND => q.kind = raw::c_string(v),
                 TCA_OPTIONS => options = v,
+                TCA_INGRESS_BLOCK if v.len() >= 4 => {
+                    q.ingress_block = Some(raw::u32_at(v, 0)).filter(|b| *b != 0);
+                }
                 _ => {}
             }
         }

@@ -224,6 +224,7 @@ fn ingress_add_is_idempotent_and_delete_tolerates_absence() {
     let ing: Vec<_> = q.iter().filter(|q| q.kind == "ingress").collect();
     assert_eq!(ing.len(), 1);
     assert_eq!((ing[0].handle, ing[0].parent), (INGRESS_HANDLE, TC_H_INGRESS));
+    assert_eq!(ing[0].ingress_block, None);
     assert!(s.delete_ingress_qdisc(idx).unwrap());
     assert!(!s.delete_ingress_qdisc(idx).unwrap());
     assert!(ns
@@ -231,6 +232,21 @@ fn ingress_add_is_idempotent_and_delete_tolerates_absence() {
         .as_array()
         .unwrap()
         .is_empty());
+}
+
+/// An ingress qdisc on a shared filter block says which block.
+#[test]
+fn ingress_on_a_shared_block_is_decoded() {
+    if !root_or_skip("ingress_on_a_shared_block_is_decoded") {
+        return;
+    }
+    let ns = TestNs::new("ingress-blk");
+    ns.veth("v0", "v1", None);
+    ns.exec(&["tc", "qdisc", "add", "dev", "v0", "ingress_block", "7", "ingress"]);
+    let q = ns.socket().qdiscs(ns.ifindex("v0")).unwrap();
+    let ing: Vec<_> = q.iter().filter(|q| q.parent == TC_H_INGRESS).collect();
+    assert_eq!(ing.len(), 1, "{q:?}");
+    assert_eq!((ing[0].kind.as_str(), ing[0].ingress_block), ("ingress", Some(7)));
 }
 
 #[test]

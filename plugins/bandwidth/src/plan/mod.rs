@@ -74,18 +74,20 @@ impl HostSide {
         root_of(&self.qdiscs)
     }
 
+    /// An ingress qdisc of the kind ours is: its filters the veth's own.
     pub(crate) fn has_ingress(&self) -> bool {
         self.qdiscs
             .iter()
-            .any(|q| q.parent == TC_H_INGRESS && q.kind == "ingress")
+            .any(|q| q.parent == TC_H_INGRESS && q.kind == "ingress" && q.ingress_block.is_none())
     }
 
-    /// Another qdisc (clsact) in the ingress slot, which excludes ours.
-    pub(crate) fn ingress_slot_taken(&self) -> Option<&str> {
+    /// What holds the ingress slot and excludes ours: another qdisc
+    /// (clsact), or an ingress qdisc on a shared filter block (the kernel
+    /// takes no filter of the veth's own there). Someone else's either way.
+    pub(crate) fn ingress_slot_taken(&self) -> Option<&Qdisc> {
         self.qdiscs
             .iter()
-            .find(|q| q.parent == TC_H_INGRESS && q.kind != "ingress")
-            .map(|q| q.kind.as_str())
+            .find(|q| q.parent == TC_H_INGRESS && (q.kind != "ingress" || q.ingress_block.is_some()))
     }
 
     /// Our redirect filters: u32 nodes for all protocols (as ours and the

@@ -51,6 +51,7 @@ fn qdisc(index: u32, kind: &str, handle: u32, tbf: Option<Tbf>) -> Qdisc {
         parent,
         kind: kind.into(),
         tbf,
+        ingress_block: None,
     }
 }
 
@@ -391,6 +392,28 @@ fn add_refuses_clsact_in_the_ingress_slot() {
     assert!(e.msg.contains("veth1 has a clsact qdisc"), "{}", e.msg);
     // Ingress shaping alone does not need the slot.
     assert!(add(&only(&both(), true), &o).is_ok());
+}
+
+/// An ingress qdisc on a shared filter block takes no redirect of the
+/// veth's own: refused before any change, like clsact, and someone else's
+/// for DEL, even beside our ifb.
+#[test]
+fn a_shared_block_ingress_is_refused_and_not_ours() {
+    let mut o = fresh();
+    let mut shared = qdisc(HOST, "ingress", 0xffff_0000, None);
+    shared.ingress_block = Some(7);
+    host_mut(&mut o).qdiscs.push(shared);
+    let e = add(&both(), &o).unwrap_err();
+    assert_eq!(e.code, Code::InvalidConfig);
+    assert!(
+        e.msg
+            .starts_with("veth1 has an ingress qdisc on shared block 7 where egress shaping needs its own"),
+        "{}",
+        e.msg
+    );
+    assert!(del(&o).is_empty());
+    o.ifb = done(&both()).ifb;
+    assert_eq!(del(&o), vec![Change::DeleteIfb]);
 }
 
 #[test]
