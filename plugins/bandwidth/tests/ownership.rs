@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use nl_ops::testutil::path_or_skip;
 use serde_json::{json, Value};
 
 const NET: &str = "ownnet";
@@ -193,6 +194,10 @@ fn a_protocol_ip_redirect_to_a_deleted_link_stays() {
 /// (converging its double mirred) and DEL.
 #[test]
 fn the_references_state_is_ours_to_converge_and_delete() {
+    let test = "the_references_state_is_ours_to_converge_and_delete";
+    if !path_or_skip(test, REFERENCE) {
+        return;
+    }
     let Some((host, a)) = setup("refstate") else {
         return;
     };
@@ -213,6 +218,8 @@ fn the_references_state_is_ours_to_converge_and_delete() {
         2,
         "the reference's double mirred"
     );
+    // CHECK says what is not as ours: the ifb has no alias.
+    a.run(&host, "CHECK", &conf).assert_err(100, "alias");
     a.run(&host, "ADD", &conf).assert_ok();
     assert_eq!(redirects(&host, &a.veth).len(), 1);
     a.run(&host, "CHECK", &conf).assert_ok();

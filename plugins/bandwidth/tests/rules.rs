@@ -682,35 +682,6 @@ fn a_shared_block_ingress_is_refused_untouched() {
     assert_eq!(snapshot(&host, &a), clean);
 }
 
-#[test]
-fn adopts_reference_state() {
-    if !root_or_skip("adopt") || !path_or_skip("adopt", REFERENCE) {
-        return;
-    }
-    let host = TestNs::new("adopt");
-    let a = Attachment::new(&host, "adopt", 1);
-    let conf = a.conf(NET, both());
-    cni(
-        REFERENCE,
-        &host,
-        "ADD",
-        &a.cid,
-        Some(&a.ctr.path()),
-        "eth0",
-        &conf,
-    )
-    .assert_ok();
-    // The reference's filter carries mirred twice; CHECK says so.
-    a.run(&host, "CHECK", &conf).assert_err(100, "alias");
-    assert_eq!(redirects(&host, &a.veth).len(), 2);
-    // Our ADD converges it: one redirect, the alias set.
-    a.run(&host, "ADD", &conf).assert_ok();
-    a.run(&host, "CHECK", &conf).assert_ok();
-    assert_eq!(redirects(&host, &a.veth).len(), 1);
-    a.run(&host, "DEL", &conf).assert_ok();
-    assert!(ifb_names(&host).is_empty());
-}
-
 /// Issue 11: what the reference installs broken is installed working:
 /// below one frame raised to a frame, beyond the kernel's range capped. CHECK
 /// passes right after.
