@@ -25,6 +25,12 @@ pub struct Tbf {
     pub buffer: u32,
     /// Queue limit in bytes.
     pub limit: u32,
+    /// The bucket in bytes (TCA_TBF_BURST), as tc sends it: the kernel then
+    /// takes it as the largest packet and derives the bucket's time from
+    /// it, ignoring `buffer`. Without it the kernel's largest packet is what
+    /// `buffer` drains, counted at most 2^32 - 1 ns. Never dumped: decoded
+    /// TBFs have `None`.
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,12 +41,17 @@ pub struct Qdisc {
     pub kind: String,
     /// Decoded options when `kind` is "tbf".
     pub tbf: Option<Tbf>,
+    /// The shared filter block of an ingress or clsact qdisc
+    /// (TCA_INGRESS_BLOCK); `None` when its filters are its link's own.
+    pub ingress_block: Option<u32>,
 }
 
 const TCA_KIND: u16 = 1;
 const TCA_OPTIONS: u16 = 2;
+const TCA_INGRESS_BLOCK: u16 = 13;
 const TCA_TBF_PARMS: u16 = 1;
 const TCA_TBF_RATE64: u16 = 4;
+const TCA_TBF_BURST: u16 = 6;
 const TCMSG_LEN: usize = 20;
 const TC_TBF_QOPT_LEN: usize = 36;
 
@@ -94,8 +105,9 @@ impl Psched {
 }
 
 impl Tbf {
-    /// TCA_OPTIONS of a TBF: tc_tbf_qopt and, at 2^32 B/s and
-    /// above, TCA_TBF_RATE64 (the u32 rate in the struct then saturates).
+    /// TCA_OPTIONS of a TBF: tc_tbf_qopt, TCA_TBF_BURST when set and, at
+    /// 2^32 B/s and above, TCA_TBF_RATE64 (the u32 rate in the struct then
+    /// saturates).
     fn options(&self) -> Vec<u8> {
         let mut qopt = [0u8; TC_TBF_QOPT_LEN];
         // struct tc_ratespec: cell_log u8, linklayer u8, overhead u16,
@@ -109,8 +121,10 @@ impl Tbf {
         qopt[28..32].copy_from_slice(&self.buffer.to_ne_bytes());
         let mut out = Vec::with_capacity(64);
         raw::put(&mut out, TCA_TBF_PARMS, &qopt);
-        // No TCA_TBF_BURST: with it the kernel recomputes the bucket from
-        // bytes and rounds its own way; the reference sends only the buffer.
+        // The reference sends only the buffer; the bytes only when asked.
+        if let Some(burst) = self.burst {
+            raw::put(&mut out, TCA_TBF_BURST, &burst.to_ne_bytes());
+        }
         if self.rate > u64::from(u32::MAX) {
             raw::put(&mut out, TCA_TBF_RATE64, &self.rate.to_ne_bytes());
         }
@@ -138,6 +152,7 @@ impl Tbf {
             rate: rate64.or(rate)?,
             buffer,
             limit,
+            burst: None,
         })
     }
 }
@@ -154,12 +169,16 @@ impl Qdisc {
             parent: raw::u32_at(p, 12),
             kind: String::new(),
             tbf: None,
+            ingress_block: None,
         };
         let mut options: &[u8] = &[];
         for (k, v) in raw::attrs(&p[TCMSG_LEN..]) {
             match k {
                 TCA_KIND => q.kind = raw::c_string(v),
                 TCA_OPTIONS => options = v,
+                TCA_INGRESS_BLOCK if v.len() >= 4 => {
+                    q.ingress_block = Some(raw::u32_at(v, 0)).filter(|b| *b != 0);
+                }
                 _ => {}
             }
         }
@@ -228,8 +247,9 @@ impl Socket {
             tbf.options(),
         )));
         self.change(RouteNetlinkMessage::NewQueueDiscipline(m), flags, &|| {
+            let burst = tbf.burst.map(|b| format!(", burst {b} B")).unwrap_or_default();
             format!(
-                "{verb} root tbf {} (rate {} B/s, buffer {} ticks, limit {} B) on link {index}",
+                "{verb} root tbf {} (rate {} B/s, buffer {} ticks, limit {} B{burst}) on link {index}",
                 Handle(handle),
                 tbf.rate,
                 tbf.buffer,
@@ -345,6 +365,7 @@ mod tests {
             rate: 125_000,
             buffer: 1_250_000,
             limit: 13_125,
+            burst: None,
         };
         let o = t.options();
         // PARMS(4+36) only: no BURST, no RATE64 below 2^32.
@@ -362,6 +383,7 @@ mod tests {
             rate: 6_250_000_000,
             buffer: 2_500,
             limit: 157_250_000,
+            burst: None,
         };
         let o = t.options();
         let a: Vec<_> = raw::attrs(&o).collect();
@@ -369,6 +391,22 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert_eq!(a[1].0, TCA_TBF_RATE64);
         assert_eq!(Tbf::decode(&o), Some(t));
+    }
+
+    #[test]
+    fn tbf_burst_only_when_set() {
+        let t = Tbf {
+            rate: 15,
+            buffer: 547_916_666,
+            limit: 526,
+            burst: Some(526),
+        };
+        let o = t.options();
+        let a: Vec<_> = raw::attrs(&o).collect();
+        assert_eq!(a.len(), 2);
+        assert_eq!((a[1].0, raw::u32_at(a[1].1, 0)), (TCA_TBF_BURST, 526));
+        // The kernel never dumps it back.
+        assert_eq!(Tbf::decode(&o), Some(Tbf { burst: None, ..t }));
     }
 
     #[test]

@@ -56,6 +56,35 @@ fn tbf_matches_tc_rate64_50gbit() {
     }
 }
 
+/// With a burst in bytes the kernel ignores the buffer sent and derives its
+/// own from the bytes: the same qdisc as tc's (tc always sends the bytes).
+#[test]
+fn tbf_burst_in_bytes_is_tcs_qdisc() {
+    if !root_or_skip("tbf_burst_in_bytes_is_tcs_qdisc") {
+        return;
+    }
+    let ns = TestNs::new("tbf-burst");
+    ns.veth("vtc", "vnl", None);
+    ns.exec(&[
+        "tc", "qdisc", "add", "dev", "vtc", "root", "tbf", "rate", "800bit", "burst", "1514", "limit", "1516",
+    ]);
+    let mut s = ns.socket();
+    let theirs = s.qdiscs(ns.ifindex("vtc")).unwrap()[0].tbf.unwrap();
+    let idx = ns.ifindex("vnl");
+    let ours = Tbf {
+        rate: 100,
+        buffer: 1,
+        limit: 1516,
+        burst: Some(1514),
+    };
+    s.add_root_tbf(idx, H1, &ours).unwrap();
+    let dumped = s.qdiscs(idx).unwrap()[0].tbf.unwrap();
+    // 1514 bytes at 100 B/s: 15.14 s, 236562500 ticks of 64 ns.
+    assert_eq!(dumped.buffer, 236_562_500);
+    assert_eq!(dumped, theirs);
+    assert_eq!(tbf_json(&ns, "vtc")["options"], tbf_json(&ns, "vnl")["options"]);
+}
+
 #[test]
 fn tbf_add_change_delete_by_handle() {
     if !root_or_skip("tbf_add_change_delete_by_handle") {
@@ -70,6 +99,7 @@ fn tbf_add_change_delete_by_handle() {
         rate: 1 << 33,
         buffer: 7_450,
         limit: 100_000_000,
+        burst: None,
     };
     s.add_root_tbf(idx, H1, &big).unwrap();
     let q = s.qdiscs(idx).unwrap();
@@ -88,6 +118,7 @@ fn tbf_add_change_delete_by_handle() {
         rate: 125_000,
         buffer: u32::MAX,
         limit: 30_000,
+        burst: None,
     };
     s.change_root_tbf(idx, H1, &small).unwrap();
     let q = s.qdiscs(idx).unwrap();
@@ -141,6 +172,7 @@ fn tbf_buffer_of_zero_ticks_is_refused() {
                     rate,
                     buffer: too_small,
                     limit: 1_000_000,
+                    burst: None,
                 },
             )
             .unwrap_err();
@@ -152,6 +184,7 @@ fn tbf_buffer_of_zero_ticks_is_refused() {
                 rate,
                 buffer: enough,
                 limit: 1_000_000,
+                burst: None,
             },
         )
         .unwrap();
@@ -165,6 +198,7 @@ fn tbf_buffer_of_zero_ticks_is_refused() {
                 rate: 0,
                 buffer: 1000,
                 limit: 1000,
+                burst: None,
             },
         )
         .unwrap_err();
@@ -190,6 +224,7 @@ fn ingress_add_is_idempotent_and_delete_tolerates_absence() {
     let ing: Vec<_> = q.iter().filter(|q| q.kind == "ingress").collect();
     assert_eq!(ing.len(), 1);
     assert_eq!((ing[0].handle, ing[0].parent), (INGRESS_HANDLE, TC_H_INGRESS));
+    assert_eq!(ing[0].ingress_block, None);
     assert!(s.delete_ingress_qdisc(idx).unwrap());
     assert!(!s.delete_ingress_qdisc(idx).unwrap());
     assert!(ns
@@ -197,6 +232,21 @@ fn ingress_add_is_idempotent_and_delete_tolerates_absence() {
         .as_array()
         .unwrap()
         .is_empty());
+}
+
+/// An ingress qdisc on a shared filter block says which block.
+#[test]
+fn ingress_on_a_shared_block_is_decoded() {
+    if !root_or_skip("ingress_on_a_shared_block_is_decoded") {
+        return;
+    }
+    let ns = TestNs::new("ingress-blk");
+    ns.veth("v0", "v1", None);
+    ns.exec(&["tc", "qdisc", "add", "dev", "v0", "ingress_block", "7", "ingress"]);
+    let q = ns.socket().qdiscs(ns.ifindex("v0")).unwrap();
+    let ing: Vec<_> = q.iter().filter(|q| q.parent == TC_H_INGRESS).collect();
+    assert_eq!(ing.len(), 1, "{q:?}");
+    assert_eq!((ing[0].kind.as_str(), ing[0].ingress_block), ("ingress", Some(7)));
 }
 
 #[test]
@@ -214,6 +264,7 @@ fn qdisc_errors_name_the_link() {
                 rate: 1000,
                 buffer: 2000,
                 limit: 3000,
+                burst: None,
             },
         )
         .unwrap_err();

@@ -162,11 +162,9 @@ fn apply(change: &Change, k: &mut Kernel, d: &Devices) -> nl_ops::Result<()> {
         Change::DeleteRedirectToIfb => {
             let h = host(d)?;
             let Some(t) = k.ifb(d)? else { return Ok(()) };
-            let ours = k
-                .sock
-                .filters(h, INGRESS_HANDLE)?
-                .into_iter()
-                .find(|f| f.kind == "u32" && f.only_redirects() && f.mirred_targets == [t]);
+            let ours = k.sock.filters(h, INGRESS_HANDLE)?.into_iter().find(|f| {
+                f.kind == "u32" && f.protocol == ETH_P_ALL && f.only_redirects() && f.mirred_targets == [t]
+            });
             match ours {
                 Some(f) => k
                     .sock

@@ -67,14 +67,9 @@ impl Limits {
     pub fn from_conf(conf: &NetConf) -> CniResult<Limits> {
         let fields: Fields = conf.plugin(true)?;
         let mut limits = Limits::from_entry(&select(&fields))?;
-        if let Some(ms) = fields.max_burst_ms {
-            if ms == 0 {
-                return Err(CniError::invalid_config(
-                    "invalid maxBurstMs 0: the cap is a time in milliseconds, at least 1",
-                ));
-            }
-            limits.max_burst_ms = Some(ms);
-        }
+        // Zero is unset (no cap), as for the four limits: the reference
+        // ignores the field, so it accepts any number there.
+        limits.max_burst_ms = fields.max_burst_ms.filter(|ms| *ms > 0);
         Ok(limits)
     }
 
@@ -253,7 +248,6 @@ mod tests {
                 json!({"runtimeConfig": {"bandwidth": {"ingressRate": 8000}}}),
                 "ingressBurst",
             ),
-            (json!({"maxBurstMs": 0}), "invalid maxBurstMs 0"),
         ];
         for (v, want) in cases {
             let e = limits(v.clone()).unwrap_err();
@@ -297,5 +291,15 @@ mod tests {
         assert_eq!(got.egress, l(123, 456));
         let got = limits(json!({"maxBurstMs": 20, "egressRate": 8000, "egressBurst": 80})).unwrap();
         assert_eq!(got.max_burst_ms, Some(20));
+    }
+
+    #[test]
+    fn max_burst_ms_zero_is_no_cap() {
+        let got = limits(json!({"maxBurstMs": 0, "egressRate": 8000, "egressBurst": 80})).unwrap();
+        assert_eq!(got.max_burst_ms, None);
+        assert_eq!(got.egress, l(8000, 80));
+        assert_eq!(limits(json!({"maxBurstMs": 0})).unwrap(), Limits::default());
+        // Still a number: anything else is refused, as for the limits.
+        assert!(limits(json!({"maxBurstMs": -1})).is_err());
     }
 }

@@ -50,6 +50,7 @@ pub fn probe() -> CniResult<Vec<Probe>> {
             rate: 125_000,
             buffer: 1_250_000,
             limit: 13_125,
+            burst: None,
         };
         let ifb = sock.add_ifb("bwprobe", 1500, 0, None).map(drop);
         Ok(vec![

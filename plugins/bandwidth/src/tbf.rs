@@ -6,8 +6,11 @@
 //! log says so (warning): a bucket that cannot hold one full frame is raised
 //! to hold one (else every full-size packet is dropped), and one beyond the
 //! 2^32 scheduler ticks the kernel's TBF can express is capped there (the
-//! reference wraps it around to an arbitrary size). An operator's
-//! `maxBurstMs` caps the bucket at that much time at the rate.
+//! reference wraps it around to an arbitrary size). Where no bucket given as
+//! time passes a full frame (the kernel counts at most 4.29 s of it for the
+//! largest packet: below about 2.8 kbit/s at MTU 1500), the bucket is given
+//! in bytes, as tc gives it. An operator's `maxBurstMs` caps the bucket at
+//! that much time at the rate.
 
 use cni_core::{CniError, CniResult};
 pub use nl_ops::qdisc::Psched;
@@ -53,6 +56,12 @@ pub enum Adjusted {
     ToKernelMax,
     /// Capped by the operator's `maxBurstMs`.
     ToMaxBurst { ms: u64 },
+    /// The reference's bucket, with only the queue limit (25 ms of rate
+    /// plus the bucket: `limit` bytes) saturated at the kernel's u32.
+    LimitSaturated { limit: u64 },
+    /// Given in bytes (TCA_TBF_BURST): at this rate a bucket given as time
+    /// passes no packet larger than `max_packet` bytes, less than a frame.
+    InBytes { frame: u32, max_packet: u64 },
 }
 
 /// The TBF to install for one direction.
@@ -75,10 +84,87 @@ pub fn reference_ticks(rate: u64, burst: u64, psched: Psched) -> u64 {
     f64_to_u64(us * psched.ticks_per_us)
 }
 
-/// The bytes a buffer of `ticks` holds at `rate`, as the kernel's TBF
-/// counts them (its largest packet).
+/// The bytes a buffer of `ticks` holds at `rate`: the bucket's size. The
+/// largest packet it passes is `max_packet`, which is less from 4.29 s on.
 pub fn bytes_of(rate: u64, ticks: u64, psched: Psched) -> u64 {
     f64_to_u64((ticks as f64 / psched.ticks_per_us * rate as f64 / USEC_PER_SEC).floor())
+}
+
+/// The kernel's scheduler tick, fixed since Linux 2.6.31: 64 ns
+/// (`PSCHED_SHIFT`; /proc/net/psched says the same).
+const PSCHED_SHIFT: u32 = 6;
+const NSEC_PER_SEC: u64 = 1_000_000_000;
+
+/// The kernel's fixed-point rate (`psched_ratecfg_precompute`): the time of
+/// `len` bytes is `(len * mult) >> shift` ns, mult as large as fits 32 bits.
+#[derive(Debug, Clone, Copy)]
+struct Ratecfg {
+    rate: u64,
+    mult: u32,
+    shift: u32,
+}
+
+impl Ratecfg {
+    fn new(rate: u64) -> Ratecfg {
+        let mut r = Ratecfg {
+            rate,
+            mult: 1,
+            shift: 0,
+        };
+        let mut factor = NSEC_PER_SEC;
+        // No rate, no loop (the kernel's mult stays 1).
+        while let Some(mult) = factor.checked_div(rate) {
+            r.mult = wrap_u32(mult);
+            if r.mult & (1 << 31) != 0 || factor & (1 << 63) != 0 {
+                break;
+            }
+            factor <<= 1;
+            r.shift += 1;
+        }
+        r
+    }
+
+    /// `psched_l2t_ns`: the time `len` bytes take.
+    fn l2t_ns(&self, len: u32) -> u64 {
+        (u64::from(len) * u64::from(self.mult)) >> self.shift
+    }
+
+    /// `psched_ns_t2l`: the bytes `ns` hold (u64 arithmetic, as the kernel's).
+    fn t2l(&self, ns: u64) -> u64 {
+        ns.wrapping_mul(self.rate) / NSEC_PER_SEC
+    }
+}
+
+/// The kernel's cast of a u64 into a u32 field: the low 32 bits.
+#[allow(clippy::cast_possible_truncation)]
+fn wrap_u32(v: u64) -> u32 {
+    v as u32
+}
+
+/// The largest packet a TBF given as time (`buffer` ticks, no
+/// TCA_TBF_BURST) passes at `rate`: sch_tbf.c counts the buffer at most
+/// 2^32 - 1 ns (4.29 s) for it, though the bucket itself is not capped, and
+/// drops every larger packet.
+pub fn max_packet(rate: u64, buffer: u32) -> u64 {
+    let ns = (u64::from(buffer) << PSCHED_SHIFT).min(u64::from(u32::MAX));
+    Ratecfg::new(rate).t2l(ns).min(u64::from(u32::MAX))
+}
+
+/// The buffer the kernel dumps for a TBF given as `burst` bytes at `rate`:
+/// the bytes' time in its fixed-point rate, in ticks, wrapped into the dump's
+/// u32 (beyond 2^32 ticks only the dump wraps, not the bucket). CHECK
+/// compares with it: the bytes themselves are never dumped.
+pub fn kernel_buffer_ticks(rate: u64, burst: u32) -> u32 {
+    wrap_u32(Ratecfg::new(rate).l2t_ns(burst) >> PSCHED_SHIFT)
+}
+
+/// The most bytes a bucket given in bytes can hold at `rate` with its
+/// buffer still dumped unwrapped (2^32 - 1 ticks).
+fn kernel_max_burst(rate: u64) -> u64 {
+    let r = Ratecfg::new(rate);
+    let ns_limit = 1u128 << (32 + PSCHED_SHIFT + r.shift);
+    let most = (ns_limit - 1) / u128::from(r.mult.max(1));
+    u64::try_from(most).unwrap_or(u64::MAX).min(u64::from(u32::MAX))
 }
 
 /// The fewest ticks that hold `bytes` at `rate`, and a microsecond and a
@@ -120,7 +206,8 @@ pub fn bucket(
     let rate = l.rate_bytes();
     let burst = l.burst_bytes();
     let ref_ticks = reference_ticks(rate, burst, psched);
-    if ref_ticks <= u64::from(u32::MAX) && bytes_of(rate, ref_ticks, psched) == 0 {
+    let in_range = |ticks: u64| u32::try_from(ticks).ok();
+    if in_range(ref_ticks).is_some_and(|t| max_packet(rate, t) == 0) {
         return Err(CniError::invalid_config(format!(
             "invalid {name} limits: {name}Burst of {} bits drains in under a microsecond at {name}Rate {} bit/s, \
              a bucket the kernel's tbf refuses (so does the reference's)",
@@ -132,47 +219,81 @@ pub fn bucket(
             rate,
             buffer: saturate_u32(ref_ticks),
             limit: saturate_u32(limit(rate, burst)),
+            burst: None,
         },
         burst,
         adjusted: None,
     };
     let frame64 = u64::from(frame);
-    let holds_frame = |ticks: u64| bytes_of(rate, ticks, psched) >= frame64;
-    let fits = ref_ticks <= u64::from(u32::MAX) && limit(rate, burst) <= u64::from(u32::MAX);
-    let capped = max_burst_ms.map(|ms| (ms, rate.saturating_mul(ms) / 1000));
-    if fits && holds_frame(ref_ticks) && capped.is_none_or(|(_, cap)| burst <= cap) {
-        return Ok(reference);
+    // A buffer the kernel takes as it is, passing full frames.
+    let passes_frame = |ticks: u64| in_range(ticks).filter(|t| max_packet(rate, *t) >= frame64);
+    let capped = max_burst_ms
+        .map(|ms| (ms, rate.saturating_mul(ms) / 1000))
+        .filter(|(_, cap)| burst > *cap);
+    if capped.is_none() && passes_frame(ref_ticks).is_some() {
+        let queue = limit(rate, burst);
+        if queue <= u64::from(u32::MAX) {
+            return Ok(reference);
+        }
+        return Ok(Bucket {
+            adjusted: Some(Adjusted::LimitSaturated { limit: queue }),
+            ..reference
+        });
     }
 
+    // The bucket's bytes as asked, after the operator's cap.
+    let mut want = burst;
     let mut adjusted;
     let mut ticks;
     match capped {
-        Some((ms, cap)) if burst > cap => {
+        Some((ms, cap)) => {
             adjusted = Adjusted::ToMaxBurst { ms };
             ticks = reference_ticks(rate, cap, psched);
+            want = cap;
         }
-        _ => {
+        None => {
             adjusted = Adjusted::ToKernelMax;
             ticks = ref_ticks;
         }
-    }
-    if !holds_frame(ticks) {
-        adjusted = Adjusted::ToFrame { frame };
-        ticks = ticks_for(rate, frame64, psched);
     }
     if ticks > u64::from(u32::MAX) {
         adjusted = Adjusted::ToKernelMax;
         ticks = u64::from(u32::MAX);
     }
-    let held = bytes_of(rate, ticks, psched);
+    if bytes_of(rate, ticks, psched) < frame64 {
+        adjusted = Adjusted::ToFrame { frame };
+        ticks = ticks_for(rate, frame64, psched);
+    }
+    if let Some(buffer) = passes_frame(ticks) {
+        let held = bytes_of(rate, ticks, psched);
+        return Ok(Bucket {
+            tbf: Tbf {
+                rate,
+                buffer,
+                limit: saturate_u32(limit(rate, held)),
+                burst: None,
+            },
+            burst: held,
+            adjusted: Some(adjusted),
+        });
+    }
+    // No bucket given as time passes a frame at this rate: given in bytes,
+    // what was asked within what the kernel dumps unwrapped, and at least a
+    // frame (below 5.5 B/s a frame's time is more than 2^32 ticks: then
+    // only the dumped buffer wraps).
+    let bytes = saturate_u32(want.min(kernel_max_burst(rate)).max(frame64));
     Ok(Bucket {
         tbf: Tbf {
             rate,
-            buffer: saturate_u32(ticks),
-            limit: saturate_u32(limit(rate, held)),
+            buffer: kernel_buffer_ticks(rate, bytes),
+            limit: saturate_u32(limit(rate, u64::from(bytes))),
+            burst: Some(bytes),
         },
-        burst: held,
-        adjusted: Some(adjusted),
+        burst: u64::from(bytes),
+        adjusted: Some(Adjusted::InBytes {
+            frame,
+            max_packet: max_packet(rate, u32::MAX),
+        }),
     })
 }
 
@@ -200,6 +321,24 @@ impl Bucket {
                 format!(
                     "{asked} is more than the kernel's tbf can hold (2^32 scheduler ticks): the \
                      bucket on {dev} holds {held} bytes, the most it can, instead of wrapping around"
+                ),
+            ),
+            Adjusted::LimitSaturated { limit } => (
+                log::Level::Warn,
+                format!(
+                    "{asked}: the queue limit on {dev} (25 ms of rate plus the bucket, {limit} bytes) is \
+                     saturated at 2^32-1 bytes (the reference wraps it); the bucket is the reference's, \
+                     {held} bytes"
+                ),
+            ),
+            Adjusted::InBytes { frame, max_packet } => (
+                log::Level::Warn,
+                format!(
+                    "{asked}: at this rate the kernel's tbf passes no packet larger than {max_packet} bytes \
+                     through a bucket given as time, as the reference gives it (it counts at most 4.29 s \
+                     of the bucket: rate x 4.29 s), so every full-size frame of {frame} bytes on {dev} \
+                     would be dropped; the bucket on {dev} is given in bytes instead (as tc does) and \
+                     holds {held} bytes"
                 ),
             ),
             Adjusted::ToMaxBurst { ms } => (
@@ -262,19 +401,17 @@ mod tests {
 
     #[test]
     fn a_bucket_below_one_frame_is_raised_to_hold_one() {
-        // The seed document's example at MTU 512: 15 B/s with 57 bytes.
+        // 200 bits at MTU 512 and 1 Mbit/s: 25 bytes, raised, given as time.
         let frame = 512 + ETH_HLEN;
-        let got = bucket("egress", limit_(123, 456), frame, P, None).unwrap();
-        assert_eq!(got.adjusted, Some(Adjusted::ToFrame { frame }));
-        assert!(got.burst >= u64::from(frame), "{got:?}");
-        assert!(got.burst < u64::from(frame) + 2, "{got:?}");
-        // tc reads it back in whole microseconds: still a frame.
-        assert!(tc_burst(15, got.tbf.buffer) >= u64::from(frame), "{got:?}");
-        assert_eq!(got.tbf.rate, 15);
-        assert_eq!(u64::from(got.tbf.limit), got.burst);
-        // Upstream's integration test: 200 bits at MTU 512, 1 Mbit/s.
         let got = bucket("ingress", limit_(1_000_000, 200), frame, P, None).unwrap();
-        assert!(bytes_of(125_000, u64::from(got.tbf.buffer), P) >= u64::from(frame));
+        assert_eq!(got.adjusted, Some(Adjusted::ToFrame { frame }));
+        assert_eq!(got.tbf.burst, None);
+        assert!(got.burst >= u64::from(frame), "{got:?}");
+        assert!(got.burst < u64::from(frame) + 2 * 125, "{got:?}");
+        assert!(max_packet(125_000, got.tbf.buffer) >= u64::from(frame), "{got:?}");
+        // tc reads it back in whole microseconds: still a frame.
+        assert!(tc_burst(125_000, got.tbf.buffer) >= u64::from(frame), "{got:?}");
+        assert_eq!(u64::from(got.tbf.limit), 3_125 + got.burst);
         // One byte short of a frame, and a frame that truncation to whole
         // microseconds leaves a little short: both raised.
         for burst_bytes in [1513, 1514] {
@@ -289,6 +426,105 @@ mod tests {
         );
         // A bucket that holds the frame already is left alone.
         assert_eq!(b(1_000_000_000, 2000 * 8).adjusted, None);
+    }
+
+    /// The largest packet of a bucket given as time, as this kernel (6.18)
+    /// logged it ("sch_tbf: burst N is lower than device ... mtu") when the
+    /// reference (`/usr/lib/cni/bandwidth`, which sends the buffer alone)
+    /// installed these buckets in a throwaway namespace: rate B/s, buffer
+    /// ticks as dumped, largest packet.
+    #[test]
+    fn the_largest_packet_of_a_bucket_given_as_time_is_the_kernels() {
+        for (rate, buffer, largest) in [
+            // The seed example (123 bit/s, 456 bits): 3.8 s, under the cap.
+            (15, 59_375_000, 57),
+            // Upstream's 800 bit/s with 200 bits.
+            (100, 3_906_250, 25),
+            // 800 bit/s with 80000 bits: 100 s of bucket, 4.29 s counted.
+            (100, 1_562_500_000, 429),
+            (125_000, 12_500, 100),
+            // The seed example raised to a frame by time (35 s): 4.29 s.
+            (15, 547_916_684, 64),
+        ] {
+            assert_eq!(max_packet(rate, buffer), largest, "{rate} B/s {buffer} ticks");
+        }
+        // The kernel's own largest: 4294967295 ns of rate.
+        assert_eq!(max_packet(1_000_000, u32::MAX), 4_294_967);
+    }
+
+    /// Measured on this kernel (6.18): `tc qdisc add dev D root tbf rate
+    /// R*8bit burst B limit B` (tc sends the burst in bytes, TCA_TBF_BURST)
+    /// in a throwaway namespace, then the buffer of the qdisc's netlink dump
+    /// (TCA_TBF_PARMS, read with a raw RTM_GETQDISC): rate B/s, bytes,
+    /// buffer ticks. The last four wrap past 2^32 ticks in the dump.
+    #[test]
+    fn the_buffer_of_a_bucket_in_bytes_is_the_kernels_to_the_tick() {
+        for (rate, burst, dumped) in [
+            (15, 526, 547_916_666),
+            (100, 526, 82_187_500),
+            (100, 527, 82_343_750),
+            (100, 1514, 236_562_500),
+            (100, 10_000, 1_562_500_000),
+            (125, 526, 65_750_000),
+            (352, 1514, 67_205_255),
+            (999, 100_000, 1_564_064_064),
+            (3, 1514, 3_590_449_368),
+            (6, 1514, 3_942_708_332),
+            (7, 65_549, 285_844_033),
+            (1, 1514, 2_181_413_520),
+            (5, 1514, 436_282_704),
+            (1, u32::MAX, 4_279_342_296),
+        ] {
+            assert_eq!(kernel_buffer_ticks(rate, burst), dumped, "{rate} B/s {burst} B");
+        }
+    }
+
+    /// Issue 11's cases at low rates: no bucket given as time passes a
+    /// frame, so the bucket goes in bytes, and only there.
+    #[test]
+    fn below_rate_times_4_29_s_a_frame_the_bucket_is_given_in_bytes() {
+        let f512 = 512 + ETH_HLEN;
+        for (rate_bits, burst_bits, frame, bytes, max) in [
+            // The seed document's example: 15 B/s, 57 bytes, MTU 512.
+            (123, 456, f512, 526, 64),
+            // Upstream's integration test: 100 B/s, 25 bytes, MTU 512.
+            (800, 200, f512, 526, 429),
+            // The reference's own bucket of 10000 bytes passes 429.
+            (800, 80_000, FRAME, 10_000, 429),
+            // containerd's burst: capped at 2^32 ticks (274.9 s), as above the line.
+            (800, u64::from(u32::MAX), FRAME, 27_487, 429),
+            // 1 B/s: a frame takes 1514 s, more than 2^32 ticks.
+            (8, 80, FRAME, 1514, 4),
+        ] {
+            let got = bucket("egress", limit_(rate_bits, burst_bits), frame, P, None).unwrap();
+            let rate = rate_bits / 8;
+            let want = Adjusted::InBytes {
+                frame,
+                max_packet: max,
+            };
+            assert_eq!(got.adjusted, Some(want), "{rate_bits} {burst_bits}");
+            assert_eq!(got.tbf.burst, Some(bytes));
+            assert_eq!(got.burst, u64::from(bytes));
+            assert_eq!(got.tbf.buffer, kernel_buffer_ticks(rate, bytes));
+            assert_eq!(
+                u64::from(got.tbf.limit),
+                rate * 25_000 / 1_000_000 + u64::from(bytes)
+            );
+        }
+        assert_eq!(kernel_max_burst(100), 27_487);
+        assert_eq!(kernel_buffer_ticks(100, 27_487), 4_294_843_750);
+        assert!(Ratecfg::new(100).l2t_ns(27_488) >> PSCHED_SHIFT > u64::from(u32::MAX));
+        // maxBurstMs below a frame: a frame, in bytes.
+        let got = bucket("egress", limit_(800, 80_000), FRAME, P, Some(20)).unwrap();
+        assert_eq!(got.tbf.burst, Some(1514));
+        // Just above the line (353 B/s: 1516 bytes in 4.29 s), as time.
+        let got = b(2824, 80);
+        assert_eq!(got.adjusted, Some(Adjusted::ToFrame { frame: FRAME }));
+        assert_eq!(got.tbf.burst, None);
+        assert!(max_packet(353, got.tbf.buffer) >= 1514);
+        // And the reference's own bucket where it passes a frame: as time.
+        assert_eq!(b(8000, 80_000).adjusted, None);
+        assert_eq!(b(8000, 80_000).tbf.burst, None);
     }
 
     #[test]
@@ -306,6 +542,36 @@ mod tests {
         // Just within range: the reference's own bucket.
         let got = b(20_000_000, 5_000_000_000);
         assert_eq!(got.adjusted, None);
+    }
+
+    /// CRI-O's burst, 2^32 - 2 bytes, at 1 Gbit/s: 34.4 s, a buffer within
+    /// range; only the queue limit passes 2^32 - 1 bytes.
+    #[test]
+    fn a_limit_beyond_u32_alone_is_saturated_and_the_bucket_kept() {
+        let l = limit_(1_000_000_000, u64::from(u32::MAX) * 8 - 1);
+        let got = b(l.rate_bits, l.burst_bits);
+        let queue = 3_125_000 + 4_294_967_294;
+        assert_eq!(got.adjusted, Some(Adjusted::LimitSaturated { limit: queue }));
+        assert_eq!(got.burst, 4_294_967_294);
+        assert_eq!(got.tbf.rate, 125_000_000);
+        // 34359738 us, in ticks: the reference's buffer.
+        assert_eq!(got.tbf.buffer, 536_870_906);
+        assert_eq!(
+            u64::from(got.tbf.buffer),
+            reference_ticks(125_000_000, 4_294_967_294, P)
+        );
+        assert_eq!((got.tbf.limit, got.tbf.burst), (u32::MAX, None));
+        let (level, msg) = got.explain("egress", "bwp0", l).unwrap();
+        assert_eq!(level, log::Level::Warn);
+        assert!(
+            msg.contains("the queue limit on bwp0 (25 ms of rate plus the bucket, 4298092294 bytes) is saturated at 2^32-1 bytes (the reference wraps it)"),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with("the bucket is the reference's, 4294967294 bytes"),
+            "{msg}"
+        );
+        assert!(!msg.contains("more than the kernel's tbf can hold"), "{msg}");
     }
 
     #[test]
@@ -356,6 +622,20 @@ mod tests {
         assert_eq!(level, log::Level::Warn);
         assert!(msg.contains("ingressBurst of 4294967295 bits"), "{msg}");
         assert!(msg.contains("holds 343597383 bytes"), "{msg}");
+        let l = limit_(123, 456);
+        let got = bucket("egress", l, 526, P, None).unwrap();
+        let (level, msg) = got.explain("egress", "bwp0", l).unwrap();
+        assert_eq!(level, log::Level::Warn);
+        for part in [
+            "egressBurst of 456 bits (57 bytes) at egressRate 123 bit/s",
+            "larger than 64 bytes",
+            "rate x 4.29 s",
+            "full-size frame of 526 bytes on bwp0",
+            "given in bytes instead",
+            "holds 526 bytes",
+        ] {
+            assert!(msg.contains(part), "{part:?} in {msg}");
+        }
         assert!(b(10_000_000, 1_000_000).explain("ingress", "veth1", l).is_none());
     }
 }

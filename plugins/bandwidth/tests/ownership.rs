@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use nl_ops::testutil::path_or_skip;
 use serde_json::{json, Value};
 
 const NET: &str = "ownnet";
@@ -79,6 +80,24 @@ fn del_without_add_and_egress_only_add_keep_a_foreign_tbf() {
     assert_eq!(veth_state(&host, &a), before);
 }
 
+/// Someone's ingress qdisc with no filter on it: DEL without ADD keeps it
+/// (nothing of this attachment is on it and it has no ifb).
+#[test]
+fn del_without_add_keeps_a_foreign_empty_ingress_qdisc() {
+    let Some((host, a)) = setup("foreigning") else {
+        return;
+    };
+    tc(&host, &["qdisc", "add", "dev", &a.veth, "ingress"]);
+    let before = veth_state(&host, &a);
+    a.run(&host, "DEL", &a.conf(NET, both())).assert_ok();
+    assert_eq!(
+        veth_state(&host, &a),
+        before,
+        "DEL without ADD deleted the ingress qdisc"
+    );
+    assert!(has_ingress_qdisc(&host, &a.veth));
+}
+
 #[test]
 fn foreign_filters_stay_through_add_and_del() {
     let Some((host, a)) = setup("foreignflt") else {
@@ -133,10 +152,52 @@ fn foreign_filters_stay_through_add_and_del() {
     assert_eq!(prios, [1, 7, 9], "{filters}");
 }
 
+/// Someone's u32 for IPv4 alone, redirecting to a link since deleted (its
+/// mirred then dumps index 0, as ours does once our ifb is gone): not ours,
+/// since ours are for all protocols, so it stays through DEL.
+#[test]
+fn a_protocol_ip_redirect_to_a_deleted_link_stays() {
+    let Some((host, a)) = setup("foreignip") else {
+        return;
+    };
+    let conf = a.conf(NET, both());
+    a.run(&host, "ADD", &conf).assert_ok();
+    host.ip(&["link", "add", "gone0", "type", "ifb"]);
+    tc(
+        &host,
+        &[
+            "filter", "add", "dev", &a.veth, "parent", "ffff:", "protocol", "ip", "prio", "5", "u32",
+            "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "gone0",
+        ],
+    );
+    host.ip(&["link", "del", "gone0"]);
+    a.run(&host, "DEL", &conf).assert_ok();
+    assert!(ifb_names(&host).is_empty());
+    let (qdiscs, filters) = veth_state(&host, &a);
+    assert!(qdiscs.to_string().contains("\"ingress\""), "{qdiscs}");
+    let theirs: Vec<_> = filters
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["options"]["actions"].is_array())
+        .map(|f| {
+            (
+                f["pref"].as_u64().unwrap(),
+                f["protocol"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(theirs, [(5, "ip".to_string())], "{filters}");
+}
+
 /// A node upgraded in place: the reference's ADD, then our CHECK, ADD
 /// (converging its double mirred) and DEL.
 #[test]
 fn the_references_state_is_ours_to_converge_and_delete() {
+    let test = "the_references_state_is_ours_to_converge_and_delete";
+    if !path_or_skip(test, REFERENCE) {
+        return;
+    }
     let Some((host, a)) = setup("refstate") else {
         return;
     };
@@ -157,6 +218,8 @@ fn the_references_state_is_ours_to_converge_and_delete() {
         2,
         "the reference's double mirred"
     );
+    // CHECK says what is not as ours: the ifb has no alias.
+    a.run(&host, "CHECK", &conf).assert_err(100, "alias");
     a.run(&host, "ADD", &conf).assert_ok();
     assert_eq!(redirects(&host, &a.veth).len(), 1);
     a.run(&host, "CHECK", &conf).assert_ok();

@@ -611,8 +611,52 @@ fn failed_add_rolls_back_and_names_the_step() {
     let Some((host, a)) = setup("rollback") else {
         return;
     };
-    // An ingress qdisc on a shared filter block refuses per-device filters,
-    // so the last step (the redirect) fails after the TBFs and the ifb exist.
+    // A redirect for all protocols to a link since deleted looks like ours
+    // once our ifb is gone, so ADD makes it a redirect to the new ifb, in
+    // place, as its last step. This one carries a flag (skip_hw) that ours
+    // do not, and the kernel replaces no u32 node with other flags: the last
+    // step fails after the TBFs and the ifb exist.
+    host.ip(&["link", "add", "gone0", "type", "ifb"]);
+    host.exec(&["tc", "qdisc", "add", "dev", &a.veth, "ingress"]);
+    host.exec(&[
+        "tc", "filter", "add", "dev", &a.veth, "parent", "ffff:", "protocol", "all", "prio", "1", "u32",
+        "skip_hw", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "gone0",
+    ]);
+    host.ip(&["link", "del", "gone0"]);
+    let filters = host.tc_json(&["filter", "show", "dev", &a.veth, "ingress"]);
+    let out = a.run(&host, "ADD", &a.conf(NET, both()));
+    out.assert_err(999, "failed to replace filter");
+    assert!(out.msg().contains("flags do not match"), "{}", out.msg());
+    assert!(
+        out.stdout["details"].as_str().unwrap().contains("rolled back"),
+        "{}",
+        out.stdout
+    );
+    assert!(ifb_names(&host).is_empty());
+    assert_eq!(root_tbf(&host, &a.veth), None);
+    // The ingress qdisc and the filter that were there before stay as they were.
+    assert!(has_ingress_qdisc(&host, &a.veth));
+    assert_eq!(
+        host.tc_json(&["filter", "show", "dev", &a.veth, "ingress"]),
+        filters
+    );
+    // Once the obstacle is gone, ADD succeeds.
+    host.exec(&[
+        "tc", "filter", "del", "dev", &a.veth, "parent", "ffff:", "protocol", "all", "prio", "1", "u32",
+    ]);
+    a.run(&host, "ADD", &a.conf(NET, both())).assert_ok();
+    a.run(&host, "CHECK", &a.conf(NET, both())).assert_ok();
+}
+
+/// An ingress qdisc on a shared filter block takes no filter of the veth's
+/// own (the kernel says "operation not supported"): refused with code 7
+/// before anything changes, naming the device and the block, and DEL
+/// leaves it as someone else's.
+#[test]
+fn a_shared_block_ingress_is_refused_untouched() {
+    let Some((host, a)) = setup("sharedblk") else {
+        return;
+    };
     host.exec(&[
         "tc",
         "qdisc",
@@ -623,50 +667,19 @@ fn failed_add_rolls_back_and_names_the_step() {
         "7",
         "ingress",
     ]);
-    let out = a.run(&host, "ADD", &a.conf(NET, both()));
-    out.assert_err(999, "failed to redirect ingress of");
-    assert!(
-        out.stdout["details"].as_str().unwrap().contains("rolled back"),
-        "{}",
-        out.stdout
-    );
-    assert!(ifb_names(&host).is_empty());
-    assert_eq!(root_tbf(&host, &a.veth), None);
-    // The ingress qdisc that was there before stays.
-    assert!(has_ingress_qdisc(&host, &a.veth));
-    // Once the obstacle is gone, ADD succeeds.
-    host.exec(&["tc", "qdisc", "del", "dev", &a.veth, "ingress"]);
-    a.run(&host, "ADD", &a.conf(NET, both())).assert_ok();
-    a.run(&host, "CHECK", &a.conf(NET, both())).assert_ok();
-}
-
-#[test]
-fn adopts_reference_state() {
-    if !root_or_skip("adopt") || !path_or_skip("adopt", REFERENCE) {
-        return;
-    }
-    let host = TestNs::new("adopt");
-    let a = Attachment::new(&host, "adopt", 1);
+    let clean = snapshot(&host, &a);
     let conf = a.conf(NET, both());
-    cni(
-        REFERENCE,
-        &host,
-        "ADD",
-        &a.cid,
-        Some(&a.ctr.path()),
-        "eth0",
-        &conf,
-    )
-    .assert_ok();
-    // The reference's filter carries mirred twice; CHECK says so.
-    a.run(&host, "CHECK", &conf).assert_err(100, "alias");
-    assert_eq!(redirects(&host, &a.veth).len(), 2);
-    // Our ADD converges it: one redirect, the alias set.
-    a.run(&host, "ADD", &conf).assert_ok();
-    a.run(&host, "CHECK", &conf).assert_ok();
-    assert_eq!(redirects(&host, &a.veth).len(), 1);
+    let out = a.run(&host, "ADD", &conf);
+    out.assert_err(7, &format!("{} has an ingress qdisc on shared block 7", a.veth));
+    assert_eq!(snapshot(&host, &a), clean);
     a.run(&host, "DEL", &conf).assert_ok();
-    assert!(ifb_names(&host).is_empty());
+    assert_eq!(snapshot(&host, &a), clean);
+    // Ingress shaping alone does not need the slot.
+    let ingress = a.conf(NET, limits((8_000_000, 80_000), (0, 0)));
+    a.run(&host, "ADD", &ingress).assert_ok();
+    a.run(&host, "CHECK", &ingress).assert_ok();
+    a.run(&host, "DEL", &ingress).assert_ok();
+    assert_eq!(snapshot(&host, &a), clean);
 }
 
 /// Issue 11: what the reference installs broken is installed working:

@@ -49,11 +49,18 @@ pub fn plan_add(
 /// Egress needs the ingress qdisc's slot and the redirect's priority; the
 /// kernel takes neither beside someone else's.
 fn refuse_taken_ingress(host: &HostSide) -> CniResult<()> {
-    if let Some(kind) = host.ingress_slot_taken() {
-        return Err(CniError::invalid_config(format!(
-            "{} has a {kind} qdisc where egress shaping needs an ingress qdisc",
-            host.veth.name
-        )));
+    if let Some(q) = host.ingress_slot_taken() {
+        let veth = &host.veth.name;
+        return Err(CniError::invalid_config(match q.ingress_block {
+            Some(block) if q.kind == "ingress" => format!(
+                "{veth} has an ingress qdisc on shared block {block} where egress shaping needs its own \
+                 (the kernel takes no redirect of {veth}'s own there)"
+            ),
+            _ => format!(
+                "{veth} has a {} qdisc where egress shaping needs an ingress qdisc",
+                q.kind
+            ),
+        }));
     }
     if let Some(f) = host.priority_taken() {
         return Err(CniError::invalid_config(format!(
@@ -115,6 +122,12 @@ fn set_tbf(
 ) -> CniResult<()> {
     match root {
         Root::Ours(have) if have == want => {}
+        // A bucket given in bytes dumps as the same numbers as the
+        // reference's given as time, which passes no full frame there: sent
+        // again. The dump cannot say which was there, so nothing to undo.
+        Root::Ours(have) if have == Tbf { burst: None, ..want } => {
+            steps.push(Step::once(Change::ChangeTbf { dev, tbf: want }));
+        }
         Root::Ours(have) => steps.push(Step::new(
             Change::ChangeTbf { dev, tbf: want },
             Some(Change::ChangeTbf { dev, tbf: have }),

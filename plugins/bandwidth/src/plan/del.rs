@@ -7,7 +7,9 @@ use crate::ifb::Owner;
 /// plans nothing. The ifb first (unregistering it detaches the redirect's
 /// reference, which keeps the kernel's device teardown short), then our
 /// redirect: with the ingress qdisc when nothing else is on it, else alone;
-/// then our root TBF.
+/// then our root TBF. An ingress qdisc with nothing on it is ours only
+/// while our ifb exists (an ADD killed between the qdisc and the redirect):
+/// an empty one is otherwise no sign of this attachment.
 pub fn plan_del(owner: &Owner, ifb_name: &str, snap: &Snapshot) -> Plan {
     let mut steps = Vec::new();
     let ifb = snap
@@ -26,7 +28,7 @@ pub fn plan_del(owner: &Owner, ifb_name: &str, snap: &Snapshot) -> Plan {
                 .iter()
                 .filter(|f| !ours.iter().any(|o| std::ptr::eq(*o, *f)))
                 .collect();
-            if others.is_empty() {
+            if others.is_empty() && (!ours.is_empty() || ifb.is_some()) {
                 steps.push(Step::once(Change::DeleteIngressQdisc));
             } else {
                 for f in ours {

@@ -74,26 +74,29 @@ impl HostSide {
         root_of(&self.qdiscs)
     }
 
+    /// An ingress qdisc of the kind ours is: its filters the veth's own.
     pub(crate) fn has_ingress(&self) -> bool {
         self.qdiscs
             .iter()
-            .any(|q| q.parent == TC_H_INGRESS && q.kind == "ingress")
+            .any(|q| q.parent == TC_H_INGRESS && q.kind == "ingress" && q.ingress_block.is_none())
     }
 
-    /// Another qdisc (clsact) in the ingress slot, which excludes ours.
-    pub(crate) fn ingress_slot_taken(&self) -> Option<&str> {
+    /// What holds the ingress slot and excludes ours: another qdisc
+    /// (clsact), or an ingress qdisc on a shared filter block (the kernel
+    /// takes no filter of the veth's own there). Someone else's either way.
+    pub(crate) fn ingress_slot_taken(&self) -> Option<&Qdisc> {
         self.qdiscs
             .iter()
-            .find(|q| q.parent == TC_H_INGRESS && q.kind != "ingress")
-            .map(|q| q.kind.as_str())
+            .find(|q| q.parent == TC_H_INGRESS && (q.kind != "ingress" || q.ingress_block.is_some()))
     }
 
-    /// Our redirect filters: u32 nodes that only redirect, all to `ifb`, or
-    /// (the ifb gone) all to links that no longer exist.
+    /// Our redirect filters: u32 nodes for all protocols (as ours and the
+    /// reference's are, and as DEL deletes them) that only redirect, all to
+    /// `ifb`, or (the ifb gone) all to links that no longer exist.
     pub(crate) fn our_redirects(&self, ifb: Option<u32>) -> Vec<&Filter> {
         self.ingress_filters
             .iter()
-            .filter(|f| f.kind == "u32" && f.only_redirects())
+            .filter(|f| f.kind == "u32" && f.protocol == ETH_P_ALL && f.only_redirects())
             .filter(|f| {
                 f.mirred_targets
                     .iter()
@@ -228,8 +231,9 @@ impl Plan {
 }
 
 fn tbf_text(t: &Tbf) -> String {
+    let burst = t.burst.map(|b| format!(" burst {b} B")).unwrap_or_default();
     format!(
-        "rate {} B/s buffer {} ticks limit {} B",
+        "rate {} B/s buffer {} ticks limit {} B{burst}",
         t.rate, t.buffer, t.limit
     )
 }

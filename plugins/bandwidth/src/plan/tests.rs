@@ -51,6 +51,7 @@ fn qdisc(index: u32, kind: &str, handle: u32, tbf: Option<Tbf>) -> Qdisc {
         parent,
         kind: kind.into(),
         tbf,
+        ingress_block: None,
     }
 }
 
@@ -393,6 +394,28 @@ fn add_refuses_clsact_in_the_ingress_slot() {
     assert!(add(&only(&both(), true), &o).is_ok());
 }
 
+/// An ingress qdisc on a shared filter block takes no redirect of the
+/// veth's own: refused before any change, like clsact, and someone else's
+/// for DEL, even beside our ifb.
+#[test]
+fn a_shared_block_ingress_is_refused_and_not_ours() {
+    let mut o = fresh();
+    let mut shared = qdisc(HOST, "ingress", 0xffff_0000, None);
+    shared.ingress_block = Some(7);
+    host_mut(&mut o).qdiscs.push(shared);
+    let e = add(&both(), &o).unwrap_err();
+    assert_eq!(e.code, Code::InvalidConfig);
+    assert!(
+        e.msg
+            .starts_with("veth1 has an ingress qdisc on shared block 7 where egress shaping needs its own"),
+        "{}",
+        e.msg
+    );
+    assert!(del(&o).is_empty());
+    o.ifb = done(&both()).ifb;
+    assert_eq!(del(&o), vec![Change::DeleteIfb]);
+}
+
 #[test]
 fn add_keeps_an_existing_ingress_qdisc() {
     let lim = only(&both(), false);
@@ -423,15 +446,47 @@ fn add_installs_the_nearest_working_bucket() {
     let mut o = fresh();
     host_mut(&mut o).veth.mtu = 512;
     let p = add(&lim, &o).unwrap();
-    for c in p.changes() {
-        if let Change::AddTbf { tbf, .. } = c {
-            assert_eq!(tbf.rate, 15);
-            assert!(
-                crate::tbf::bytes_of(15, u64::from(tbf.buffer), P) >= 526,
-                "{tbf:?}"
-            );
-        }
-    }
+    // No bucket given as time passes a 526-byte frame at 15 B/s: in bytes.
+    let in_bytes = Tbf {
+        rate: 15,
+        buffer: crate::tbf::kernel_buffer_ticks(15, 526),
+        limit: 526,
+        burst: Some(526),
+    };
+    assert_eq!(
+        p.changes()
+            .iter()
+            .filter(|c| matches!(c, Change::AddTbf { tbf, .. } if *tbf == in_bytes))
+            .count(),
+        2
+    );
+    // CHECK passes on what the kernel dumps (no burst), as ADD planned it.
+    let mut dumped = done(&lim);
+    let as_dumped = Tbf {
+        burst: None,
+        ..in_bytes
+    };
+    host_mut(&mut dumped).veth.mtu = 512;
+    *root_tbf(&mut dumped) = as_dumped;
+    let ifb = dumped.ifb.as_mut().unwrap();
+    ifb.link.mtu = 512;
+    ifb.qdiscs[0].tbf = Some(as_dumped);
+    check(&lim, &owner(), "bwpx", &dumped, P).unwrap();
+    // ADD sends it again (the dump cannot tell it from the reference's
+    // bucket as time, which passes no frame), with nothing to undo.
+    assert_eq!(
+        add(&lim, &dumped).unwrap().steps.steps,
+        vec![
+            Step::once(Change::ChangeTbf {
+                dev: Device::HostVeth,
+                tbf: in_bytes
+            }),
+            Step::once(Change::ChangeTbf {
+                dev: Device::Ifb,
+                tbf: in_bytes
+            }),
+        ]
+    );
     // containerd's burst at 1 Mbit/s: capped at the kernel's largest.
     let lim = Limits {
         ingress: Some(Limit {
@@ -523,6 +578,17 @@ fn del_spares_foreign_qdiscs_filters_and_other_attachments() {
     h.ingress_filters = vec![filter(U32_FIRST, vec![42])];
     assert!(del(&o).is_empty());
 
+    // DEL without ADD, and after an ADD rolled back: someone's empty
+    // ingress qdisc stays.
+    let mut o = fresh();
+    host_mut(&mut o)
+        .qdiscs
+        .push(qdisc(HOST, "ingress", 0xffff_0000, None));
+    assert!(del(&o).is_empty());
+    // Ours after a killed ADD (the ifb made, no redirect yet): it goes.
+    o.ifb = done(&lim).ifb;
+    assert_eq!(del(&o), vec![Change::DeleteIfb, Change::DeleteIngressQdisc]);
+
     // Our redirect beside someone's filters: ours alone goes, as a node
     // when theirs shares its priority, with its priority when not.
     let mut o = done(&lim);
@@ -552,6 +618,37 @@ fn del_spares_foreign_qdiscs_filters_and_other_attachments() {
         handle: U32_FIRST,
         whole: true
     }));
+}
+
+/// Only redirects for all protocols are ours: a u32 for IPv4 alone that
+/// redirects to a link since gone is someone else's. Taken for ours, DEL
+/// would delete it as ours are deleted (protocol all), which the kernel
+/// refuses at its priority (EINVAL) on every retry.
+#[test]
+fn only_protocol_all_redirects_are_ours() {
+    let lim = both();
+    let mut o = done(&lim);
+    let mut ip_only = filter(U32_FIRST + 0x1000, vec![0]);
+    ip_only.protocol = 0x0800;
+    ip_only.priority = 5;
+    let h = host_mut(&mut o);
+    h.ingress_filters.push(ip_only);
+    h.dead_targets = vec![0];
+    assert_eq!(
+        del(&o),
+        vec![
+            Change::DeleteIfb,
+            Change::DeleteRedirect {
+                priority: 1,
+                handle: U32_FIRST,
+                whole: true
+            },
+            Change::DeleteTbf {
+                dev: Device::HostVeth
+            }
+        ]
+    );
+    assert!(add(&lim, &o).unwrap().is_empty());
 }
 
 #[test]
