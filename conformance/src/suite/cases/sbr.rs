@@ -45,7 +45,6 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// A copy of `ctx` pointing at another plugin dir (the reference side of a differential).
 /// A pod like [`pod`] whose container has IPv6 disabled before its
 /// interfaces exist, so that no `fe80::/64` route is there to move.
 fn pod_v4(container_id: &str) -> Result<Pod, String> {
