@@ -202,6 +202,31 @@ impl State {
             .collect()
     }
 
+    /// Links, qdiscs and routes other than `lo`'s (the local table is left
+    /// out already): what a namespace made just for a runtime holds once its
+    /// pods are gone, one line each.
+    pub fn beyond_lo(&self) -> Vec<String> {
+        let on_lo = |v: &Value| v.get("dev").and_then(Value::as_str) == Some("lo");
+        let mut left = Vec::new();
+        for l in &self.raw_links {
+            let name = text(l, "ifname");
+            if name != "lo" {
+                left.push(format!("link {name}"));
+            }
+        }
+        for q in &self.qdiscs {
+            if serde_json::from_str::<Value>(q).map_or(true, |v| !on_lo(&v)) {
+                left.push(format!("qdisc {q}"));
+            }
+        }
+        for r in &self.routes {
+            if parse_line(r).is_none_or(|v| !on_lo(&v)) {
+                left.push(format!("route {r}"));
+            }
+        }
+        left
+    }
+
     pub fn rules_containing(&self, needle: &str) -> Vec<&String> {
         self.rules.iter().filter(|r| r.contains(needle)).collect()
     }
