@@ -190,7 +190,7 @@ fn upstream_chain(ctx: &Ctx) -> CaseResult {
 }
 
 /// ICMP echoes of exactly the MTU, unfragmented, from the container and to
-/// it, through buckets configured at 100 bytes.
+/// it, through buckets configured at 100 bytes: all three must come back.
 fn full_size_pings(ctx: &Ctx) -> CaseResult {
     for mtu in [1500u32, 512] {
         let cid = format!("bw-ping-{mtu}");
@@ -206,12 +206,14 @@ fn full_size_pings(ctx: &Ctx) -> CaseResult {
         ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
         let size = (mtu - 28).to_string();
         for (ns, to) in [(&p.ctr, p.gateway()), (&p.host, p.addr())] {
+            // With a deadline (-w), ping fails unless all three replies come
+            // back; with -c alone one reply of three would do.
             let out = ns.exec(&[
-                "ping", "-c", "3", "-i", "0.3", "-W", "2", "-M", "do", "-s", &size, &to,
+                "ping", "-c", "3", "-w", "5", "-i", "0.3", "-W", "2", "-M", "do", "-s", &size, &to,
             ]);
             ensure(out.is_ok(), || {
                 format!(
-                    "MTU {mtu}: {}-byte pings to {to} were lost ({})",
+                    "MTU {mtu}: fewer than 3 of 3 {}-byte pings to {to} came back ({})",
                     mtu,
                     out.err().unwrap_or_default()
                 )
