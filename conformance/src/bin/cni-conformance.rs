@@ -18,7 +18,7 @@ options:
   --plugins DIR       a directory with sbr and bandwidth binaries (repeat to compare)
   --reference DIR     reference plugins for differential cases and ptp/host-local
                       (default /usr/lib/cni when it exists)
-  --no-reference      no differential comparison
+  --no-reference      no reference: differential cases skip (nothing to compare)
   --filter TEXT       only cases whose group or name contains TEXT (repeat: any)
   --cni-run PATH      the cni-run binary (default: next to this one)
   --timeout SECONDS   per plugin call (default 30)
