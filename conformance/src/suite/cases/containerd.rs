@@ -305,7 +305,16 @@ fn left_over(d: &Containerd, net: &str, ipam: &Path, pod: Option<&PodInfo>) -> R
     if let Ok(rd) = std::fs::read_dir(&cache_dir) {
         for e in rd.filter_map(Result::ok) {
             let f = e.file_name().to_string_lossy().into_owned();
-            if f.starts_with(&format!("{net}-")) {
+            // go-cni's loopback entry of this daemon's pods, by the pod's
+            // sandbox id or by a sandbox path under the daemon's dir.
+            let loopback = cri::is_loopback_entry(&f)
+                && (pod.is_some_and(|p| f == format!("{}-{}-lo", cri::LOOPBACK_NETWORK, p.id))
+                    || cache::read(&e.path())
+                        .ok()
+                        .flatten()
+                        .and_then(|c| cri::loopback_sandbox(&c))
+                        .is_some_and(|s| Path::new(&s).starts_with(&d.base)));
+            if f.starts_with(&format!("{net}-")) || loopback {
                 left.push(format!("libcni cache entry {}", cache_dir.join(f).display()));
             }
         }
