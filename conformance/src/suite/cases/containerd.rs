@@ -19,6 +19,8 @@ use crate::cache;
 use crate::suite::cri::goodput::{self, Direction, PodServer};
 use crate::suite::cri::{self, image, Containerd, PodInfo, Setup};
 use crate::suite::pod::ifb_name;
+use crate::suite::probe;
+use crate::suite::state::{text, State};
 use crate::suite::{ensure, Case, CaseResult, Ctx, Failure};
 
 /// The pods' subnet, inside the daemon's own namespace (no other case uses it).
@@ -152,20 +154,23 @@ fn check_running(d: &Containerd, net: &str, pod: &PodInfo, limit: Option<(&str, 
     })?;
     let ifb = ifb_name(net, &pod.id);
     let veth = host_veth(d, pod)?;
+    let node = State::read(&d.ns)?;
     match limit {
         Some((l, bits)) => {
-            tbf_rate(d, &veth, bits, "host veth (ingress)")?;
-            tbf_rate(d, &ifb, bits, "ifb (egress)")?;
+            tbf_rate(&node, &veth, bits, "host veth (ingress)")?;
+            tbf_rate(&node, &ifb, bits, "ifb (egress)")?;
             shaped_traffic(d, pod, l, bits)
         }
         None => {
-            ensure(!has_link(d, &ifb)?, || {
+            ensure(!node.has_link(&ifb), || {
                 format!("ifb {ifb} exists without annotations")
             })?;
-            let q = d.ns.tc(&["qdisc", "show", "dev", &veth])?;
-            ensure(!q.contains("tbf") && !q.contains("ingress"), || {
-                format!("qdiscs on {veth} without annotations: {q}")
-            })?;
+            let q = node.qdiscs_of(&veth);
+            ensure(
+                !q.iter()
+                    .any(|q| ["tbf", "ingress"].contains(&text(q, "kind").as_str())),
+                || format!("qdiscs on {veth} without annotations: {q:?}"),
+            )?;
             flowing_traffic(d, pod)
         }
     }
@@ -173,35 +178,20 @@ fn check_running(d: &Containerd, net: &str, pod: &PodInfo, limit: Option<(&str, 
 
 /// The host side of the pod's veth: where the node routes the pod's IP.
 fn host_veth(d: &Containerd, pod: &PodInfo) -> Result<String, String> {
-    let out = d.ns.ip(&["-j", "route", "get", &pod.ip])?;
-    let v: Value = serde_json::from_str(&out).map_err(|e| format!("bad route json: {e}"))?;
-    v.get(0)
-        .and_then(|r| r.get("dev"))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| format!("no route to the pod's {} in the node namespace: {out}", pod.ip))
-}
-
-fn has_link(d: &Containerd, name: &str) -> Result<bool, String> {
-    let out = d.ns.ip(&["-j", "link", "show"])?;
-    let v: Value = serde_json::from_str(&out).map_err(|e| format!("bad link json: {e}"))?;
-    Ok(v.as_array().is_some_and(|a| {
-        a.iter()
-            .any(|l| l.get("ifname").and_then(Value::as_str) == Some(name))
-    }))
+    let dev = probe::route_dev(&d.ns, &pod.ip, None)?;
+    if dev.is_empty() {
+        return Err(format!("no route to the pod's {} in the node namespace", pod.ip));
+    }
+    Ok(dev)
 }
 
 /// The root TBF of `dev` shapes at the annotation's rate (bits/8 bytes per second).
-fn tbf_rate(d: &Containerd, dev: &str, bits: u64, what: &str) -> CaseResult {
-    let out = d.ns.tc(&["-j", "-raw", "qdisc", "show", "dev", dev])?;
-    let v: Value = serde_json::from_str(&out).map_err(|e| format!("bad qdisc json: {e}"))?;
-    let tbf = v
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .find(|q| q.get("kind").and_then(Value::as_str) == Some("tbf") && q.get("root").is_some())
-        })
-        .ok_or_else(|| format!("no root tbf on the {what} {dev}: {out}"))?;
+fn tbf_rate(node: &State, dev: &str, bits: u64, what: &str) -> CaseResult {
+    let qs = node.qdiscs_of(dev);
+    let tbf = qs
+        .iter()
+        .find(|q| text(q, "kind") == "tbf" && q.get("root") == Some(&Value::Bool(true)))
+        .ok_or_else(|| format!("no root tbf on the {what} {dev}: {qs:?}"))?;
     let rate = tbf.pointer("/options/rate").and_then(Value::as_u64);
     ensure(rate == Some(bits / 8), || {
         format!(
@@ -269,29 +259,14 @@ fn flowing_traffic(d: &Containerd, pod: &PodInfo) -> CaseResult {
     Ok(())
 }
 
-/// What the pod left in the node namespace, the host-local store, libcni's
-/// cache, the mounts and the process table; `Err` lists it.
+/// What the pod left in the node namespace (any link, qdisc or route of
+/// either family but `lo`'s), the host-local store, libcni's cache, the
+/// mounts and the process table; `Err` lists it.
 fn left_over(d: &Containerd, net: &str, ipam: &Path, pod: Option<&PodInfo>) -> Result<(), String> {
     let mut left = Vec::new();
-    let links: Value = serde_json::from_str(&d.ns.ip(&["-j", "link", "show"])?).unwrap_or(Value::Null);
-    for l in links.as_array().into_iter().flatten() {
-        let name = l.get("ifname").and_then(Value::as_str).unwrap_or_default();
-        if name != "lo" {
-            left.push(format!("link {name}"));
-        }
-    }
-    let qdiscs: Value = serde_json::from_str(&d.ns.tc(&["-j", "qdisc", "show"])?).unwrap_or(Value::Null);
-    for q in qdiscs.as_array().into_iter().flatten() {
-        if q.get("dev").and_then(Value::as_str) != Some("lo") {
-            left.push(format!("qdisc {q}"));
-        }
-    }
-    let routes: Value =
-        serde_json::from_str(&d.ns.ip(&["-j", "route", "show", "table", "all"])?).unwrap_or(Value::Null);
-    for r in routes.as_array().into_iter().flatten() {
-        if r.get("table").and_then(Value::as_str) != Some("local") {
-            left.push(format!("route {r}"));
-        }
+    match State::read(&d.ns) {
+        Ok(node) => left.extend(node.beyond_lo()),
+        Err(e) => left.push(format!("(the node namespace could not be read: {e})")),
     }
     if let Ok(rd) = std::fs::read_dir(ipam.join(net)) {
         for e in rd.filter_map(Result::ok) {
