@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::ns::Ns;
-use super::state::text;
+use super::state::{json_list, text};
 
 /// Echo requests per ping; a lost one costs about one second in all.
 pub const PINGS: u32 = 3;
@@ -160,6 +160,19 @@ pub fn route_get(ns: &Ns, dst: &str, src: Option<&str>) -> Result<Value, String>
 /// The outgoing device of [`route_get`].
 pub fn route_dev(ns: &Ns, dst: &str, src: Option<&str>) -> Result<String, String> {
     route_get(ns, dst, src).map(|r| text(&r, "dev"))
+}
+
+/// How often the root TBF of `dev` in `ns` held a packet back for want of
+/// tokens (`tc -s`'s overlimits): it grows only while the bucket is empty.
+pub fn tbf_overlimits(ns: &Ns, dev: &str) -> Result<u64, String> {
+    let out = ns.tc(&["-s", "-j", "qdisc", "show", "dev", dev])?;
+    let qs = json_list(&out)?;
+    qs.iter()
+        .find(|q| text(q, "kind") == "tbf" && q.get("root") == Some(&Value::Bool(true)))
+        .ok_or_else(|| format!("no root tbf on {dev}: {out}"))?
+        .get("overlimits")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("no overlimits counter on the tbf of {dev}: {out}"))
 }
 
 /// Every SNMP and netstat counter of `ns` (`nstat -asz`: absolute, zeros

@@ -24,7 +24,8 @@ pub struct State {
     pub raw_filters: Vec<Value>,
 }
 
-fn json_list(out: &str) -> Result<Vec<Value>, String> {
+/// iproute2's `-j` output as a list (empty output: none); bad JSON is an error.
+pub fn json_list(out: &str) -> Result<Vec<Value>, String> {
     if out.trim().is_empty() {
         return Ok(Vec::new());
     }
