@@ -44,18 +44,12 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// The kernel's largest bucket: 2^32 - 1 ticks of `/proc/net/psched`.
+/// The kernel's largest bucket: 2^32 - 1 ticks of the scheduler clock. The
+/// clock comes from the one parser of `/proc/net/psched`; the arithmetic
+/// stays the suite's own, an oracle independent of the plugin's.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn kernel_max_bytes(rate: u64) -> u64 {
-    let text = std::fs::read_to_string("/proc/net/psched").unwrap_or_default();
-    let words: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|w| u32::from_str_radix(w, 16).ok().map(f64::from))
-        .collect();
-    let ticks_per_us = match words.as_slice() {
-        [t2us, us2t, clock, ..] if *us2t > 0.0 => t2us / us2t * clock / 1e6,
-        _ => 15.625,
-    };
+    let ticks_per_us = bandwidth::tbf::Psched::read().ticks_per_us;
     (f64::from(u32::MAX) / ticks_per_us * rate as f64 / 1e6) as u64
 }
 
