@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 
 use crate::cache::{self, Cached};
 use crate::exec::Invocation;
-use crate::suite::ns::Ns;
+use crate::suite::cri::{find_program, image};
+use crate::suite::ns::{self, Ns};
 use crate::suite::state::State;
 use crate::suite::{block_on, ensure, Case, CaseResult, Ctx, Failure};
 
@@ -31,12 +32,6 @@ pub fn cases() -> Vec<Case> {
 /// 8 Mbit/s each way: a 2 MiB download takes about 2 s.
 const RATE: u64 = 8_000_000;
 const BLOB_KIB: usize = 2048;
-
-fn which(prog: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
-        .unwrap_or(false)
-}
 
 /// The storage.conf beside a containers.conf: images and containers live in
 /// the case's scratch directory, not in the machine's podman storage.
@@ -65,18 +60,7 @@ impl Podman {
     }
 
     fn run(&self, args: &[&str]) -> Result<String, String> {
-        let out = self
-            .command(args)
-            .output()
-            .map_err(|e| format!("failed to run podman: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "podman {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        ns::output(self.command(args), &format!("podman {}", args.join(" "))).map(|o| o.trim().to_string())
     }
 }
 
@@ -91,24 +75,12 @@ impl Drop for Podman {
 
 fn make_image(dir: &Path, podman: &Podman) -> Result<(), String> {
     let root = dir.join("rootfs");
-    for d in ["bin", "www", "proc", "sys", "dev", "etc", "tmp"] {
-        std::fs::create_dir_all(root.join(d)).map_err(|e| format!("mkdir: {e}"))?;
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).map_err(|e| format!("copy busybox: {e}"))?;
-    for a in ["sh", "ip", "wget", "httpd", "sleep", "time", "cat"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(a))
-            .map_err(|e| format!("symlink: {e}"))?;
-    }
-    std::fs::write(root.join("www/blob"), vec![0u8; BLOB_KIB * 1024]).map_err(|e| format!("blob: {e}"))?;
+    image::busybox_rootfs(&root, &["sh", "ip", "wget", "httpd", "sleep", "time", "cat"])?;
+    let www = root.join("www");
+    std::fs::create_dir_all(&www).map_err(|e| format!("mkdir: {e}"))?;
+    std::fs::write(www.join("blob"), vec![0u8; BLOB_KIB * 1024]).map_err(|e| format!("blob: {e}"))?;
     let tar = dir.join("rootfs.tar");
-    crate::suite::ns::sh(&[
-        "tar",
-        "-C",
-        &root.display().to_string(),
-        "-cf",
-        &tar.display().to_string(),
-        ".",
-    ])?;
+    image::tar(&root, &tar, &["."])?;
     podman
         .run(&["import", &tar.display().to_string(), &podman.image])
         .map(|_| ())
@@ -121,12 +93,15 @@ fn podman_case(ctx: &Ctx) -> CaseResult {
     let net = format!("cnfpod{pid}");
     let subnet = "10.251.0";
     for tool in ["podman", "runc", "tar", "nsenter"] {
-        if !which(tool) {
+        if find_program(tool).is_none() {
             return Err(Failure::Skip(format!("{tool} is not installed")));
         }
     }
-    if !Path::new("/bin/busybox").is_file() {
-        return Err(Failure::Skip("busybox-static is not installed".into()));
+    if !Path::new(image::BUSYBOX).is_file() {
+        return Err(Failure::Skip(format!(
+            "{} is not installed (Debian package busybox-static)",
+            image::BUSYBOX
+        )));
     }
     let base = ctx.scratch("podman")?;
     let (netd, netd_check, ipam) = (base.join("net.d"), base.join("net.d-check"), base.join("ipam"));

@@ -53,11 +53,11 @@ const SHIM_SOCKETS: &str = "/run/containerd/s";
 /// Deadline of one CRI call (RunPodSandbox runs the whole CNI chain).
 const CALL_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// `prog` on `PATH` (the usual directories without one), executable.
 pub fn find_program(prog: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(prog))
-        .find(|p| p.is_file())
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    crate::exec::find_in_path(prog, &dirs)
 }
 
 /// What is missing to run containerd here, as one sentence; `None` when all is there.
@@ -536,10 +536,9 @@ fn cmdline(pid: i32) -> Vec<String> {
 
 /// The socket containerd 1.6's runc shim listens on; a killed shim leaves it.
 pub fn shim_socket(address: &str, namespace: &str, id: &str) -> PathBuf {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::digest(format!("{address}/{namespace}/{id}").as_bytes());
-    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-    Path::new(SHIM_SOCKETS).join(hex)
+    Path::new(SHIM_SOCKETS).join(image::sha256_hex(
+        format!("{address}/{namespace}/{id}").as_bytes(),
+    ))
 }
 
 /// Mount points at or below `dir`, deepest first.
