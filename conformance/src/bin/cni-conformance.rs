@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cni_core::testutil;
 use conformance::suite::{cases, ns, Ctx, Failure, RefStates};
 
 const USAGE: &str = "usage: cni-conformance --plugins DIR [--plugins DIR ...] [options]
@@ -18,7 +19,7 @@ options:
   --plugins DIR       a directory with sbr and bandwidth binaries (repeat to compare)
   --reference DIR     reference plugins for differential cases and ptp/host-local
                       (default /usr/lib/cni when it exists)
-  --no-reference      no differential comparison
+  --no-reference      no reference: differential cases skip (nothing to compare)
   --filter TEXT       only cases whose group or name contains TEXT (repeat: any)
   --cni-run PATH      the cni-run binary (default: next to this one)
   --timeout SECONDS   per plugin call (default 30)
@@ -196,9 +197,9 @@ fn main() -> ExitCode {
         println!("{line}");
     }
     let mut first_failed = 0;
-    // scripts/test sets it (as for cargo test, see cni_core::testutil): where
-    // every case must run, a skipped case of the first column fails the run.
-    let no_skip = std::env::var_os("CNI_TEST_NO_SKIP").is_some_and(|v| !v.is_empty());
+    // scripts/test sets it (as for cargo test): where every case must run, a
+    // skipped case of the first column fails the run.
+    let no_skip = testutil::no_skip();
     for (di, d) in opts.dirs.iter().enumerate() {
         let (mut pass, mut fail, mut skip) = (0, 0, 0);
         for (ci, case) in all.iter().enumerate() {
@@ -239,7 +240,10 @@ fn main() -> ExitCode {
         if di == 0 {
             first_failed = fail;
             if skip > 0 && no_skip {
-                println!("{skip} case(s) skipped and CNI_TEST_NO_SKIP is set: a skip is a failure here");
+                println!(
+                    "{skip} case(s) skipped and {} is set: a skip is a failure here",
+                    testutil::NO_SKIP_ENV
+                );
                 first_failed += skip;
             }
         }

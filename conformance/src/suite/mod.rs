@@ -187,15 +187,18 @@ impl Ctx {
 
     /// Differential check: the states `scenario` leaves with this dir equal
     /// the reference's for the same input. The reference side runs once per
-    /// `key`; when the reference itself fails there, nothing is compared.
+    /// `key`. Without a reference, or when its side failed, nothing was
+    /// compared: a skip with the reason, never a pass.
     pub fn differential(
         &self,
         key: &str,
         own: &[State],
-        scenario: impl Fn(&Path) -> Result<Vec<State>, Failure>,
+        scenario: impl Fn(&Ctx) -> Result<Vec<State>, Failure>,
     ) -> CaseResult {
         let Some(reference) = self.reference.clone() else {
-            return Ok(());
+            return Err(Failure::Skip(
+                "no reference plugins: nothing to compare with".into(),
+            ));
         };
         if self.is_reference() {
             return Ok(());
@@ -204,7 +207,7 @@ impl Ctx {
         let theirs = match cached {
             Some(r) => r,
             None => {
-                let r = scenario(&reference).map_err(|f| match f {
+                let r = scenario(&self.with_dir(&reference)).map_err(|f| match f {
                     Failure::Fail(s) | Failure::Skip(s) => s,
                 });
                 if let Ok(mut m) = self.ref_states.lock() {
@@ -213,7 +216,18 @@ impl Ctx {
                 r
             }
         };
-        let Ok(theirs) = theirs else { return Ok(()) };
+        let theirs = theirs.map_err(|e| {
+            Failure::Skip(format!(
+                "the reference's side of {key} failed, nothing compared: {e}"
+            ))
+        })?;
+        ensure(own.len() == theirs.len(), || {
+            format!(
+                "{} namespaces read, the reference's scenario {} (the scenario differs)",
+                own.len(),
+                theirs.len()
+            )
+        })?;
         let mut diff = String::new();
         for (i, (a, b)) in own.iter().zip(theirs.iter()).enumerate() {
             let d = a.without_marks().diff(&b.without_marks(), "ours", "reference");
@@ -297,5 +311,79 @@ impl Rng {
 impl Default for Rng {
     fn default() -> Self {
         Rng::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(dir: &str, reference: Option<&str>) -> Ctx {
+        Ctx {
+            dir: dir.into(),
+            reference: reference.map(PathBuf::from),
+            tmp: "/nonexistent-tmp".into(),
+            cni_run: "/nonexistent-cni-run".into(),
+            timeout: Duration::from_secs(1),
+            ref_states: RefStates::default(),
+        }
+    }
+
+    fn state(rule: &str) -> State {
+        let mut s = State::default();
+        s.rules.insert(rule.to_string());
+        s
+    }
+
+    #[test]
+    fn differential_without_reference_skips() {
+        let r = ctx("/ours", None).differential("k", &[state("a")], |_| Ok(vec![state("a")]));
+        assert!(
+            matches!(r, Err(Failure::Skip(ref s)) if s.contains("no reference")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn differential_skips_when_the_reference_side_failed() {
+        let c = ctx("/ours", Some("/theirs"));
+        let r = c.differential("k", &[state("a")], |_| Err(Failure::Fail("boom".into())));
+        assert!(
+            matches!(r, Err(Failure::Skip(ref s)) if s.contains("boom")),
+            "{r:?}"
+        );
+        // Cached: a later directory skips too, without running the scenario.
+        let r = c.differential("k", &[state("a")], |_| panic!("ran twice"));
+        assert!(matches!(r, Err(Failure::Skip(_))), "{r:?}");
+    }
+
+    #[test]
+    fn differential_compares_with_the_reference_dir() {
+        let c = ctx("/ours", Some("/theirs"));
+        let seen = Mutex::new(PathBuf::new());
+        let same = c.differential("same", &[state("a")], |r| {
+            *seen.lock().unwrap() = r.dir.clone();
+            Ok(vec![state("a")])
+        });
+        assert!(same.is_ok(), "{same:?}");
+        assert_eq!(*seen.lock().unwrap(), Path::new("/theirs"));
+        let differs = c.differential("differs", &[state("a")], |_| Ok(vec![state("b")]));
+        assert!(
+            matches!(differs, Err(Failure::Fail(ref s)) if s.contains("only in ours")),
+            "{differs:?}"
+        );
+        let fewer = c.differential("fewer", &[state("a"), state("a")], |_| Ok(vec![state("a")]));
+        assert!(
+            matches!(fewer, Err(Failure::Fail(ref s)) if s.contains("2 namespaces")),
+            "{fewer:?}"
+        );
+    }
+
+    #[test]
+    fn the_reference_column_is_not_compared_with_itself() {
+        let c = ctx("/theirs", Some("/theirs"));
+        assert!(c
+            .differential("k", &[state("a")], |_| panic!("compared with itself"))
+            .is_ok());
     }
 }

@@ -10,14 +10,19 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 /// Runs a command and returns its stdout; a non-zero exit is an error with stderr.
 pub fn sh(args: &[&str]) -> Result<String, String> {
     let (prog, rest) = args.split_first().ok_or("empty command")?;
-    let out = Command::new(prog)
-        .args(rest)
+    let mut cmd = Command::new(prog);
+    cmd.args(rest);
+    output(cmd, &args.join(" "))
+}
+
+/// [`sh`] for a prepared command (environment, wrapper); `what` names it in errors.
+pub fn output(mut cmd: Command, what: &str) -> Result<String, String> {
+    let out = cmd
         .output()
-        .map_err(|e| format!("failed to run {prog}: {e}"))?;
+        .map_err(|e| format!("failed to run {}: {e}", cmd.get_program().to_string_lossy()))?;
     if !out.status.success() {
         return Err(format!(
-            "`{}` failed: {}",
-            args.join(" "),
+            "`{what}` failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }

@@ -5,16 +5,17 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use cni_core::netns::NetNs;
 use serde_json::Value;
 
 use super::ns::Ns;
-use super::state::text;
+use super::state::{json_list, text};
 
 /// Echo requests per ping; a lost one costs about one second in all.
 pub const PINGS: u32 = 3;
@@ -64,19 +65,12 @@ fn received(summary: &str) -> Option<u32> {
         .and_then(|n| n.parse().ok())
 }
 
-/// Moves the calling thread into `ns` (network namespaces are per thread).
-fn enter(ns_path: &str) -> Result<(), String> {
-    let f = std::fs::File::open(ns_path).map_err(|e| format!("failed to open {ns_path}: {e}"))?;
-    // SAFETY: setns on a valid descriptor that stays open for the call; it
-    // changes only this thread's network namespace.
-    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc != 0 {
-        return Err(format!(
-            "setns into {ns_path}: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(())
+/// Runs `f` inside the namespace at `ns_path` and returns to this thread's
+/// own: a socket made there stays in that namespace.
+fn in_ns<T>(ns_path: &str, f: impl FnOnce() -> T) -> Result<T, String> {
+    NetNs::open(Path::new(ns_path))
+        .and_then(|ns| ns.run(f))
+        .map_err(|e| e.to_string())
 }
 
 const GREETING: &[u8] = b"sbr\n";
@@ -91,8 +85,8 @@ pub fn tcp(server: &Ns, client: &Ns, addr: IpAddr, port: u16, wait: Duration) ->
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let stop_server = Arc::clone(&stop);
     let srv = std::thread::spawn(move || -> Result<bool, String> {
-        let listener = enter(&server_path)
-            .and_then(|()| TcpListener::bind(sa).map_err(|e| format!("failed to listen on {sa}: {e}")))
+        let listener = in_ns(&server_path, || TcpListener::bind(sa))
+            .and_then(|l| l.map_err(|e| format!("failed to listen on {sa}: {e}")))
             .and_then(|l| {
                 l.set_nonblocking(true)
                     .map(|()| l)
@@ -131,8 +125,7 @@ pub fn tcp(server: &Ns, client: &Ns, addr: IpAddr, port: u16, wait: Duration) ->
         .recv_timeout(Duration::from_secs(5))
         .map_err(|_| format!("the listener on {sa} did not start"))??;
     let cli = std::thread::spawn(move || -> Result<bool, String> {
-        enter(&client_path)?;
-        let Ok(mut s) = TcpStream::connect_timeout(&sa, wait) else {
+        let Ok(mut s) = in_ns(&client_path, || TcpStream::connect_timeout(&sa, wait))? else {
             return Ok(false);
         };
         s.set_read_timeout(Some(wait))
@@ -160,6 +153,19 @@ pub fn route_get(ns: &Ns, dst: &str, src: Option<&str>) -> Result<Value, String>
 /// The outgoing device of [`route_get`].
 pub fn route_dev(ns: &Ns, dst: &str, src: Option<&str>) -> Result<String, String> {
     route_get(ns, dst, src).map(|r| text(&r, "dev"))
+}
+
+/// How often the root TBF of `dev` in `ns` held a packet back for want of
+/// tokens (`tc -s`'s overlimits): it grows only while the bucket is empty.
+pub fn tbf_overlimits(ns: &Ns, dev: &str) -> Result<u64, String> {
+    let out = ns.tc(&["-s", "-j", "qdisc", "show", "dev", dev])?;
+    let qs = json_list(&out)?;
+    qs.iter()
+        .find(|q| text(q, "kind") == "tbf" && q.get("root") == Some(&Value::Bool(true)))
+        .ok_or_else(|| format!("no root tbf on {dev}: {out}"))?
+        .get("overlimits")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("no overlimits counter on the tbf of {dev}: {out}"))
 }
 
 /// Every SNMP and netstat counter of `ns` (`nstat -asz`: absolute, zeros

@@ -24,7 +24,8 @@ pub struct State {
     pub raw_filters: Vec<Value>,
 }
 
-fn json_list(out: &str) -> Result<Vec<Value>, String> {
+/// iproute2's `-j` output as a list (empty output: none); bad JSON is an error.
+pub fn json_list(out: &str) -> Result<Vec<Value>, String> {
     if out.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -200,6 +201,31 @@ impl State {
             .filter_map(|q| serde_json::from_str::<Value>(q).ok())
             .filter(|q| q.get("dev").and_then(Value::as_str) == Some(dev))
             .collect()
+    }
+
+    /// Links, qdiscs and routes other than `lo`'s (the local table is left
+    /// out already): what a namespace made just for a runtime holds once its
+    /// pods are gone, one line each.
+    pub fn beyond_lo(&self) -> Vec<String> {
+        let on_lo = |v: &Value| v.get("dev").and_then(Value::as_str) == Some("lo");
+        let mut left = Vec::new();
+        for l in &self.raw_links {
+            let name = text(l, "ifname");
+            if name != "lo" {
+                left.push(format!("link {name}"));
+            }
+        }
+        for q in &self.qdiscs {
+            if serde_json::from_str::<Value>(q).map_or(true, |v| !on_lo(&v)) {
+                left.push(format!("qdisc {q}"));
+            }
+        }
+        for r in &self.routes {
+            if parse_line(r).is_none_or(|v| !on_lo(&v)) {
+                left.push(format!("route {r}"));
+            }
+        }
+        left
     }
 
     pub fn rules_containing(&self, needle: &str) -> Vec<&String> {

@@ -45,18 +45,12 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// The kernel's largest bucket: 2^32 - 1 ticks of `/proc/net/psched`.
+/// The kernel's largest bucket: 2^32 - 1 ticks of the scheduler clock. The
+/// clock comes from the one parser of `/proc/net/psched`; the arithmetic
+/// stays the suite's own, an oracle independent of the plugin's.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn kernel_max_bytes(rate: u64) -> u64 {
-    let text = std::fs::read_to_string("/proc/net/psched").unwrap_or_default();
-    let words: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|w| u32::from_str_radix(w, 16).ok().map(f64::from))
-        .collect();
-    let ticks_per_us = match words.as_slice() {
-        [t2us, us2t, clock, ..] if *us2t > 0.0 => t2us / us2t * clock / 1e6,
-        _ => 15.625,
-    };
+    let ticks_per_us = bandwidth::tbf::Psched::read().ticks_per_us;
     (f64::from(u32::MAX) / ticks_per_us * rate as f64 / 1e6) as u64
 }
 
@@ -215,7 +209,7 @@ fn upstream_chain(ctx: &Ctx) -> CaseResult {
 }
 
 /// ICMP echoes of exactly the MTU, unfragmented, from the container and to
-/// it, through buckets configured at 100 bytes.
+/// it, through buckets configured at 100 bytes: all three must come back.
 fn full_size_pings(ctx: &Ctx) -> CaseResult {
     for mtu in [1500u32, 512] {
         let cid = format!("bw-ping-{mtu}");
@@ -231,12 +225,14 @@ fn full_size_pings(ctx: &Ctx) -> CaseResult {
         ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
         let size = (mtu - 28).to_string();
         for (ns, to) in [(&p.ctr, p.gateway()), (&p.host, p.addr())] {
+            // With a deadline (-w), ping fails unless all three replies come
+            // back; with -c alone one reply of three would do.
             let out = ns.exec(&[
-                "ping", "-c", "3", "-i", "0.3", "-W", "2", "-M", "do", "-s", &size, &to,
+                "ping", "-c", "3", "-w", "5", "-i", "0.3", "-W", "2", "-M", "do", "-s", &size, &to,
             ]);
             ensure(out.is_ok(), || {
                 format!(
-                    "MTU {mtu}: {}-byte pings to {to} were lost ({})",
+                    "MTU {mtu}: fewer than 3 of 3 {}-byte pings to {to} came back ({})",
                     mtu,
                     out.err().unwrap_or_default()
                 )

@@ -129,7 +129,7 @@ fn both(ctx: &Ctx) -> CaseResult {
     let st = scenario(ctx, "bw-both", BOTH)?;
     has_tbf(&st[0], "vh0", 1_000_000, 100_000)?;
     has_egress(&st[0], &ifb_name("bwnet", "bw-both"), 2_000_000, 200_000)?;
-    ctx.differential("bw-both", &st, |d| scenario(&ctx.with_dir(d), "bw-both", BOTH))
+    ctx.differential("bw-both", &st, |c| scenario(c, "bw-both", BOTH))
 }
 
 const INGRESS: &[(&str, u64)] = &[("ingressRate", 8_000_000), ("ingressBurst", 80_000)];
@@ -141,14 +141,14 @@ fn ingress_only(ctx: &Ctx) -> CaseResult {
     ensure(st[0].links_of_kind("ifb").is_empty(), || {
         "an ifb was made without egress limits".into()
     })?;
-    ctx.differential("bw-in", &st, |d| scenario(&ctx.with_dir(d), "bw-in", INGRESS))
+    ctx.differential("bw-in", &st, |c| scenario(c, "bw-in", INGRESS))
 }
 
 fn egress_only(ctx: &Ctx) -> CaseResult {
     let st = scenario(ctx, "bw-out", EGRESS)?;
     no_root_tbf(&st[0], "vh0")?;
     has_egress(&st[0], &ifb_name("bwnet", "bw-out"), 8_000_000, 80_000)?;
-    ctx.differential("bw-out", &st, |d| scenario(&ctx.with_dir(d), "bw-out", EGRESS))
+    ctx.differential("bw-out", &st, |c| scenario(c, "bw-out", EGRESS))
 }
 
 fn rc_conf(p: &Pod) -> Value {
@@ -167,7 +167,7 @@ fn runtime_config(ctx: &Ctx) -> CaseResult {
     let st = rc_scenario(ctx)?;
     has_tbf(&st[0], "vh0", 4_000_000, 40_000)?;
     has_egress(&st[0], &ifb_name("bwnet", "bw-rc"), 6_000_000, 60_000)?;
-    ctx.differential("bw-rc", &st, |d| rc_scenario(&ctx.with_dir(d)))
+    ctx.differential("bw-rc", &st, rc_scenario)
 }
 
 fn static_wins(ctx: &Ctx) -> CaseResult {
@@ -188,7 +188,7 @@ const FAST: &[(&str, u64)] = &[("ingressRate", 40_000_000_000), ("ingressBurst",
 fn rate64(ctx: &Ctx) -> CaseResult {
     let st = scenario(ctx, "bw-fast", FAST)?;
     has_tbf(&st[0], "vh0", 40_000_000_000, 80_000_000)?;
-    ctx.differential("bw-fast", &st, |d| scenario(&ctx.with_dir(d), "bw-fast", FAST))
+    ctx.differential("bw-fast", &st, |c| scenario(c, "bw-fast", FAST))
 }
 
 fn one_mirred(ctx: &Ctx) -> CaseResult {
@@ -352,7 +352,7 @@ fn case_insensitive(ctx: &Ctx) -> CaseResult {
     let st = ci_scenario(ctx)?;
     has_tbf(&st[0], "vh0", 4_000_000, 40_000)?;
     has_egress(&st[0], &ifb_name("bwnet", "bw-ci"), 6_000_000, 60_000)?;
-    ctx.differential("bw-ci", &st, |d| ci_scenario(&ctx.with_dir(d)))
+    ctx.differential("bw-ci", &st, ci_scenario)
 }
 
 fn alias(ctx: &Ctx) -> CaseResult {

@@ -201,7 +201,8 @@ fn bw_foreign_root(ctx: &Ctx) -> CaseResult {
 }
 
 /// Filters of someone else on the veth's ingress, one at the redirect's own
-/// priority: kept by ADD, and by DEL with the ingress qdisc they sit on.
+/// priority: kept by ADD, which adds its redirect beside them, and by DEL
+/// with the ingress qdisc they sit on.
 fn bw_foreign_filters(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-filters")?;
     p.host
@@ -225,6 +226,20 @@ fn bw_foreign_filters(ctx: &Ctx) -> CaseResult {
     ensure(theirs(&after_add) == 2, || {
         format!("ADD removed someone's filters: {:?}", after_add.filters)
     })?;
+    // And the redirect of this attachment sits beside them, at pref 1 too.
+    let ours = format!("\"to_dev\":\"{}\"", ifb_name("bwnet", "fr-filters"));
+    ensure(
+        after_add
+            .filters
+            .iter()
+            .any(|f| f.contains("dev=vh0") && f.contains("pref=1") && f.contains(&ours)),
+        || {
+            format!(
+                "ADD made no redirect to its ifb beside someone's filters: {:?}",
+                after_add.filters
+            )
+        },
+    )?;
     ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
     unchanged(&p.states()?, &before, "DEL changed someone's filters or qdisc")
 }

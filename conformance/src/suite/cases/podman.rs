@@ -1,8 +1,12 @@
-//! podman with its CNI backend on a ptp + bandwidth + sbr conflist. The one
-//! case whose "host" is the machine's root namespace (podman's own): ptp
-//! makes the host veths there, in 10.251.N.0/24 (N from the pid), and
-//! podman removes them; the case checks that nothing is left and restores
-//! ip_forward.
+//! podman with its CNI backend on a ptp + bandwidth + sbr conflist. Every
+//! podman call runs under `nsenter --net` in a namespace the case makes (as
+//! the containerd cases run their daemon): rootful podman runs the CNI
+//! plugins itself, and conmon and its cleanup call inherit the namespace,
+//! so the host veths, addresses, routes, ifb, qdiscs and ptp's ip_forward
+//! stay there. `nsenter` and not `ip netns exec`, whose own mount namespace
+//! would hide podman's `/run/netns/cni-*` bind mounts from the next call.
+//! podman's storage, per-boot files and event log live in the case's
+//! scratch directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +16,9 @@ use serde_json::{json, Value};
 
 use crate::cache::{self, Cached};
 use crate::exec::Invocation;
-use crate::suite::pod::ifb_name;
+use crate::suite::cri::{find_program, image};
+use crate::suite::ns::{self, Ns};
+use crate::suite::state::State;
 use crate::suite::{block_on, ensure, Case, CaseResult, Ctx, Failure};
 
 pub fn cases() -> Vec<Case> {
@@ -27,100 +33,75 @@ pub fn cases() -> Vec<Case> {
 const RATE: u64 = 8_000_000;
 const BLOB_KIB: usize = 2048;
 
-fn which(prog: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
-        .unwrap_or(false)
-}
-
-/// Runs podman with our containers.conf.
 /// The storage.conf beside a containers.conf: images and containers live in
 /// the case's scratch directory, not in the machine's podman storage.
 fn storage_conf(conf: &Path) -> PathBuf {
     conf.with_file_name("storage.conf")
 }
 
-fn podman(conf: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("podman")
-        .args(args)
-        .env("CONTAINERS_CONF", conf)
-        .env("CONTAINERS_STORAGE_CONF", storage_conf(conf))
-        .output()
-        .map_err(|e| format!("failed to run podman: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "podman {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Removes what the case made in podman and puts ip_forward back.
-struct Cleanup {
+/// podman with our containers.conf, inside the case's namespace. Dropping
+/// it removes the containers and the image it names, then the namespace.
+struct Podman {
     conf: PathBuf,
     names: Vec<String>,
     image: String,
-    ip_forward: Option<String>,
+    ns: Ns,
 }
 
-impl Drop for Cleanup {
+impl Podman {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", self.ns.path()))
+            .arg("podman")
+            .args(args)
+            .env("CONTAINERS_CONF", &self.conf)
+            .env("CONTAINERS_STORAGE_CONF", storage_conf(&self.conf));
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Result<String, String> {
+        ns::output(self.command(args), &format!("podman {}", args.join(" "))).map(|o| o.trim().to_string())
+    }
+}
+
+impl Drop for Podman {
     fn drop(&mut self) {
         for n in &self.names {
-            let _ = podman(&self.conf, &["rm", "-f", "-t", "0", n]);
+            let _ = self.run(&["rm", "-f", "-t", "0", n]);
         }
-        let _ = podman(&self.conf, &["rmi", "-f", &self.image]);
-        if let Some(v) = &self.ip_forward {
-            let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", v);
-        }
+        let _ = self.run(&["rmi", "-f", &self.image]);
     }
 }
 
-fn root_has_subnet(subnet: &str) -> Result<bool, String> {
-    let out = crate::suite::ns::sh(&["ip", "-j", "-4", "addr", "show"])?;
-    Ok(out.contains(&format!("\"{subnet}."))
-        || crate::suite::ns::sh(&["ip", "-4", "route", "show"])?.contains(&format!("{subnet}.")))
-}
-
-fn make_image(dir: &Path, conf: &Path, image: &str) -> Result<(), String> {
+fn make_image(dir: &Path, podman: &Podman) -> Result<(), String> {
     let root = dir.join("rootfs");
-    for d in ["bin", "www", "proc", "sys", "dev", "etc", "tmp"] {
-        std::fs::create_dir_all(root.join(d)).map_err(|e| format!("mkdir: {e}"))?;
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).map_err(|e| format!("copy busybox: {e}"))?;
-    for a in ["sh", "ip", "wget", "httpd", "sleep", "time", "cat"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(a))
-            .map_err(|e| format!("symlink: {e}"))?;
-    }
-    std::fs::write(root.join("www/blob"), vec![0u8; BLOB_KIB * 1024]).map_err(|e| format!("blob: {e}"))?;
+    image::busybox_rootfs(&root, &["sh", "ip", "wget", "httpd", "sleep", "time", "cat"])?;
+    let www = root.join("www");
+    std::fs::create_dir_all(&www).map_err(|e| format!("mkdir: {e}"))?;
+    std::fs::write(www.join("blob"), vec![0u8; BLOB_KIB * 1024]).map_err(|e| format!("blob: {e}"))?;
     let tar = dir.join("rootfs.tar");
-    crate::suite::ns::sh(&[
-        "tar",
-        "-C",
-        &root.display().to_string(),
-        "-cf",
-        &tar.display().to_string(),
-        ".",
-    ])?;
-    podman(conf, &["import", &tar.display().to_string(), image]).map(|_| ())
+    image::tar(&root, &tar, &["."])?;
+    podman
+        .run(&["import", &tar.display().to_string(), &podman.image])
+        .map(|_| ())
 }
 
 fn podman_case(ctx: &Ctx) -> CaseResult {
-    // Per run, so two suites at once (or a rerun after a crash) do not meet.
+    // Per run, so two suites at once (or a rerun after a crash) do not meet
+    // in podman's cache entries; the subnet is the case's namespace's alone.
     let pid = std::process::id();
     let net = format!("cnfpod{pid}");
-    let subnet = format!("10.251.{}", 10 + pid % 240);
-    for tool in ["podman", "runc", "tar"] {
-        if !which(tool) {
+    let subnet = "10.251.0";
+    for tool in ["podman", "runc", "tar", "nsenter"] {
+        if find_program(tool).is_none() {
             return Err(Failure::Skip(format!("{tool} is not installed")));
         }
     }
-    if !Path::new("/bin/busybox").is_file() {
-        return Err(Failure::Skip("busybox-static is not installed".into()));
-    }
-    if root_has_subnet(&subnet)? {
-        return Err(Failure::Skip(format!("{subnet}.0/24 is in use on this machine")));
+    if !Path::new(image::BUSYBOX).is_file() {
+        return Err(Failure::Skip(format!(
+            "{} is not installed (Debian package busybox-static)",
+            image::BUSYBOX
+        )));
     }
     let base = ctx.scratch("podman")?;
     let (netd, netd_check, ipam) = (base.join("net.d"), base.join("net.d-check"), base.join("ipam"));
@@ -129,12 +110,13 @@ fn podman_case(ctx: &Ctx) -> CaseResult {
     }
     let dirs: Vec<String> = ctx.cni_path().split(':').map(|s| format!("{s:?}")).collect();
     let conf = base.join("containers.conf");
+    let path = |p: &str| format!("{:?}", base.join(p).display().to_string());
     std::fs::write(
         storage_conf(&conf),
         format!(
-            "[storage]\ndriver = \"vfs\"\ngraphroot = {:?}\nrunroot = {:?}\n",
-            base.join("storage").display().to_string(),
-            base.join("run").display().to_string()
+            "[storage]\ndriver = \"vfs\"\ngraphroot = {}\nrunroot = {}\n",
+            path("storage"),
+            path("run")
         ),
     )
     .map_err(|e| format!("storage.conf: {e}"))?;
@@ -142,9 +124,12 @@ fn podman_case(ctx: &Ctx) -> CaseResult {
         &conf,
         format!(
             "[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [{}]\nnetwork_config_dir = {:?}\n\
-             [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+             [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+             events_logfile_path = {}\ntmp_dir = {}\n",
             dirs.join(", "),
-            netd.display().to_string()
+            netd.display().to_string(),
+            path("events.log"),
+            path("libpod-tmp")
         ),
     )
     .map_err(|e| format!("containers.conf: {e}"))?;
@@ -160,29 +145,23 @@ fn podman_case(ctx: &Ctx) -> CaseResult {
     write(&netd, list(vec![ptp, bw.clone(), json!({"type": "sbr"})]))?;
     write(&netd_check, list(vec![bw, json!({"type": "sbr"})]))?;
 
-    let (server, client, image) = (
-        format!("cnf{pid}-srv"),
-        format!("cnf{pid}-cli"),
-        format!("localhost/cnf{pid}:test"),
-    );
-    let _cleanup = Cleanup {
+    let (server, client) = (format!("cnf{pid}-srv"), format!("cnf{pid}-cli"));
+    let podman = Podman {
         conf: conf.clone(),
         names: vec![server.clone(), client.clone()],
-        image: image.clone(),
-        ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok(),
+        image: format!("localhost/cnf{pid}:test"),
+        ns: Ns::new()?,
     };
-    make_image(&base, &conf, &image)?;
+    let image = podman.image.clone();
+    make_image(&base, &podman)?;
     let limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000"];
     let mut run = vec!["run", "-d", "--name", &server, "--network", net.as_str()];
     run.extend(limits);
     run.extend([image.as_str(), "httpd", "-f", "-p", "8080", "-h", "/www"]);
-    let cid = podman(&conf, &run)?;
+    let cid = podman.run(&run)?;
 
     // Inside: the rule from the address and its table's default route.
-    let addr = podman(
-        &conf,
-        &["exec", &server, "ip", "-4", "-o", "addr", "show", "eth0"],
-    )?;
+    let addr = podman.run(&["exec", &server, "ip", "-4", "-o", "addr", "show", "eth0"])?;
     let ip = addr
         .split_whitespace()
         .skip_while(|w| *w != "inet")
@@ -190,14 +169,14 @@ fn podman_case(ctx: &Ctx) -> CaseResult {
         .and_then(|c| c.split('/').next())
         .ok_or_else(|| format!("no address in {addr}"))?
         .to_string();
-    let rules = podman(&conf, &["exec", &server, "ip", "rule"])?;
+    let rules = podman.run(&["exec", &server, "ip", "rule"])?;
     let table = rules
         .lines()
         .find(|l| l.contains(&format!("from {ip} lookup")))
         .and_then(|l| l.split_whitespace().last())
         .ok_or_else(|| format!("no rule from {ip} inside: {rules}"))?
         .to_string();
-    let routes = podman(&conf, &["exec", &server, "ip", "route", "show", "table", &table])?;
+    let routes = podman.run(&["exec", &server, "ip", "route", "show", "table", &table])?;
     ensure(
         routes.contains(&format!("default via {subnet}.1 dev eth0")),
         || format!("table {table} inside lacks the default route: {routes}"),
@@ -214,10 +193,7 @@ fn podman_case(ctx: &Ctx) -> CaseResult {
             )))
         }
     }
-    let netns = podman(
-        &conf,
-        &["inspect", "-f", "{{.NetworkSettings.SandboxKey}}", &server],
-    )?;
+    let netns = podman.run(&["inspect", "-f", "{{.NetworkSettings.SandboxKey}}", &server])?;
     let mut inv = Invocation::new(&ctx.cni_run);
     inv.args = [
         "check",
@@ -234,6 +210,8 @@ fn podman_case(ctx: &Ctx) -> CaseResult {
         .env("CNI_PATH", ctx.cni_path());
     inv.clear_env = true;
     inv.timeout = ctx.timeout;
+    // Where podman ran the chain: bandwidth's host side is the case's namespace.
+    inv.wrapper = vec!["nsenter".into(), format!("--net={}", podman.ns.path()).into()];
     let out = block_on(inv.run()).map_err(|e| e.to_string())?;
     // A failed CHECK is reported at the end: traffic and cleanup are still judged.
     let check_failed =
@@ -257,10 +235,8 @@ fn podman_case(ctx: &Ctx) -> CaseResult {
     run.extend(limits);
     run.extend([image.as_str(), "sh", "-c", &script]);
     let t = Instant::now();
-    let out = Command::new("podman")
-        .args(&run)
-        .env("CONTAINERS_CONF", &conf)
-        .env("CONTAINERS_STORAGE_CONF", storage_conf(&conf))
+    let out = podman
+        .command(&run)
         .output()
         .map_err(|e| format!("podman run: {e}"))?;
     let wall = t.elapsed().as_secs_f64();
@@ -272,18 +248,10 @@ fn podman_case(ctx: &Ctx) -> CaseResult {
         format!("download of {BLOB_KIB} KiB took {secs:.2}s (podman run {wall:.2}s), shaped at {RATE} bit/s it takes about {expected:.2}s")
     })?;
 
-    podman(&conf, &["rm", "-f", "-t", "0", &server])?;
-    let links = crate::suite::ns::sh(&["ip", "-j", "link", "show"])?;
-    let ifb = ifb_name(net.as_str(), &cid);
-    ensure(!links.contains(&ifb), || {
-        format!("ifb {ifb} left in the root namespace")
-    })?;
-    ensure(!root_has_subnet(&subnet)?, || {
-        format!("{subnet}.0/24 addresses or routes left in the root namespace")
-    })?;
-    let qdiscs = crate::suite::ns::sh(&["tc", "qdisc", "show"])?;
-    ensure(!qdiscs.contains("tbf") && !qdiscs.contains("ingress"), || {
-        format!("qdiscs left: {qdiscs}")
+    podman.run(&["rm", "-f", "-t", "0", &server])?;
+    let left = State::read(&podman.ns)?.beyond_lo();
+    ensure(left.is_empty(), || {
+        format!("podman rm left in the host namespace: {}", left.join(", "))
     })?;
     let leftovers: Vec<String> = std::fs::read_dir(Path::new(cache::DEFAULT_DIR).join("results"))
         .map(|rd| {

@@ -45,7 +45,6 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// A copy of `ctx` pointing at another plugin dir (the reference side of a differential).
 /// A pod like [`pod`] whose container has IPv6 disabled before its
 /// interfaces exist, so that no `fe80::/64` route is there to move.
 fn pod_v4(container_id: &str) -> Result<Pod, String> {
@@ -119,7 +118,7 @@ fn single(ctx: &Ctx) -> CaseResult {
     has_default_via(&st[1], "100", "10.250.0.1", "eth0")?;
     let left = main_routes_on(&st[1], "eth0", "4");
     ensure(left.is_empty(), || format!("eth0 routes left in main: {left:?}"))?;
-    ctx.differential("sbr-single", &st, |d| single_scenario(&ctx.with_dir(d)))
+    ctx.differential("sbr-single", &st, single_scenario)
 }
 
 fn second_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
@@ -147,7 +146,7 @@ fn second_interface(ctx: &Ctx) -> CaseResult {
     ensure(main_net1.is_empty(), || {
         format!("net1 routes left in main: {main_net1:?}")
     })?;
-    ctx.differential("sbr-net1", &st, |d| second_scenario(&ctx.with_dir(d)))
+    ctx.differential("sbr-net1", &st, second_scenario)
 }
 
 fn taken_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
@@ -162,7 +161,7 @@ fn tables_taken(ctx: &Ctx) -> CaseResult {
     let t = rule_table(&st[1], "10.250.0.2")?;
     ensure(t == "102", || format!("rule uses table {t}, want 102"))?;
     has_default_via(&st[1], "102", "10.250.0.1", "eth0")?;
-    ctx.differential("sbr-taken", &st, |d| taken_scenario(&ctx.with_dir(d)))
+    ctx.differential("sbr-taken", &st, taken_scenario)
 }
 
 fn nogw_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
@@ -177,7 +176,7 @@ fn nogw_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
 fn no_gateway(ctx: &Ctx) -> CaseResult {
     let st = nogw_scenario(ctx)?;
     rule_table(&st[1], "10.250.0.2")?;
-    ctx.differential("sbr-nogw", &st, |d| nogw_scenario(&ctx.with_dir(d)))
+    ctx.differential("sbr-nogw", &st, nogw_scenario)
 }
 
 fn v031_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
@@ -189,7 +188,7 @@ fn v031(ctx: &Ctx) -> CaseResult {
     let st = v031_scenario(ctx)?;
     let t = rule_table(&st[1], "10.250.0.2")?;
     has_default_via(&st[1], &t, "10.250.0.1", "eth0")?;
-    ctx.differential("sbr-v031", &st, |d| v031_scenario(&ctx.with_dir(d)))
+    ctx.differential("sbr-v031", &st, v031_scenario)
 }
 
 /// Not differential: the reference moves the IPv6 link-local route of an

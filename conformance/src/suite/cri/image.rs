@@ -15,7 +15,7 @@ pub const PAUSE_REF: &str = "localhost/cnf-pause:1";
 
 pub const BUSYBOX: &str = "/bin/busybox";
 
-fn sha256_hex(data: &[u8]) -> String {
+pub fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -41,6 +41,39 @@ fn write(path: &Path, data: &[u8]) -> Result<(), String> {
     std::fs::write(path, data).map_err(|e| format!("failed to write {}: {e}", path.display()))
 }
 
+/// A busybox-static root filesystem at `root`: the usual top directories,
+/// busybox and a link per applet. The suite's images (the pause image, the
+/// podman case's) are made of it.
+pub fn busybox_rootfs(root: &Path, applets: &[&str]) -> Result<(), String> {
+    for d in ["bin", "proc", "sys", "dev", "etc", "tmp"] {
+        std::fs::create_dir_all(root.join(d))
+            .map_err(|e| format!("failed to create the image rootfs: {e}"))?;
+    }
+    std::fs::copy(BUSYBOX, root.join("bin/busybox")).map_err(|e| format!("failed to copy {BUSYBOX}: {e}"))?;
+    for applet in applets {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))
+            .map_err(|e| format!("failed to link {applet}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A tar at `out` of `entries` under `dir`, owned by root (numeric ids).
+pub fn tar(dir: &Path, out: &Path, entries: &[&str]) -> Result<(), String> {
+    let (dir, out) = (dir.display().to_string(), out.display().to_string());
+    let mut v = vec![
+        "tar",
+        "--owner=0",
+        "--group=0",
+        "--numeric-owner",
+        "-C",
+        &dir,
+        "-cf",
+        &out,
+    ];
+    v.extend_from_slice(entries);
+    sh(&v).map(|_| ())
+}
+
 /// Writes the archive under `dir` (once; later calls reuse it) and returns its path.
 pub fn pause_archive(dir: &Path) -> Result<PathBuf, String> {
     let archive = dir.join("pause.tar");
@@ -49,28 +82,9 @@ pub fn pause_archive(dir: &Path) -> Result<PathBuf, String> {
     }
     let work = dir.join("pause-image");
     let root = work.join("rootfs");
-    for d in ["bin", "proc", "sys", "dev", "etc", "tmp"] {
-        std::fs::create_dir_all(root.join(d))
-            .map_err(|e| format!("failed to create the image rootfs: {e}"))?;
-    }
-    std::fs::copy(BUSYBOX, root.join("bin/busybox")).map_err(|e| format!("failed to copy {BUSYBOX}: {e}"))?;
-    for applet in ["sleep", "sh"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))
-            .map_err(|e| format!("failed to link {applet}: {e}"))?;
-    }
+    busybox_rootfs(&root, &["sleep", "sh"])?;
     let layer = work.join("layer.tar");
-    let tar = |args: &[&str]| {
-        let mut v = vec!["tar", "--owner=0", "--group=0", "--numeric-owner"];
-        v.extend_from_slice(args);
-        sh(&v).map(|_| ())
-    };
-    tar(&[
-        "-C",
-        &root.display().to_string(),
-        "-cf",
-        &layer.display().to_string(),
-        ".",
-    ])?;
+    tar(&root, &layer, &["."])?;
     let layer_bytes = std::fs::read(&layer).map_err(|e| format!("failed to read the layer: {e}"))?;
     let config = config_json(&sha256_hex(&layer_bytes));
     let config_file = format!("{}.json", sha256_hex(&config));
@@ -80,15 +94,7 @@ pub fn pause_archive(dir: &Path) -> Result<PathBuf, String> {
         &manifest_json(&config_file, "layer.tar"),
     )?;
     let partial = dir.join("pause.tar.part");
-    tar(&[
-        "-C",
-        &work.display().to_string(),
-        "-cf",
-        &partial.display().to_string(),
-        "manifest.json",
-        &config_file,
-        "layer.tar",
-    ])?;
+    tar(&work, &partial, &["manifest.json", &config_file, "layer.tar"])?;
     std::fs::rename(&partial, &archive).map_err(|e| format!("failed to move the archive in place: {e}"))?;
     let _ = std::fs::remove_dir_all(&work);
     Ok(archive)

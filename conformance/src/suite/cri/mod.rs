@@ -53,11 +53,11 @@ const SHIM_SOCKETS: &str = "/run/containerd/s";
 /// Deadline of one CRI call (RunPodSandbox runs the whole CNI chain).
 const CALL_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// `prog` on `PATH` (the usual directories without one), executable.
 pub fn find_program(prog: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(prog))
-        .find(|p| p.is_file())
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    crate::exec::find_in_path(prog, &dirs)
 }
 
 /// What is missing to run containerd here, as one sentence; `None` when all is there.
@@ -536,10 +536,9 @@ fn cmdline(pid: i32) -> Vec<String> {
 
 /// The socket containerd 1.6's runc shim listens on; a killed shim leaves it.
 pub fn shim_socket(address: &str, namespace: &str, id: &str) -> PathBuf {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::digest(format!("{address}/{namespace}/{id}").as_bytes());
-    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-    Path::new(SHIM_SOCKETS).join(hex)
+    Path::new(SHIM_SOCKETS).join(image::sha256_hex(
+        format!("{address}/{namespace}/{id}").as_bytes(),
+    ))
 }
 
 /// Mount points at or below `dir`, deepest first.
@@ -602,6 +601,35 @@ fn remove_leftovers(base: &Path, cgroup_parent: &str) {
     }
 }
 
+/// The network go-cni adds on `lo` for every pod (`WithLoNetwork`): libcni
+/// caches it as `cni-loopback-<sandbox id>-lo`, beside the pod's own entry.
+pub const LOOPBACK_NETWORK: &str = "cni-loopback";
+
+/// A libcni cache file name of the loopback network.
+pub fn is_loopback_entry(name: &str) -> bool {
+    name.starts_with(&format!("{LOOPBACK_NETWORK}-")) && name.ends_with("-lo")
+}
+
+/// The sandbox (network namespace path) a loopback cache entry names.
+pub fn loopback_sandbox(c: &crate::cache::Cached) -> Option<String> {
+    c.result()?
+        .pointer("/interfaces/0/sandbox")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The suite run a loopback cache entry belongs to: its sandbox lies under
+/// that run's scratch dir and its pod UID (`cnf-<label>-<pid>`, see
+/// [`Containerd::run_pod`]) names the same run.
+fn loopback_run(c: &crate::cache::Cached) -> Option<u32> {
+    let crate::cache::Cached::V1(e) = c else {
+        return None;
+    };
+    let run = run_of(&loopback_sandbox(c)?)?;
+    let uid = &e.cni_args.iter().find(|(k, _)| k == "K8S_POD_UID")?.1;
+    (uid.starts_with("cnf-") && uid.rsplit('-').next()? == run.to_string()).then_some(run)
+}
+
 /// The run (suite pid) a scratch path belongs to: `.../cni-conformance-PID/...`.
 fn run_of(path: &str) -> Option<u32> {
     path.split('/')
@@ -660,14 +688,22 @@ pub fn sweep_stale() {
         let _ = std::fs::remove_dir("/run/containerd");
     }
     // libcni's cache entries of pods the dead runs never deleted: their
-    // networks are named cnfcri<pid>-<dir> (the links went with the namespaces).
+    // networks are named cnfcri<pid>-<dir> (the links went with the
+    // namespaces), and go-cni's loopback entries name the run in their
+    // sandbox path and pod UID.
     if let Ok(rd) = std::fs::read_dir(Path::new(crate::cache::DEFAULT_DIR).join("results")) {
         for e in rd.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
-            let run = name
-                .strip_prefix("cnfcri")
-                .and_then(|r| r.split('-').next())
-                .and_then(|p| p.parse::<u32>().ok());
+            let run = if is_loopback_entry(&name) {
+                crate::cache::read(&e.path())
+                    .ok()
+                    .flatten()
+                    .and_then(|c| loopback_run(&c))
+            } else {
+                name.strip_prefix("cnfcri")
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|p| p.parse::<u32>().ok())
+            };
             if run.is_some_and(|r| !alive(r)) {
                 let _ = std::fs::remove_file(e.path());
             }
@@ -705,6 +741,26 @@ mod tests {
             ),
             Path::new("/run/containerd/s/7f15e37b0ecb2220e59652dd8b79c99a64fce1032489948e39255ae5517861bc")
         );
+    }
+
+    #[test]
+    fn loopback_entries_name_their_run() {
+        let entry = |sandbox: &str, uid: &str| {
+            let v = serde_json::json!({"kind": "cniCacheV1", "containerId": "98a2", "ifName": "lo",
+                "networkName": "cni-loopback", "config": "",
+                "cniArgs": [["K8S_POD_NAMESPACE", "cnf"], ["K8S_POD_UID", uid]],
+                "result": {"cniVersion": "0.3.1", "interfaces": [{"name": "lo", "sandbox": sandbox}]}});
+            crate::cache::Cached::V1(Box::new(crate::cache::Entry::from_json(&v).unwrap()))
+        };
+        let ns = "/tmp/cni-conformance-15240/0/containerd-1m/state/io.containerd.grpc.v1.cri/netns/cni-083e";
+        assert_eq!(loopback_run(&entry(ns, "cnf-1m-15240")), Some(15240));
+        assert_eq!(loopback_sandbox(&entry(ns, "x")).as_deref(), Some(ns));
+        // Both must name the run: someone else's pod under such a path, or ours elsewhere, is not swept.
+        assert_eq!(loopback_run(&entry(ns, "cnf-1m-15241")), None);
+        assert_eq!(loopback_run(&entry(ns, "kube-pod-15240")), None);
+        assert_eq!(loopback_run(&entry("/var/run/netns/cni-1", "cnf-1m-15240")), None);
+        assert!(is_loopback_entry("cni-loopback-98a2-lo"));
+        assert!(!is_loopback_entry("cnfcri1-0-98a2-eth0"));
     }
 
     #[test]
