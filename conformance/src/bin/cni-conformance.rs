@@ -24,6 +24,8 @@ options:
   --cni-run PATH      the cni-run binary (default: next to this one)
   --timeout SECONDS   per plugin call (default 30)
   --list              list the cases and exit
+  --require-features  a case whose kernel features are missing fails (default:
+                      shown as n/a; scripts/test-vm boots a kernel with them)
   -v, --verbose       print every failure's details, also for later dirs";
 
 struct Opts {
@@ -34,6 +36,7 @@ struct Opts {
     timeout: Duration,
     list: bool,
     verbose: bool,
+    require_features: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -45,6 +48,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         timeout: Duration::from_secs(30),
         list: false,
         verbose: false,
+        require_features: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -60,6 +64,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                 o.timeout = Duration::from_secs(v.parse().map_err(|_| format!("bad --timeout {v}"))?);
             }
             "--list" => o.list = true,
+            "--require-features" => o.require_features = true,
             "-v" | "--verbose" => o.verbose = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
@@ -85,6 +90,7 @@ fn cell(r: &Result<(), Failure>) -> &'static str {
         Ok(()) => "pass",
         Err(Failure::Fail(_)) => "FAIL",
         Err(Failure::Skip(_)) => "—",
+        Err(Failure::NotHere(_)) => "n/a",
     }
 }
 
@@ -113,7 +119,12 @@ fn main() -> ExitCode {
         .collect();
     if opts.list {
         for c in &all {
-            println!("{:<10} {}", c.group, c.name);
+            let needs = if c.needs.is_empty() {
+                String::new()
+            } else {
+                format!(" (needs {})", c.needs.join(", "))
+            };
+            println!("{:<10} {}{needs}", c.group, c.name);
         }
         return ExitCode::SUCCESS;
     }
@@ -161,7 +172,7 @@ fn main() -> ExitCode {
         };
         for (ci, case) in all.iter().enumerate() {
             let t = Instant::now();
-            let r = (case.run)(&ctx);
+            let r = case.run(&ctx);
             eprintln!(
                 "[{:>6.2}s] {} | {:<9} {} | {}",
                 t.elapsed().as_secs_f64(),
@@ -201,7 +212,7 @@ fn main() -> ExitCode {
     // skipped case of the first column fails the run.
     let no_skip = testutil::no_skip();
     for (di, d) in opts.dirs.iter().enumerate() {
-        let (mut pass, mut fail, mut skip) = (0, 0, 0);
+        let (mut pass, mut fail, mut skip, mut not_here) = (0, 0, 0, 0);
         for (ci, case) in all.iter().enumerate() {
             match &results[ci][di] {
                 Ok(()) => pass += 1,
@@ -210,6 +221,17 @@ fn main() -> ExitCode {
                     if di == 0 || opts.verbose {
                         println!(
                             "\n-- skipped for {}: {}: {}\n{why}",
+                            d.display(),
+                            case.group,
+                            case.name
+                        );
+                    }
+                }
+                Err(Failure::NotHere(why)) => {
+                    not_here += 1;
+                    if di == 0 || opts.verbose {
+                        println!(
+                            "\n-- not run for {}: {}: {}\n{why}",
                             d.display(),
                             case.group,
                             case.name
@@ -232,13 +254,20 @@ fn main() -> ExitCode {
         }
         // Worded unlike a test runner's closing line: the reference column
         // is expected to fail and must not read as this run's verdict.
-        let total = pass + fail + skip;
+        let total = pass + fail + skip + not_here;
         println!(
             "\n{}: {pass} of {total} cases pass ({fail} fail, {skip} skipped)",
             d.display()
         );
+        if not_here > 0 {
+            println!("{not_here} case(s) need kernel features this kernel lacks (n/a)");
+        }
         if di == 0 {
             first_failed = fail;
+            if not_here > 0 && opts.require_features {
+                println!("{not_here} case(s) not run and --require-features is given: a failure here");
+                first_failed += not_here;
+            }
             if skip > 0 && no_skip {
                 println!(
                     "{skip} case(s) skipped and {} is set: a skip is a failure here",

@@ -3,6 +3,7 @@
 
 pub mod cases;
 pub mod cri;
+pub mod kernel;
 pub mod ns;
 pub mod pod;
 pub mod probe;
@@ -26,6 +27,9 @@ pub enum Failure {
     Fail(String),
     /// Not applicable here (a tool or plugin is missing).
     Skip(String),
+    /// Not run: this kernel lacks a feature the case needs ([`kernel`]);
+    /// `scripts/test-vm` runs it on a kernel that has them.
+    NotHere(String),
 }
 
 impl From<String> for Failure {
@@ -54,6 +58,8 @@ pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> CaseResult {
 pub struct Case {
     pub group: &'static str,
     pub name: String,
+    /// Kernel features the case needs beyond the baseline ([`kernel`]).
+    pub needs: &'static [&'static str],
     pub run: Box<dyn Fn(&Ctx) -> CaseResult>,
 }
 
@@ -66,8 +72,27 @@ impl Case {
         Case {
             group,
             name: name.into(),
+            needs: &[],
             run: Box::new(run),
         }
+    }
+
+    /// The case runs only on a kernel with every one of `features`.
+    pub fn needs(mut self, features: &'static [&'static str]) -> Case {
+        self.needs = features;
+        self
+    }
+
+    /// Runs the case when the kernel has what it needs.
+    pub fn run(&self, ctx: &Ctx) -> CaseResult {
+        let missing = kernel::missing(self.needs)?;
+        if !missing.is_empty() {
+            return Err(Failure::NotHere(format!(
+                "this kernel lacks {} (scripts/test-vm runs it)",
+                missing.join(", ")
+            )));
+        }
+        (self.run)(ctx)
     }
 }
 
@@ -208,7 +233,7 @@ impl Ctx {
             Some(r) => r,
             None => {
                 let r = scenario(&self.with_dir(&reference)).map_err(|f| match f {
-                    Failure::Fail(s) | Failure::Skip(s) => s,
+                    Failure::Fail(s) | Failure::Skip(s) | Failure::NotHere(s) => s,
                 });
                 if let Ok(mut m) = self.ref_states.lock() {
                     m.insert(key.to_string(), r.clone());
