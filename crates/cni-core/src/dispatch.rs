@@ -88,25 +88,35 @@ pub trait Plugin {
     fn status(&self, _req: &Request) -> CniResult<()> {
         Ok(())
     }
+    /// A command-line tool of the plugin's own, run when the binary has
+    /// arguments and no `CNI_COMMAND` (no runtime calls a plugin so): its
+    /// exit status, or `None` when `args` (without the program name) name
+    /// no subcommand, and the about line is shown as without arguments.
+    fn subcommand(&self, _args: &[String], _stdout: &mut dyn Write, _stderr: &mut dyn Write) -> Option<i32> {
+        None
+    }
 }
 
 /// Reads the process environment and streams, and exits with the status.
 /// A terminal on stdin reads as empty, so a human trying `VERSION` is not
 /// left waiting.
-pub fn run<P: Plugin>(plugin: &P) -> ! {
+/// `args` are the command line without the program name.
+pub fn run<P: Plugin>(plugin: &P, args: &[String]) -> ! {
     let env = |k: &str| std::env::var(k).ok();
     let stdin = std::io::stdin();
     let code = if stdin.is_terminal() {
-        run_with(
+        run_with_args(
             plugin,
+            args,
             &env,
             &mut std::io::empty(),
             &mut std::io::stdout(),
             &mut std::io::stderr(),
         )
     } else {
-        run_with(
+        run_with_args(
             plugin,
+            args,
             &env,
             &mut stdin.lock(),
             &mut std::io::stdout(),
@@ -121,8 +131,9 @@ pub fn run<P: Plugin>(plugin: &P) -> ! {
 /// streams that exist (a closed fd 1 would otherwise be reused by the first
 /// file or socket we open, and the result written into it) and SIGPIPE
 /// ignored, so a reader that went away is a write error instead of a kill
-/// in the middle of a change.
-pub fn start<P: Plugin>(plugin: &P) -> ! {
+/// in the middle of a change. `args`: the command line without the
+/// program name.
+pub fn start<P: Plugin>(plugin: &P, args: &[String]) -> ! {
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
         fd,
         events: 0,
@@ -142,7 +153,31 @@ pub fn start<P: Plugin>(plugin: &P) -> ! {
     }
     // SAFETY: a standard disposition, no handler involved.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    run(plugin)
+    run(plugin, args)
+}
+
+/// The command line C `main` was given, without the program name; an
+/// argument that is no UTF-8 is taken lossily.
+///
+/// # Safety
+/// `argv` holds `argc` valid NUL-terminated strings, as C `main` gets them.
+pub unsafe fn args_of(argc: std::os::raw::c_int, argv: *const *const std::os::raw::c_char) -> Vec<String> {
+    let n = usize::try_from(argc).unwrap_or(0);
+    if argv.is_null() {
+        return Vec::new();
+    }
+    (1..n)
+        .filter_map(|i| {
+            // SAFETY: i < argc, per the caller's promise.
+            let p = unsafe { *argv.add(i) };
+            // SAFETY: a non-null argv entry is a C string.
+            (!p.is_null()).then(|| {
+                unsafe { std::ffi::CStr::from_ptr(p) }
+                    .to_string_lossy()
+                    .into_owned()
+            })
+        })
+        .collect()
 }
 
 /// The binary's entry point for a crate with
@@ -165,11 +200,15 @@ macro_rules! plugin_main {
 
         #[cfg(not(test))]
         #[no_mangle]
+        // C calls it with its own argv, valid for the whole run.
+        #[allow(clippy::not_unsafe_ptr_arg_deref)]
         pub extern "C" fn main(
-            _argc: ::std::os::raw::c_int,
-            _argv: *const *const ::std::os::raw::c_char,
+            argc: ::std::os::raw::c_int,
+            argv: *const *const ::std::os::raw::c_char,
         ) -> ::std::os::raw::c_int {
-            $crate::dispatch::start(&$plugin)
+            // SAFETY: C main's own arguments.
+            let args = unsafe { $crate::dispatch::args_of(argc, argv) };
+            $crate::dispatch::start(&$plugin, &args)
         }
 
         #[cfg(test)]
@@ -191,7 +230,8 @@ macro_rules! plugin_main {
     };
 }
 
-/// The dispatcher with injected environment and streams; returns the exit status.
+/// The dispatcher with injected environment and streams, for a command
+/// line without arguments; returns the exit status.
 pub fn run_with<P: Plugin>(
     plugin: &P,
     env: &dyn Fn(&str) -> Option<String>,
@@ -199,7 +239,25 @@ pub fn run_with<P: Plugin>(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> i32 {
+    run_with_args(plugin, &[], env, stdin, stdout, stderr)
+}
+
+/// [`run_with`] with the command line (without the program name). A CNI
+/// call ignores it, as the reference plugins do.
+pub fn run_with_args<P: Plugin>(
+    plugin: &P,
+    args: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32 {
     let Some(cmd) = env("CNI_COMMAND").filter(|c| !c.is_empty()) else {
+        if !args.is_empty() {
+            if let Some(code) = plugin.subcommand(args, stdout, stderr) {
+                return code;
+            }
+        }
         // Nothing useful can be done if stderr is gone.
         let _ = writeln!(stderr, "{}", plugin.about());
         return 0;

@@ -20,7 +20,7 @@ pub mod types;
 pub mod version;
 
 pub use conf::NetConf;
-pub use dispatch::{run, run_with, Command, Plugin, Request};
+pub use dispatch::{run, run_with, run_with_args, Command, Plugin, Request};
 pub use error::{CniError, CniResult, Code};
 pub use lock::Lock;
 pub use netns::NetNs;

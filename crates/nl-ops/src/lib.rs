@@ -5,6 +5,7 @@
 pub mod addr;
 pub mod error;
 pub mod filter;
+pub mod gen_stats;
 pub mod link;
 pub mod nsid;
 pub mod qdisc;

@@ -158,7 +158,7 @@ impl Tbf {
 }
 
 impl Qdisc {
-    fn from_raw(m: &RawMsg) -> Option<Qdisc> {
+    pub(crate) fn from_raw(m: &RawMsg) -> Option<Qdisc> {
         let p = &m.payload;
         if p.len() < TCMSG_LEN {
             return None;
@@ -328,7 +328,7 @@ impl Socket {
     }
 }
 
-const RTM_NEWQDISC: u16 = 36;
+pub(crate) const RTM_NEWQDISC: u16 = 36;
 
 /// A tc handle as tc prints it: `1:`, `ffff:`, `8001:2`.
 pub struct Handle(pub u32);

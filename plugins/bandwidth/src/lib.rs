@@ -8,6 +8,7 @@ pub mod config;
 pub mod ifb;
 pub mod plan;
 mod snapshot;
+pub mod stats;
 pub mod status;
 pub mod tbf;
 
@@ -196,5 +197,17 @@ impl Plugin for Bandwidth {
 
     fn status(&self, _req: &Request) -> CniResult<()> {
         status::verdict(&status::probe()?)
+    }
+
+    fn subcommand(
+        &self,
+        args: &[String],
+        stdout: &mut dyn std::io::Write,
+        stderr: &mut dyn std::io::Write,
+    ) -> Option<i32> {
+        match args {
+            [first, rest @ ..] if first == "stats" => Some(stats::run(rest, stdout, stderr)),
+            _ => None,
+        }
     }
 }
