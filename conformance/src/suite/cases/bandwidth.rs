@@ -9,7 +9,7 @@ use super::{call, pod};
 use crate::suite::ns::Ns;
 use crate::suite::pod::{bw_conf, bytes, ifb_name, Pod, BOTH};
 use crate::suite::state::{text, State};
-use crate::suite::{ensure, ok, Case, CaseResult, Ctx, Failure};
+use crate::suite::{block_on, ensure, ok, Case, CaseResult, Ctx, Failure};
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -46,6 +46,11 @@ pub fn cases() -> Vec<Case> {
             "bandwidth",
             "ifb alias names network, container, interface",
             alias,
+        ),
+        Case::new(
+            "bandwidth",
+            "`bandwidth stats` lists the attachment and its counters",
+            stats,
         ),
     ]
 }
@@ -364,4 +369,54 @@ fn alias(ctx: &Ctx) -> CaseResult {
         ["bwnet", "bw-alias", "eth0"].iter().all(|w| alias.contains(w)),
         || format!("ifb alias {alias:?} does not name network, container and interface"),
     )
+}
+
+/// `bandwidth stats --json` (arguments, no CNI_COMMAND) after an ADD and a
+/// few pings: the attachment by its names, its rates, and counters that saw
+/// the pings. The reference has no such subcommand: it prints its about
+/// line and nothing on stdout, and fails here, as it is.
+fn stats(ctx: &Ctx) -> CaseResult {
+    let p = pod("bw-stats")?;
+    let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
+    ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
+    p.host
+        .exec(&["ping", "-c", "5", "-i", "0.2", "-W", "1", "-q", &p.addr()])
+        .map_err(|e| format!("ping through the shaped veth: {e}"))?;
+    let mut inv = ctx.invocation(&ctx.plugin("bandwidth"), &p.host, &[], b"");
+    inv.args = ["stats", "--json", "--interval", "0.2"].map(Into::into).to_vec();
+    let out = block_on(inv.run()).map_err(|e| e.to_string())?;
+    let report = out.stdout_json().ok_or_else(|| {
+        format!(
+            "`bandwidth stats --json` printed no JSON report (exit {:?}, stdout {:?}, stderr {:?})",
+            out.code,
+            String::from_utf8_lossy(&out.stdout),
+            out.stderr_text()
+        )
+    })?;
+    ensure(out.success(), || {
+        format!("stats exited {:?}: {}", out.code, out.stderr_text())
+    })?;
+    let list = report["attachments"].as_array().cloned().unwrap_or_default();
+    ensure(list.len() == 1, || format!("want one attachment, got {report}"))?;
+    let a = &list[0];
+    let names = (&a["network"], &a["containerID"], &a["ifName"], &a["hostVeth"]);
+    ensure(
+        names == (&json!("bwnet"), &json!("bw-stats"), &json!("eth0"), &json!("vh0")),
+        || format!("attachment names {names:?}, want bwnet, bw-stats, eth0, vh0: {a}"),
+    )?;
+    for (dir, rate) in [("ingress", 1_000_000), ("egress", 2_000_000)] {
+        let d = &a[dir];
+        ensure(d["rateBitsPerSecond"] == json!(rate), || {
+            format!("{dir} rate is not {rate} bit/s: {d}")
+        })?;
+        // Five echo requests into the container, five replies out.
+        let packets = d["packets"].as_u64().unwrap_or(0);
+        ensure(packets >= 5, || {
+            format!("{dir} counted {packets} packets of 5 pings: {d}")
+        })?;
+        ensure(d["lastIntervalBitsPerSecond"].is_number(), || {
+            format!("{dir} has no rate over the interval: {d}")
+        })?;
+    }
+    Ok(())
 }
