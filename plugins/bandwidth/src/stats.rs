@@ -38,6 +38,9 @@ pub struct Direction {
     pub burst_bytes: u64,
     /// The queue behind an empty bucket, in bytes.
     pub limit_bytes: u32,
+    /// The kind of a qdisc under the TBF (e.g. an AQM); `None` for the
+    /// kernel's default byte FIFO, which dumps do not show.
+    pub child: Option<String>,
     pub counters: Counters,
     /// Bits per second sent over the sampling interval; `None` with one sample.
     pub current_bits: Option<f64>,
@@ -93,12 +96,21 @@ fn direction(link: &Link, qdiscs: &[QdiscStats], psched: Psched) -> Option<Direc
         q.qdisc.index == link.index && q.qdisc.parent == TC_H_ROOT && q.qdisc.handle == TBF_HANDLE
     })?;
     let tbf = q.qdisc.tbf?;
+    let child = qdiscs
+        .iter()
+        .find(|c| {
+            c.qdisc.index == link.index
+                && c.qdisc.parent & 0xffff_0000 == TBF_HANDLE
+                && c.qdisc.parent != TC_H_ROOT
+        })
+        .map(|c| c.qdisc.kind.clone());
     Some(Direction {
         device: link.name.clone(),
         index: link.index,
         rate_bits: tbf.rate.saturating_mul(8),
         burst_bytes: bytes_of(tbf.rate, u64::from(tbf.buffer), psched),
         limit_bytes: tbf.limit,
+        child,
         counters: q.counters,
         current_bits: None,
     })
@@ -264,6 +276,7 @@ pub fn table(rows: &[Row]) -> String {
         "IF",
         "DEVICE",
         "DIR",
+        "QDISC",
         "RATE",
         "BUCKET",
         "QUEUE",
@@ -293,6 +306,9 @@ pub fn table(rows: &[Row]) -> String {
                     .chain([
                         d.device.clone(),
                         dir.to_string(),
+                        d.child
+                            .as_ref()
+                            .map_or_else(|| "tbf".into(), |c| format!("tbf+{c}")),
                         bits_text(d.rate_bits as f64),
                         bytes_text(d.burst_bytes as f64),
                         bytes_text(f64::from(d.limit_bytes)),
@@ -338,6 +354,7 @@ fn direction_json(d: &Direction) -> Value {
     let c = &d.counters;
     json!({
         "device": d.device,
+        "childQdisc": d.child,
         "rateBitsPerSecond": d.rate_bits,
         "burstBytes": d.burst_bytes,
         "queueLimitBytes": d.limit_bytes,

@@ -90,6 +90,18 @@ fn node() -> Sample {
             tbf(40, 0x2_0000, 500_000, 1_000),
             tbf(41, TBF_HANDLE, 500_000, 1_000),
             tbf(42, TBF_HANDLE, 500_000, 1_000),
+            // An AQM under veth1's TBF.
+            QdiscStats {
+                qdisc: Qdisc {
+                    index: 10,
+                    handle: 0x10_0000,
+                    parent: TBF_HANDLE | 1,
+                    kind: "fq_codel".into(),
+                    tbf: None,
+                    ingress_block: None,
+                },
+                counters: Counters::default(),
+            },
         ],
         redirects: vec![(10, 11), (20, 21)],
     }
@@ -123,6 +135,7 @@ fn finds_ours_the_references_and_ingress_only_attachments() {
         ("bwp111111111111", 2_000_000, 250_000)
     );
     assert_eq!((e.counters.bytes, e.limit_bytes), (7_000, 3000));
+    assert_eq!((i.child.as_deref(), e.child.as_deref()), (Some("fq_codel"), None));
     // The reference's ifb has no TBF on its veth here: egress only.
     assert!(rows[1].ingress.is_none() && rows[1].egress.is_some());
     assert!(!rows[1].known() && !rows[2].known());
@@ -173,7 +186,9 @@ fn the_table_has_a_line_per_direction() {
     assert!(lines[0].starts_with("NETWORK"), "{t}");
     assert!(lines[1].contains("net1") && lines[1].contains("0123456789ab ") && lines[1].contains("ingress"));
     assert!(!t.contains("0123456789abc"), "{t}");
-    assert!(lines[2].contains("egress") && lines[2].contains("2Mbit") && lines[2].contains("250kB"));
+    assert!(lines[1].contains(" tbf+fq_codel "), "{t}");
+    assert!(lines[2].contains("egress") && lines[2].contains(" tbf ") && lines[2].contains("2Mbit"));
+    assert!(lines[2].contains("250kB"), "{t}");
     assert!(lines[3].starts_with("? "), "{t}");
     assert!(table(&[]).contains("no bandwidth attachments"));
 }
@@ -193,6 +208,8 @@ fn json_names_every_field_and_null_for_unknown() {
     assert_eq!(a[0]["ifName"], "eth0");
     assert_eq!(a[0]["egress"]["rateBitsPerSecond"], 2_000_000);
     assert_eq!(a[0]["egress"]["drops"], 2);
+    assert_eq!(a[0]["ingress"]["childQdisc"], "fq_codel");
+    assert!(a[0]["egress"]["childQdisc"].is_null());
     assert_eq!(a[0]["egress"]["lastIntervalBitsPerSecond"], 0.0);
     assert_eq!(a[1]["known"], false);
     assert!(a[1]["network"].is_null() && a[1]["ingress"].is_null());

@@ -147,6 +147,11 @@ fn stats_lists_attachments_with_kernel_counters_and_the_current_rate() {
     // Ten pings into B: its ingress TBF sends at least their replies' requests.
     host.exec(&["ping", "-c", "10", "-i", "0.05", "-q", &b.ctr_ip]);
 
+    // A qdisc grafted under B's ingress TBF (as an AQM would be) is named.
+    host.exec(&[
+        "tc", "qdisc", "add", "dev", &b.veth, "parent", "1:1", "handle", "10:", "pfifo",
+    ]);
+
     // A bulk upload from A, its bucket drained: the last second's rate is A's.
     let (mut server, client) = upload(&host, &a, 6);
     std::thread::sleep(Duration::from_secs(3));
@@ -182,6 +187,8 @@ fn stats_lists_attachments_with_kernel_counters_and_the_current_rate() {
     let rb = find(&r, &b.cid);
     let b_in = &rb["ingress"];
     assert!(b_in["packets"].as_u64().unwrap() >= 10, "{b_in}");
+    assert_eq!(b_in["childQdisc"], "pfifo", "{b_in}");
+    assert!(rb["egress"]["childQdisc"].is_null(), "{rb}");
     assert!(
         b_in["lastIntervalBitsPerSecond"].as_f64().unwrap() < 100_000.0,
         "{b_in}"
