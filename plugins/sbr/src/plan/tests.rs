@@ -1579,3 +1579,31 @@ fn a_table_without_markers_is_emptied_as_before() {
         assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
     }
 }
+
+/// Issue 20 item 7, killed: a v4+v6 hinted ADD (noprefixroute addresses,
+/// host routes to the gateways) killed after any of its steps; the next ADD
+/// finishes it, CHECK passes, one more ADD adds nothing, DEL restores.
+#[test]
+fn a_killed_hinted_add_converges() {
+    let c = cfg(json!({"addSourceHints": true}));
+    let a = [
+        addr("10.77.0.2/24", Some("10.77.0.1")),
+        addr("2001:db8::2/64", Some("2001:db8::1")),
+    ];
+    let mut o = as_link(&pod20(&[(NET1, "10.77.0.2")]), "net1", NET1, "10.77.0.2/24");
+    o.routes.retain(|r| r.dst != net("10.77.0.0/24"));
+    o.routes.push(route("10.77.0.1/32", None, None, NET1, 254));
+    o.routes.push(route("2001:db8::1/128", None, None, NET1, 254));
+    o.routes.push(route("fe80::/64", None, None, NET1, 254));
+    o.link_addresses.push(net("2001:db8::2/128"));
+    let plan = plan_add(&c, &a, &o).unwrap();
+    for k in 0..=plan.len() {
+        let killed = simulate_changes(&o, plan.changes().take(k));
+        let done = simulate(&killed, &plan_add(&c, &a, &killed).unwrap());
+        check(&c, &a, &done).unwrap_or_else(|e| panic!("after {k}: {}", e.msg));
+        let again = plan_add(&c, &a, &done).unwrap();
+        assert!(again.is_empty(), "after {k}: {:#?}", lines(&again));
+        let back = simulate(&done, &plan_del(&c, Some(&a), &done));
+        assert_eq!(sorted(back), sorted(o.clone()), "after {k}");
+    }
+}
