@@ -57,7 +57,7 @@ pub fn plan_del(config: &Config, prev: Option<&[Address]>, snap: &Snapshot) -> P
         {
             if marked_tables.contains(&r.table) {
                 if marked(snap, r) {
-                    back.push(r);
+                    back.push((r, true));
                     gone.push(r);
                 } else if r.protocol == RTPROT_SBR {
                     gone.push(r);
@@ -66,7 +66,7 @@ pub fn plan_del(config: &Config, prev: Option<&[Address]>, snap: &Snapshot) -> P
                 // Made before markers (or by the reference): every unmarked
                 // route through the link is main's.
                 if r.protocol != RTPROT_SBR {
-                    back.push(r);
+                    back.push((r, false));
                 }
                 gone.push(r);
             }
@@ -109,7 +109,13 @@ fn tables_to_empty(rules: &[&Rule], sources: &[IpNet], snap: &Snapshot) -> BTree
 
 /// sbr's source hints leave main first, then the routes of the tables come
 /// back as they were.
-fn restore_main(ops: &mut Vec<Change>, link: u32, sources: &[IpNet], back: &[&Route], snap: &Snapshot) {
+fn restore_main(
+    ops: &mut Vec<Change>,
+    link: u32,
+    sources: &[IpNet],
+    back: &[(&Route, bool)],
+    snap: &Snapshot,
+) {
     let hints: Vec<&Route> = snap.routes.iter().filter(|r| is_hint(r, link, sources)).collect();
     ops.extend(hints.iter().map(|r| Change::DelRoute((*r).clone())));
     let after_hints = Snapshot {
@@ -121,22 +127,28 @@ fn restore_main(ops: &mut Vec<Change>, link: u32, sources: &[IpNet], back: &[&Ro
             .collect(),
         ..snap.clone()
     };
-    let back: Vec<Route> = back
+    let back: Vec<(Route, bool)> = back
         .iter()
-        .map(|r| Route {
-            table: RT_TABLE_MAIN,
-            ..(*r).clone()
+        .map(|(r, marked)| {
+            let r = Route {
+                table: RT_TABLE_MAIN,
+                ..(*r).clone()
+            };
+            (r, *marked)
         })
         .collect();
-    for r in dedup_direct_first(back, |r| r) {
-        give_back(ops, &after_hints, r);
+    for (r, marked) in dedup_direct_first(back, |(r, _)| r) {
+        give_back(ops, &after_hints, r, marked);
     }
 }
 
-/// Puts a route back into main. A direct IPv4 route whose key another
-/// link's route holds (a subnet two links share) goes in beside it, as the
-/// kernel had it before ADD.
-fn give_back(ops: &mut Vec<Change>, snap: &Snapshot, want: Route) {
+/// Puts a route back into main. An IPv4 route whose key another link's
+/// route holds goes in beside it, as the kernel had it before ADD: a direct
+/// one (a subnet two links share), or, when its marker proves ADD took it
+/// from main, one via a gateway (a default through each link; a table
+/// without markers may hold the reference's own default, which main never
+/// had). IPv6 would join such routes into one multipath route.
+fn give_back(ops: &mut Vec<Change>, snap: &Snapshot, want: Route, marked: bool) {
     if snap.routes.iter().any(|r| same_route(r, &want)) {
         return;
     }
@@ -145,7 +157,7 @@ fn give_back(ops: &mut Vec<Change>, snap: &Snapshot, want: Route) {
         .iter()
         .find(|r| same_key(r, &want))
         .is_some_and(|have| have.oif != want.oif);
-    if beside && want.gateway.is_none() && is_v4(&want.dst) {
+    if beside && (want.gateway.is_none() || marked) && is_v4(&want.dst) {
         ops.push(Change::AppendRoute(want));
     } else {
         ensure_route(ops, snap, want);

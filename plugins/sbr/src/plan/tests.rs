@@ -489,15 +489,21 @@ fn del_never_replaces_a_route_of_another_link() {
         "{:#?}",
         lines(&del)
     );
-    // A subnet route someone put on eth0 meanwhile keeps its place.
+    // A route someone put on eth0 meanwhile keeps its place (first, so it
+    // wins lookups); net1's, which ADD moved, goes back beside it.
     let mut moved = added.clone();
     moved
         .routes
         .push(route("10.9.0.0/16", Some("10.0.0.1"), None, ETH0, 254));
     let del = plan_del(&Config::default(), Some(&a), &moved);
-    assert!(!lines(&del)
+    let l = lines(&del);
+    assert!(!l
         .iter()
-        .any(|l| l.contains("10.9.0.0/16") && l.contains("main")));
+        .any(|l| l.starts_with("delete route 10.9.0.0/16") && l.contains("main")));
+    assert!(
+        l.contains(&"append route 10.9.0.0/16 via 10.1.0.1 dev net1 to table main".to_string()),
+        "{l:#?}"
+    );
 }
 
 /// What ptp leaves in main for 10.1.0.2/24 via 10.1.0.1: no direct
@@ -1605,5 +1611,25 @@ fn a_killed_hinted_add_converges() {
         assert!(again.is_empty(), "after {k}: {:#?}", lines(&again));
         let back = simulate(&done, &plan_del(&c, Some(&a), &done));
         assert_eq!(sorted(back), sorted(o.clone()), "after {k}");
+    }
+}
+
+/// Main held a default through eth0 and one through net1 (ptp adds its
+/// own beside eth0's): DEL gives net1's back beside eth0's, as it was.
+#[test]
+fn a_moved_default_comes_back_beside_another_links() {
+    let c = Config::default();
+    let a = a77("10.77.0.2/24");
+    let mut o = as_link(&pod20(&[(NET1, "10.77.0.2")]), "net1", NET1, "10.77.0.2/24");
+    o.routes
+        .push(route("default", Some("10.77.0.1"), None, NET1, 254));
+    let added = simulate(&o, &plan_add(&c, &a, &o).unwrap());
+    assert!(!added
+        .routes
+        .iter()
+        .any(|r| r.table == 254 && r.oif == Some(NET1) && r.dst.prefix_len() == 0));
+    for prev in [Some(&a[..]), None] {
+        let back = simulate(&added, &plan_del(&c, prev, &added));
+        assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
     }
 }
