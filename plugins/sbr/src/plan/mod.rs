@@ -38,7 +38,8 @@ pub const FIRST_TABLE: u32 = 100;
 /// The mark on every rule and route sbr makes (FRA_PROTOCOL, rtm_protocol),
 /// as routing daemons mark theirs: `ip rule` and `ip route` show it as
 /// `proto 83`. It survives a crash and needs no state file. Routes sbr
-/// moves keep the protocol they had, so DEL puts back exactly what ADD took.
+/// moves keep the protocol they had, and a marker (see [`marker`]) beside
+/// each says ADD moved it, so DEL puts back exactly what ADD took.
 pub const RTPROT_SBR: u8 = 83;
 /// What the reference writes on its rules.
 pub const RTPROT_UNSPEC: u8 = 0;
@@ -283,10 +284,11 @@ pub(crate) fn same_route(a: &Route, b: &Route) -> bool {
 }
 
 /// A route sbr can move and give back as it was: no tos (a key sbr's rules
-/// and copies do not carry) and a next hop that is just `oif` and
-/// `gateway` (not RTA_VIA, multipath, a nexthop object or an encap).
+/// and copies do not carry), a next hop that is just `oif` and `gateway`
+/// (not RTA_VIA, multipath, a nexthop object or an encap), and a metric
+/// below 2^31, so that its marker's is above it.
 pub(crate) fn movable(r: &Route) -> bool {
-    r.tos == 0 && !r.other_nexthop
+    r.tos == 0 && !r.other_nexthop && metric_of(r) < MARKER_OFFSET
 }
 
 /// The marker ADD puts beside each route it copies from main into a table
@@ -303,7 +305,8 @@ pub(crate) fn marker(copy: &Route) -> Route {
         oif: None,
         table: copy.table,
         scope: RT_SCOPE_UNIVERSE,
-        metric: Some(metric_of(copy).wrapping_add(MARKER_OFFSET)),
+        // Movable routes have metrics below the offset.
+        metric: Some(metric_of(copy) | MARKER_OFFSET),
         protocol: RTPROT_SBR,
         kind: RTN_THROW,
         tos: 0,
@@ -385,6 +388,8 @@ pub(crate) fn main_link_routes(snap: &Snapshot, link: u32) -> Vec<&Route> {
             }
             let why = if r.tos != 0 {
                 format!("tos {:#x}", r.tos)
+            } else if metric_of(r) >= MARKER_OFFSET {
+                format!("metric {} (2^31 and up are for sbr's markers)", metric_of(r))
             } else {
                 "a next hop beyond a gateway (via, multipath, nexthop object, encap)".to_string()
             };
@@ -447,12 +452,12 @@ pub(crate) fn attachment_rule<'a>(snap: &'a Snapshot, a: &IpNet, priority: Optio
 }
 
 /// A table of this address that lost its rule (someone deleted it): no rule
-/// points at it, every route in it is a unicast route through the link (as
-/// all sbr puts there; a VRF's table also holds local and broadcast
-/// routes), and one of them belongs to the address (sbr's mark, its
-/// source, a gateway in its subnet or its subnet itself). ADD takes it up again and DEL empties it, so
-/// neither strands the routes that left main. Tables in `claimed` went to
-/// other addresses already.
+/// points at it, every route in it but sbr's markers is a unicast route
+/// through the link (as all sbr puts there; a VRF's table also holds local
+/// and broadcast routes), and one of them belongs to the address (sbr's
+/// mark, its source, a gateway in its subnet or its subnet itself). ADD
+/// takes it up again and DEL empties it, so neither strands the routes that
+/// left main. Tables in `claimed` went to other addresses already.
 pub(crate) fn orphan_table(snap: &Snapshot, a: &IpNet, claimed: &BTreeSet<u32>) -> Option<u32> {
     let link = snap.link?;
     let referenced: BTreeSet<u32> = snap.rules.iter().map(|r| r.table).collect();

@@ -1113,8 +1113,12 @@ fn metrics_move_with_the_route_and_unmovable_routes_stay() {
     tos.tos = 0x10;
     let mut via = route("10.30.0.0/16", None, None, NET1, 254);
     via.other_nexthop = true;
+    // Its marker's metric (2^31 above it) would not fit in 32 bits.
+    let mut far = route("10.40.0.0/16", Some("10.1.0.1"), None, NET1, 254);
+    far.metric = Some(MARKER_OFFSET);
     o.routes.push(tos.clone());
     o.routes.push(via.clone());
+    o.routes.push(far.clone());
     let plan = plan_add(&c, &a, &o).unwrap();
     let l = lines(&plan);
     assert!(
@@ -1127,11 +1131,11 @@ fn metrics_move_with_the_route_and_unmovable_routes_stay() {
     );
     assert!(
         !l.iter()
-            .any(|x| x.contains("10.20.0.0") || x.contains("10.30.0.0")),
+            .any(|x| x.contains("10.20.0.0") || x.contains("10.30.0.0") || x.contains("10.40.0.0")),
         "{l:#?}"
     );
     let added = simulate(&o, &plan);
-    assert!(added.routes.contains(&tos) && added.routes.contains(&via));
+    assert!(added.routes.contains(&tos) && added.routes.contains(&via) && added.routes.contains(&far));
     check(&c, &a, &added).unwrap();
     assert!(plan_add(&c, &a, &added).unwrap().is_empty());
     // A copy without the mtu is not main's default: when main has it again,
