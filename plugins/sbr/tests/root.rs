@@ -1831,3 +1831,69 @@ fn markers_change_no_lookup() {
     }
     assert_eq!(lookups(&p), with);
 }
+
+/// The same for IPv6, where the kernel keeps a throw route on `lo`.
+#[test]
+fn ipv6_markers_change_no_lookup() {
+    if !root_or_skip("ipv6_markers_change_no_lookup") {
+        return;
+    }
+    let p = Pod::new("imk6", true);
+    p.ctr
+        .ip(&["addr", "add", "2001:db8::2/64", "dev", "net1", "nodad"]);
+    p.host
+        .ip(&["addr", "add", "2001:db8::1/64", "dev", "h1", "nodad"]);
+    p.ctr.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:5::/64",
+        "via",
+        "2001:db8::1",
+        "dev",
+        "net1",
+    ]);
+    let before = p.state();
+    let prev = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "net1"}],
+        "ips": [{"address": "2001:db8::2/64", "gateway": "2001:db8::1", "interface": 0}]
+    });
+    let c = conf("1.0.0", prev, json!({}));
+    run20(&p, "ADD", "net1", &c);
+    let t = p.ctr.ip(&["-6", "route", "show", "table", "100"]);
+    // Metrics 256 (the kernel's subnet route) and 1024 (`ip route add`).
+    for m in [
+        "throw 2001:db8::/64 dev lo proto 83 metric 2147483904",
+        "throw 2001:db8:5::/64 dev lo proto 83 metric 2147484672",
+    ] {
+        assert!(t.contains(m), "{t}");
+    }
+    let lookups = |p: &Pod| -> Vec<String> {
+        ["2001:db8::9", "2001:db8:5::7", "2001:db8:9::1"]
+            .iter()
+            .map(|d| p.ctr.ip(&["-6", "route", "get", d, "from", "2001:db8::2"]))
+            .map(|s| s.split(" pref").next().unwrap_or_default().to_string())
+            .collect()
+    };
+    let with = lookups(&p);
+    assert!(with[0].contains("dev net1 table 100"), "{with:?}");
+    assert!(with[1].contains("via 2001:db8::1 dev net1 table 100"), "{with:?}");
+    assert!(with[2].contains("via 2001:db8::1 dev net1 table 100"), "{with:?}");
+    let markers: Vec<String> = t
+        .lines()
+        .filter(|l| l.starts_with("throw "))
+        .map(str::to_string)
+        .collect();
+    for m in &markers {
+        let mut args = vec!["-6", "route", "del"];
+        args.extend(m.split_whitespace().filter(|w| *w != "pref" && *w != "medium"));
+        args.extend(["table", "100"]);
+        p.ctr.ip(&args);
+    }
+    assert_eq!(lookups(&p), with);
+    // Without its markers the table is one made before them: DEL still
+    // gives main everything back.
+    run20(&p, "DEL", "net1", &c);
+    assert_eq!(p.state(), before);
+}
