@@ -22,6 +22,8 @@ pub const RTPROT_BOOT: u8 = 3;
 pub const RTN_UNICAST: u8 = 1;
 /// The local table's route to an address of this host.
 pub const RTN_LOCAL: u8 = 2;
+/// Lookup goes on with the next rule, as if the table had no route.
+pub const RTN_THROW: u8 = 9;
 /// RTAX_MTU: the `mtu` of `ip route`.
 pub const RTAX_MTU: u16 = 2;
 /// Header value the kernel reports for tables above 255.
@@ -320,6 +322,19 @@ impl Socket {
         self.change(RouteNetlinkMessage::NewRoute(m), flags, &|| {
             format!("add route {}", route.describe())
         })
+    }
+
+    /// Added beside a route with the same key, as the kernel adds a
+    /// link's prefix route when another link has the same subnet. For
+    /// IPv4, and IPv6 without a gateway (an IPv6 route with a gateway would
+    /// join the other as a multipath route).
+    pub fn append_route(&mut self, route: &Route) -> Result<()> {
+        let m = route.to_message(false);
+        self.change(
+            RouteNetlinkMessage::NewRoute(m),
+            NLM_F_CREATE | NLM_F_APPEND,
+            &|| format!("append route {}", route.describe()),
+        )
     }
 
     pub fn replace_route(&mut self, route: &Route) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use nl_ops::route::{Route, RouteFilter, RT_SCOPE_LINK, RT_TABLE_MAIN};
+use nl_ops::route::{Route, RouteFilter, RTN_THROW, RT_SCOPE_LINK, RT_TABLE_MAIN};
 use nl_ops::testutil::{root_or_skip, TestNs};
 use nl_ops::Socket;
 
@@ -468,4 +468,58 @@ fn tos_and_other_nexthops_from_dumps() {
         !left.contains("tos") && left.contains("10.60.0.0/16 via 10.9.0.1"),
         "{left}"
     );
+}
+
+/// An IPv4 direct route goes in beside another link's with the same key
+/// only as an append (as the kernel adds prefix routes of a subnet two
+/// links share); a throw route (sbr's marker) round-trips with its protocol
+/// and metric, and the kernel reports an IPv6 one on `lo`.
+#[test]
+fn append_beside_another_link_and_throw_routes() {
+    if !root_or_skip("append_beside_another_link_and_throw_routes") {
+        return;
+    }
+    let (ns, mut s, idx) = setup("route-append");
+    ns.veth("eth1", "peer1", None);
+    ns.ip(&["link", "set", "eth1", "up"]);
+    let idx1 = ns.ifindex("eth1");
+    // eth0's kernel route holds 10.9.0.0/24 metric 0.
+    let mut b = Route::new("10.9.0.0/24".parse().unwrap(), RT_TABLE_MAIN);
+    b.oif = Some(idx1);
+    b.scope = RT_SCOPE_LINK;
+    assert!(s.add_route(&b).unwrap_err().is_exists());
+    s.append_route(&b).unwrap();
+    let both = s
+        .routes(&RouteFilter {
+            v4: Some(true),
+            table: Some(RT_TABLE_MAIN),
+            oif: None,
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.dst == b.dst)
+        .map(|r| r.oif)
+        .collect::<Vec<_>>();
+    assert_eq!(both, [Some(idx), Some(idx1)]);
+    for (dst, v4) in [("10.9.0.0/24", true), ("fd00:9::/64", false)] {
+        let mut t = Route::new(dst.parse().unwrap(), 100);
+        t.kind = RTN_THROW;
+        t.protocol = 83;
+        t.metric = Some(1 << 31);
+        s.add_route(&t).unwrap();
+        let got = s
+            .routes(&RouteFilter {
+                v4: Some(v4),
+                table: Some(100),
+                oif: None,
+            })
+            .unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(
+            (got[0].kind, got[0].protocol, got[0].metric),
+            (RTN_THROW, 83, Some(1 << 31))
+        );
+        assert_eq!(got[0].oif.is_some(), !v4, "{got:?}");
+        assert!(s.delete_route(&t).unwrap());
+    }
 }

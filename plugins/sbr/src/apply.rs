@@ -18,6 +18,7 @@ impl cni_core::plan::Change for Change {
             // Gone already is what we wanted.
             Change::DelRule(r) => sock.delete_rule(r).map(drop),
             Change::AddRoute(r) => sock.add_route(r),
+            Change::AppendRoute(r) => sock.append_route(r),
             Change::DelRoute(r) => sock.delete_route(r).map(drop),
         };
         done.map_err(|e| error(self, e))
@@ -38,7 +39,7 @@ fn error(change: &Change, e: nl_ops::Error) -> CniError {
         None => e.to_string(),
     };
     let code = match change {
-        Change::AddRoute(_) if e.is_unreachable() => Code::InvalidConfig,
+        Change::AddRoute(_) | Change::AppendRoute(_) if e.is_unreachable() => Code::InvalidConfig,
         Change::AddRoute(r) if e.is_invalid() && r.prefsrc.is_some() => Code::InvalidConfig,
         _ => CniError::from(e).code,
     };

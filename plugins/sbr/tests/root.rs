@@ -68,6 +68,8 @@ fn unmarked(s: State) -> State {
     let strip = |v: Vec<String>| -> Vec<String> {
         let mut v: Vec<String> = v
             .into_iter()
+            // sbr's markers beside the routes it moved are its bookkeeping.
+            .filter(|x| !(x.contains("\"type\":\"throw\"") && x.contains("\"protocol\":\"83\"")))
             .map(|x| x.replace(",\"protocol\":\"83\"", ""))
             .collect();
         v.sort();
@@ -1484,5 +1486,414 @@ fn source_hints_with_an_ipv6_address_in_dad() {
     must(cni(ours(), "CHECK", &path, "net1", &c), "CHECK");
     must(cni(ours(), "DEL", &path, "net1", &c), "DEL");
     assert!(tentative(), "DAD finished during the test: it proved nothing");
+    assert_eq!(p.state(), before);
+}
+
+// Issue 20: a pod with eth0 10.99.0.2/24 owning main's default, and links
+// in 10.77.0.0/24.
+
+impl Pod {
+    /// eth0 10.99.0.2/24 with main's default via 10.99.0.1; IPv4 only.
+    fn eth0_owns_default(tag: &str) -> Pod {
+        let ctr = TestNs::new(tag);
+        let host = TestNs::new(&format!("{tag}h"));
+        ctr.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        ctr.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        let p = Pod { ctr, host };
+        p.link("eth0", "h0", "10.99.0");
+        p.ctr
+            .ip(&["route", "add", "default", "via", "10.99.0.1", "dev", "eth0"]);
+        p
+    }
+
+    /// A veth `name` with `addr` (and `flags` such as `noprefixroute`).
+    fn link_with(&self, name: &str, peer: &str, addr: &str, flags: &[&str]) {
+        self.ctr.veth(name, peer, Some(&self.host));
+        self.host.ip(&["link", "set", peer, "up"]);
+        let mut args = vec!["addr", "add", addr, "dev", name];
+        args.extend_from_slice(flags);
+        self.ctr.ip(&args);
+        self.ctr.ip(&["link", "set", name, "up"]);
+    }
+}
+
+/// The prevResult of `ifname` with `addr` via 10.77.0.1.
+fn prev20(ifname: &str, addr: &str) -> Value {
+    json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": ifname, "sandbox": "/var/run/netns/x"}],
+        "ips": [{"address": addr, "gateway": "10.77.0.1", "interface": 0}]
+    })
+}
+
+fn conf20(ifname: &str, addr: &str, extra: Value) -> Value {
+    conf("1.0.0", prev20(ifname, addr), extra)
+}
+
+fn run20(p: &Pod, cmd: &str, ifname: &str, c: &Value) -> Value {
+    must(
+        cni(ours(), cmd, &p.ctr.path(), ifname, c),
+        &format!("{cmd} {ifname}"),
+    )
+}
+
+/// Issue 20 item 3: net1 and net2 both carry 10.77.0.2/24. Each keeps its
+/// own table; DEL of either leaves the other's rule and table, and both
+/// DELs restore the namespace.
+#[test]
+fn two_links_with_one_address_keep_their_own_state() {
+    if !root_or_skip("two_links_with_one_address_keep_their_own_state") {
+        return;
+    }
+    for (tag, order) in [("i3a", ["net2", "net1"]), ("i3b", ["net1", "net2"])] {
+        let p = Pod::eth0_owns_default(tag);
+        p.link("net1", "h1", "10.77.0");
+        p.link("net2", "h2", "10.77.0");
+        let before = p.state();
+        let c = |i: &str| conf20(i, "10.77.0.2/24", json!({}));
+        run20(&p, "ADD", "net1", &c("net1"));
+        run20(&p, "ADD", "net2", &c("net2"));
+        for (t, i) in [("100", "net1"), ("101", "net2")] {
+            let table = p.ctr.ip(&["route", "show", "table", t]);
+            assert!(table.contains(&format!("10.77.0.0/24 dev {i}")), "{t}: {table}");
+            run20(&p, "CHECK", i, &c(i));
+        }
+        run20(&p, "DEL", order[0], &c(order[0]));
+        run20(&p, "CHECK", order[1], &c(order[1]));
+        run20(&p, "DEL", order[1], &c(order[1]));
+        assert_eq!(p.state(), before, "{order:?}");
+    }
+}
+
+/// Issue 20 item 4: a subnet shared with eth0: DEL gives back
+/// `10.77.0.0/24 dev net1` beside eth0's, ADD, DEL, ADD works; the same
+/// with net1 and net2 in one subnet, deleted in Multus order.
+#[test]
+fn a_shared_subnet_survives_add_del_add() {
+    if !root_or_skip("a_shared_subnet_survives_add_del_add") {
+        return;
+    }
+    let ctr = TestNs::new("i4a");
+    let host = TestNs::new("i4ah");
+    ctr.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+    let p = Pod { ctr, host };
+    p.link_with("eth0", "h0", "10.77.0.5/24", &[]);
+    p.host.ip(&["addr", "add", "10.77.0.1/24", "dev", "h0"]);
+    p.ctr
+        .ip(&["route", "add", "default", "via", "10.77.0.1", "dev", "eth0"]);
+    p.link_with("net1", "h1", "10.77.0.2/24", &[]);
+    let before = p.state();
+    let c = conf20("net1", "10.77.0.2/24", json!({}));
+    run20(&p, "ADD", "net1", &c);
+    run20(&p, "DEL", "net1", &c);
+    assert_eq!(p.state(), before);
+    run20(&p, "ADD", "net1", &c);
+    run20(&p, "CHECK", "net1", &c);
+    run20(&p, "DEL", "net1", &c);
+    assert_eq!(p.state(), before);
+
+    let p = Pod::eth0_owns_default("i4b");
+    p.link_with("net1", "h1", "10.77.0.2/24", &[]);
+    p.link_with("net2", "h2", "10.77.0.3/24", &[]);
+    let before = p.state();
+    let c1 = conf20("net1", "10.77.0.2/24", json!({}));
+    let c2 = conf20("net2", "10.77.0.3/24", json!({}));
+    run20(&p, "ADD", "net1", &c1);
+    run20(&p, "ADD", "net2", &c2);
+    run20(&p, "DEL", "net1", &c1);
+    run20(&p, "DEL", "net2", &c2);
+    assert_eq!(p.state(), before);
+}
+
+/// Issue 20 items 5 and 8: a route someone adds to sbr's table after ADD
+/// stays there, and a rule someone adds into it does not keep DEL from
+/// giving main its routes back.
+#[test]
+fn del_gives_back_only_what_add_moved() {
+    if !root_or_skip("del_gives_back_only_what_add_moved") {
+        return;
+    }
+    let p = Pod::eth0_owns_default("i5");
+    p.link("net1", "h1", "10.77.0");
+    let main_before = p.ctr.ip(&["route"]);
+    let c = conf20("net1", "10.77.0.2/24", json!({}));
+    run20(&p, "ADD", "net1", &c);
+    p.ctr.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.77.0.254",
+        "dev",
+        "net1",
+        "metric",
+        "5",
+        "table",
+        "100",
+        "proto",
+        "static",
+        "onlink",
+    ]);
+    p.ctr.ip(&[
+        "rule",
+        "add",
+        "from",
+        "10.77.0.2",
+        "lookup",
+        "100",
+        "proto",
+        "static",
+        "pref",
+        "500",
+    ]);
+    run20(&p, "DEL", "net1", &c);
+    assert_eq!(p.ctr.ip(&["route"]), main_before);
+    let t100 = p.ctr.ip(&["route", "show", "table", "100"]);
+    assert_eq!(
+        t100.trim(),
+        "default via 10.77.0.254 dev net1 proto static metric 5 onlink"
+    );
+    assert!(p
+        .ctr
+        .ip(&["rule"])
+        .contains("500:\tfrom 10.77.0.2 lookup 100 proto static"));
+    let get = p.ctr.ip(&["route", "get", "192.0.2.1"]);
+    assert!(get.contains("dev eth0"), "{get}");
+}
+
+/// Issue 20 item 6: an operator's rule for the address into their own
+/// table is neither filled by ADD nor deleted by DEL; with `table: 500` a
+/// rule into 500 that was there before stays.
+#[test]
+fn an_operators_rule_and_table_survive_add_and_del() {
+    if !root_or_skip("an_operators_rule_and_table_survive_add_and_del") {
+        return;
+    }
+    let p = Pod::eth0_owns_default("i6");
+    p.link("net1", "h1", "10.77.0");
+    p.ctr.ip(&[
+        "rule",
+        "add",
+        "from",
+        "10.77.0.2",
+        "lookup",
+        "200",
+        "pref",
+        "1000",
+    ]);
+    p.ctr.ip(&[
+        "route",
+        "add",
+        "198.51.100.0/24",
+        "via",
+        "10.77.0.1",
+        "dev",
+        "net1",
+        "table",
+        "200",
+    ]);
+    let before = p.state();
+    let c = conf20("net1", "10.77.0.2/24", json!({}));
+    run20(&p, "ADD", "net1", &c);
+    let t200 = p.ctr.ip(&["route", "show", "table", "200"]);
+    assert_eq!(t200.trim(), "198.51.100.0/24 via 10.77.0.1 dev net1", "{t200}");
+    run20(&p, "CHECK", "net1", &c);
+    run20(&p, "DEL", "net1", &c);
+    assert_eq!(p.state(), before);
+
+    let p = Pod::eth0_owns_default("i6t");
+    p.link("net1", "h1", "10.77.0");
+    p.ctr.ip(&[
+        "rule",
+        "add",
+        "from",
+        "10.77.0.2",
+        "lookup",
+        "500",
+        "pref",
+        "1000",
+    ]);
+    let before = p.state();
+    let c = conf20("net1", "10.77.0.2/24", json!({"table": 500}));
+    run20(&p, "ADD", "net1", &c);
+    run20(&p, "DEL", "net1", &c);
+    assert_eq!(p.state(), before);
+}
+
+/// Issue 20 item 7: `addSourceHints` with the address added
+/// `noprefixroute` and only a host route to the gateway: CHECK right after
+/// ADD passes, a second ADD changes nothing, DEL restores.
+#[test]
+fn source_hints_on_a_noprefixroute_address() {
+    if !root_or_skip("source_hints_on_a_noprefixroute_address") {
+        return;
+    }
+    let p = Pod::eth0_owns_default("i7");
+    p.link_with("net1", "h1", "10.77.0.2/24", &["noprefixroute"]);
+    p.host.ip(&["addr", "add", "10.77.0.1/24", "dev", "h1"]);
+    p.ctr
+        .ip(&["route", "add", "10.77.0.1", "dev", "net1", "scope", "link"]);
+    let before = p.state();
+    let c = conf20("net1", "10.77.0.2/24", json!({"addSourceHints": true}));
+    run20(&p, "ADD", "net1", &c);
+    run20(&p, "CHECK", "net1", &c);
+    let added = p.state();
+    run20(&p, "ADD", "net1", &c);
+    assert_eq!(p.state(), added, "a second ADD changed the namespace");
+    run20(&p, "DEL", "net1", &c);
+    assert_eq!(p.state(), before);
+}
+
+/// Issue 20 item 9: a route in main with protocol 83 that sbr did not make
+/// is moved by ADD and given back by DEL as it was.
+#[test]
+fn a_proto_83_route_in_main_comes_back() {
+    if !root_or_skip("a_proto_83_route_in_main_comes_back") {
+        return;
+    }
+    let p = Pod::eth0_owns_default("i9");
+    p.link("net1", "h1", "10.77.0");
+    p.ctr.ip(&[
+        "route",
+        "add",
+        "198.51.100.0/24",
+        "via",
+        "10.77.0.1",
+        "dev",
+        "net1",
+        "proto",
+        "83",
+    ]);
+    let before = p.state();
+    let c = conf20("net1", "10.77.0.2/24", json!({}));
+    run20(&p, "ADD", "net1", &c);
+    run20(&p, "DEL", "net1", &c);
+    assert_eq!(p.state(), before);
+}
+
+/// Issue 20 item 10: after the reference's ADD, DEL without prevResult
+/// removes its rule and table and gives main the link's routes back.
+#[test]
+fn del_without_prev_result_after_the_references_add() {
+    if !root_or_skip("del_without_prev_result_after_the_references_add") {
+        return;
+    }
+    let p = Pod::eth0_owns_default("i10");
+    p.link("net1", "h1", "10.77.0");
+    let before = p.state();
+    let c = conf20("net1", "10.77.0.2/24", json!({}));
+    must(cni(REFERENCE, "ADD", &p.ctr.path(), "net1", &c), "reference ADD");
+    let mut bare = c.clone();
+    bare.as_object_mut().unwrap().remove("prevResult");
+    run20(&p, "DEL", "net1", &bare);
+    assert_eq!(p.state(), before);
+}
+
+/// The markers beside the routes ADD moved change no lookup: with and
+/// without them the kernel picks the same route.
+#[test]
+fn markers_change_no_lookup() {
+    if !root_or_skip("markers_change_no_lookup") {
+        return;
+    }
+    let p = Pod::eth0_owns_default("imk");
+    p.link("net1", "h1", "10.77.0");
+    p.ctr.ip(&[
+        "route",
+        "add",
+        "198.51.100.0/24",
+        "via",
+        "10.77.0.1",
+        "dev",
+        "net1",
+    ]);
+    let c = conf20("net1", "10.77.0.2/24", json!({}));
+    run20(&p, "ADD", "net1", &c);
+    let t100 = p.ctr.ip(&["route", "show", "table", "100"]);
+    assert!(
+        t100.contains("throw 10.77.0.0/24 proto 83 metric 2147483648")
+            && t100.contains("throw 198.51.100.0/24 proto 83 metric 2147483648"),
+        "{t100}"
+    );
+    let lookups = |p: &Pod| -> Vec<String> {
+        ["10.77.0.9", "198.51.100.7", "192.0.2.1"]
+            .iter()
+            .map(|d| p.ctr.ip(&["route", "get", d, "from", "10.77.0.2"]))
+            .collect()
+    };
+    let with = lookups(&p);
+    assert!(with[0].contains("dev net1 table 100"), "{with:?}");
+    assert!(with[1].contains("via 10.77.0.1 dev net1 table 100"), "{with:?}");
+    assert!(with[2].contains("via 10.77.0.1 dev net1 table 100"), "{with:?}");
+    for m in ["10.77.0.0/24", "198.51.100.0/24"] {
+        p.ctr
+            .ip(&["route", "del", "throw", m, "table", "100", "metric", "2147483648"]);
+    }
+    assert_eq!(lookups(&p), with);
+}
+
+/// The same for IPv6, where the kernel keeps a throw route on `lo`.
+#[test]
+fn ipv6_markers_change_no_lookup() {
+    if !root_or_skip("ipv6_markers_change_no_lookup") {
+        return;
+    }
+    let p = Pod::new("imk6", true);
+    p.ctr
+        .ip(&["addr", "add", "2001:db8::2/64", "dev", "net1", "nodad"]);
+    p.host
+        .ip(&["addr", "add", "2001:db8::1/64", "dev", "h1", "nodad"]);
+    p.ctr.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:5::/64",
+        "via",
+        "2001:db8::1",
+        "dev",
+        "net1",
+    ]);
+    let before = p.state();
+    let prev = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "net1"}],
+        "ips": [{"address": "2001:db8::2/64", "gateway": "2001:db8::1", "interface": 0}]
+    });
+    let c = conf("1.0.0", prev, json!({}));
+    run20(&p, "ADD", "net1", &c);
+    let t = p.ctr.ip(&["-6", "route", "show", "table", "100"]);
+    // Metrics 256 (the kernel's subnet route) and 1024 (`ip route add`).
+    for m in [
+        "throw 2001:db8::/64 dev lo proto 83 metric 2147483904",
+        "throw 2001:db8:5::/64 dev lo proto 83 metric 2147484672",
+    ] {
+        assert!(t.contains(m), "{t}");
+    }
+    let lookups = |p: &Pod| -> Vec<String> {
+        ["2001:db8::9", "2001:db8:5::7", "2001:db8:9::1"]
+            .iter()
+            .map(|d| p.ctr.ip(&["-6", "route", "get", d, "from", "2001:db8::2"]))
+            .map(|s| s.split(" pref").next().unwrap_or_default().to_string())
+            .collect()
+    };
+    let with = lookups(&p);
+    assert!(with[0].contains("dev net1 table 100"), "{with:?}");
+    assert!(with[1].contains("via 2001:db8::1 dev net1 table 100"), "{with:?}");
+    assert!(with[2].contains("via 2001:db8::1 dev net1 table 100"), "{with:?}");
+    let markers: Vec<String> = t
+        .lines()
+        .filter(|l| l.starts_with("throw "))
+        .map(str::to_string)
+        .collect();
+    for m in &markers {
+        let mut args = vec!["-6", "route", "del"];
+        args.extend(m.split_whitespace().filter(|w| *w != "pref" && *w != "medium"));
+        args.extend(["table", "100"]);
+        p.ctr.ip(&args);
+    }
+    assert_eq!(lookups(&p), with);
+    // Without its markers the table is one made before them: DEL still
+    // gives main everything back.
+    run20(&p, "DEL", "net1", &c);
     assert_eq!(p.state(), before);
 }

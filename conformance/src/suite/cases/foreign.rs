@@ -26,6 +26,17 @@ pub fn cases() -> Vec<Case> {
         Case::new("foreign", "sbr: the reference's ADD, then this DEL", |c| {
             after_reference(c, "sbr")
         }),
+        // Issue 20 items 3 and 4 (sbr ownership): one block.
+        Case::new(
+            "foreign",
+            "sbr: net1 and net2 with one address keep their own state",
+            sbr_one_address_two_links,
+        ),
+        Case::new(
+            "foreign",
+            "sbr: a subnet shared with eth0 or net2: ADD, DEL, ADD",
+            sbr_shared_subnet,
+        ),
         Case::new(
             "foreign",
             "bandwidth: a foreign root qdisc is refused (7), kept",
@@ -185,6 +196,93 @@ fn sbr_del_without_add(ctx: &Ctx) -> CaseResult {
     ok("DEL", &call(ctx, "sbr", &p, "DEL", &conf)?)?;
     unchanged(&p.states()?, &before, "DEL without ADD changed the namespace")
 }
+
+// Issue 20 items 3 and 4 (sbr ownership): from here to the end of the block.
+
+/// A second (and third) attachment in the pod's namespaces: `ifname` on
+/// 10.250.`subnet`.0/24 with `addr` (the host side is `.1`), and its
+/// prevResult.
+fn sbr_link(p: &Pod, ifname: &str, veth: &str, subnet: u8, addr: &str) -> Result<(Pod, Value), Failure> {
+    let l = Pod::attach(
+        p.host.clone(),
+        p.ctr.clone(),
+        &p.container_id,
+        ifname,
+        veth,
+        subnet,
+    )?;
+    if addr != l.addr() {
+        ctr_ip(&l, &["addr", "del", &l.cidr(), "dev", ifname])?;
+        ctr_ip(&l, &["addr", "add", &format!("{addr}/24"), "dev", ifname])?;
+    }
+    let prev = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": veth}, {"name": ifname, "sandbox": l.netns()}],
+        "ips": [{"address": format!("{addr}/24"), "gateway": l.gateway(), "interface": 1}]
+    });
+    Ok((l, sbr_conf("1.0.0", Some(prev))))
+}
+
+/// Issue 20 item 3: net1 and net2 both carry 10.250.1.2/24 beside eth0,
+/// which owns main's default. Each keeps its own state, or the second ADD
+/// is refused (7) with nothing changed; DEL of net2 leaves net1 whole, and
+/// both DELs restore the pod.
+fn sbr_one_address_two_links(ctx: &Ctx) -> CaseResult {
+    let p = pod("fr-sbr2")?;
+    let (net1, c1) = sbr_link(&p, "net1", "vh1", 1, "10.250.1.2")?;
+    let (net2, c2) = sbr_link(&p, "net2", "vh2", 1, "10.250.1.2")?;
+    let before = p.states()?;
+    ok("ADD net1", &call(ctx, "sbr", &net1, "ADD", &c1)?)?;
+    let after1 = p.states()?;
+    let add2 = call(ctx, "sbr", &net2, "ADD", &c2)?;
+    if add2.error().is_some() {
+        let code = error_code(&add2)?;
+        ensure(code == 7, || format!("ADD net2 refused with code {code}, want 7"))?;
+        unchanged(&p.states()?, &after1, "the refused ADD of net2 changed the pod")?;
+    } else {
+        ok("CHECK net1", &call(ctx, "sbr", &net1, "CHECK", &c1)?)?;
+        ok("CHECK net2", &call(ctx, "sbr", &net2, "CHECK", &c2)?)?;
+        ok("DEL net2", &call(ctx, "sbr", &net2, "DEL", &c2)?)?;
+    }
+    ok(
+        "CHECK net1 after net2 is gone",
+        &call(ctx, "sbr", &net1, "CHECK", &c1)?,
+    )?;
+    ok("DEL net1", &call(ctx, "sbr", &net1, "DEL", &c1)?)?;
+    unchanged(&p.states()?, &before, "DEL of both did not restore the pod")
+}
+
+/// Issue 20 item 4: eth0 10.250.0.2/24 and net1 10.250.0.5/24 share a
+/// subnet: DEL gives back net1's own subnet route, so ADD, DEL, ADD works.
+/// Then net1 10.250.1.2 and net2 10.250.1.3 share one, deleted in Multus
+/// order (net1 first).
+fn sbr_shared_subnet(ctx: &Ctx) -> CaseResult {
+    let p = pod("fr-sbrsh")?;
+    let (net1, c1) = sbr_link(&p, "net1", "vh1", 0, "10.250.0.5")?;
+    let before = p.states()?;
+    ok("ADD", &call(ctx, "sbr", &net1, "ADD", &c1)?)?;
+    ok("DEL", &call(ctx, "sbr", &net1, "DEL", &c1)?)?;
+    unchanged(&p.states()?, &before, "DEL did not give back what ADD moved")?;
+    ok("ADD after DEL", &call(ctx, "sbr", &net1, "ADD", &c1)?)?;
+    ok("DEL", &call(ctx, "sbr", &net1, "DEL", &c1)?)?;
+    unchanged(&p.states()?, &before, "the second DEL did not restore the pod")?;
+
+    let p = pod("fr-sbrmu")?;
+    let (net1, c1) = sbr_link(&p, "net1", "vh1", 1, "10.250.1.2")?;
+    let (net2, c2) = sbr_link(&p, "net2", "vh2", 1, "10.250.1.3")?;
+    let before = p.states()?;
+    ok("ADD net1", &call(ctx, "sbr", &net1, "ADD", &c1)?)?;
+    ok("ADD net2", &call(ctx, "sbr", &net2, "ADD", &c2)?)?;
+    ok("DEL net1", &call(ctx, "sbr", &net1, "DEL", &c1)?)?;
+    ok("DEL net2", &call(ctx, "sbr", &net2, "DEL", &c2)?)?;
+    unchanged(
+        &p.states()?,
+        &before,
+        "DEL in Multus order did not restore the pod",
+    )
+}
+
+// End of the issue 20 sbr block.
 
 fn bw_foreign_root(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-root")?;

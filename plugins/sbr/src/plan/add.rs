@@ -30,21 +30,41 @@ pub fn plan_add(config: &Config, addresses: &[Address], snap: &Snapshot) -> Resu
     }
     let link = snap.link.ok_or_else(|| link_missing(snap))?;
     let main = main_link_routes(snap, link);
+    let (keep, hints, hinted) = source_hints(config, addresses, link, &main, snap);
+    // sbr's own hints stay in main: they are not copied nor moved.
+    let nets: Vec<IpNet> = addresses.iter().map(|a| a.addr).collect();
+    let main: Vec<&Route> = main
+        .into_iter()
+        .filter(|r| !(config.add_source_hints && is_hint(r, link, &nets)))
+        .collect();
+    let kept = |r: &Route| {
+        let in_main = Route {
+            table: RT_TABLE_MAIN,
+            ..r.clone()
+        };
+        keep.iter().any(|k| same_route(k, &in_main))
+    };
     let mut tables = Tables::new(snap);
     let mut ops = Vec::new();
     for a in addresses {
         let src = host(&a.addr);
         let rule =
-            attachment_rule(snap, &src, config.priority).filter(|r| !tables.claimed.contains(&r.table));
+            attachment_rule(snap, &a.addr, config.priority).filter(|r| !tables.claimed.contains(&r.table));
         let table = tables.pick(rule.map(|r| r.table), snap, a);
         ensure_rule(&mut ops, rule, new_rule(src, table, config.priority), config);
-        for r in dedup_direct_first(table_routes(config, a, table, link, &main, snap)) {
-            if !already_hinted(config, addresses, &r, snap) {
-                ensure_route(&mut ops, snap, r);
+        let hint = hinted.iter().find(|h| h.dst == a.addr.trunc());
+        let want = table_routes(config, a, table, link, &main, hint, snap);
+        for (r, copied) in dedup_direct_first(want, |(r, _)| r) {
+            let present = snap.routes.iter().any(|x| same_route(x, &r));
+            let mark = marker(&r);
+            ensure_route(&mut ops, snap, r.clone());
+            // Every copy that leaves main gets its marker before main's
+            // route goes: DEL gives back exactly the marked ones.
+            if copied && !marked(snap, &r) && (!present || !kept(&r)) {
+                ops.push(Change::AddRoute(mark));
             }
         }
     }
-    let (keep, hints) = source_hints(config, addresses, link, &main, snap);
     ops.extend(leave_main(config, &main, addresses, &keep, &snap.ifname));
     ops.extend(hints.into_iter().map(Change::AddRoute));
     Ok(undoable(ops))
@@ -118,17 +138,21 @@ fn ensure_rule(ops: &mut Vec<Change>, have: Option<&Rule>, want: Rule, config: &
 }
 
 /// What the address's table holds: a default route via the gateway (sbr's,
-/// marked) and copies of main's routes on the link that belong to the
-/// address, unchanged (DEL moves them back). A copy of main's default takes
-/// the place of the gateway's, as in the reference.
+/// marked), sbr's copy of its source hint when that is the subnet's only
+/// route in main (an address added `noprefixroute`), and copies of main's
+/// routes on the link that belong to the address, unchanged (DEL moves them
+/// back); `true` marks the copies. A copy of main's default takes the place
+/// of the gateway's, as in the reference, and a copy of main's subnet route
+/// that of the hint's.
 fn table_routes(
     config: &Config,
     a: &Address,
     table: u32,
     link: u32,
     main: &[&Route],
+    hint: Option<&Route>,
     snap: &Snapshot,
-) -> Vec<Route> {
+) -> Vec<(Route, bool)> {
     let v4 = is_v4(&a.addr);
     let mut want = Vec::new();
     let static_gw = config.static_gateway(v4);
@@ -148,6 +172,8 @@ fn table_routes(
             other_nexthop: false,
         });
     }
+    let mut want: Vec<(Route, bool)> = want.into_iter().map(|r| (r, false)).collect();
+    want.extend(hint.map(|h| (Route { table, ..h.clone() }, false)));
     for r in main.iter().filter(|r| belongs(config, a, r)) {
         if let (Some(gw), true) = (static_gw, r.dst.prefix_len() == 0 && r.gateway != static_gw) {
             log::warn!(
@@ -156,32 +182,21 @@ fn table_routes(
                 snap.ifname
             );
         }
-        want.push(Route {
-            table,
-            ..(*r).clone()
-        });
+        want.push((
+            Route {
+                table,
+                ..(*r).clone()
+            },
+            true,
+        ));
     }
     want
 }
 
-/// With hints, main's subnet route gained a source after it was copied:
-/// the copy without it still counts.
-fn already_hinted(config: &Config, addresses: &[Address], r: &Route, snap: &Snapshot) -> bool {
-    let hinted = config.add_source_hints
-        && r.gateway.is_none()
-        && addresses
-            .iter()
-            .any(|a| a.addr.trunc() == r.dst && r.prefsrc == Some(a.addr.addr()));
-    let unhinted = Route {
-        prefsrc: None,
-        ..r.clone()
-    };
-    hinted && snap.routes.iter().any(|o| same_route(o, &unhinted))
-}
-
 /// `addSourceHints`: per subnet, the first address's route stays in main
 /// with the address as its source. Returns main's routes that already are
-/// such (kept) and the hint routes to add (sbr's, marked). An IPv6 address
+/// such (kept), the hint routes to add (sbr's, marked), and sbr's hints
+/// main will hold (added now or before). An IPv6 address
 /// still in DAD cannot be a source yet (the kernel refuses it): its subnet
 /// keeps main's route as it is, with a warning, as upstream only warns; a
 /// later ADD adds the hint, and CHECK says it is missing.
@@ -191,11 +206,12 @@ fn source_hints<'a>(
     link: u32,
     main: &[&'a Route],
     snap: &Snapshot,
-) -> (Vec<&'a Route>, Vec<Route>) {
+) -> (Vec<&'a Route>, Vec<Route>, Vec<Route>) {
     let mut keep = Vec::new();
     let mut hints = Vec::new();
+    let mut ours = Vec::new();
     if !config.add_source_hints {
-        return (keep, hints);
+        return (keep, hints, ours);
     }
     let mut seen = BTreeSet::new();
     for a in addresses {
@@ -235,11 +251,19 @@ fn source_hints<'a>(
             other_nexthop: false,
         };
         match current {
-            Some(c) if same_route(c, &want) => keep.push(c),
-            _ => hints.push(want),
+            Some(c) if same_route(c, &want) => {
+                if c.protocol == RTPROT_SBR {
+                    ours.push(c.clone());
+                }
+                keep.push(c);
+            }
+            _ => {
+                ours.push(want.clone());
+                hints.push(want);
+            }
         }
     }
-    (keep, hints)
+    (keep, hints, ours)
 }
 
 /// main's routes on the link that belong to an address leave it (but the

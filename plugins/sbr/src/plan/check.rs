@@ -29,10 +29,10 @@ fn drift(op: &Change, config: &Config, ifname: &str) -> String {
             Some(src) => format!("missing rule from {src} to a routing table"),
             None => format!("missing rule {}", RuleText(r)),
         },
-        Change::AddRoute(r) if r.table == RT_TABLE_MAIN => {
+        Change::AddRoute(r) | Change::AppendRoute(r) if r.table == RT_TABLE_MAIN => {
             format!("missing route {} in table main", RouteText(r, ifname))
         }
-        Change::AddRoute(r) => format!(
+        Change::AddRoute(r) | Change::AppendRoute(r) => format!(
             "missing route {} in table {}",
             RouteText(r, ifname),
             TableText(r.table)
@@ -60,7 +60,7 @@ fn subnet_routes(config: &Config, addresses: &[Address], snap: &Snapshot) -> Res
             continue;
         }
         let src = host(&a.addr);
-        let Some(table) = attachment_rule(snap, &src, config.priority).map(|r| r.table) else {
+        let Some(table) = attachment_rule(snap, &a.addr, config.priority).map(|r| r.table) else {
             return fail(format!("missing rule from {src} to a routing table"));
         };
         // ADD copies whatever route to the subnet the main plugin made on

@@ -24,8 +24,10 @@ use std::net::IpAddr;
 use cni_core::plan::Step;
 use cni_core::{CniError, NetResult};
 use ipnet::IpNet;
-use nl_ops::route::{Route, RT_SCOPE_LINK, RT_TABLE_DEFAULT, RT_TABLE_LOCAL, RT_TABLE_MAIN};
-pub use nl_ops::route::{RTN_UNICAST, RTPROT_BOOT};
+use nl_ops::route::{
+    Route, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_DEFAULT, RT_TABLE_LOCAL, RT_TABLE_MAIN,
+};
+pub use nl_ops::route::{RTN_THROW, RTN_UNICAST, RTPROT_BOOT};
 use nl_ops::rule::Rule;
 pub use nl_ops::rule::FR_ACT_TO_TBL;
 
@@ -36,10 +38,14 @@ pub const FIRST_TABLE: u32 = 100;
 /// The mark on every rule and route sbr makes (FRA_PROTOCOL, rtm_protocol),
 /// as routing daemons mark theirs: `ip rule` and `ip route` show it as
 /// `proto 83`. It survives a crash and needs no state file. Routes sbr
-/// moves keep the protocol they had, so DEL puts back exactly what ADD took.
+/// moves keep the protocol they had, and a marker (see [`marker`]) beside
+/// each says ADD moved it, so DEL puts back exactly what ADD took.
 pub const RTPROT_SBR: u8 = 83;
 /// What the reference writes on its rules.
 pub const RTPROT_UNSPEC: u8 = 0;
+/// A marker's metric is that of the route it stands beside plus this: a
+/// higher metric than any real route's, so it never wins a lookup.
+pub const MARKER_OFFSET: u32 = 1 << 31;
 
 /// One prevResult address of the interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +79,9 @@ pub enum Change {
     AddRule(Rule),
     DelRule(Rule),
     AddRoute(Route),
+    /// Added beside main's route with the same key on another link (a
+    /// subnet two links share), as the kernel adds prefix routes.
+    AppendRoute(Route),
     DelRoute(Route),
 }
 
@@ -83,7 +92,7 @@ impl Change {
         match self {
             Change::AddRule(r) => Change::DelRule(r.clone()),
             Change::DelRule(r) => Change::AddRule(r.clone()),
-            Change::AddRoute(r) => Change::DelRoute(r.clone()),
+            Change::AddRoute(r) | Change::AppendRoute(r) => Change::DelRoute(r.clone()),
             Change::DelRoute(r) => Change::AddRoute(r.clone()),
         }
     }
@@ -95,6 +104,11 @@ impl Change {
             Change::DelRule(r) => format!("delete rule {}", RuleText(r)),
             Change::AddRoute(r) => format!(
                 "add route {} to table {}",
+                RouteText(r, ifname),
+                TableText(r.table)
+            ),
+            Change::AppendRoute(r) => format!(
+                "append route {} to table {}",
                 RouteText(r, ifname),
                 TableText(r.table)
             ),
@@ -159,6 +173,9 @@ pub struct RouteText<'a>(pub &'a Route, pub &'a str);
 impl fmt::Display for RouteText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let RouteText(r, ifname) = self;
+        if r.kind == RTN_THROW {
+            f.write_str("throw ")?;
+        }
         if r.dst.prefix_len() == 0 {
             f.write_str("default")?;
         } else {
@@ -267,10 +284,73 @@ pub(crate) fn same_route(a: &Route, b: &Route) -> bool {
 }
 
 /// A route sbr can move and give back as it was: no tos (a key sbr's rules
-/// and copies do not carry) and a next hop that is just `oif` and
-/// `gateway` (not RTA_VIA, multipath, a nexthop object or an encap).
+/// and copies do not carry), a next hop that is just `oif` and `gateway`
+/// (not RTA_VIA, multipath, a nexthop object or an encap), and a metric
+/// below 2^31, so that its marker's is above it.
 pub(crate) fn movable(r: &Route) -> bool {
-    r.tos == 0 && !r.other_nexthop
+    r.tos == 0 && !r.other_nexthop && metric_of(r) < MARKER_OFFSET
+}
+
+/// The marker ADD puts beside each route it copies from main into a table
+/// (`throw DST table T proto 83 metric M+2^31`): kernel state that proves
+/// the copy is ADD's, so DEL gives back exactly those routes and leaves
+/// what others add to the table later. A throw sends lookups on to the
+/// next rule, as no route at all would, and its metric is above the
+/// copy's: lookups never see it.
+pub(crate) fn marker(copy: &Route) -> Route {
+    Route {
+        dst: copy.dst,
+        gateway: None,
+        prefsrc: None,
+        oif: None,
+        table: copy.table,
+        scope: RT_SCOPE_UNIVERSE,
+        // Movable routes have metrics below the offset.
+        metric: Some(metric_of(copy) | MARKER_OFFSET),
+        protocol: RTPROT_SBR,
+        kind: RTN_THROW,
+        tos: 0,
+        metrics: Vec::new(),
+        other_nexthop: false,
+    }
+}
+
+pub(crate) fn is_marker(r: &Route) -> bool {
+    r.kind == RTN_THROW && r.protocol == RTPROT_SBR && metric_of(r) >= MARKER_OFFSET
+}
+
+/// Whether the table's route `r` has its marker: ADD copied it from main.
+/// (The kernel reports an IPv6 throw route on `lo`: the link is no key.)
+pub(crate) fn marked(snap: &Snapshot, r: &Route) -> bool {
+    let m = marker(r);
+    snap.routes
+        .iter()
+        .any(|x| is_marker(x) && x.dst == m.dst && x.table == m.table && x.metric == m.metric)
+}
+
+/// Whether `table` is this link's: it routes through the link, or through
+/// no link at all (empty, or markers only: the link is gone). Two links with
+/// one address each keep their own table.
+pub(crate) fn table_of_link(snap: &Snapshot, table: u32) -> bool {
+    let oifs: Vec<u32> = snap
+        .routes
+        .iter()
+        .filter(|r| r.table == table && !is_marker(r))
+        .filter_map(|r| r.oif)
+        .collect();
+    oifs.is_empty() || snap.link.is_some_and(|l| oifs.contains(&l))
+}
+
+/// `addSourceHints`' route in main: sbr's, to the address's subnet with
+/// the address as source, through the link.
+pub(crate) fn is_hint(r: &Route, link: u32, addresses: &[IpNet]) -> bool {
+    r.table == RT_TABLE_MAIN
+        && r.oif == Some(link)
+        && r.protocol == RTPROT_SBR
+        && r.gateway.is_none()
+        && addresses
+            .iter()
+            .any(|a| a.trunc() == r.dst && r.prefsrc == Some(a.addr()))
 }
 
 pub(crate) fn in_subnet(net: &IpNet, ip: Option<IpAddr>) -> bool {
@@ -308,6 +388,8 @@ pub(crate) fn main_link_routes(snap: &Snapshot, link: u32) -> Vec<&Route> {
             }
             let why = if r.tos != 0 {
                 format!("tos {:#x}", r.tos)
+            } else if metric_of(r) >= MARKER_OFFSET {
+                format!("metric {} (2^31 and up are for sbr's markers)", metric_of(r))
             } else {
                 "a next hop beyond a gateway (via, multipath, nexthop object, encap)".to_string()
             };
@@ -331,47 +413,51 @@ pub(crate) fn marked_rule(r: &Rule, src: &IpNet) -> bool {
     plain_rule(r, src) && r.protocol == RTPROT_SBR
 }
 
-/// The reference's rule for this source: plain, unmarked, into a table
-/// that holds only routes through the link (none, when the link is gone).
-/// A node upgraded in place still tears down what the reference made.
-pub(crate) fn reference_rule(snap: &Snapshot, r: &Rule, src: &IpNet) -> bool {
-    plain_rule(r, src)
-        && r.protocol == RTPROT_UNSPEC
-        && !RESERVED_TABLES.contains(&r.table)
-        && snap
-            .routes
-            .iter()
-            .filter(|t| t.table == r.table)
-            .all(|t| snap.link.is_some() && t.oif == snap.link)
+/// The reference's rule for the address `a` (with its prefix): plain,
+/// unmarked, into a table in the reference's exact shape: copies of main's
+/// routes through the link, among them the route to the address's subnet
+/// (none at all when the link is gone). A node upgraded in place still
+/// tears down what the reference made; an operator's rule into a table of
+/// their own routes is not that.
+pub(crate) fn reference_rule(snap: &Snapshot, r: &Rule, a: &IpNet) -> bool {
+    let mut routes = snap.routes.iter().filter(|t| t.table == r.table);
+    let shape = match snap.link {
+        None => routes.next().is_none(),
+        Some(link) => {
+            let subnet = a.trunc();
+            routes
+                .clone()
+                .all(|t| t.oif == Some(link) && t.kind == RTN_UNICAST)
+                && routes.any(|t| subnet.prefix_len() == subnet.max_prefix_len() || t.dst == subnet)
+        }
+    };
+    plain_rule(r, &host(a)) && r.protocol == RTPROT_UNSPEC && !RESERVED_TABLES.contains(&r.table) && shape
 }
 
-/// The rule that ties `src` to its table: sbr's own (the one with the
-/// configured priority first), else the reference's. Never one into a
-/// kernel table (left by an ADD with `table` set): adopting main would
-/// copy main into itself and strip it.
-pub(crate) fn attachment_rule<'a>(
-    snap: &'a Snapshot,
-    src: &IpNet,
-    priority: Option<u32>,
-) -> Option<&'a Rule> {
+/// The rule that ties the address `a` to its table: sbr's own (the one
+/// with the configured priority first) into a table of this link, else the
+/// reference's. Never one into a kernel table (left by an ADD with `table`
+/// set): adopting main would copy main into itself and strip it.
+pub(crate) fn attachment_rule<'a>(snap: &'a Snapshot, a: &IpNet, priority: Option<u32>) -> Option<&'a Rule> {
+    let src = host(a);
     let ours = || {
-        snap.rules
-            .iter()
-            .filter(|r| marked_rule(r, src) && !RESERVED_TABLES.contains(&r.table))
+        snap.rules.iter().filter(|r| {
+            marked_rule(r, &src) && !RESERVED_TABLES.contains(&r.table) && table_of_link(snap, r.table)
+        })
     };
     ours()
         .find(|r| priority.is_none() || r.priority == priority)
         .or_else(|| ours().next())
-        .or_else(|| snap.rules.iter().find(|r| reference_rule(snap, r, src)))
+        .or_else(|| snap.rules.iter().find(|r| reference_rule(snap, r, a)))
 }
 
 /// A table of this address that lost its rule (someone deleted it): no rule
-/// points at it, every route in it is a unicast route through the link (as
-/// all sbr puts there; a VRF's table also holds local and broadcast
-/// routes), and one of them belongs to the address (sbr's mark, its
-/// source, a gateway in its subnet or its subnet itself). ADD takes it up again and DEL empties it, so
-/// neither strands the routes that left main. Tables in `claimed` went to
-/// other addresses already.
+/// points at it, every route in it but sbr's markers is a unicast route
+/// through the link (as all sbr puts there; a VRF's table also holds local
+/// and broadcast routes), and one of them belongs to the address (sbr's
+/// mark, its source, a gateway in its subnet or its subnet itself). ADD
+/// takes it up again and DEL empties it, so neither strands the routes that
+/// left main. Tables in `claimed` went to other addresses already.
 pub(crate) fn orphan_table(snap: &Snapshot, a: &IpNet, claimed: &BTreeSet<u32>) -> Option<u32> {
     let link = snap.link?;
     let referenced: BTreeSet<u32> = snap.rules.iter().map(|r| r.table).collect();
@@ -391,7 +477,7 @@ pub(crate) fn orphan_table(snap: &Snapshot, a: &IpNet, claimed: &BTreeSet<u32>) 
                 || (r.gateway.is_none() && r.dst.prefix_len() > 0 && r.dst.contains(&a.addr())))
     };
     tables.into_iter().find(|t| {
-        let mut routes = snap.routes.iter().filter(|r| r.table == *t);
+        let mut routes = snap.routes.iter().filter(|r| r.table == *t && !is_marker(r));
         routes
             .clone()
             .all(|r| r.oif == Some(link) && r.kind == RTN_UNICAST)
@@ -430,15 +516,15 @@ pub(crate) fn ensure_route(ops: &mut Vec<Change>, snap: &Snapshot, want: Route) 
 /// Keeps the last of routes with one key (the reference replaces), in the
 /// order of first appearance, routes without gateway first so that gateways
 /// are reachable when theirs go in.
-pub(crate) fn dedup_direct_first(routes: Vec<Route>) -> Vec<Route> {
-    let mut out: Vec<Route> = Vec::new();
-    for r in routes {
-        match out.iter_mut().find(|o| same_key(o, &r)) {
+pub(crate) fn dedup_direct_first<T>(items: Vec<T>, route: impl Fn(&T) -> &Route) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for r in items {
+        match out.iter_mut().find(|o| same_key(route(o), route(&r))) {
             Some(o) => *o = r,
             None => out.push(r),
         }
     }
-    let (direct, via): (Vec<Route>, Vec<Route>) = out.into_iter().partition(|r| r.gateway.is_none());
+    let (direct, via): (Vec<T>, Vec<T>) = out.into_iter().partition(|r| route(r).gateway.is_none());
     direct.into_iter().chain(via).collect()
 }
 

@@ -180,13 +180,36 @@ pub(super) fn simulate_changes<'a>(
                 } else {
                     Some(metric_of(r))
                 };
-                o.routes.push(Route { metric, ..r.clone() });
+                // The kernel reports an IPv6 throw route on lo.
+                let oif = if r.kind == RTN_THROW && !is_v4(&r.dst) {
+                    Some(1)
+                } else {
+                    r.oif
+                };
+                o.routes.push(Route {
+                    metric,
+                    oif,
+                    ..r.clone()
+                });
+            }
+            Change::AppendRoute(r) => {
+                assert!(
+                    !o.routes.iter().any(|x| same_route(x, r)),
+                    "duplicate append of {r:?}"
+                );
+                o.routes.push(r.clone());
             }
             Change::DelRoute(r) => {
                 let i = o
                     .routes
                     .iter()
-                    .position(|x| same_route(x, r) && x.protocol == r.protocol)
+                    .position(|x| {
+                        let named = Route {
+                            oif: if x.kind == RTN_THROW { x.oif } else { r.oif },
+                            ..r.clone()
+                        };
+                        same_route(x, &named) && x.protocol == r.protocol
+                    })
                     .expect("route to delete exists");
                 o.routes.remove(i);
             }

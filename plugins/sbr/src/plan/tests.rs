@@ -21,8 +21,11 @@ fn single_ipv4_golden() {
         [
             "add rule from 10.1.0.2/32 to table 100",
             "add route 10.1.0.0/24 dev net1 src 10.1.0.2 scope link to table 100",
+            // Each copy's marker, metric 0 + 2^31: DEL gives back the marked.
+            "add route throw 10.1.0.0/24 metric 2147483648 to table 100",
             "add route default via 10.1.0.1 dev net1 to table 100",
             "add route 10.9.0.0/16 via 10.1.0.1 dev net1 to table 100",
+            "add route throw 10.9.0.0/16 metric 2147483648 to table 100",
             // Via-gateway routes leave first: undone, their gateway's route comes back first.
             "delete route 10.9.0.0/16 via 10.1.0.1 dev net1 from table main",
             "delete route 10.1.0.0/24 dev net1 src 10.1.0.2 scope link from table main",
@@ -30,7 +33,7 @@ fn single_ipv4_golden() {
     );
     // The default route is the reference's (scope global, no metric) with
     // sbr's mark, as the rule: DEL knows them as sbr's.
-    let Change::AddRoute(d) = &plan.steps[2].change else {
+    let Change::AddRoute(d) = &plan.steps[3].change else {
         panic!()
     };
     assert_eq!(
@@ -46,6 +49,13 @@ fn single_ipv4_golden() {
         panic!()
     };
     assert_eq!(s.protocol, RTPROT_KERNEL);
+    let Change::AddRoute(m) = &plan.steps[2].change else {
+        panic!()
+    };
+    assert_eq!(
+        (m.kind, m.protocol, m.oif, m.metric),
+        (RTN_THROW, RTPROT_SBR, None, Some(MARKER_OFFSET))
+    );
     // The IPv6 link-local route stays in main: no IPv6 address here.
     assert!(!lines(&plan).iter().any(|l| l.contains("fe80")));
 }
@@ -72,9 +82,10 @@ fn several_addresses_get_one_table_each() {
     let plan = plan_add(&Config::default(), &a, &o).unwrap();
     let l = lines(&plan);
     assert_eq!(l[0], "add rule from 10.1.0.2/32 to table 100");
-    assert_eq!(l[4], "add rule from 10.1.0.3/32 to table 102");
-    // Both tables get the subnet, default and via-gateway routes; main loses them once.
-    assert_eq!(l.iter().filter(|x| x.contains("to table 102")).count(), 4);
+    assert_eq!(l[6], "add rule from 10.1.0.3/32 to table 102");
+    // Both tables get the subnet, default and via-gateway routes and the
+    // copies' markers; main loses them once.
+    assert_eq!(l.iter().filter(|x| x.contains("to table 102")).count(), 6);
     assert_eq!(l.iter().filter(|x| x.starts_with("delete")).count(), 2);
 }
 
@@ -95,13 +106,18 @@ fn dual_stack_routes_by_family() {
         [
             "add rule from 10.1.0.2/32 to table 100",
             "add route 10.1.0.0/24 dev net1 src 10.1.0.2 scope link to table 100",
+            "add route throw 10.1.0.0/24 metric 2147483648 to table 100",
             "add route default via 10.1.0.1 dev net1 to table 100",
             "add route 10.9.0.0/16 via 10.1.0.1 dev net1 to table 100",
+            "add route throw 10.9.0.0/16 metric 2147483648 to table 100",
             "add rule from 2001:db8::2/128 to table 101",
             "add route fe80::/64 dev net1 metric 256 to table 101",
+            "add route throw fe80::/64 metric 2147483904 to table 101",
             "add route 2001:db8::/64 dev net1 metric 256 to table 101",
+            "add route throw 2001:db8::/64 metric 2147483904 to table 101",
             // The main table's default (metric 1024) replaces ours: same key.
             "add route default via 2001:db8::1 dev net1 metric 1024 to table 101",
+            "add route throw default metric 2147484672 to table 101",
             "delete route 10.9.0.0/16 via 10.1.0.1 dev net1 from table main",
             "delete route default via 2001:db8::1 dev net1 metric 1024 from table main",
             "delete route 10.1.0.0/24 dev net1 src 10.1.0.2 scope link from table main",
@@ -163,6 +179,7 @@ fn address_without_gateway_gets_no_default_route() {
         [
             "add rule from 10.1.0.2/32 to table 100",
             "add route 10.1.0.0/24 dev net1 src 10.1.0.2 scope link to table 100",
+            "add route throw 10.1.0.0/24 metric 2147483648 to table 100",
             "delete route 10.1.0.0/24 dev net1 src 10.1.0.2 scope link from table main",
         ]
     );
@@ -261,8 +278,11 @@ fn source_hints_replace_a_route_without_hint() {
         lines(&plan),
         [
             "add rule from 2001:db8::2/128 to table 100",
-            "add route fe80::/64 dev net1 metric 256 to table 100",
+            // The copy of main's route takes the place of the hint's copy.
             "add route 2001:db8::/64 dev net1 metric 256 to table 100",
+            "add route throw 2001:db8::/64 metric 2147483904 to table 100",
+            "add route fe80::/64 dev net1 metric 256 to table 100",
+            "add route throw fe80::/64 metric 2147483904 to table 100",
             "delete route fe80::/64 dev net1 metric 256 from table main",
             "delete route 2001:db8::/64 dev net1 metric 256 from table main",
             "add route 2001:db8::/64 dev net1 src 2001:db8::2 metric 256 to table main",
@@ -278,9 +298,12 @@ fn add_is_convergent_and_reuses_the_table_of_an_existing_rule() {
     let after = simulate(&o, &first);
     assert!(plan_add(&Config::default(), &a, &after).unwrap().is_empty());
 
-    // The reference's rule for this address: its table is reused.
+    // The reference's rule for this address: its table (with the copy of
+    // main's subnet route) is reused.
     let mut o2 = snap();
     o2.rules.push(rule(true, Some("10.1.0.2/32"), 107, 32765));
+    o2.routes
+        .push(route("10.1.0.0/24", None, Some("10.1.0.2"), NET1, 107));
     let plan = plan_add(&Config::default(), &a, &o2).unwrap();
     assert!(
         lines(&plan).iter().all(|l| !l.contains("add rule")),
@@ -412,12 +435,19 @@ fn del_without_link_or_prev_result_removes_rules_only() {
     added.link = None;
     added.link_addresses.clear();
     added.routes.retain(|r| r.oif != Some(NET1));
+    // Only the rule and the markers (they name no link) go.
+    let rule_and_markers = [
+        "delete rule from 10.1.0.2/32 to table 100 priority 32765",
+        "delete route throw 10.1.0.0/24 metric 2147483648 from table 100",
+        "delete route throw 10.9.0.0/16 metric 2147483648 from table 100",
+    ];
     assert_eq!(
         lines(&plan_del(&Config::default(), Some(&a), &added)),
-        ["delete rule from 10.1.0.2/32 to table 100 priority 32765"]
+        rule_and_markers
     );
-    // Neither: nothing.
-    assert!(plan_del(&Config::default(), None, &added).is_empty());
+    // Neither: the markers only, they are in a table no rule uses now.
+    let gone = simulate(&added, &plan_del(&Config::default(), Some(&a), &added));
+    assert!(plan_del(&Config::default(), None, &gone).is_empty());
 }
 
 #[test]
@@ -459,15 +489,21 @@ fn del_never_replaces_a_route_of_another_link() {
         "{:#?}",
         lines(&del)
     );
-    // A subnet route someone put on eth0 meanwhile keeps its place.
+    // A route someone put on eth0 meanwhile keeps its place (first, so it
+    // wins lookups); net1's, which ADD moved, goes back beside it.
     let mut moved = added.clone();
     moved
         .routes
         .push(route("10.9.0.0/16", Some("10.0.0.1"), None, ETH0, 254));
     let del = plan_del(&Config::default(), Some(&a), &moved);
-    assert!(!lines(&del)
+    let l = lines(&del);
+    assert!(!l
         .iter()
-        .any(|l| l.contains("10.9.0.0/16") && l.contains("main")));
+        .any(|l| l.starts_with("delete route 10.9.0.0/16") && l.contains("main")));
+    assert!(
+        l.contains(&"append route 10.9.0.0/16 via 10.1.0.1 dev net1 to table main".to_string()),
+        "{l:#?}"
+    );
 }
 
 /// What ptp leaves in main for 10.1.0.2/24 via 10.1.0.1: no direct
@@ -501,8 +537,11 @@ fn ptp_layout_add_check_del() {
         [
             "add rule from 10.1.0.2/32 to table 100",
             "add route 10.1.0.1/32 dev net1 src 10.1.0.2 scope link to table 100",
+            "add route throw 10.1.0.1/32 metric 2147483648 to table 100",
             "add route default via 10.1.0.1 dev net1 to table 100",
+            "add route throw default metric 2147483648 to table 100",
             "add route 10.1.0.0/24 via 10.1.0.1 dev net1 src 10.1.0.2 to table 100",
+            "add route throw 10.1.0.0/24 metric 2147483648 to table 100",
             "delete route 10.1.0.0/24 via 10.1.0.1 dev net1 src 10.1.0.2 from table main",
             "delete route default via 10.1.0.1 dev net1 from table main",
             "delete route 10.1.0.1/32 dev net1 src 10.1.0.2 scope link from table main",
@@ -605,8 +644,20 @@ fn del_recognises_the_references_rule_and_table() {
         "{:#?}",
         lines(&del)
     );
-    // Without a prevResult only sbr's own marked rules count.
-    assert!(plan_del(&Config::default(), None, &r).is_empty());
+    // Without a prevResult (issue 20 item 10) the link's addresses name
+    // the reference's rule too.
+    let mut r_noprev = r.clone();
+    r_noprev.link_addresses = vec![net("10.1.0.2/24")];
+    assert_eq!(
+        sorted(simulate(
+            &r_noprev,
+            &plan_del(&Config::default(), None, &r_noprev)
+        )),
+        sorted(Snapshot {
+            link_addresses: vec![net("10.1.0.2/24")],
+            ..o.clone()
+        })
+    );
     // ADD over it converges onto the reference's table, CHECK agrees.
     assert!(plan_add(&Config::default(), &a, &r).unwrap().is_empty());
     check(&Config::default(), &a, &r).unwrap();
@@ -1062,8 +1113,12 @@ fn metrics_move_with_the_route_and_unmovable_routes_stay() {
     tos.tos = 0x10;
     let mut via = route("10.30.0.0/16", None, None, NET1, 254);
     via.other_nexthop = true;
+    // Its marker's metric (2^31 above it) would not fit in 32 bits.
+    let mut far = route("10.40.0.0/16", Some("10.1.0.1"), None, NET1, 254);
+    far.metric = Some(MARKER_OFFSET);
     o.routes.push(tos.clone());
     o.routes.push(via.clone());
+    o.routes.push(far.clone());
     let plan = plan_add(&c, &a, &o).unwrap();
     let l = lines(&plan);
     assert!(
@@ -1076,11 +1131,11 @@ fn metrics_move_with_the_route_and_unmovable_routes_stay() {
     );
     assert!(
         !l.iter()
-            .any(|x| x.contains("10.20.0.0") || x.contains("10.30.0.0")),
+            .any(|x| x.contains("10.20.0.0") || x.contains("10.30.0.0") || x.contains("10.40.0.0")),
         "{l:#?}"
     );
     let added = simulate(&o, &plan);
-    assert!(added.routes.contains(&tos) && added.routes.contains(&via));
+    assert!(added.routes.contains(&tos) && added.routes.contains(&via) && added.routes.contains(&far));
     check(&c, &a, &added).unwrap();
     assert!(plan_add(&c, &a, &added).unwrap().is_empty());
     // A copy without the mtu is not main's default: when main has it again,
@@ -1168,7 +1223,9 @@ fn slash32_layout_moves_mains_default_via_the_gateway() {
             [
                 "add rule from 10.5.0.7/32 to table 100",
                 "add route 169.254.1.1/32 dev net1 scope link to table 100",
+                "add route throw 169.254.1.1/32 metric 2147483648 to table 100",
                 "add route default via 169.254.1.1 dev net1 to table 100",
+                "add route throw default metric 2147483648 to table 100",
                 "delete route default via 169.254.1.1 dev net1 from table main",
                 "delete route 169.254.1.1/32 dev net1 scope link from table main",
             ],
@@ -1194,6 +1251,7 @@ fn slash32_layout_moves_mains_default_via_the_gateway() {
         [
             "add rule from 10.5.0.7/32 to table 100",
             "add route 169.254.1.1/32 dev net1 scope link to table 100",
+            "add route throw 169.254.1.1/32 metric 2147483648 to table 100",
             "delete route 169.254.1.1/32 dev net1 scope link from table main",
         ]
     );
@@ -1263,4 +1321,319 @@ fn source_hints_wait_for_an_ipv6_address_in_dad() {
         ]
     );
     check(&c, &a, &simulate(&done, &repair)).unwrap();
+}
+
+// Issue 20: a pod with eth0 10.99.0.2/24 owning main's default and net1
+// 10.77.0.2/24 (net2, when there, is index 4).
+
+const NET2: u32 = 4;
+
+fn local(a: &str, oif: u32) -> Route {
+    let mut l = route(&format!("{a}/32"), None, Some(a), oif, 255);
+    l.kind = RTN_LOCAL;
+    l.scope = 254;
+    l
+}
+
+/// `links`: (index, address) with its kernel subnet route in main.
+fn pod20(links: &[(u32, &str)]) -> Snapshot {
+    let mut o = Snapshot {
+        ifname: "net1".into(),
+        link: Some(NET1),
+        link_addresses: Vec::new(),
+        routes: vec![
+            route("default", Some("10.99.0.1"), None, ETH0, 254),
+            route("10.99.0.0/24", None, Some("10.99.0.2"), ETH0, 254),
+            local("10.99.0.2", ETH0),
+        ],
+        rules: default_rules(),
+    };
+    for (i, a) in links {
+        let n = net(&format!("{a}/24"));
+        o.routes
+            .push(route(&n.trunc().to_string(), None, Some(a), *i, 254));
+        o.routes.push(local(a, *i));
+    }
+    o
+}
+
+/// The snapshot as the plugin for `ifname` (link `index`, `addr`) reads it.
+fn as_link(o: &Snapshot, ifname: &str, index: u32, addr: &str) -> Snapshot {
+    Snapshot {
+        ifname: ifname.into(),
+        link: Some(index),
+        link_addresses: vec![net(addr)],
+        ..o.clone()
+    }
+}
+
+fn a77(a: &str) -> [Address; 1] {
+    [addr(a, Some("10.77.0.1"))]
+}
+
+fn main_routes(o: &Snapshot) -> Snapshot {
+    let mut m = o.clone();
+    m.routes.retain(|r| r.table == 254);
+    m.rules.clear();
+    sorted(m)
+}
+
+/// Item 3: net1 and net2 with one address each keep their own table; DEL
+/// of one leaves the other's rule and table, and each gets its routes back.
+#[test]
+fn two_links_with_one_address_keep_their_own_tables() {
+    let c = Config::default();
+    let a = a77("10.77.0.2/24");
+    let o = pod20(&[(NET1, "10.77.0.2"), (NET2, "10.77.0.2")]);
+    let v1 = |s: &Snapshot| as_link(s, "net1", NET1, "10.77.0.2/24");
+    let v2 = |s: &Snapshot| as_link(s, "net2", NET2, "10.77.0.2/24");
+    let s1 = simulate(&o, &plan_add(&c, &a, &v1(&o)).unwrap());
+    let add2 = plan_add(&c, &a, &v2(&s1)).unwrap();
+    assert_eq!(lines(&add2)[0], "add rule from 10.77.0.2/32 to table 101");
+    let s2 = simulate(&s1, &add2);
+    check(&c, &a, &v1(&s2)).unwrap();
+    check(&c, &a, &v2(&s2)).unwrap();
+    // Both subnet routes are in their tables.
+    for (t, l) in [(100, NET1), (101, NET2)] {
+        assert!(s2
+            .routes
+            .iter()
+            .any(|r| r.table == t && r.oif == Some(l) && r.dst == net("10.77.0.0/24")));
+    }
+    let s3 = simulate(&s2, &plan_del(&c, Some(&a), &v2(&s2)));
+    check(&c, &a, &v1(&s3)).unwrap();
+    let s4 = simulate(&s3, &plan_del(&c, None, &v1(&s3)));
+    assert_eq!(sorted(s4), sorted(o.clone()));
+    // Multus order: net1 first.
+    let s3 = simulate(&s2, &plan_del(&c, Some(&a), &v1(&s2)));
+    check(&c, &a, &v2(&s3)).unwrap();
+    let s4 = simulate(&s3, &plan_del(&c, Some(&a), &v2(&s3)));
+    assert_eq!(sorted(s4), sorted(o));
+}
+
+/// Item 4: a subnet shared with eth0 (and with net2): DEL gives back
+/// net1's own subnet route beside the other link's, ADD after DEL works.
+#[test]
+fn a_shared_subnet_route_comes_back_beside_the_other_links() {
+    let c = Config::default();
+    let a = a77("10.77.0.2/24");
+    let mut o = pod20(&[(NET1, "10.77.0.2")]);
+    o.routes = vec![
+        route("default", Some("10.77.0.1"), None, ETH0, 254),
+        route("10.77.0.0/24", None, Some("10.77.0.5"), ETH0, 254),
+        local("10.77.0.5", ETH0),
+        route("10.77.0.0/24", None, Some("10.77.0.2"), NET1, 254),
+        local("10.77.0.2", NET1),
+    ];
+    let o = as_link(&o, "net1", NET1, "10.77.0.2/24");
+    let added = simulate(&o, &plan_add(&c, &a, &o).unwrap());
+    let del = plan_del(&c, Some(&a), &added);
+    assert!(
+        lines(&del).contains(
+            &"append route 10.77.0.0/24 dev net1 src 10.77.0.2 scope link to table main".to_string()
+        ),
+        "{:#?}",
+        lines(&del)
+    );
+    let back = simulate(&added, &del);
+    assert_eq!(sorted(back.clone()), sorted(o.clone()));
+    let again = simulate(&back, &plan_add(&c, &a, &back).unwrap());
+    check(&c, &a, &again).unwrap();
+
+    // net1 10.77.0.2 and net2 10.77.0.3 in one subnet, deleted net1 first.
+    let o = pod20(&[(NET1, "10.77.0.2"), (NET2, "10.77.0.3")]);
+    let v1 = |s: &Snapshot| as_link(s, "net1", NET1, "10.77.0.2/24");
+    let v2 = |s: &Snapshot| as_link(s, "net2", NET2, "10.77.0.3/24");
+    let a2 = a77("10.77.0.3/24");
+    let s1 = simulate(&o, &plan_add(&c, &a, &v1(&o)).unwrap());
+    let s2 = simulate(&s1, &plan_add(&c, &a2, &v2(&s1)).unwrap());
+    let s3 = simulate(&s2, &plan_del(&c, Some(&a), &v1(&s2)));
+    let s4 = simulate(&s3, &plan_del(&c, Some(&a2), &v2(&s3)));
+    assert_eq!(sorted(s4), sorted(o));
+}
+
+/// Item 5: a route someone adds to the table after ADD is not moved into
+/// main by DEL.
+#[test]
+fn del_moves_back_only_what_add_moved() {
+    let c = Config::default();
+    let a = a77("10.77.0.2/24");
+    let o = as_link(&pod20(&[(NET1, "10.77.0.2")]), "net1", NET1, "10.77.0.2/24");
+    let mut added = simulate(&o, &plan_add(&c, &a, &o).unwrap());
+    let mut theirs = route("default", Some("10.77.0.254"), None, NET1, 100);
+    theirs.metric = Some(5);
+    theirs.protocol = 4;
+    added.routes.push(theirs.clone());
+    let back = simulate(&added, &plan_del(&c, Some(&a), &added));
+    assert_eq!(main_routes(&back), main_routes(&o));
+    assert!(back.routes.contains(&theirs));
+}
+
+/// Item 6: an operator's rule for the address into their own table is
+/// neither adopted by ADD nor deleted by DEL; with `table` set, a plain
+/// rule into it that was there before ADD is not deleted either.
+#[test]
+fn an_operators_rule_and_table_for_the_address_stay() {
+    let c = Config::default();
+    let a = a77("10.77.0.2/24");
+    let mut o = as_link(&pod20(&[(NET1, "10.77.0.2")]), "net1", NET1, "10.77.0.2/24");
+    o.rules.push(rule(true, Some("10.77.0.2/32"), 200, 1000));
+    o.routes
+        .push(route("198.51.100.0/24", Some("10.77.0.1"), None, NET1, 200));
+    let add = plan_add(&c, &a, &o).unwrap();
+    assert_eq!(lines(&add)[0], "add rule from 10.77.0.2/32 to table 100");
+    assert!(!lines(&add).iter().any(|l| l.contains("table 200")));
+    let added = simulate(&o, &add);
+    check(&c, &a, &added).unwrap();
+    for prev in [Some(&a[..]), None] {
+        let back = simulate(&added, &plan_del(&c, prev, &added));
+        assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
+    }
+
+    let c = cfg(json!({"table": 500}));
+    let mut o = as_link(&pod20(&[(NET1, "10.77.0.2")]), "net1", NET1, "10.77.0.2/24");
+    o.rules.push(rule(true, Some("10.77.0.2/32"), 500, 1000));
+    let added = simulate(&o, &plan_add(&c, &a, &o).unwrap());
+    for prev in [Some(&a[..]), None] {
+        assert!(plan_del(&c, prev, &added).is_empty(), "prev {}", prev.is_some());
+    }
+}
+
+/// Item 7: `addSourceHints` with an address added `noprefixroute` and only
+/// a host route to the gateway: CHECK passes right after ADD, a second
+/// ADD adds nothing, DEL restores.
+#[test]
+fn source_hint_for_a_noprefixroute_address_converges() {
+    let c = cfg(json!({"addSourceHints": true}));
+    let a = a77("10.77.0.2/24");
+    let mut o = as_link(&pod20(&[(NET1, "10.77.0.2")]), "net1", NET1, "10.77.0.2/24");
+    o.routes.retain(|r| r.dst != net("10.77.0.0/24"));
+    o.routes.push(route("10.77.0.1/32", None, None, NET1, 254));
+    let added = simulate(&o, &plan_add(&c, &a, &o).unwrap());
+    check(&c, &a, &added).unwrap();
+    let again = plan_add(&c, &a, &added).unwrap();
+    assert!(again.is_empty(), "{:#?}", lines(&again));
+    for prev in [Some(&a[..]), None] {
+        let back = simulate(&added, &plan_del(&c, prev, &added));
+        assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
+    }
+}
+
+/// Item 8: a foreign rule into sbr's table, added after ADD, does not keep
+/// DEL from giving main its routes back; the rule stays.
+#[test]
+fn a_foreign_rule_into_the_table_does_not_strand_mains_routes() {
+    let c = Config::default();
+    let a = a77("10.77.0.2/24");
+    let o = as_link(&pod20(&[(NET1, "10.77.0.2")]), "net1", NET1, "10.77.0.2/24");
+    let mut added = simulate(&o, &plan_add(&c, &a, &o).unwrap());
+    let mut theirs = rule(true, Some("10.77.0.2/32"), 100, 500);
+    theirs.protocol = 4;
+    added.rules.push(theirs.clone());
+    let back = simulate(&added, &plan_del(&c, Some(&a), &added));
+    assert_eq!(main_routes(&back), main_routes(&o));
+    assert!(back.rules.contains(&theirs));
+    assert!(!back.routes.iter().any(|r| r.table == 100));
+}
+
+/// Item 9: a route in main with protocol 83 that sbr did not make goes back
+/// to main as it was.
+#[test]
+fn a_proto_83_route_sbr_did_not_make_comes_back() {
+    let c = Config::default();
+    let a = a77("10.77.0.2/24");
+    let mut o = as_link(&pod20(&[(NET1, "10.77.0.2")]), "net1", NET1, "10.77.0.2/24");
+    let mut theirs = route("198.51.100.0/24", Some("10.77.0.1"), None, NET1, 254);
+    theirs.protocol = RTPROT_SBR;
+    o.routes.push(theirs);
+    let added = simulate(&o, &plan_add(&c, &a, &o).unwrap());
+    for prev in [Some(&a[..]), None] {
+        let back = simulate(&added, &plan_del(&c, prev, &added));
+        assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
+    }
+}
+
+/// Item 10: after the reference's ADD, DEL without prevResult removes the
+/// reference's rule and gives main its routes back.
+#[test]
+fn del_without_prev_result_removes_the_references_rule() {
+    let o = as_link(&pod20(&[(NET1, "10.77.0.2")]), "net1", NET1, "10.77.0.2/24");
+    let mut r = o.clone();
+    r.rules.push(rule(true, Some("10.77.0.2/32"), 100, 32765));
+    let subnet = net("10.77.0.0/24");
+    r.routes.retain(|x| x.dst != subnet);
+    r.routes
+        .push(route("10.77.0.0/24", None, Some("10.77.0.2"), NET1, 100));
+    r.routes
+        .push(route("default", Some("10.77.0.1"), None, NET1, 100));
+    let back = simulate(&r, &plan_del(&Config::default(), None, &r));
+    assert!(!back.rules.iter().any(|x| x.table == 100));
+    assert!(!back.routes.iter().any(|x| x.table == 100));
+    assert!(back
+        .routes
+        .iter()
+        .any(|x| x.table == 254 && x.dst == subnet && x.oif == Some(NET1)));
+}
+
+/// A table made by sbr before markers (none in it): DEL gives back every
+/// unmarked route through the link, as it did then.
+#[test]
+fn a_table_without_markers_is_emptied_as_before() {
+    let c = Config::default();
+    let a = a77("10.77.0.2/24");
+    let o = as_link(&pod20(&[(NET1, "10.77.0.2")]), "net1", NET1, "10.77.0.2/24");
+    let mut old = simulate(&o, &plan_add(&c, &a, &o).unwrap());
+    old.routes.retain(|r| !is_marker(r));
+    for prev in [Some(&a[..]), None] {
+        let back = simulate(&old, &plan_del(&c, prev, &old));
+        assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
+    }
+}
+
+/// Issue 20 item 7, killed: a v4+v6 hinted ADD (noprefixroute addresses,
+/// host routes to the gateways) killed after any of its steps; the next ADD
+/// finishes it, CHECK passes, one more ADD adds nothing, DEL restores.
+#[test]
+fn a_killed_hinted_add_converges() {
+    let c = cfg(json!({"addSourceHints": true}));
+    let a = [
+        addr("10.77.0.2/24", Some("10.77.0.1")),
+        addr("2001:db8::2/64", Some("2001:db8::1")),
+    ];
+    let mut o = as_link(&pod20(&[(NET1, "10.77.0.2")]), "net1", NET1, "10.77.0.2/24");
+    o.routes.retain(|r| r.dst != net("10.77.0.0/24"));
+    o.routes.push(route("10.77.0.1/32", None, None, NET1, 254));
+    o.routes.push(route("2001:db8::1/128", None, None, NET1, 254));
+    o.routes.push(route("fe80::/64", None, None, NET1, 254));
+    o.link_addresses.push(net("2001:db8::2/128"));
+    let plan = plan_add(&c, &a, &o).unwrap();
+    for k in 0..=plan.len() {
+        let killed = simulate_changes(&o, plan.changes().take(k));
+        let done = simulate(&killed, &plan_add(&c, &a, &killed).unwrap());
+        check(&c, &a, &done).unwrap_or_else(|e| panic!("after {k}: {}", e.msg));
+        let again = plan_add(&c, &a, &done).unwrap();
+        assert!(again.is_empty(), "after {k}: {:#?}", lines(&again));
+        let back = simulate(&done, &plan_del(&c, Some(&a), &done));
+        assert_eq!(sorted(back), sorted(o.clone()), "after {k}");
+    }
+}
+
+/// Main held a default through eth0 and one through net1 (ptp adds its
+/// own beside eth0's): DEL gives net1's back beside eth0's, as it was.
+#[test]
+fn a_moved_default_comes_back_beside_another_links() {
+    let c = Config::default();
+    let a = a77("10.77.0.2/24");
+    let mut o = as_link(&pod20(&[(NET1, "10.77.0.2")]), "net1", NET1, "10.77.0.2/24");
+    o.routes
+        .push(route("default", Some("10.77.0.1"), None, NET1, 254));
+    let added = simulate(&o, &plan_add(&c, &a, &o).unwrap());
+    assert!(!added
+        .routes
+        .iter()
+        .any(|r| r.table == 254 && r.oif == Some(NET1) && r.dst.prefix_len() == 0));
+    for prev in [Some(&a[..]), None] {
+        let back = simulate(&added, &plan_del(&c, prev, &added));
+        assert_eq!(sorted(back), sorted(o.clone()), "prev {}", prev.is_some());
+    }
 }
