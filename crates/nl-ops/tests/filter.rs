@@ -26,7 +26,8 @@ fn redirect_filter_structure_replace_and_precise_delete() {
     let ifb = s.add_ifb("ifbf0", 1500, 0, None).unwrap();
     let ifb2 = s.add_ifb("ifbf1", 1500, 0, None).unwrap();
     assert!(s.add_ingress_qdisc(idx).unwrap());
-    s.add_redirect_filter(idx, 1, ifb.index).unwrap();
+    s.add_redirect_filter(idx, INGRESS_HANDLE, 1, ifb.index, None)
+        .unwrap();
 
     let j = ns.tc_json(&["filter", "show", "dev", "v0", "parent", "ffff:"]);
     let nodes: Vec<_> = j
@@ -64,7 +65,8 @@ fn redirect_filter_structure_replace_and_precise_delete() {
     assert!(got[0].only_redirects());
 
     // Replaced in place: still one filter, now to the other ifb.
-    s.replace_redirect_filter(idx, 1, U32_FIRST, ifb2.index).unwrap();
+    s.replace_redirect_filter(idx, INGRESS_HANDLE, 1, U32_FIRST, ifb2.index, None)
+        .unwrap();
     let got = s.filters(idx, INGRESS_HANDLE).unwrap();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(
@@ -104,12 +106,15 @@ fn redirect_filter_structure_replace_and_precise_delete() {
         "tc", "filter", "add", "dev", "v0", "parent", "ffff:", "protocol", "ip", "prio", "1", "u32", "match",
         "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "ifbf1",
     ]);
-    assert!(s.add_redirect_filter(idx, 1, ifb.index).is_err());
+    assert!(s
+        .add_redirect_filter(idx, INGRESS_HANDLE, 1, ifb.index, None)
+        .is_err());
     let got = s.filters(idx, INGRESS_HANDLE).unwrap();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!((got[0].protocol, got[0].actions), (0x0800, 1));
     // At another priority it goes in beside it.
-    s.add_redirect_filter(idx, 2, ifb.index).unwrap();
+    s.add_redirect_filter(idx, INGRESS_HANDLE, 2, ifb.index, None)
+        .unwrap();
     assert_eq!(s.filters(idx, INGRESS_HANDLE).unwrap().len(), 2);
 
     // No ingress qdisc: no filters, not an error.
@@ -133,7 +138,8 @@ fn redirect_moves_real_traffic_into_the_ifb() {
     let vh = host.ifindex("vhost0");
     let ifb = s.add_ifb("ifbr0", 1500, 0, Some("test")).unwrap();
     s.add_ingress_qdisc(vh).unwrap();
-    s.add_redirect_filter(vh, 1, ifb.index).unwrap();
+    s.add_redirect_filter(vh, INGRESS_HANDLE, 1, ifb.index, None)
+        .unwrap();
 
     let before = tx_packets(&host, "ifbr0");
     // busybox: no iputils ping on this machine.

@@ -6,9 +6,8 @@ use nl_ops::link::Link;
 use nl_ops::Socket;
 
 use nl_ops::filter::ETH_P_ALL;
-use nl_ops::qdisc::INGRESS_HANDLE;
 
-use crate::plan::{Change, Device, Devices, Plan, REDIRECT_PRIORITY};
+use crate::plan::{Change, Device, Devices, Plan};
 use crate::tbf::TBF_HANDLE;
 
 /// The host namespace's socket and what a plan learns while it runs.
@@ -141,34 +140,46 @@ fn apply(change: &Change, k: &mut Kernel, d: &Devices) -> nl_ops::Result<()> {
         }
         Change::AddIngressQdisc => k.sock.add_ingress_qdisc(host(d)?).map(drop),
         Change::DeleteIngressQdisc => k.sock.delete_ingress_qdisc(host(d)?).map(drop),
-        Change::AddRedirect => {
+        Change::AddRedirect {
+            parent,
+            priority,
+            mark,
+        } => {
             let (h, t) = (host(d)?, k.need_ifb(d)?);
-            k.sock.add_redirect_filter(h, REDIRECT_PRIORITY, t)
+            k.sock
+                .add_redirect_filter(h, *parent, *priority, t, Some(mark.bytes()))
         }
-        Change::ReplaceRedirect { priority, handle } => {
+        Change::ReplaceRedirect {
+            parent,
+            priority,
+            handle,
+            mark,
+        } => {
             let (h, t) = (host(d)?, k.need_ifb(d)?);
-            k.sock.replace_redirect_filter(h, *priority, *handle, t)
+            k.sock
+                .replace_redirect_filter(h, *parent, *priority, *handle, t, Some(mark.bytes()))
         }
         Change::DeleteRedirect {
+            parent,
             priority,
             handle,
             whole,
         } => {
             let handle = if *whole { 0 } else { *handle };
             k.sock
-                .delete_filter(host(d)?, INGRESS_HANDLE, *priority, ETH_P_ALL, "u32", handle)
+                .delete_filter(host(d)?, *parent, *priority, ETH_P_ALL, "u32", handle)
                 .map(drop)
         }
-        Change::DeleteRedirectToIfb => {
+        Change::DeleteRedirectToIfb { parent } => {
             let h = host(d)?;
             let Some(t) = k.ifb(d)? else { return Ok(()) };
-            let ours = k.sock.filters(h, INGRESS_HANDLE)?.into_iter().find(|f| {
+            let ours = k.sock.filters(h, *parent)?.into_iter().find(|f| {
                 f.kind == "u32" && f.protocol == ETH_P_ALL && f.only_redirects() && f.mirred_targets == [t]
             });
             match ours {
                 Some(f) => k
                     .sock
-                    .delete_filter(h, INGRESS_HANDLE, f.priority, f.protocol, "u32", f.handle)
+                    .delete_filter(h, *parent, f.priority, f.protocol, "u32", f.handle)
                     .map(drop),
                 None => Ok(()),
             }

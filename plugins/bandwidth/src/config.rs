@@ -82,6 +82,19 @@ impl Limits {
     }
 }
 
+/// DEL's question, asked of a config whose limits may no longer validate:
+/// could this attachment have shaped ingress (a root TBF on the veth)?
+/// Only a config that readably sets neither ingress value says no.
+pub fn may_shape_ingress(conf: &NetConf) -> bool {
+    match conf.plugin::<Fields>(true) {
+        Ok(fields) => {
+            let e = select(&fields);
+            e.ingress_rate.unwrap_or(0) > 0 || e.ingress_burst.unwrap_or(0) > 0
+        }
+        Err(_) => true,
+    }
+}
+
 /// The reference's rule: the static config wins as soon as any of the four
 /// stands at top level; runtimeConfig is read only otherwise.
 fn select(fields: &Fields) -> Entry {
