@@ -4,10 +4,11 @@
 //!
 //! Ownership: the plugin changes only what it can prove is this
 //! attachment's. The ifb carries our alias (or, made by the reference, no
-//! alias and this attachment's name). Qdiscs and filters have no field for a
-//! mark, so what they are tells: a root `tbf` with handle `1:` (the
-//! reference's shape), and a u32 filter that only redirects, to our ifb (or,
-//! the ifb gone, to links that no longer exist). Everything else on the veth
+//! alias and this attachment's name). Qdiscs have no field for a mark, so
+//! what they are tells: a root `tbf` with handle `1:` (the reference's
+//! shape). Our redirect's action carries a tc cookie ([`Mark`]) saying
+//! whether ADD also made the ingress qdisc; the reference's is known by its
+//! shape. Everything else on the veth (a clsact and its filters included)
 //! is someone else's: never deleted, replaced or moved.
 //!
 //! The model lives here; each verb has its module.
