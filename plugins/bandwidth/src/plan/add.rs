@@ -239,7 +239,11 @@ fn redirect(host: &HostSide, index: Option<u32>, steps: &mut Vec<Step<Change>>) 
                     host.veth.name
                 ))
             })?;
-            let mark = if hook.is_none() {
+            // An empty ingress qdisc beside our ifb is an ADD's killed
+            // between the two, as DEL reads it: ours still.
+            let killed_add =
+                hook == Some(Hook::Ingress) && index.is_some() && host.ingress_filters.is_empty();
+            let mark = if hook.is_none() || killed_add {
                 Mark::FilterAndQdisc
             } else {
                 Mark::Filter

@@ -8,9 +8,9 @@ use crate::ifb::Owner;
 /// reference, which keeps the kernel's device teardown short), then our
 /// redirect: with the ingress qdisc when its mark says ADD made that too
 /// (or, unmarked, the reference's) and nothing else is on it, else alone;
-/// a clsact is never ours. Then the veth's root TBF, only when the config
-/// shapes ingress (`shapes_ingress`): an egress-only attachment never made
-/// one. An ingress qdisc with nothing on it is ours only while our ifb
+/// a clsact is never ours. Then the veth's root TBF, unless the config
+/// shapes egress only (`shapes_ingress` false): an egress-only attachment
+/// never made one. An ingress qdisc with nothing on it is ours only while our ifb
 /// exists (an ADD killed between the qdisc and the redirect): an empty one
 /// is otherwise no sign of this attachment.
 pub fn plan_del(owner: &Owner, ifb_name: &str, snap: &Snapshot, shapes_ingress: bool) -> Plan {

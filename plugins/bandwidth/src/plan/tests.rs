@@ -725,6 +725,9 @@ fn del_spares_foreign_qdiscs_filters_and_other_attachments() {
     // Ours after a killed ADD (the ifb made, no redirect yet): it goes.
     o.ifb = done(&lim).ifb;
     assert_eq!(del(&o), vec![Change::DeleteIfb, Change::DeleteIngressQdisc]);
+    // And an ADD over it marks it as made by ADD, so a later DEL agrees.
+    let p = add(&only(&lim, false), &o).unwrap();
+    assert_eq!(p.changes().last(), Some(&add_redirect(1, Mark::FilterAndQdisc)));
 
     // Our redirect beside someone's filters: ours alone goes, as a node
     // when theirs shares its priority, with its priority when not.
