@@ -12,7 +12,7 @@ use netlink_packet_route::tc::{
 use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::error::{Error, Result};
-use crate::qdisc::Handle;
+use crate::qdisc::{Handle, INGRESS_HANDLE};
 use crate::socket::{decode, Socket};
 
 pub const ETH_P_ALL: u16 = 0x0003;
@@ -187,6 +187,37 @@ impl Socket {
             NLM_F_CREATE | NLM_F_EXCL,
             &|| format!("add redirect filter on link {index} to link {target} at priority {priority}"),
         )
+    }
+
+    /// A new `ingress` qdisc on `index` and, on it, the redirect
+    /// [`Socket::add_redirect_filter`] makes, sent in one datagram: a kill
+    /// never leaves the qdisc without the redirect. Each gets its own
+    /// result (qdisc, filter); the qdisc must be new (EEXIST otherwise).
+    pub fn add_ingress_qdisc_with_redirect(
+        &mut self,
+        index: u32,
+        priority: u16,
+        target: u32,
+        cookie: Option<&[u8]>,
+    ) -> Result<(Result<()>, Result<()>)> {
+        let qdisc = crate::qdisc::ingress_message(index)?;
+        let filter = redirect_message(index, INGRESS_HANDLE, 0, priority, target, cookie)?;
+        let mut acks = self
+            .change_all(
+                vec![
+                    (RouteNetlinkMessage::NewQueueDiscipline(qdisc), NLM_F_CREATE | NLM_F_EXCL),
+                    (RouteNetlinkMessage::NewTrafficFilter(filter), NLM_F_CREATE | NLM_F_EXCL),
+                ],
+                &|| format!("add ingress qdisc to link {index} with a redirect to link {target} at priority {priority}"),
+            )?
+            .into_iter();
+        let missing = || Error::Protocol {
+            op: format!("add ingress qdisc to link {index}"),
+            msg: "fewer acks than requests".into(),
+        };
+        let q = acks.next().unwrap_or_else(|| Err(missing()));
+        let f = acks.next().unwrap_or_else(|| Err(missing()));
+        Ok((q, f))
     }
 
     /// Makes the existing u32 node `handle` a redirect to `target` (one

@@ -151,3 +151,34 @@ fn redirect_moves_real_traffic_into_the_ifb() {
     let j = host.tc_json(&["-s", "filter", "show", "dev", "vhost0", "parent", "ffff:"]);
     eprintln!("{j}");
 }
+
+/// The ingress qdisc and the redirect in one datagram: each acked on its
+/// own, the filter carrying its cookie; over an existing qdisc the first
+/// fails (EEXIST) and the second still runs, as the kernel takes them.
+#[test]
+fn ingress_qdisc_and_redirect_in_one_datagram() {
+    if !root_or_skip("ingress_qdisc_and_redirect_in_one_datagram") {
+        return;
+    }
+    let ns = TestNs::new("filterdg");
+    ns.veth("v0", "v1", None);
+    let mut s = ns.socket();
+    let idx = ns.ifindex("v0");
+    let ifb = s.add_ifb("ifbd0", 1500, 0, None).unwrap();
+    let (q, f) = s
+        .add_ingress_qdisc_with_redirect(idx, 1, ifb.index, Some(b"cni-bw ingress"))
+        .unwrap();
+    q.unwrap();
+    f.unwrap();
+    let got = s.filters(idx, INGRESS_HANDLE).unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].mirred_targets, vec![ifb.index]);
+    assert_eq!(got[0].cookie.as_deref(), Some(&b"cni-bw ingress"[..]));
+    assert!(got[0].match_all);
+    let (q, f) = s
+        .add_ingress_qdisc_with_redirect(idx, 2, ifb.index, None)
+        .unwrap();
+    assert!(q.unwrap_err().is_exists());
+    f.unwrap();
+    assert_eq!(s.filters(idx, INGRESS_HANDLE).unwrap().len(), 2);
+}

@@ -6,8 +6,9 @@ use nl_ops::link::Link;
 use nl_ops::Socket;
 
 use nl_ops::filter::ETH_P_ALL;
+use nl_ops::qdisc::INGRESS_HANDLE;
 
-use crate::plan::{Change, Device, Devices, Plan};
+use crate::plan::{Change, Device, Devices, Mark, Plan};
 use crate::tbf::TBF_HANDLE;
 
 /// The host namespace's socket and what a plan learns while it runs.
@@ -138,7 +139,29 @@ fn apply(change: &Change, k: &mut Kernel, d: &Devices) -> nl_ops::Result<()> {
             k.ifb = None;
             Ok(())
         }
-        Change::AddIngressQdisc => k.sock.add_ingress_qdisc(host(d)?).map(drop),
+        Change::AddIngressWithRedirect { priority } => {
+            let (h, t) = (host(d)?, k.need_ifb(d)?);
+            let cookie = Mark::FilterAndQdisc.bytes();
+            match k
+                .sock
+                .add_ingress_qdisc_with_redirect(h, *priority, t, Some(cookie))?
+            {
+                (Ok(()), Ok(())) => Ok(()),
+                // Half of the step happened: taken back here, since the
+                // engine undoes only steps that succeeded. Our new qdisc
+                // takes the redirect with it; a qdisc someone made first
+                // keeps theirs, and loses only ours.
+                (Ok(()), Err(e)) => {
+                    let _ = k.sock.delete_ingress_qdisc(h);
+                    Err(e)
+                }
+                (Err(e), Ok(())) => {
+                    let _ = delete_redirect_to(k, h, INGRESS_HANDLE, t);
+                    Err(e)
+                }
+                (Err(e), Err(_)) => Err(e),
+            }
+        }
         Change::DeleteIngressQdisc => k.sock.delete_ingress_qdisc(host(d)?).map(drop),
         Change::AddRedirect {
             parent,
@@ -173,16 +196,21 @@ fn apply(change: &Change, k: &mut Kernel, d: &Devices) -> nl_ops::Result<()> {
         Change::DeleteRedirectToIfb { parent } => {
             let h = host(d)?;
             let Some(t) = k.ifb(d)? else { return Ok(()) };
-            let ours = k.sock.filters(h, *parent)?.into_iter().find(|f| {
-                f.kind == "u32" && f.protocol == ETH_P_ALL && f.only_redirects() && f.mirred_targets == [t]
-            });
-            match ours {
-                Some(f) => k
-                    .sock
-                    .delete_filter(h, *parent, f.priority, f.protocol, "u32", f.handle)
-                    .map(drop),
-                None => Ok(()),
-            }
+            delete_redirect_to(k, h, *parent, t)
         }
+    }
+}
+
+/// Our redirect from `host` to `ifb` under `parent`, found now, deleted.
+fn delete_redirect_to(k: &mut Kernel, host: u32, parent: u32, ifb: u32) -> nl_ops::Result<()> {
+    let ours = k.sock.filters(host, parent)?.into_iter().find(|f| {
+        f.kind == "u32" && f.protocol == ETH_P_ALL && f.only_redirects() && f.mirred_targets == [ifb]
+    });
+    match ours {
+        Some(f) => k
+            .sock
+            .delete_filter(host, parent, f.priority, f.protocol, "u32", f.handle)
+            .map(drop),
+        None => Ok(()),
     }
 }

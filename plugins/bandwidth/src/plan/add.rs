@@ -190,19 +190,17 @@ fn ifb_link(mtu: u32, alias: String, ifb: Option<&IfbSide>, steps: &mut Vec<Step
 /// made) on the veth's hook, an ingress qdisc made for it where the slot is
 /// free. Someone's filters and qdisc stay as they are.
 fn redirect(host: &HostSide, index: Option<u32>, steps: &mut Vec<Step<Change>>) -> CniResult<()> {
-    let hook = host.hook();
-    if hook.is_none() {
+    let Some(hook) = host.hook() else {
         steps.push(Step::new(
-            Change::AddIngressQdisc,
+            Change::AddIngressWithRedirect {
+                priority: REDIRECT_PRIORITY,
+            },
             Some(Change::DeleteIngressQdisc),
         ));
-    }
-    let parent = hook.unwrap_or(Hook::Ingress).parent();
-    let ours = if hook.is_some() {
-        host.our_redirects(index)
-    } else {
-        Vec::new()
+        return Ok(());
     };
+    let parent = hook.parent();
+    let ours = host.our_redirects(index);
     let in_place =
         |f: &Filter| index.is_some_and(|i| f.mirred_targets == [i]) && matches!(Mark::of(f), Ok(Some(_)));
     match ours.as_slice() {
@@ -214,7 +212,7 @@ fn redirect(host: &HostSide, index: Option<u32>, steps: &mut Vec<Step<Change>>) 
         [f, rest @ ..] => {
             let mark = match Mark::of(f) {
                 Ok(Some(m)) => m,
-                _ if hook == Some(Hook::Ingress) => Mark::FilterAndQdisc,
+                _ if hook == Hook::Ingress => Mark::FilterAndQdisc,
                 _ => Mark::Filter,
             };
             steps.push(Step::once(Change::ReplaceRedirect {
@@ -239,20 +237,11 @@ fn redirect(host: &HostSide, index: Option<u32>, steps: &mut Vec<Step<Change>>) 
                     host.veth.name
                 ))
             })?;
-            // An empty ingress qdisc beside our ifb is an ADD's killed
-            // between the two, as DEL reads it: ours still.
-            let killed_add =
-                hook == Some(Hook::Ingress) && index.is_some() && host.ingress_filters.is_empty();
-            let mark = if hook.is_none() || killed_add {
-                Mark::FilterAndQdisc
-            } else {
-                Mark::Filter
-            };
             steps.push(Step::new(
                 Change::AddRedirect {
                     parent,
                     priority,
-                    mark,
+                    mark: Mark::Filter,
                 },
                 Some(Change::DeleteRedirectToIfb { parent }),
             ));

@@ -8,11 +8,10 @@ use crate::ifb::Owner;
 /// reference, which keeps the kernel's device teardown short), then our
 /// redirect: with the ingress qdisc when its mark says ADD made that too
 /// (or, unmarked, the reference's) and nothing else is on it, else alone;
-/// a clsact is never ours. Then the veth's root TBF, unless the config
-/// shapes egress only (`shapes_ingress` false): an egress-only attachment
-/// never made one. An ingress qdisc with nothing on it is ours only while our ifb
-/// exists (an ADD killed between the qdisc and the redirect): an empty one
-/// is otherwise no sign of this attachment.
+/// a clsact, and an ingress qdisc with nothing on it (ADD makes ours
+/// together with its redirect), are never ours. Then the veth's root TBF,
+/// unless the config shapes egress only (`shapes_ingress` false): an egress-only attachment
+/// never made one.
 pub fn plan_del(owner: &Owner, ifb_name: &str, snap: &Snapshot, shapes_ingress: bool) -> Plan {
     let mut steps = Vec::new();
     let ifb = snap
@@ -33,8 +32,7 @@ pub fn plan_del(owner: &Owner, ifb_name: &str, snap: &Snapshot, shapes_ingress: 
                 .collect();
             let made_qdisc = ours
                 .iter()
-                .any(|f| !matches!(Mark::of(f), Ok(Some(Mark::Filter))))
-                || (ours.is_empty() && ifb.is_some());
+                .any(|f| !matches!(Mark::of(f), Ok(Some(Mark::Filter))));
             if hook == Hook::Ingress && others.is_empty() && made_qdisc {
                 steps.push(Step::once(Change::DeleteIngressQdisc));
             } else {

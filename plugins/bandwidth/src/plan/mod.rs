@@ -261,7 +261,13 @@ pub enum Change {
         up: bool,
     },
     DeleteIfb,
-    AddIngressQdisc,
+    /// An `ingress` qdisc where the slot is free, and on it our redirect
+    /// at `priority` (marked `FilterAndQdisc`): one datagram, so no kill
+    /// leaves the qdisc without it, and an empty ingress qdisc is never a
+    /// sign of this attachment.
+    AddIngressWithRedirect {
+        priority: u16,
+    },
     DeleteIngressQdisc,
     /// A new match-all redirect to the ifb under `parent` at `priority`.
     AddRedirect {
@@ -353,7 +359,9 @@ impl Change {
             Change::SetIfbAlias { .. } => format!("set alias on {ifb}"),
             Change::SetIfbUp { up } => format!("set {ifb} {}", if *up { "up" } else { "down" }),
             Change::DeleteIfb => format!("delete ifb {ifb}"),
-            Change::AddIngressQdisc => format!("add ingress qdisc to {host}"),
+            Change::AddIngressWithRedirect { priority } => {
+                format!("add ingress qdisc to {host} redirecting to {ifb} at priority {priority}")
+            }
             Change::DeleteIngressQdisc => format!("delete ingress qdisc of {host}"),
             Change::AddRedirect { priority, .. } => {
                 format!("redirect ingress of {host} to {ifb} at priority {priority}")

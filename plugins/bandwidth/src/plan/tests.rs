@@ -85,10 +85,6 @@ fn add_redirect(priority: u16, mark: Mark) -> Change {
     }
 }
 
-const UNDO_REDIRECT: Change = Change::DeleteRedirectToIfb {
-    parent: INGRESS_HANDLE,
-};
-
 fn host_mut(o: &mut Snapshot) -> &mut HostSide {
     o.host.as_mut().unwrap()
 }
@@ -192,8 +188,10 @@ fn fresh_add_golden_plan() {
                 dev: Device::Ifb,
                 tbf: tbf(&lim, false)
             }),
-            Step::new(Change::AddIngressQdisc, Some(Change::DeleteIngressQdisc)),
-            Step::new(add_redirect(1, Mark::FilterAndQdisc), Some(UNDO_REDIRECT)),
+            Step::new(
+                Change::AddIngressWithRedirect { priority: 1 },
+                Some(Change::DeleteIngressQdisc)
+            ),
         ]
     );
     assert_eq!(p.devices.host, Some((HOST, "veth1".into())));
@@ -302,8 +300,7 @@ fn add_after_partial_add_completes_it() {
                 dev: Device::Ifb,
                 tbf: tbf(&lim, false)
             },
-            Change::AddIngressQdisc,
-            add_redirect(1, Mark::FilterAndQdisc),
+            Change::AddIngressWithRedirect { priority: 1 },
         ]
     );
     // The ifb existed, so its TBF's undo deletes only the qdisc.
@@ -427,7 +424,12 @@ fn clsact_takes_our_redirect_after_theirs_and_stays() {
     h.ingress_filters = vec![bpf.clone(), u32_theirs.clone()];
     let p = add(&lim, &o).unwrap();
     let changes = p.changes();
-    assert!(!changes.contains(&Change::AddIngressQdisc), "{changes:?}");
+    assert!(
+        !changes
+            .iter()
+            .any(|c| matches!(c, Change::AddIngressWithRedirect { .. })),
+        "{changes:?}"
+    );
     assert_eq!(
         p.steps.steps.last().unwrap(),
         &Step::new(
@@ -562,7 +564,10 @@ fn add_keeps_an_existing_ingress_qdisc() {
         .push(qdisc(HOST, "ingress", 0xffff_0000, None));
     let p = add(&lim, &o).unwrap();
     assert_eq!(p.changes().last(), Some(&add_redirect(1, Mark::Filter)));
-    assert!(!p.changes().contains(&Change::AddIngressQdisc));
+    assert!(!p
+        .changes()
+        .iter()
+        .any(|c| matches!(c, Change::AddIngressWithRedirect { .. })));
 }
 
 /// Issue 11: what the reference installs broken, ADD installs working.
@@ -722,12 +727,12 @@ fn del_spares_foreign_qdiscs_filters_and_other_attachments() {
         .qdiscs
         .push(qdisc(HOST, "ingress", 0xffff_0000, None));
     assert!(del(&o).is_empty());
-    // Ours after a killed ADD (the ifb made, no redirect yet): it goes.
+    // Beside our ifb too: ADD makes ours with its redirect in one
+    // datagram, so an empty one was never ADD's (issue 20 item 12).
     o.ifb = done(&lim).ifb;
-    assert_eq!(del(&o), vec![Change::DeleteIfb, Change::DeleteIngressQdisc]);
-    // And an ADD over it marks it as made by ADD, so a later DEL agrees.
+    assert_eq!(del(&o), vec![Change::DeleteIfb]);
     let p = add(&only(&lim, false), &o).unwrap();
-    assert_eq!(p.changes().last(), Some(&add_redirect(1, Mark::FilterAndQdisc)));
+    assert_eq!(p.changes().last(), Some(&add_redirect(1, Mark::Filter)));
 
     // Our redirect beside someone's filters: ours alone goes, as a node
     // when theirs shares its priority, with its priority when not.
@@ -860,7 +865,10 @@ fn text_names_devices() {
     let p = add(&both(), &fresh()).unwrap();
     let text = |i: usize| p.steps.steps[i].change.text(&p.devices);
     assert_eq!(text(1), "create ifb bwpx with mtu 1500");
-    assert_eq!(text(4), "redirect ingress of veth1 to bwpx at priority 1");
+    assert_eq!(
+        text(3),
+        "add ingress qdisc to veth1 redirecting to bwpx at priority 1"
+    );
     assert!(text(0).starts_with("add tbf 1: rate 1250000 B/s"), "{}", text(0));
     assert!(text(0).ends_with("on veth1"), "{}", text(0));
 }
