@@ -1,6 +1,7 @@
 //! u32 match-all filters with one mirred egress redirect: made, replaced and
 //! deleted one node at a time, so filters of others at the same priority
-//! stay. Which priority, and which filters are whose, is the plugin's call.
+//! stay. Which hook, which priority, which cookie marks the action, and
+//! which filters are whose, is the plugin's call.
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::tc::{
@@ -15,6 +16,9 @@ use crate::qdisc::{Handle, INGRESS_HANDLE};
 use crate::socket::{decode, Socket};
 
 pub const ETH_P_ALL: u16 = 0x0003;
+/// The ingress hook of a `clsact` qdisc (`tc ... ingress`); an `ingress`
+/// qdisc's filters answer there too, as under `ffff:`.
+pub const CLSACT_INGRESS: u32 = 0xFFFF_FFF2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
@@ -29,6 +33,10 @@ pub struct Filter {
     pub mirred_targets: Vec<u32>,
     /// How many actions the filter runs, mirred or not.
     pub actions: usize,
+    /// The first action's cookie (TCA_ACT_COOKIE), opaque to the kernel.
+    pub cookie: Option<Vec<u8>>,
+    /// A u32 whose selector is one all-zero key: every packet matches.
+    pub match_all: bool,
 }
 
 impl Filter {
@@ -52,8 +60,8 @@ fn filter_message(index: u32, handle: u32, parent: u32, priority: u16, protocol:
 }
 
 /// u32 with one all-zero key (matches every packet), terminal, and exactly
-/// one mirred egress redirect that steals the packet.
-fn redirect_options(target: u32) -> Vec<TcOption> {
+/// one mirred egress redirect that steals the packet, carrying `cookie`.
+fn redirect_options(target: u32, cookie: Option<&[u8]>) -> Vec<TcOption> {
     let mut key = TcU32Key::default();
     key.mask = 0;
     key.val = 0;
@@ -74,6 +82,9 @@ fn redirect_options(target: u32) -> Vec<TcOption> {
         TcActionAttribute::Kind("mirred".to_string()),
         TcActionAttribute::Options(vec![TcActionOption::Mirror(TcActionMirrorOption::Parms(mirror))]),
     ];
+    if let Some(c) = cookie {
+        action.attributes.push(TcActionAttribute::Cookie(c.to_vec()));
+    }
     vec![
         TcOption::U32(TcFilterU32Option::Selector(sel)),
         TcOption::U32(TcFilterU32Option::Action(vec![action])),
@@ -86,14 +97,25 @@ fn from_message(m: &TcMessage) -> Option<Filter> {
     let mut targets = Vec::new();
     let mut actions = 0;
     let mut has_selector = false;
+    let mut match_all = false;
+    let mut cookie = None;
     for a in &m.attributes {
         match a {
             TcAttribute::Kind(k) => kind = k.clone(),
             TcAttribute::Options(opts) => {
                 for o in opts {
                     match o {
-                        TcOption::U32(TcFilterU32Option::Selector(_)) => has_selector = true,
+                        TcOption::U32(TcFilterU32Option::Selector(sel)) => {
+                            has_selector = true;
+                            match_all = sel.nkeys == 1
+                                && sel.keys.len() == 1
+                                && sel.keys[0].mask == 0
+                                && sel.keys[0].val == 0;
+                        }
                         TcOption::U32(TcFilterU32Option::Action(acts)) => {
+                            if actions == 0 {
+                                cookie = acts.first().and_then(action_cookie);
+                            }
                             actions += acts.len();
                             targets.extend(mirred_targets(acts))
                         }
@@ -116,6 +138,15 @@ fn from_message(m: &TcMessage) -> Option<Filter> {
         handle: u32::from(m.header.handle),
         mirred_targets: targets,
         actions,
+        cookie,
+        match_all,
+    })
+}
+
+fn action_cookie(act: &TcAction) -> Option<Vec<u8>> {
+    act.attributes.iter().find_map(|a| match a {
+        TcActionAttribute::Cookie(c) => Some(c.clone()),
+        _ => None,
     })
 }
 
@@ -136,12 +167,21 @@ fn mirred_targets(acts: &[TcAction]) -> Vec<u32> {
 }
 
 impl Socket {
-    /// A new u32 node on `parent ffff:` of `index` at `priority`, protocol
-    /// all: match all, one mirred egress redirect (stolen) to `target`. The
-    /// kernel picks the node's handle; filters already at that priority
-    /// stay (of another kind or protocol there, the kernel refuses).
-    pub fn add_redirect_filter(&mut self, index: u32, priority: u16, target: u32) -> Result<()> {
-        let m = redirect_message(index, 0, priority, target)?;
+    /// A new u32 node on `parent` (`ffff:` of an ingress qdisc, or
+    /// [`CLSACT_INGRESS`]) of `index` at `priority`, protocol all: match
+    /// all, one mirred egress redirect (stolen) to `target`, its action
+    /// marked with `cookie` (at most 16 bytes). The kernel picks the node's
+    /// handle; filters already at that priority stay (of another kind or
+    /// protocol there, the kernel refuses).
+    pub fn add_redirect_filter(
+        &mut self,
+        index: u32,
+        parent: u32,
+        priority: u16,
+        target: u32,
+        cookie: Option<&[u8]>,
+    ) -> Result<()> {
+        let m = redirect_message(index, parent, 0, priority, target, cookie)?;
         self.change(
             RouteNetlinkMessage::NewTrafficFilter(m),
             NLM_F_CREATE | NLM_F_EXCL,
@@ -149,16 +189,49 @@ impl Socket {
         )
     }
 
-    /// Makes the existing u32 node `handle` a redirect to `target` (one
-    /// mirred, match all), in place.
-    pub fn replace_redirect_filter(
+    /// A new `ingress` qdisc on `index` and, on it, the redirect
+    /// [`Socket::add_redirect_filter`] makes, sent in one datagram: a kill
+    /// never leaves the qdisc without the redirect. Each gets its own
+    /// result (qdisc, filter); the qdisc must be new (EEXIST otherwise).
+    pub fn add_ingress_qdisc_with_redirect(
         &mut self,
         index: u32,
         priority: u16,
+        target: u32,
+        cookie: Option<&[u8]>,
+    ) -> Result<(Result<()>, Result<()>)> {
+        let qdisc = crate::qdisc::ingress_message(index)?;
+        let filter = redirect_message(index, INGRESS_HANDLE, 0, priority, target, cookie)?;
+        let mut acks = self
+            .change_all(
+                vec![
+                    (RouteNetlinkMessage::NewQueueDiscipline(qdisc), NLM_F_CREATE | NLM_F_EXCL),
+                    (RouteNetlinkMessage::NewTrafficFilter(filter), NLM_F_CREATE | NLM_F_EXCL),
+                ],
+                &|| format!("add ingress qdisc to link {index} with a redirect to link {target} at priority {priority}"),
+            )?
+            .into_iter();
+        let missing = || Error::Protocol {
+            op: format!("add ingress qdisc to link {index}"),
+            msg: "fewer acks than requests".into(),
+        };
+        let q = acks.next().unwrap_or_else(|| Err(missing()));
+        let f = acks.next().unwrap_or_else(|| Err(missing()));
+        Ok((q, f))
+    }
+
+    /// Makes the existing u32 node `handle` a redirect to `target` (one
+    /// mirred, match all, marked with `cookie`), in place.
+    pub fn replace_redirect_filter(
+        &mut self,
+        index: u32,
+        parent: u32,
+        priority: u16,
         handle: u32,
         target: u32,
+        cookie: Option<&[u8]>,
     ) -> Result<()> {
-        let m = redirect_message(index, handle, priority, target)?;
+        let m = redirect_message(index, parent, handle, priority, target, cookie)?;
         self.change(RouteNetlinkMessage::NewTrafficFilter(m), NLM_F_REPLACE, &|| {
             format!(
                 "replace redirect filter {} on link {index} to link {target}",
@@ -208,9 +281,17 @@ impl Socket {
     }
 }
 
-fn redirect_message(index: u32, handle: u32, priority: u16, target: u32) -> Result<TcMessage> {
-    let mut m = filter_message(index, handle, INGRESS_HANDLE, priority, ETH_P_ALL)?;
+fn redirect_message(
+    index: u32,
+    parent: u32,
+    handle: u32,
+    priority: u16,
+    target: u32,
+    cookie: Option<&[u8]>,
+) -> Result<TcMessage> {
+    let mut m = filter_message(index, handle, parent, priority, ETH_P_ALL)?;
     m.attributes.push(TcAttribute::Kind("u32".to_string()));
-    m.attributes.push(TcAttribute::Options(redirect_options(target)));
+    m.attributes
+        .push(TcAttribute::Options(redirect_options(target, cookie)));
     Ok(m)
 }

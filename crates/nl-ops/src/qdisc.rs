@@ -200,6 +200,17 @@ fn tc_message(index: u32, handle: u32, parent: u32) -> Result<TcMessage> {
     Ok(m)
 }
 
+/// A new `ingress` qdisc on `index`.
+pub(crate) fn ingress_message(index: u32) -> Result<TcMessage> {
+    let mut m = tc_message(index, INGRESS_HANDLE, TC_H_INGRESS)?;
+    m.attributes.push(TcAttribute::Kind("ingress".to_string()));
+    m.attributes.push(TcAttribute::Other(DefaultNla::new(
+        TCA_OPTIONS | NLA_F_NESTED,
+        Vec::new(),
+    )));
+    Ok(m)
+}
+
 impl Socket {
     /// The root and ingress qdiscs of one link, as a dump shows them (the
     /// builtin noop placeholder left out). Two gets instead of a dump: the
@@ -283,12 +294,7 @@ impl Socket {
 
     /// Ok(false) when it already existed.
     pub fn add_ingress_qdisc(&mut self, index: u32) -> Result<bool> {
-        let mut m = tc_message(index, INGRESS_HANDLE, TC_H_INGRESS)?;
-        m.attributes.push(TcAttribute::Kind("ingress".to_string()));
-        m.attributes.push(TcAttribute::Other(DefaultNla::new(
-            TCA_OPTIONS | NLA_F_NESTED,
-            Vec::new(),
-        )));
+        let m = ingress_message(index)?;
         match self.change(
             RouteNetlinkMessage::NewQueueDiscipline(m),
             NLM_F_CREATE | NLM_F_EXCL,

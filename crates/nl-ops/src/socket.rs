@@ -201,6 +201,49 @@ impl Socket {
         }
     }
 
+    /// Several changes in one datagram: the kernel runs them one after the
+    /// other within a single send, so no kill of this process falls
+    /// between them. Each is acked on its own; one result each, in order
+    /// (a failed one does not stop the next).
+    pub(crate) fn change_all(
+        &mut self,
+        msgs: Vec<(RouteNetlinkMessage, u16)>,
+        op: &dyn Fn() -> String,
+    ) -> Result<Vec<Result<()>>> {
+        let mut out = Vec::new();
+        let mut seqs = Vec::new();
+        for (msg, flags) in msgs {
+            let seq = self.next_seq();
+            let mut header = NetlinkHeader::default();
+            header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+            header.sequence_number = seq;
+            let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+            nl.finalize();
+            let at = out.len();
+            out.resize(at + raw::align4(nl.buffer_len()), 0);
+            nl.serialize(&mut out[at..at + nl.buffer_len()]);
+            seqs.push(seq);
+        }
+        self.send_bytes(&out, op)?;
+        let port = self.port;
+        let mut results = Vec::new();
+        for seq in seqs {
+            let acked = loop {
+                let n = match self.recv_datagram(op) {
+                    Ok(n) => n,
+                    Err(e) => break Err(e),
+                };
+                match parse_datagram(&self.buf[..n], seq, port, op) {
+                    Ok(b) if b.done => break Ok(()),
+                    Ok(_) => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            results.push(acked);
+        }
+        Ok(results)
+    }
+
     /// A change (new, set, delete): ACK requested, Ok once the kernel acks.
     pub(crate) fn change(
         &mut self,

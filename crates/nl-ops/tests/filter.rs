@@ -26,7 +26,8 @@ fn redirect_filter_structure_replace_and_precise_delete() {
     let ifb = s.add_ifb("ifbf0", 1500, 0, None).unwrap();
     let ifb2 = s.add_ifb("ifbf1", 1500, 0, None).unwrap();
     assert!(s.add_ingress_qdisc(idx).unwrap());
-    s.add_redirect_filter(idx, 1, ifb.index).unwrap();
+    s.add_redirect_filter(idx, INGRESS_HANDLE, 1, ifb.index, None)
+        .unwrap();
 
     let j = ns.tc_json(&["filter", "show", "dev", "v0", "parent", "ffff:"]);
     let nodes: Vec<_> = j
@@ -64,7 +65,8 @@ fn redirect_filter_structure_replace_and_precise_delete() {
     assert!(got[0].only_redirects());
 
     // Replaced in place: still one filter, now to the other ifb.
-    s.replace_redirect_filter(idx, 1, U32_FIRST, ifb2.index).unwrap();
+    s.replace_redirect_filter(idx, INGRESS_HANDLE, 1, U32_FIRST, ifb2.index, None)
+        .unwrap();
     let got = s.filters(idx, INGRESS_HANDLE).unwrap();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(
@@ -104,12 +106,15 @@ fn redirect_filter_structure_replace_and_precise_delete() {
         "tc", "filter", "add", "dev", "v0", "parent", "ffff:", "protocol", "ip", "prio", "1", "u32", "match",
         "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "ifbf1",
     ]);
-    assert!(s.add_redirect_filter(idx, 1, ifb.index).is_err());
+    assert!(s
+        .add_redirect_filter(idx, INGRESS_HANDLE, 1, ifb.index, None)
+        .is_err());
     let got = s.filters(idx, INGRESS_HANDLE).unwrap();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!((got[0].protocol, got[0].actions), (0x0800, 1));
     // At another priority it goes in beside it.
-    s.add_redirect_filter(idx, 2, ifb.index).unwrap();
+    s.add_redirect_filter(idx, INGRESS_HANDLE, 2, ifb.index, None)
+        .unwrap();
     assert_eq!(s.filters(idx, INGRESS_HANDLE).unwrap().len(), 2);
 
     // No ingress qdisc: no filters, not an error.
@@ -133,7 +138,8 @@ fn redirect_moves_real_traffic_into_the_ifb() {
     let vh = host.ifindex("vhost0");
     let ifb = s.add_ifb("ifbr0", 1500, 0, Some("test")).unwrap();
     s.add_ingress_qdisc(vh).unwrap();
-    s.add_redirect_filter(vh, 1, ifb.index).unwrap();
+    s.add_redirect_filter(vh, INGRESS_HANDLE, 1, ifb.index, None)
+        .unwrap();
 
     let before = tx_packets(&host, "ifbr0");
     // busybox: no iputils ping on this machine.
@@ -144,4 +150,35 @@ fn redirect_moves_real_traffic_into_the_ifb() {
     assert!(after >= before + 5, "ifb tx {before} -> {after}");
     let j = host.tc_json(&["-s", "filter", "show", "dev", "vhost0", "parent", "ffff:"]);
     eprintln!("{j}");
+}
+
+/// The ingress qdisc and the redirect in one datagram: each acked on its
+/// own, the filter carrying its cookie; over an existing qdisc the first
+/// fails (EEXIST) and the second still runs, as the kernel takes them.
+#[test]
+fn ingress_qdisc_and_redirect_in_one_datagram() {
+    if !root_or_skip("ingress_qdisc_and_redirect_in_one_datagram") {
+        return;
+    }
+    let ns = TestNs::new("filterdg");
+    ns.veth("v0", "v1", None);
+    let mut s = ns.socket();
+    let idx = ns.ifindex("v0");
+    let ifb = s.add_ifb("ifbd0", 1500, 0, None).unwrap();
+    let (q, f) = s
+        .add_ingress_qdisc_with_redirect(idx, 1, ifb.index, Some(b"cni-bw ingress"))
+        .unwrap();
+    q.unwrap();
+    f.unwrap();
+    let got = s.filters(idx, INGRESS_HANDLE).unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].mirred_targets, vec![ifb.index]);
+    assert_eq!(got[0].cookie.as_deref(), Some(&b"cni-bw ingress"[..]));
+    assert!(got[0].match_all);
+    let (q, f) = s
+        .add_ingress_qdisc_with_redirect(idx, 2, ifb.index, None)
+        .unwrap();
+    assert!(q.unwrap_err().is_exists());
+    f.unwrap();
+    assert_eq!(s.filters(idx, INGRESS_HANDLE).unwrap().len(), 2);
 }

@@ -8,7 +8,7 @@ use nl_ops::Socket;
 use nl_ops::filter::ETH_P_ALL;
 use nl_ops::qdisc::INGRESS_HANDLE;
 
-use crate::plan::{Change, Device, Devices, Plan, REDIRECT_PRIORITY};
+use crate::plan::{Change, Device, Devices, Mark, Plan};
 use crate::tbf::TBF_HANDLE;
 
 /// The host namespace's socket and what a plan learns while it runs.
@@ -139,39 +139,78 @@ fn apply(change: &Change, k: &mut Kernel, d: &Devices) -> nl_ops::Result<()> {
             k.ifb = None;
             Ok(())
         }
-        Change::AddIngressQdisc => k.sock.add_ingress_qdisc(host(d)?).map(drop),
-        Change::DeleteIngressQdisc => k.sock.delete_ingress_qdisc(host(d)?).map(drop),
-        Change::AddRedirect => {
+        Change::AddIngressWithRedirect { priority } => {
             let (h, t) = (host(d)?, k.need_ifb(d)?);
-            k.sock.add_redirect_filter(h, REDIRECT_PRIORITY, t)
+            let cookie = Mark::FilterAndQdisc.bytes();
+            match k
+                .sock
+                .add_ingress_qdisc_with_redirect(h, *priority, t, Some(cookie))?
+            {
+                (Ok(()), Ok(())) => Ok(()),
+                // Half of the step happened: taken back here, since the
+                // engine undoes only steps that succeeded. Our new qdisc
+                // takes the redirect with it; a qdisc someone made first
+                // keeps theirs, and loses only ours.
+                (Ok(()), Err(e)) => {
+                    let _ = k.sock.delete_ingress_qdisc(h);
+                    Err(e)
+                }
+                (Err(e), Ok(())) => {
+                    let _ = delete_redirect_to(k, h, INGRESS_HANDLE, t);
+                    Err(e)
+                }
+                (Err(e), Err(_)) => Err(e),
+            }
         }
-        Change::ReplaceRedirect { priority, handle } => {
+        Change::DeleteIngressQdisc => k.sock.delete_ingress_qdisc(host(d)?).map(drop),
+        Change::AddRedirect {
+            parent,
+            priority,
+            mark,
+        } => {
             let (h, t) = (host(d)?, k.need_ifb(d)?);
-            k.sock.replace_redirect_filter(h, *priority, *handle, t)
+            k.sock
+                .add_redirect_filter(h, *parent, *priority, t, Some(mark.bytes()))
+        }
+        Change::ReplaceRedirect {
+            parent,
+            priority,
+            handle,
+            mark,
+        } => {
+            let (h, t) = (host(d)?, k.need_ifb(d)?);
+            k.sock
+                .replace_redirect_filter(h, *parent, *priority, *handle, t, Some(mark.bytes()))
         }
         Change::DeleteRedirect {
+            parent,
             priority,
             handle,
             whole,
         } => {
             let handle = if *whole { 0 } else { *handle };
             k.sock
-                .delete_filter(host(d)?, INGRESS_HANDLE, *priority, ETH_P_ALL, "u32", handle)
+                .delete_filter(host(d)?, *parent, *priority, ETH_P_ALL, "u32", handle)
                 .map(drop)
         }
-        Change::DeleteRedirectToIfb => {
+        Change::DeleteRedirectToIfb { parent } => {
             let h = host(d)?;
             let Some(t) = k.ifb(d)? else { return Ok(()) };
-            let ours = k.sock.filters(h, INGRESS_HANDLE)?.into_iter().find(|f| {
-                f.kind == "u32" && f.protocol == ETH_P_ALL && f.only_redirects() && f.mirred_targets == [t]
-            });
-            match ours {
-                Some(f) => k
-                    .sock
-                    .delete_filter(h, INGRESS_HANDLE, f.priority, f.protocol, "u32", f.handle)
-                    .map(drop),
-                None => Ok(()),
-            }
+            delete_redirect_to(k, h, *parent, t)
         }
+    }
+}
+
+/// Our redirect from `host` to `ifb` under `parent`, found now, deleted.
+fn delete_redirect_to(k: &mut Kernel, host: u32, parent: u32, ifb: u32) -> nl_ops::Result<()> {
+    let ours = k.sock.filters(host, parent)?.into_iter().find(|f| {
+        f.kind == "u32" && f.protocol == ETH_P_ALL && f.only_redirects() && f.mirred_targets == [ifb]
+    });
+    match ours {
+        Some(f) => k
+            .sock
+            .delete_filter(host, parent, f.priority, f.protocol, "u32", f.handle)
+            .map(drop),
+        None => Ok(()),
     }
 }

@@ -82,6 +82,22 @@ impl Limits {
     }
 }
 
+/// DEL's question, asked of a config whose limits may no longer validate:
+/// could this attachment have shaped ingress (a root TBF on the veth)? Only
+/// a readable config that sets egress values and no ingress value says no:
+/// an egress-only attachment never made one. A config without limits (a
+/// runtime that sends none at DEL) cannot tell, and counts as yes.
+pub fn may_shape_ingress(conf: &NetConf) -> bool {
+    let Ok(fields) = conf.plugin::<Fields>(true) else {
+        return true;
+    };
+    let e = select(&fields);
+    let set = |v: Option<u64>| v.unwrap_or(0) > 0;
+    let egress_only =
+        (set(e.egress_rate) || set(e.egress_burst)) && !set(e.ingress_rate) && !set(e.ingress_burst);
+    !egress_only
+}
+
 /// The reference's rule: the static config wins as soon as any of the four
 /// stands at top level; runtimeConfig is read only otherwise.
 fn select(fields: &Fields) -> Entry {

@@ -157,7 +157,8 @@ impl Plugin for Bandwidth {
             req.conf.prev_result.as_ref(),
         )?;
         let snap = snapshot::observe(&mut sock, veth, &ifb_name)?;
-        let plan = plan::plan_del(&owner, &ifb_name, &snap);
+        let shapes_ingress = config::may_shape_ingress(&req.conf);
+        let plan = plan::plan_del(&owner, &ifb_name, &snap, shapes_ingress);
         Kernel::new(sock).apply_best_effort(&plan)
     }
 

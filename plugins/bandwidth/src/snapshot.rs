@@ -7,7 +7,6 @@ use std::path::Path;
 use cni_core::netns::NetNs;
 use cni_core::{CniError, CniResult, NetResult};
 use nl_ops::link::Link;
-use nl_ops::qdisc::{INGRESS_HANDLE, TC_H_INGRESS};
 use nl_ops::Socket;
 
 use crate::plan::{HostSide, IfbSide, Snapshot};
@@ -125,11 +124,16 @@ pub fn host_veth_for_del(
 /// `alive`: a link known to exist (our ifb), not looked up again.
 pub fn host_side(sock: &mut Socket, veth: Link, alive: Option<u32>) -> CniResult<HostSide> {
     let qdiscs = sock.qdiscs(veth.index)?;
-    let ingress_filters = if qdiscs.iter().any(|q| q.parent == TC_H_INGRESS) {
-        sock.filters(veth.index, INGRESS_HANDLE)?
-    } else {
-        Vec::new()
+    let mut side = HostSide {
+        veth,
+        qdiscs,
+        ingress_filters: Vec::new(),
+        dead_targets: Vec::new(),
     };
+    let Some(hook) = side.hook() else {
+        return Ok(side);
+    };
+    let ingress_filters = sock.filters(side.veth.index, hook.parent())?;
     let mut dead_targets = Vec::new();
     for t in ingress_filters.iter().flat_map(|f| f.mirred_targets.iter()) {
         // A mirred whose device was unregistered dumps index 0.
@@ -137,12 +141,9 @@ pub fn host_side(sock: &mut Socket, veth: Link, alive: Option<u32>) -> CniResult
             dead_targets.push(*t);
         }
     }
-    Ok(HostSide {
-        veth,
-        qdiscs,
-        ingress_filters,
-        dead_targets,
-    })
+    side.ingress_filters = ingress_filters;
+    side.dead_targets = dead_targets;
+    Ok(side)
 }
 
 pub fn ifb_side(sock: &mut Socket, name: &str) -> CniResult<Option<IfbSide>> {

@@ -3,7 +3,7 @@
 //! throwaway network namespace that vanishes with its thread.
 
 use cni_core::{CniError, CniResult, Code};
-use nl_ops::qdisc::Tbf;
+use nl_ops::qdisc::{Tbf, INGRESS_HANDLE};
 use nl_ops::Socket;
 
 use crate::plan::REDIRECT_PRIORITY;
@@ -59,7 +59,7 @@ pub fn probe() -> CniResult<Vec<Probe>> {
             try_("ingress qdisc", sock.add_ingress_qdisc(LO).map(drop)),
             try_(
                 "u32 filter with mirred redirect",
-                sock.add_redirect_filter(LO, REDIRECT_PRIORITY, LO),
+                sock.add_redirect_filter(LO, INGRESS_HANDLE, REDIRECT_PRIORITY, LO, None),
             ),
         ])
     });

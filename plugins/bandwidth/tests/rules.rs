@@ -598,15 +598,6 @@ fn host_veth_errors() {
 }
 
 #[test]
-fn clsact_on_the_veth_is_refused_untouched() {
-    let Some((host, a)) = setup("clsact") else { return };
-    host.exec(&["tc", "qdisc", "add", "dev", &a.veth, "clsact"]);
-    let clean = snapshot(&host, &a);
-    a.run(&host, "ADD", &a.conf(NET, both())).assert_err(7, "clsact");
-    assert_eq!(snapshot(&host, &a), clean);
-}
-
-#[test]
 fn failed_add_rolls_back_and_names_the_step() {
     let Some((host, a)) = setup("rollback") else {
         return;

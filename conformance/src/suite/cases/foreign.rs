@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{call, conf_for, pod};
 use crate::suite::pod::{bw_conf, ifb_name, sbr_conf, Pod, BOTH};
-use crate::suite::state::State;
+use crate::suite::state::{json_list, State};
 use crate::suite::{ensure, error_code, ok, Case, CaseResult, Ctx, Failure};
 
 pub fn cases() -> Vec<Case> {
@@ -55,6 +55,27 @@ pub fn cases() -> Vec<Case> {
         Case::new("foreign", "bandwidth: the reference's ADD, then this DEL", |c| {
             after_reference(c, "bandwidth")
         }),
+        // Issue 20 items 1, 2 and 12: the veth's ingress shared.
+        Case::new(
+            "foreign",
+            "bandwidth: an eBPF agent's clsact takes the redirect after its filters, kept",
+            bw_clsact,
+        ),
+        Case::new(
+            "foreign",
+            "bandwidth: someone's filter at priority 1: a free one for ours",
+            bw_priority_1_taken,
+        ),
+        Case::new(
+            "foreign",
+            "bandwidth: egress-only DEL keeps an empty ingress qdisc and a root tbf 1:",
+            bw_egress_only_keeps_qdiscs,
+        ),
+        Case::new(
+            "foreign",
+            "bandwidth: egress-only DEL keeps a partial redirect to a deleted link",
+            bw_egress_only_keeps_a_dead_redirect,
+        ),
     ]
 }
 
@@ -324,13 +345,14 @@ fn bw_foreign_filters(ctx: &Ctx) -> CaseResult {
     ensure(theirs(&after_add) == 2, || {
         format!("ADD removed someone's filters: {:?}", after_add.filters)
     })?;
-    // And the redirect of this attachment sits beside them, at pref 1 too.
+    // And the redirect of this attachment sits beside them (the reference's
+    // at pref 1, ours after theirs).
     let ours = format!("\"to_dev\":\"{}\"", ifb_name("bwnet", "fr-filters"));
     ensure(
         after_add
             .filters
             .iter()
-            .any(|f| f.contains("dev=vh0") && f.contains("pref=1") && f.contains(&ours)),
+            .any(|f| f.contains("dev=vh0") && f.contains(&ours)),
         || {
             format!(
                 "ADD made no redirect to its ifb beside someone's filters: {:?}",
@@ -391,4 +413,204 @@ fn after_reference(ctx: &Ctx, plugin: &str) -> CaseResult {
     }
     ok("DEL", &call(ctx, plugin, &p, "DEL", &conf)?)?;
     unchanged(&p.states()?, &before, "DEL left the reference's state behind")
+}
+
+/// The filters on vh0's ingress hook as tc prints them (for an ingress or a
+/// clsact qdisc alike; `State` reads them for ingress qdiscs only).
+fn vh0_ingress_filters(p: &Pod) -> Result<Vec<Value>, Failure> {
+    let out = p
+        .host
+        .tc(&["-j", "filter", "show", "dev", "vh0", "ingress"])
+        .map_err(Failure::Fail)?;
+    json_list(&out).map_err(Failure::Fail)
+}
+
+/// The priorities of the filters redirecting to `dev`.
+fn prefs_to(filters: &[Value], dev: &str) -> Vec<u64> {
+    filters
+        .iter()
+        .filter(|f| {
+            f.pointer("/options/actions")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|x| x["to_dev"] == dev))
+        })
+        .filter_map(|f| f["pref"].as_u64())
+        .collect()
+}
+
+/// Issue 20 item 1: the clsact of an eBPF agent (AWS network policy agent,
+/// Calico, netobserv) with its cls_bpf and u32 filters. ADD puts the
+/// redirect on clsact's ingress hook after theirs; DEL takes only it.
+fn bw_clsact(ctx: &Ctx) -> CaseResult {
+    let p = pod("fr-clsact")?;
+    host_tc(&p, &["qdisc", "add", "dev", "vh0", "clsact"])?;
+    host_tc(
+        &p,
+        &[
+            "filter",
+            "add",
+            "dev",
+            "vh0",
+            "ingress",
+            "prio",
+            "1",
+            "protocol",
+            "all",
+            "bpf",
+            "bytecode",
+            "1,6 0 0 0,",
+        ],
+    )?;
+    host_tc(
+        &p,
+        &[
+            "filter",
+            "add",
+            "dev",
+            "vh0",
+            "ingress",
+            "prio",
+            "3",
+            "protocol",
+            "all",
+            "u32",
+            "match",
+            "ip",
+            "dst",
+            "192.0.2.0/24",
+            "flowid",
+            "1:1",
+        ],
+    )?;
+    let before = p.states()?;
+    let theirs = vh0_ingress_filters(&p)?;
+    let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
+    ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
+    let now = vh0_ingress_filters(&p)?;
+    let prefs = prefs_to(&now, &ifb_name("bwnet", "fr-clsact"));
+    ensure(prefs.len() == 1 && prefs[0] > 3, || {
+        format!("want one redirect to the ifb after priority 3: {now:?}")
+    })?;
+    ensure(theirs.iter().all(|f| now.contains(f)), || {
+        format!("ADD changed the agent's filters: {now:?}, before {theirs:?}")
+    })?;
+    ok("CHECK", &call(ctx, "bandwidth", &p, "CHECK", &conf)?)?;
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
+    let after = vh0_ingress_filters(&p)?;
+    ensure(after == theirs, || {
+        format!("DEL left or took filters: {after:?}, before {theirs:?}")
+    })?;
+    unchanged(&p.states()?, &before, "DEL changed the agent's clsact")
+}
+
+/// Issue 20 item 2: someone's u32 for IPv4 at priority 1 (the kernel takes
+/// no u32 for all protocols there): ADD picks a free priority.
+fn bw_priority_1_taken(ctx: &Ctx) -> CaseResult {
+    let p = pod("fr-prio1")?;
+    p.host
+        .ip(&["link", "add", "theirs0", "type", "ifb"])
+        .map_err(Failure::Fail)?;
+    host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
+    host_tc(
+        &p,
+        &[
+            "filter",
+            "add",
+            "dev",
+            "vh0",
+            "parent",
+            "ffff:",
+            "protocol",
+            "ip",
+            "prio",
+            "1",
+            "u32",
+            "match",
+            "ip",
+            "dst",
+            "192.0.2.0/24",
+            "action",
+            "mirred",
+            "egress",
+            "mirror",
+            "dev",
+            "theirs0",
+        ],
+    )?;
+    let before = p.states()?;
+    let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
+    ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
+    let now = vh0_ingress_filters(&p)?;
+    let ours = prefs_to(&now, &ifb_name("bwnet", "fr-prio1"));
+    ensure(ours.len() == 1 && ours[0] != 1, || {
+        format!("want one redirect to the ifb off priority 1: {now:?}")
+    })?;
+    ensure(prefs_to(&now, "theirs0") == [1], || {
+        format!("ADD changed someone's filter: {now:?}")
+    })?;
+    ok("CHECK", &call(ctx, "bandwidth", &p, "CHECK", &conf)?)?;
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
+    unchanged(&p.states()?, &before, "DEL changed someone's filter or qdisc")
+}
+
+/// Issue 20 item 12: an egress-only attachment finds an empty ingress qdisc
+/// and an operator's root `tbf 1:` on the veth; its DEL keeps both.
+fn bw_egress_only_keeps_qdiscs(ctx: &Ctx) -> CaseResult {
+    let p = pod("fr-egqd")?;
+    host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
+    host_tc(
+        &p,
+        &[
+            "qdisc", "add", "dev", "vh0", "root", "handle", "1:", "tbf", "rate", "1mbit", "burst", "32kbit",
+            "latency", "400ms",
+        ],
+    )?;
+    let before = p.states()?;
+    let egress = bw_conf("1.0.0", &BOTH[2..], Some(p.prev_result("1.0.0")));
+    ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &egress)?)?;
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &egress)?)?;
+    unchanged(&p.states()?, &before, "egress-only ADD and DEL changed the veth")
+}
+
+/// Issue 20 item 12: someone's u32 for all protocols at priority 3 that
+/// redirects 192.0.2.0/24 to a link since deleted (as ours does once our
+/// ifb is gone). Not the plugin's: it and its qdisc stay.
+fn bw_egress_only_keeps_a_dead_redirect(ctx: &Ctx) -> CaseResult {
+    let p = pod("fr-egdead")?;
+    p.host
+        .ip(&["link", "add", "gone0", "type", "ifb"])
+        .map_err(Failure::Fail)?;
+    host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
+    host_tc(
+        &p,
+        &[
+            "filter",
+            "add",
+            "dev",
+            "vh0",
+            "parent",
+            "ffff:",
+            "protocol",
+            "all",
+            "prio",
+            "3",
+            "u32",
+            "match",
+            "ip",
+            "dst",
+            "192.0.2.0/24",
+            "action",
+            "mirred",
+            "egress",
+            "redirect",
+            "dev",
+            "gone0",
+        ],
+    )?;
+    p.host.ip(&["link", "del", "gone0"]).map_err(Failure::Fail)?;
+    let before = p.states()?;
+    let egress = bw_conf("1.0.0", &BOTH[2..], Some(p.prev_result("1.0.0")));
+    ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &egress)?)?;
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &egress)?)?;
+    unchanged(&p.states()?, &before, "egress-only ADD and DEL changed the veth")
 }

@@ -46,8 +46,8 @@ pub fn plan_add(
     Ok(plan(host, ifb_name, snap, steps))
 }
 
-/// Egress needs the ingress qdisc's slot and the redirect's priority; the
-/// kernel takes neither beside someone else's.
+/// Egress needs a hook of the veth's own for its redirect: an ingress or
+/// clsact qdisc, or the free slot for ours.
 fn refuse_taken_ingress(host: &HostSide) -> CniResult<()> {
     if let Some(q) = host.ingress_slot_taken() {
         let veth = &host.veth.name;
@@ -57,17 +57,10 @@ fn refuse_taken_ingress(host: &HostSide) -> CniResult<()> {
                  (the kernel takes no redirect of {veth}'s own there)"
             ),
             _ => format!(
-                "{veth} has a {} qdisc where egress shaping needs an ingress qdisc",
+                "{veth} has a {} qdisc where egress shaping needs an ingress or clsact qdisc",
                 q.kind
             ),
         }));
-    }
-    if let Some(f) = host.priority_taken() {
-        return Err(CniError::invalid_config(format!(
-            "priority {REDIRECT_PRIORITY} of the ingress of {} holds a {} filter (protocol {:#06x}) that bandwidth \
-             did not make: the kernel takes no redirect beside it (the reference fails here too)",
-            host.veth.name, f.kind, f.protocol
-        )));
     }
     Ok(())
 }
@@ -161,8 +154,7 @@ fn egress(
     ifb_link(host.veth.mtu, owner.alias(), ifb, steps);
     let root = ifb.map_or(Root::Default, IfbSide::root);
     set_tbf(Device::Ifb, want, root, ifb_name, ifb.is_none(), steps)?;
-    redirect(host, ifb.map(|i| i.link.index), steps);
-    Ok(())
+    redirect(host, ifb.map(|i| i.link.index), steps)
 }
 
 /// The ifb made, or brought to the veth's MTU, our alias and up.
@@ -194,41 +186,66 @@ fn ifb_link(mtu: u32, alias: String, ifb: Option<&IfbSide>, steps: &mut Vec<Step
     }
 }
 
-/// The veth's ingress qdisc and one redirect to the ifb (`index`, none
-/// while the ifb is still to be made).
-fn redirect(host: &HostSide, index: Option<u32>, steps: &mut Vec<Step<Change>>) {
-    let had_ingress = host.has_ingress();
-    if !had_ingress {
+/// One redirect to the ifb (`index`, none while the ifb is still to be
+/// made) on the veth's hook, an ingress qdisc made for it where the slot is
+/// free. Someone's filters and qdisc stay as they are.
+fn redirect(host: &HostSide, index: Option<u32>, steps: &mut Vec<Step<Change>>) -> CniResult<()> {
+    let Some(hook) = host.hook() else {
         steps.push(Step::new(
-            Change::AddIngressQdisc,
+            Change::AddIngressWithRedirect {
+                priority: REDIRECT_PRIORITY,
+            },
             Some(Change::DeleteIngressQdisc),
         ));
-    }
-    let ours = if had_ingress {
-        host.our_redirects(index)
-    } else {
-        Vec::new()
+        return Ok(());
     };
+    let parent = hook.parent();
+    let ours = host.our_redirects(index);
     let in_place =
-        |f: &Filter| index.is_some_and(|i| f.mirred_targets == [i]) && f.priority == REDIRECT_PRIORITY;
+        |f: &Filter| index.is_some_and(|i| f.mirred_targets == [i]) && matches!(Mark::of(f), Ok(Some(_)));
     match ours.as_slice() {
         [f] if in_place(f) => {}
-        // The reference's double mirred, or ours to an ifb that is gone:
-        // made a single redirect to this ifb, in place. The last step, so
-        // nothing after it can fail and need it undone.
+        // The reference's double mirred, ours from before marks, or ours to
+        // an ifb that is gone: made a single marked redirect to this ifb,
+        // in place. The last step, so nothing after it can fail and need it
+        // undone. Unmarked, the reference made the ingress qdisc with it.
         [f, rest @ ..] => {
+            let mark = match Mark::of(f) {
+                Ok(Some(m)) => m,
+                _ if hook == Hook::Ingress => Mark::FilterAndQdisc,
+                _ => Mark::Filter,
+            };
             steps.push(Step::once(Change::ReplaceRedirect {
+                parent,
                 priority: f.priority,
                 handle: f.handle,
+                mark,
             }));
             for extra in rest {
                 steps.push(Step::once(Change::DeleteRedirect {
+                    parent,
                     priority: extra.priority,
                     handle: extra.handle,
                     whole: false,
                 }));
             }
         }
-        [] => steps.push(Step::new(Change::AddRedirect, Some(Change::DeleteRedirectToIfb))),
+        [] => {
+            let priority = host.redirect_priority(&ours).ok_or_else(|| {
+                CniError::invalid_config(format!(
+                    "every priority of the ingress of {} holds someone's filter: no room for the redirect",
+                    host.veth.name
+                ))
+            })?;
+            steps.push(Step::new(
+                Change::AddRedirect {
+                    parent,
+                    priority,
+                    mark: Mark::Filter,
+                },
+                Some(Change::DeleteRedirectToIfb { parent }),
+            ));
+        }
     }
+    Ok(())
 }

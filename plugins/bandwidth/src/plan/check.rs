@@ -88,10 +88,11 @@ fn check_ifb_link(link: &Link, owner: &Owner, ifb_name: &str, host: &HostSide) -
     Ok(())
 }
 
-/// The veth's ingress qdisc with exactly one u32 redirect to the ifb.
+/// The veth's ingress (or clsact) qdisc with exactly one u32 redirect to
+/// the ifb, at whatever priority ADD found free.
 fn check_redirect(host: &HostSide, link: &Link, ifb_name: &str) -> CniResult<()> {
     let veth = &host.veth.name;
-    if !host.has_ingress() {
+    if host.hook().is_none() {
         return Err(mismatch(format!("{veth} has no ingress qdisc")));
     }
     let to_ifb: Vec<&Filter> = host
@@ -104,9 +105,9 @@ fn check_redirect(host: &HostSide, link: &Link, ifb_name: &str) -> CniResult<()>
             "{veth} has no filter redirecting its ingress to {ifb_name}"
         ))),
         [f] => {
-            if f.kind != "u32" || f.priority != REDIRECT_PRIORITY || f.protocol != ETH_P_ALL {
+            if f.kind != "u32" || f.protocol != ETH_P_ALL {
                 return Err(mismatch(format!(
-                    "redirect filter on {veth} is {} priority {} protocol {:#x}, want u32 priority {REDIRECT_PRIORITY} protocol all",
+                    "redirect filter on {veth} is {} priority {} protocol {:#x}, want u32 protocol all",
                     f.kind, f.priority, f.protocol
                 )));
             }

@@ -4,10 +4,11 @@
 //!
 //! Ownership: the plugin changes only what it can prove is this
 //! attachment's. The ifb carries our alias (or, made by the reference, no
-//! alias and this attachment's name). Qdiscs and filters have no field for a
-//! mark, so what they are tells: a root `tbf` with handle `1:` (the
-//! reference's shape), and a u32 filter that only redirects, to our ifb (or,
-//! the ifb gone, to links that no longer exist). Everything else on the veth
+//! alias and this attachment's name). Qdiscs have no field for a mark, so
+//! what they are tells: a root `tbf` with handle `1:` (the reference's
+//! shape). Our redirect's action carries a tc cookie ([`Mark`]) saying
+//! whether ADD also made the ingress qdisc; the reference's is known by its
+//! shape. Everything else on the veth (a clsact and its filters included)
 //! is someone else's: never deleted, replaced or moved.
 //!
 //! The model lives here; each verb has its module.
@@ -25,16 +26,72 @@ pub use del::plan_del;
 pub use gc::plan_gc;
 
 use cni_core::{CniError, CniResult};
-use nl_ops::filter::{Filter, ETH_P_ALL};
+use nl_ops::filter::{Filter, CLSACT_INGRESS, ETH_P_ALL};
 use nl_ops::link::Link;
-use nl_ops::qdisc::{Handle, Qdisc, Tbf, TC_H_INGRESS, TC_H_ROOT};
+use nl_ops::qdisc::{Handle, Qdisc, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
 
 use crate::config::Limits;
 use crate::ifb::Owner;
 use crate::tbf::{bucket, Bucket, Psched, ETH_HLEN, TBF_HANDLE};
 
-/// The priority of our redirect filter, as the reference puts it.
+/// The priority of our redirect filter where no one else's is on the hook,
+/// as the reference puts it.
 pub const REDIRECT_PRIORITY: u16 = 1;
+
+/// Where the veth's ingress filters hang.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// An `ingress` qdisc: ours, the reference's, or someone's.
+    Ingress,
+    /// Someone's `clsact` (eBPF agents: AWS network policy agent, Calico,
+    /// netobserv): ours goes on its ingress hook; the qdisc is never ours.
+    Clsact,
+}
+
+impl Hook {
+    /// The parent its filters are added, dumped and deleted under.
+    pub fn parent(self) -> u32 {
+        match self {
+            Hook::Ingress => INGRESS_HANDLE,
+            Hook::Clsact => CLSACT_INGRESS,
+        }
+    }
+}
+
+/// The mark (a tc action cookie) on the action of the redirect ADD makes:
+/// whether that ADD also made the ingress qdisc, so DEL knows whether the
+/// qdisc is this attachment's to delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// The redirect alone: the hook was there before (someone's).
+    Filter,
+    /// The redirect and the `ingress` qdisc it sits on.
+    FilterAndQdisc,
+}
+
+impl Mark {
+    pub fn bytes(self) -> &'static [u8] {
+        match self {
+            Mark::Filter => b"cni-bw",
+            Mark::FilterAndQdisc => b"cni-bw ingress",
+        }
+    }
+
+    pub fn parse(cookie: &[u8]) -> Option<Mark> {
+        [Mark::Filter, Mark::FilterAndQdisc]
+            .into_iter()
+            .find(|m| m.bytes() == cookie)
+    }
+
+    /// The mark of a filter: `None` without a cookie; `Err` for a cookie
+    /// that is not ours.
+    fn of(f: &Filter) -> Result<Option<Mark>, ()> {
+        match &f.cookie {
+            None => Ok(None),
+            Some(c) => Mark::parse(c).map(Some).ok_or(()),
+        }
+    }
+}
 
 /// The host side of one attachment as the kernel shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +99,7 @@ pub struct HostSide {
     /// The host end of the container's veth.
     pub veth: Link,
     pub qdiscs: Vec<Qdisc>,
-    /// Filters on the veth's ingress qdisc (`ffff:`).
+    /// Filters on the veth's ingress hook (`ffff:`, or clsact's `ffff:fff2`).
     pub ingress_filters: Vec<Filter>,
     /// Redirect targets of those filters that are no link (any more).
     pub dead_targets: Vec<u32>,
@@ -74,29 +131,43 @@ impl HostSide {
         root_of(&self.qdiscs)
     }
 
-    /// An ingress qdisc of the kind ours is: its filters the veth's own.
-    pub(crate) fn has_ingress(&self) -> bool {
+    /// The qdisc in the ingress slot whose filters are the veth's own, and
+    /// of a kind ours can go on.
+    pub fn hook(&self) -> Option<Hook> {
         self.qdiscs
             .iter()
-            .any(|q| q.parent == TC_H_INGRESS && q.kind == "ingress" && q.ingress_block.is_none())
+            .filter(|q| q.parent == TC_H_INGRESS && q.ingress_block.is_none())
+            .find_map(|q| match q.kind.as_str() {
+                "ingress" => Some(Hook::Ingress),
+                "clsact" => Some(Hook::Clsact),
+                _ => None,
+            })
     }
 
-    /// What holds the ingress slot and excludes ours: another qdisc
-    /// (clsact), or an ingress qdisc on a shared filter block (the kernel
-    /// takes no filter of the veth's own there). Someone else's either way.
+    /// What holds the ingress slot and excludes ours: a qdisc of another
+    /// kind, or one on a shared filter block (the kernel takes no filter of
+    /// the veth's own there). Someone else's either way.
     pub(crate) fn ingress_slot_taken(&self) -> Option<&Qdisc> {
-        self.qdiscs
-            .iter()
-            .find(|q| q.parent == TC_H_INGRESS && (q.kind != "ingress" || q.ingress_block.is_some()))
+        if self.hook().is_some() {
+            return None;
+        }
+        self.qdiscs.iter().find(|q| q.parent == TC_H_INGRESS)
     }
 
-    /// Our redirect filters: u32 nodes for all protocols (as ours and the
-    /// reference's are, and as DEL deletes them) that only redirect, all to
-    /// `ifb`, or (the ifb gone) all to links that no longer exist.
+    /// Our redirect filters: u32 nodes for all protocols matching every
+    /// packet that only redirect, all to `ifb`, or (the ifb gone) all to
+    /// links that no longer exist; marked as ours (one action), or without
+    /// a mark at the reference's priority (its two mirred actions, or ours
+    /// from before marks).
     pub(crate) fn our_redirects(&self, ifb: Option<u32>) -> Vec<&Filter> {
         self.ingress_filters
             .iter()
-            .filter(|f| f.kind == "u32" && f.protocol == ETH_P_ALL && f.only_redirects())
+            .filter(|f| f.kind == "u32" && f.protocol == ETH_P_ALL && f.match_all && f.only_redirects())
+            .filter(|f| match Mark::of(f) {
+                Ok(Some(_)) => f.actions == 1,
+                Ok(None) => f.priority == REDIRECT_PRIORITY,
+                Err(()) => false,
+            })
             .filter(|f| {
                 f.mirred_targets
                     .iter()
@@ -105,12 +176,20 @@ impl HostSide {
             .collect()
     }
 
-    /// Filters at our priority that keep ours out: of another kind or
-    /// protocol, the kernel refuses a u32 for all protocols beside them.
-    pub(crate) fn priority_taken(&self) -> Option<&Filter> {
-        self.ingress_filters
+    /// Where a new redirect goes: after everyone else's filters on the hook
+    /// (a policy agent's verdict or an observer's look comes first, ours
+    /// steals the packet), else the reference's priority; the lowest free
+    /// one when theirs take the last.
+    pub(crate) fn redirect_priority(&self, ours: &[&Filter]) -> Option<u16> {
+        let theirs = self
+            .ingress_filters
             .iter()
-            .find(|f| f.priority == REDIRECT_PRIORITY && (f.kind != "u32" || f.protocol != ETH_P_ALL))
+            .filter(|f| !ours.iter().any(|o| std::ptr::eq(*o, *f)));
+        match theirs.map(|f| f.priority).max() {
+            None => Some(REDIRECT_PRIORITY),
+            Some(p) if p < u16::MAX => Some(p + 1),
+            Some(_) => (1..u16::MAX).find(|p| !self.ingress_filters.iter().any(|f| f.priority == *p)),
+        }
     }
 }
 
@@ -182,24 +261,39 @@ pub enum Change {
         up: bool,
     },
     DeleteIfb,
-    AddIngressQdisc,
+    /// An `ingress` qdisc where the slot is free, and on it our redirect
+    /// at `priority` (marked `FilterAndQdisc`): one datagram, so no kill
+    /// leaves the qdisc without it, and an empty ingress qdisc is never a
+    /// sign of this attachment.
+    AddIngressWithRedirect {
+        priority: u16,
+    },
     DeleteIngressQdisc,
-    /// A new match-all redirect to the ifb at our priority.
-    AddRedirect,
+    /// A new match-all redirect to the ifb under `parent` at `priority`.
+    AddRedirect {
+        parent: u32,
+        priority: u16,
+        mark: Mark,
+    },
     /// Our filter `handle` made a single redirect to the ifb.
     ReplaceRedirect {
+        parent: u32,
         priority: u16,
         handle: u32,
+        mark: Mark,
     },
     /// Our filter `handle`; with `whole`, every u32 filter at its priority
     /// (ours was the only one), so no empty hash table stays behind.
     DeleteRedirect {
+        parent: u32,
         priority: u16,
         handle: u32,
         whole: bool,
     },
     /// Undoes `AddRedirect`: ours to the ifb, found when it runs.
-    DeleteRedirectToIfb,
+    DeleteRedirectToIfb {
+        parent: u32,
+    },
 }
 
 /// The devices a plan acts on, known before it runs; changes name them in
@@ -265,9 +359,13 @@ impl Change {
             Change::SetIfbAlias { .. } => format!("set alias on {ifb}"),
             Change::SetIfbUp { up } => format!("set {ifb} {}", if *up { "up" } else { "down" }),
             Change::DeleteIfb => format!("delete ifb {ifb}"),
-            Change::AddIngressQdisc => format!("add ingress qdisc to {host}"),
+            Change::AddIngressWithRedirect { priority } => {
+                format!("add ingress qdisc to {host} redirecting to {ifb} at priority {priority}")
+            }
             Change::DeleteIngressQdisc => format!("delete ingress qdisc of {host}"),
-            Change::AddRedirect => format!("redirect ingress of {host} to {ifb}"),
+            Change::AddRedirect { priority, .. } => {
+                format!("redirect ingress of {host} to {ifb} at priority {priority}")
+            }
             Change::ReplaceRedirect { handle, .. } => {
                 format!(
                     "replace filter {} on {host} by a redirect to {ifb}",
@@ -286,7 +384,7 @@ impl Change {
             } => {
                 format!("delete the u32 filters at priority {priority} of {host}")
             }
-            Change::DeleteRedirectToIfb => format!("delete the redirect of {host} to {ifb}"),
+            Change::DeleteRedirectToIfb { .. } => format!("delete the redirect of {host} to {ifb}"),
         }
     }
 }

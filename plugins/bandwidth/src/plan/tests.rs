@@ -2,9 +2,9 @@
 
 use cni_core::plan::Step;
 use cni_core::{Attachment, CniResult, Code};
-use nl_ops::filter::{Filter, ETH_P_ALL};
+use nl_ops::filter::{Filter, CLSACT_INGRESS, ETH_P_ALL};
 use nl_ops::link::Link;
-use nl_ops::qdisc::{Qdisc, Tbf, TC_H_INGRESS, TC_H_ROOT};
+use nl_ops::qdisc::{Qdisc, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
 
 use super::*;
 use crate::config::Limits;
@@ -64,6 +64,24 @@ fn filter(handle: u32, targets: Vec<u32>) -> Filter {
         handle,
         actions: targets.len(),
         mirred_targets: targets,
+        cookie: None,
+        match_all: true,
+    }
+}
+
+/// A redirect ADD made, marked with `mark`.
+fn marked(handle: u32, targets: Vec<u32>, mark: Mark) -> Filter {
+    Filter {
+        cookie: Some(mark.bytes().to_vec()),
+        ..filter(handle, targets)
+    }
+}
+
+fn add_redirect(priority: u16, mark: Mark) -> Change {
+    Change::AddRedirect {
+        parent: INGRESS_HANDLE,
+        priority,
+        mark,
     }
 }
 
@@ -117,7 +135,7 @@ fn done(limits: &Limits) -> Snapshot {
     if limits.egress.is_some() {
         let h = host_mut(&mut o);
         h.qdiscs.push(qdisc(HOST, "ingress", 0xffff_0000, None));
-        h.ingress_filters = vec![filter(U32_FIRST, vec![IFB])];
+        h.ingress_filters = vec![marked(U32_FIRST, vec![IFB], Mark::FilterAndQdisc)];
         o.ifb = Some(IfbSide {
             link: link(IFB, "bwpx", "ifb", Some(owner().alias())),
             qdiscs: vec![qdisc(IFB, "tbf", TBF_HANDLE, Some(tbf(limits, false)))],
@@ -131,7 +149,7 @@ fn add(limits: &Limits, o: &Snapshot) -> CniResult<Plan> {
 }
 
 fn del(o: &Snapshot) -> Vec<Change> {
-    plan_del(&owner(), "bwpx", o).changes()
+    plan_del(&owner(), "bwpx", o, true).changes()
 }
 
 fn only(limits: &Limits, ingress: bool) -> Limits {
@@ -170,8 +188,10 @@ fn fresh_add_golden_plan() {
                 dev: Device::Ifb,
                 tbf: tbf(&lim, false)
             }),
-            Step::new(Change::AddIngressQdisc, Some(Change::DeleteIngressQdisc)),
-            Step::new(Change::AddRedirect, Some(Change::DeleteRedirectToIfb)),
+            Step::new(
+                Change::AddIngressWithRedirect { priority: 1 },
+                Some(Change::DeleteIngressQdisc)
+            ),
         ]
     );
     assert_eq!(p.devices.host, Some((HOST, "veth1".into())));
@@ -280,8 +300,7 @@ fn add_after_partial_add_completes_it() {
                 dev: Device::Ifb,
                 tbf: tbf(&lim, false)
             },
-            Change::AddIngressQdisc,
-            Change::AddRedirect,
+            Change::AddIngressWithRedirect { priority: 1 },
         ]
     );
     // The ifb existed, so its TBF's undo deletes only the qdisc.
@@ -305,8 +324,10 @@ fn add_makes_the_references_double_mirred_and_stale_redirects_single_in_place() 
                 alias: owner().alias()
             },
             Change::ReplaceRedirect {
+                parent: INGRESS_HANDLE,
                 priority: 1,
-                handle: U32_FIRST
+                handle: U32_FIRST,
+                mark: Mark::FilterAndQdisc,
             },
         ]
     );
@@ -318,16 +339,19 @@ fn add_makes_the_references_double_mirred_and_stale_redirects_single_in_place() 
     assert_eq!(
         add(&lim, &o).unwrap().changes(),
         vec![Change::ReplaceRedirect {
+            parent: INGRESS_HANDLE,
             priority: 1,
-            handle: U32_FIRST
+            handle: U32_FIRST,
+            mark: Mark::FilterAndQdisc,
         }]
     );
 }
 
-/// Issue 12: other filters on the veth's ingress stay; one that keeps ours
-/// out is a typed error.
+/// Issue 12: other filters on the veth's ingress stay; ours goes after
+/// them. Issue 20 item 2: a filter at priority 1 of another protocol (the
+/// kernel takes no u32 for all protocols beside it) no longer refuses ADD.
 #[test]
-fn add_keeps_foreign_filters_and_refuses_one_that_keeps_ours_out() {
+fn add_keeps_foreign_filters_and_goes_after_them() {
     let lim = only(&both(), false);
     let mut o = fresh();
     let h = host_mut(&mut o);
@@ -340,23 +364,24 @@ fn add_keeps_foreign_filters_and_refuses_one_that_keeps_ours_out() {
     flower.priority = 5;
     h.ingress_filters.push(flower);
     let p = add(&lim, &o).unwrap();
-    assert_eq!(p.changes().last(), Some(&Change::AddRedirect));
+    assert_eq!(p.changes().last(), Some(&add_redirect(6, Mark::Filter)));
     assert!(!p
         .changes()
         .iter()
         .any(|c| matches!(c, Change::DeleteRedirect { .. } | Change::ReplaceRedirect { .. })));
-    // Another protocol at priority 1: the kernel would refuse ours.
+    // Another protocol at priority 1 (`match ip dst`): ours at 2.
     let mut ip_only = filter(U32_FIRST, vec![3]);
     ip_only.protocol = 0x0800;
+    ip_only.match_all = false;
     host_mut(&mut o).ingress_filters = vec![ip_only];
-    let e = add(&lim, &o).unwrap_err();
-    assert_eq!(e.code, Code::InvalidConfig);
-    assert!(
-        e.msg
-            .contains("priority 1 of the ingress of veth1 holds a u32 filter (protocol 0x0800)"),
-        "{}",
-        e.msg
-    );
+    let p = add(&lim, &o).unwrap();
+    assert_eq!(p.changes().last(), Some(&add_redirect(2, Mark::Filter)));
+    // Theirs on the last priority: ours on the lowest free one.
+    let mut last = filter(U32_FIRST, vec![3]);
+    last.priority = u16::MAX;
+    host_mut(&mut o).ingress_filters.push(last);
+    let p = add(&lim, &o).unwrap();
+    assert_eq!(p.changes().last(), Some(&add_redirect(2, Mark::Filter)));
 }
 
 #[test]
@@ -381,17 +406,131 @@ fn add_refuses_other_owners_and_non_ifb() {
     assert_eq!(e.code, Code::InvalidConfig);
 }
 
+/// Issue 20 item 1: eBPF agents' clsact with their filters (cls_bpf,
+/// u32): our redirect goes on its ingress hook after theirs, and DEL takes
+/// only ours, never their qdisc or filters.
 #[test]
-fn add_refuses_clsact_in_the_ingress_slot() {
+fn clsact_takes_our_redirect_after_theirs_and_stays() {
+    let lim = both();
+    let mut o = fresh();
+    let h = host_mut(&mut o);
+    h.qdiscs.push(qdisc(HOST, "clsact", 0xffff_0000, None));
+    let mut bpf = filter(1, vec![]);
+    bpf.kind = "bpf".into();
+    bpf.match_all = false;
+    let mut u32_theirs = filter(U32_FIRST, vec![]);
+    u32_theirs.priority = 3;
+    u32_theirs.actions = 1;
+    h.ingress_filters = vec![bpf.clone(), u32_theirs.clone()];
+    let p = add(&lim, &o).unwrap();
+    let changes = p.changes();
+    assert!(
+        !changes
+            .iter()
+            .any(|c| matches!(c, Change::AddIngressWithRedirect { .. })),
+        "{changes:?}"
+    );
+    assert_eq!(
+        p.steps.steps.last().unwrap(),
+        &Step::new(
+            Change::AddRedirect {
+                parent: CLSACT_INGRESS,
+                priority: 4,
+                mark: Mark::Filter
+            },
+            Some(Change::DeleteRedirectToIfb {
+                parent: CLSACT_INGRESS
+            })
+        )
+    );
+    // As ADD leaves it: CHECK agrees, a second ADD has nothing to do.
+    let mut done_o = done(&lim);
+    let h = host_mut(&mut done_o);
+    h.qdiscs.retain(|q| q.kind != "ingress");
+    h.qdiscs.push(qdisc(HOST, "clsact", 0xffff_0000, None));
+    let mut ours = marked(U32_FIRST + 0x1000, vec![IFB], Mark::Filter);
+    ours.priority = 4;
+    h.ingress_filters = vec![bpf, u32_theirs, ours];
+    check(&lim, &owner(), "bwpx", &done_o, P).unwrap();
+    assert!(add(&lim, &done_o).unwrap().is_empty());
+    assert_eq!(
+        del(&done_o),
+        vec![
+            Change::DeleteIfb,
+            Change::DeleteRedirect {
+                parent: CLSACT_INGRESS,
+                priority: 4,
+                handle: U32_FIRST + 0x1000,
+                whole: true
+            },
+            Change::DeleteTbf {
+                dev: Device::HostVeth
+            }
+        ]
+    );
+    // Ours alone on it: the clsact still stays.
+    host_mut(&mut done_o).ingress_filters.drain(..2);
+    assert!(!del(&done_o).contains(&Change::DeleteIngressQdisc));
+    // Another kind in the ingress slot is still refused.
     let mut o = fresh();
     host_mut(&mut o)
         .qdiscs
-        .push(qdisc(HOST, "clsact", 0xffff_0000, None));
+        .push(qdisc(HOST, "htb", 0xffff_0000, None));
+    host_mut(&mut o).qdiscs[1].parent = TC_H_INGRESS;
     let e = add(&both(), &o).unwrap_err();
     assert_eq!(e.code, Code::InvalidConfig);
-    assert!(e.msg.contains("veth1 has a clsact qdisc"), "{}", e.msg);
+    assert!(e.msg.contains("veth1 has a htb qdisc"), "{}", e.msg);
     // Ingress shaping alone does not need the slot.
     assert!(add(&only(&both(), true), &o).is_ok());
+}
+
+/// Issue 20 item 12: an egress-only attachment's DEL keeps the look-alikes
+/// that were there before its ADD: an empty ingress qdisc (the redirect's
+/// mark says ADD did not make it), a root `tbf 1:` (an egress-only config
+/// makes none), a u32 that redirects some packets to a deleted link.
+#[test]
+fn an_egress_only_del_keeps_what_was_there_before() {
+    let lim = only(&both(), false);
+    let mut o = fresh();
+    let h = host_mut(&mut o);
+    h.qdiscs = vec![
+        qdisc(HOST, "tbf", TBF_HANDLE, Some(tbf(&both(), true))),
+        qdisc(HOST, "ingress", 0xffff_0000, None),
+    ];
+    let mut theirs = filter(U32_FIRST, vec![0]);
+    theirs.priority = 3;
+    theirs.match_all = false;
+    h.ingress_filters = vec![theirs.clone()];
+    h.dead_targets = vec![0];
+    assert_eq!(
+        add(&lim, &o).unwrap().changes().last(),
+        Some(&add_redirect(4, Mark::Filter))
+    );
+    // As ADD leaves it.
+    let h = host_mut(&mut o);
+    let mut ours = marked(U32_FIRST + 0x1000, vec![IFB], Mark::Filter);
+    ours.priority = 4;
+    h.ingress_filters.push(ours);
+    o.ifb = done(&lim).ifb;
+    let del_egress = |o: &Snapshot| plan_del(&owner(), "bwpx", o, false).changes();
+    let want = vec![
+        Change::DeleteIfb,
+        Change::DeleteRedirect {
+            parent: INGRESS_HANDLE,
+            priority: 4,
+            handle: U32_FIRST + 0x1000,
+            whole: true,
+        },
+    ];
+    assert_eq!(del_egress(&o), want);
+    // Without theirs, the empty ingress qdisc stays all the same.
+    host_mut(&mut o).ingress_filters.remove(0);
+    assert_eq!(del_egress(&o), want);
+    // The ifb gone, its mirred dumps index 0: still only ours.
+    host_mut(&mut o).ingress_filters.insert(0, theirs);
+    host_mut(&mut o).ingress_filters[1].mirred_targets = vec![0];
+    o.ifb = None;
+    assert_eq!(del_egress(&o), want[1..]);
 }
 
 /// An ingress qdisc on a shared filter block takes no redirect of the
@@ -424,8 +563,11 @@ fn add_keeps_an_existing_ingress_qdisc() {
         .qdiscs
         .push(qdisc(HOST, "ingress", 0xffff_0000, None));
     let p = add(&lim, &o).unwrap();
-    assert_eq!(p.changes().last(), Some(&Change::AddRedirect));
-    assert!(!p.changes().contains(&Change::AddIngressQdisc));
+    assert_eq!(p.changes().last(), Some(&add_redirect(1, Mark::Filter)));
+    assert!(!p
+        .changes()
+        .iter()
+        .any(|c| matches!(c, Change::AddIngressWithRedirect { .. })));
 }
 
 /// Issue 11: what the reference installs broken, ADD installs working.
@@ -585,9 +727,12 @@ fn del_spares_foreign_qdiscs_filters_and_other_attachments() {
         .qdiscs
         .push(qdisc(HOST, "ingress", 0xffff_0000, None));
     assert!(del(&o).is_empty());
-    // Ours after a killed ADD (the ifb made, no redirect yet): it goes.
+    // Beside our ifb too: ADD makes ours with its redirect in one
+    // datagram, so an empty one was never ADD's (issue 20 item 12).
     o.ifb = done(&lim).ifb;
-    assert_eq!(del(&o), vec![Change::DeleteIfb, Change::DeleteIngressQdisc]);
+    assert_eq!(del(&o), vec![Change::DeleteIfb]);
+    let p = add(&only(&lim, false), &o).unwrap();
+    assert_eq!(p.changes().last(), Some(&add_redirect(1, Mark::Filter)));
 
     // Our redirect beside someone's filters: ours alone goes, as a node
     // when theirs shares its priority, with its priority when not.
@@ -600,6 +745,7 @@ fn del_spares_foreign_qdiscs_filters_and_other_attachments() {
         vec![
             Change::DeleteIfb,
             Change::DeleteRedirect {
+                parent: INGRESS_HANDLE,
                 priority: 1,
                 handle: U32_FIRST,
                 whole: false
@@ -614,6 +760,7 @@ fn del_spares_foreign_qdiscs_filters_and_other_attachments() {
     theirs.priority = 7;
     host_mut(&mut o).ingress_filters.push(theirs);
     assert!(del(&o).contains(&Change::DeleteRedirect {
+        parent: INGRESS_HANDLE,
         priority: 1,
         handle: U32_FIRST,
         whole: true
@@ -639,6 +786,7 @@ fn only_protocol_all_redirects_are_ours() {
         vec![
             Change::DeleteIfb,
             Change::DeleteRedirect {
+                parent: INGRESS_HANDLE,
                 priority: 1,
                 handle: U32_FIRST,
                 whole: true
@@ -694,8 +842,8 @@ fn check_names_each_mismatch() {
             "want one redirect to bwpx",
         ),
         (
-            Box::new(|o| host_mut(o).ingress_filters[0].priority = 2),
-            "priority 2",
+            Box::new(|o| host_mut(o).ingress_filters[0].protocol = 0x0800),
+            "protocol 0x800",
         ),
     ];
     for (mutate, want) in cases {
@@ -717,7 +865,10 @@ fn text_names_devices() {
     let p = add(&both(), &fresh()).unwrap();
     let text = |i: usize| p.steps.steps[i].change.text(&p.devices);
     assert_eq!(text(1), "create ifb bwpx with mtu 1500");
-    assert_eq!(text(4), "redirect ingress of veth1 to bwpx");
+    assert_eq!(
+        text(3),
+        "add ingress qdisc to veth1 redirecting to bwpx at priority 1"
+    );
     assert!(text(0).starts_with("add tbf 1: rate 1250000 B/s"), "{}", text(0));
     assert!(text(0).ends_with("on veth1"), "{}", text(0));
 }

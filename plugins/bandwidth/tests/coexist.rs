@@ -1,0 +1,261 @@
+#![allow(clippy::unwrap_used)]
+//! Issue 20 items 1, 2 and 12: the veth's ingress shared with others. eBPF
+//! agents' clsact (cls_bpf and u32 filters) and tcx programs, someone's
+//! filter at priority 1, and look-alikes an egress-only attachment finds
+//! before its ADD: all stay through ADD and DEL, and shaping works beside
+//! them.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const NET: &str = "coexnet";
+
+fn tc(host: &TestNs, args: &[&str]) {
+    let mut a = vec!["tc"];
+    a.extend_from_slice(args);
+    host.exec(&a);
+}
+
+/// The filters on the veth's ingress hook (`ffff:fff2`, as tc prints them
+/// for ingress and clsact alike).
+fn ingress_filters(host: &TestNs, veth: &str) -> Vec<Value> {
+    host.tc_json(&["filter", "show", "dev", veth, "ingress"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Qdiscs without counters, and the filters, of the veth.
+fn veth_state(host: &TestNs, veth: &str) -> (Vec<Value>, Vec<Value>) {
+    (qdiscs(host, veth), ingress_filters(host, veth))
+}
+
+/// Filters redirecting to `to_dev`.
+fn redirecting_to<'a>(filters: &'a [Value], to_dev: &str) -> Vec<&'a Value> {
+    filters
+        .iter()
+        .filter(|f| {
+            f["options"]["actions"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["to_dev"] == to_dev))
+        })
+        .collect()
+}
+
+/// Packets the root qdisc of `dev` has sent.
+fn sent(host: &TestNs, dev: &str) -> u64 {
+    host.tc_json(&["-s", "qdisc", "show", "dev", dev, "root"])[0]["packets"]
+        .as_u64()
+        .unwrap()
+}
+
+fn ping(a: &Attachment) {
+    a.ctr
+        .exec(&["busybox", "ping", "-c", "3", "-i", "0.2", "-W", "2", &a.host_ip]);
+}
+
+/// Item 1: a clsact with an agent's cls_bpf and u32 filters, and a tcx
+/// program beside it. ADD puts the redirect on clsact's ingress hook after
+/// theirs; traffic reaches the ifb's TBF; DEL takes only ours.
+#[test]
+fn clsact_and_tcx_agents_stay_and_traffic_is_shaped() {
+    let Some((host, a)) = setup("coexclsact") else {
+        return;
+    };
+    let _agent = host.attach_tcx_ingress(&a.veth);
+    assert_eq!(host.tcx_ingress_programs(&a.veth), 1);
+    tc(&host, &["qdisc", "add", "dev", &a.veth, "clsact"]);
+    tc(
+        &host,
+        &[
+            "filter",
+            "add",
+            "dev",
+            &a.veth,
+            "ingress",
+            "prio",
+            "1",
+            "protocol",
+            "all",
+            "bpf",
+            "bytecode",
+            "1,6 0 0 0,",
+        ],
+    );
+    tc(
+        &host,
+        &[
+            "filter",
+            "add",
+            "dev",
+            &a.veth,
+            "ingress",
+            "prio",
+            "3",
+            "protocol",
+            "all",
+            "u32",
+            "match",
+            "ip",
+            "dst",
+            "192.0.2.0/24",
+            "flowid",
+            "1:1",
+        ],
+    );
+    let before = veth_state(&host, &a.veth);
+    let conf = a.conf(NET, both());
+    a.run(&host, "ADD", &conf).assert_ok();
+    a.run(&host, "CHECK", &conf).assert_ok();
+    a.run(&host, "ADD", &conf).assert_ok();
+    let ifb = ifb_name(NET, &a.cid);
+    let (qd, filters) = veth_state(&host, &a.veth);
+    assert!(
+        qd.iter().any(|q| q["kind"] == "clsact") && !qd.iter().any(|q| q["kind"] == "ingress"),
+        "{qd:?}"
+    );
+    let ours = redirecting_to(&filters, &ifb);
+    assert_eq!(ours.len(), 1, "{filters:?}");
+    assert_eq!(ours[0]["pref"], 4, "ours goes after theirs: {filters:?}");
+    for f in &before.1 {
+        assert!(filters.contains(f), "their filter went: {f}");
+    }
+    assert_eq!(host.tcx_ingress_programs(&a.veth), 1);
+    let was = sent(&host, &ifb);
+    ping(&a);
+    assert!(
+        sent(&host, &ifb) >= was + 3,
+        "traffic does not reach the ifb's tbf"
+    );
+    a.run(&host, "DEL", &conf).assert_ok();
+    let after = veth_state(&host, &a.veth);
+    assert_eq!(after.1, before.1, "DEL changed their filters");
+    assert!(after.0.iter().any(|q| q["kind"] == "clsact"), "{:?}", after.0);
+    assert!(ifb_names(&host).is_empty());
+    assert_eq!(host.tcx_ingress_programs(&a.veth), 1);
+    a.run(&host, "DEL", &conf).assert_ok();
+    assert_eq!(veth_state(&host, &a.veth).1, before.1);
+}
+
+/// Item 2: someone's u32 for IPv4 at priority 1 on the veth's ingress (the
+/// kernel takes no u32 for all protocols beside it). ADD picks a free
+/// priority, theirs stays, DEL leaves the veth as it found it.
+#[test]
+fn a_foreign_filter_at_priority_1_gets_ours_beside_it() {
+    let Some((host, a)) = setup("coexprio1") else {
+        return;
+    };
+    host.ip(&["link", "add", "theirs0", "type", "ifb"]);
+    tc(&host, &["qdisc", "add", "dev", &a.veth, "ingress"]);
+    tc(
+        &host,
+        &[
+            "filter",
+            "add",
+            "dev",
+            &a.veth,
+            "parent",
+            "ffff:",
+            "protocol",
+            "ip",
+            "prio",
+            "1",
+            "u32",
+            "match",
+            "ip",
+            "dst",
+            "192.0.2.0/24",
+            "action",
+            "mirred",
+            "egress",
+            "mirror",
+            "dev",
+            "theirs0",
+        ],
+    );
+    let before = veth_state(&host, &a.veth);
+    let conf = a.conf(NET, both());
+    a.run(&host, "ADD", &conf).assert_ok();
+    a.run(&host, "CHECK", &conf).assert_ok();
+    let filters = ingress_filters(&host, &a.veth);
+    let ours = redirecting_to(&filters, &ifb_name(NET, &a.cid));
+    assert_eq!(ours.len(), 1, "{filters:?}");
+    assert_eq!(ours[0]["pref"], 2, "{filters:?}");
+    assert_eq!(redirecting_to(&filters, "theirs0").len(), 1, "{filters:?}");
+    let was = sent(&host, &ifb_name(NET, &a.cid));
+    ping(&a);
+    assert!(sent(&host, &ifb_name(NET, &a.cid)) >= was + 3);
+    a.run(&host, "DEL", &conf).assert_ok();
+    assert_eq!(veth_state(&host, &a.veth), before);
+}
+
+/// Item 12: an egress-only attachment finds an empty ingress qdisc and an
+/// operator's root `tbf 1:` on the veth. Its ADD and DEL leave both.
+#[test]
+fn an_egress_only_del_keeps_an_empty_ingress_qdisc_and_a_root_tbf() {
+    let Some((host, a)) = setup("coexegress") else {
+        return;
+    };
+    tc(&host, &["qdisc", "add", "dev", &a.veth, "ingress"]);
+    tc(
+        &host,
+        &[
+            "qdisc", "add", "dev", &a.veth, "root", "handle", "1:", "tbf", "rate", "1mbit", "burst",
+            "32kbit", "latency", "400ms",
+        ],
+    );
+    let before = veth_state(&host, &a.veth);
+    let egress = a.conf(NET, json!({"egressRate": 8_000_000, "egressBurst": 80_000}));
+    a.run(&host, "ADD", &egress).assert_ok();
+    a.run(&host, "CHECK", &egress).assert_ok();
+    a.run(&host, "DEL", &egress).assert_ok();
+    assert_eq!(veth_state(&host, &a.veth), before);
+    assert!(ifb_names(&host).is_empty());
+}
+
+/// Item 12: someone's u32 at priority 3 for all protocols that redirects
+/// some packets (`match ip dst 192.0.2.0/24`) to a link since deleted, as
+/// ours does once our ifb is gone. Not ours: it and its qdisc stay.
+#[test]
+fn an_egress_only_del_keeps_a_partial_redirect_to_a_deleted_link() {
+    let Some((host, a)) = setup("coexdead") else {
+        return;
+    };
+    host.ip(&["link", "add", "gone0", "type", "ifb"]);
+    tc(&host, &["qdisc", "add", "dev", &a.veth, "ingress"]);
+    tc(
+        &host,
+        &[
+            "filter",
+            "add",
+            "dev",
+            &a.veth,
+            "parent",
+            "ffff:",
+            "protocol",
+            "all",
+            "prio",
+            "3",
+            "u32",
+            "match",
+            "ip",
+            "dst",
+            "192.0.2.0/24",
+            "action",
+            "mirred",
+            "egress",
+            "redirect",
+            "dev",
+            "gone0",
+        ],
+    );
+    host.ip(&["link", "del", "gone0"]);
+    let before = veth_state(&host, &a.veth);
+    let egress = a.conf(NET, json!({"egressRate": 8_000_000, "egressBurst": 80_000}));
+    a.run(&host, "ADD", &egress).assert_ok();
+    a.run(&host, "DEL", &egress).assert_ok();
+    assert_eq!(veth_state(&host, &a.veth), before);
+    assert!(ifb_names(&host).is_empty());
+}
