@@ -861,7 +861,10 @@ fn chained_only_and_addresses_required() {
         );
         assert_eq!(out.json["code"], 7, "{verb}: {}", out.json);
         assert!(
-            out.json["msg"].as_str().unwrap().contains("no ip addresses"),
+            out.json["msg"]
+                .as_str()
+                .unwrap()
+                .contains("No IP addresses supplied on interface"),
             "{verb}: {}",
             out.json
         );
