@@ -41,7 +41,7 @@ fn not_chained() -> CniError {
 /// empty list: the reference goes on there (and strips main of the link's
 /// routes with no rule to replace them), sbr changes nothing.
 fn prev_addresses(req: &Request) -> CniResult<Vec<Address>> {
-    let prev = req.conf.prev_result.as_ref().ok_or_else(|| not_chained())?;
+    let prev = req.conf.prev_result.as_ref().ok_or_else(not_chained)?;
     if prev.ips.is_empty() {
         return Err(CniError::invalid_config(format!(
             "No IP addresses supplied on interface: {}",
@@ -87,7 +87,7 @@ impl Plugin for Sbr {
             plan.apply(&mut sock, &req.ifname)?;
         }
         // Passed through unchanged: the dispatcher prints it in the config's version.
-        req.conf.prev_result.clone().ok_or_else(|| not_chained())
+        req.conf.prev_result.clone().ok_or_else(not_chained)
     }
 
     fn del(&self, req: &Request) -> CniResult<()> {
