@@ -51,6 +51,16 @@ pub fn cases() -> Vec<Case> {
             "sbr: static IPv4 gateway (HEAD's gateways)",
             sbr_static_gateway,
         ),
+        Case::new(
+            g,
+            "sbr: static IPv6 gateway (HEAD's gateways)",
+            sbr_static_gateway_v6,
+        ),
+        Case::new(
+            g,
+            "sbr: dual-stack static gateways (HEAD's gateways)",
+            sbr_static_gateways_dual,
+        ),
         Case::new(g, "sbr: rejects multiple IPv4 gateways", sbr_two_v4_gateways),
         Case::new(g, "sbr: addSourceHints (HEAD)", sbr_source_hints),
         Case::new(
@@ -84,6 +94,11 @@ pub fn cases() -> Vec<Case> {
             bw_static_wins,
         ),
         Case::new(g, "bandwidth: DEL after ADD removes the ifb", bw_del),
+        Case::new(
+            g,
+            "bandwidth: several host veths in prevResult (sub-frame bucket: ours holds a frame)",
+            bw_several_host_veths,
+        ),
         Case::new(
             g,
             "bandwidth: host veth errors (no veth peer, no interfaces, no match)",
@@ -122,10 +137,23 @@ struct SbrPod {
 }
 
 impl SbrPod {
+    /// IPv4 only, net1 with 192.168.1.209/24 and `extra_net1`.
     fn new(extra_net1: &[&str]) -> Result<SbrPod, String> {
+        SbrPod::with(false, true, extra_net1)
+    }
+
+    /// `v6`: IPv6 on (addresses added without DAD); `v4_net1`: net1 has
+    /// 192.168.1.209/24 and its route, as in `createDefaultStatus`, else
+    /// only `extra_net1` (upstream's IPv6-only spec replaces them).
+    fn with(v6: bool, v4_net1: bool, extra_net1: &[&str]) -> Result<SbrPod, String> {
         let (host, ctr) = (Ns::new()?, Ns::new()?);
-        ctr.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
-        ctr.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"])?;
+        let off = if v6 { "0" } else { "1" };
+        ctr.exec(&["sysctl", "-qw", &format!("net.ipv6.conf.all.disable_ipv6={off}")])?;
+        ctr.exec(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.default.disable_ipv6={off}"),
+        ])?;
         // upstream makes dummies; not every kernel has the module, and a
         // veth whose peer stays in the namespace is as good a link for sbr.
         for dev in ["eth0", "net1"] {
@@ -137,19 +165,25 @@ impl SbrPod {
         ctr.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"])?;
         ctr.ip(&["route", "add", "10.2.0.0/24", "via", "10.0.0.5", "dev", "eth0"])?;
         ctr.ip(&["route", "add", "default", "via", "10.0.0.1", "dev", "eth0"])?;
-        ctr.ip(&["addr", "add", "192.168.1.209/24", "dev", "net1"])?;
         for a in extra_net1 {
-            ctr.ip(&["addr", "add", a, "dev", "net1"])?;
+            let mut args = vec!["addr", "add", a, "dev", "net1"];
+            if a.contains(':') {
+                args.push("nodad");
+            }
+            ctr.ip(&args)?;
         }
-        ctr.ip(&[
-            "route",
-            "add",
-            "192.168.2.0/24",
-            "via",
-            "192.168.1.2",
-            "dev",
-            "net1",
-        ])?;
+        if v4_net1 {
+            ctr.ip(&["addr", "add", "192.168.1.209/24", "dev", "net1"])?;
+            ctr.ip(&[
+                "route",
+                "add",
+                "192.168.2.0/24",
+                "via",
+                "192.168.1.2",
+                "dev",
+                "net1",
+            ])?;
+        }
         Ok(SbrPod { host, ctr })
     }
 
@@ -165,11 +199,10 @@ impl SbrPod {
         ctx.invoke("sbr", &self.host, &env, &bytes(conf))
     }
 
-    /// `ip rule` lines other than the kernel's three.
+    /// `ip rule` lines of both families other than the kernel's three.
     fn rules(&self) -> Result<Vec<String>, String> {
-        Ok(self
-            .ctr
-            .ip(&["rule", "show"])?
+        let both = self.ctr.ip(&["-4", "rule", "show"])? + &self.ctr.ip(&["-6", "rule", "show"])?;
+        Ok(both
             .lines()
             .filter(|l| {
                 !l.contains("lookup local") && !l.contains("lookup main") && !l.contains("lookup default")
@@ -178,8 +211,22 @@ impl SbrPod {
             .collect())
     }
 
+    /// Both families' routes of table `t` (a family without the table
+    /// has none: ip says so as an error).
     fn table(&self, t: &str) -> Result<String, String> {
-        self.ctr.ip(&["route", "show", "table", t])
+        let read = |f: &str| self.ctr.ip(&[f, "route", "show", "table", t]).unwrap_or_default();
+        Ok(read("-4") + &read("-6"))
+    }
+
+    /// The routes of every table a rule looks up.
+    fn rule_tables(&self) -> Result<String, String> {
+        let mut all = String::new();
+        for r in self.rules()? {
+            if let Some(t) = r.split_whitespace().skip_while(|w| *w != "lookup").nth(1) {
+                all += &self.table(t)?;
+            }
+        }
+        Ok(all)
     }
 }
 
@@ -187,7 +234,10 @@ impl SbrPod {
 fn sbr_conf(version: &str, ips: &[(&str, &str, usize)], extra: Value) -> Value {
     let ips: Vec<Value> = ips
         .iter()
-        .map(|(a, gw, i)| json!({"version": "4", "address": a, "gateway": gw, "interface": i}))
+        .map(|(a, gw, i)| {
+            let v = if a.contains(':') { "6" } else { "4" };
+            json!({"version": v, "address": a, "gateway": gw, "interface": i})
+        })
         .collect();
     let mut c = json!({
         "cniVersion": version, "name": "cni-plugin-sbr-test", "type": "sbr",
@@ -309,6 +359,40 @@ fn sbr_static_gateway(ctx: &Ctx) -> CaseResult {
         &p.table("100")?,
         "default via 192.168.1.254 dev net1",
     )
+}
+
+fn sbr_static_gateway_v6(ctx: &Ctx) -> CaseResult {
+    let p = SbrPod::with(true, false, &["fd00::10/64"])?;
+    let conf = sbr_conf(
+        "0.3.0",
+        &[("fd00::10/64", "fd00::ffff", 0)],
+        json!({"gateways": ["fd00::1"]}),
+    );
+    ok("ADD", &p.run(ctx, "ADD", &conf)?)?;
+    let rules = p.rules()?;
+    ensure(
+        rules.len() == 1 && rules[0].contains("from fd00::10 lookup 100"),
+        || format!("want one rule from fd00::10 lookup 100, got {rules:?}"),
+    )?;
+    has_line("table 100", &p.table("100")?, "default via fd00::1 dev net1")
+}
+
+fn sbr_static_gateways_dual(ctx: &Ctx) -> CaseResult {
+    let p = SbrPod::with(true, true, &["fd00::10/64"])?;
+    let conf = sbr_conf(
+        "0.3.0",
+        &[
+            ("192.168.1.209/24", "192.168.1.1", 0),
+            ("fd00::10/64", "fd00::ffff", 0),
+        ],
+        json!({"gateways": ["192.168.1.254", "fd00::1"]}),
+    );
+    ok("ADD", &p.run(ctx, "ADD", &conf)?)?;
+    let rules = p.rules()?;
+    ensure(rules.len() == 2, || format!("want two rules, got {rules:?}"))?;
+    let routes = p.rule_tables()?;
+    has_line("the rules' tables", &routes, "default via 192.168.1.254 dev net1")?;
+    has_line("the rules' tables", &routes, "default via fd00::1 dev net1")
 }
 
 fn sbr_two_v4_gateways(ctx: &Ctx) -> CaseResult {
@@ -550,6 +634,36 @@ fn bw_del(ctx: &Ctx) -> CaseResult {
         ensure(!State::read(&p.host)?.has_link(&ifb), || {
             format!("ifb {ifb} left after DEL")
         })
+    })
+}
+
+fn bw_several_host_veths(ctx: &Ctx) -> CaseResult {
+    each_version(|v| {
+        let p = bw_pod("up-bw-many")?;
+        p.host
+            .ip(&["link", "add", "vx0", "type", "veth", "peer", "name", "vx1"])?;
+        let limits = [
+            ("ingressRate", 8),
+            ("ingressBurst", 8),
+            ("egressRate", 16),
+            ("egressBurst", 8),
+        ];
+        let mut conf = bw(v, &p, &limits);
+        let prev = &mut conf["prevResult"];
+        let mut list = vec![
+            json!({"name": "vx0", "sandbox": ""}),
+            json!({"name": "vx1", "sandbox": ""}),
+        ];
+        list.extend(prev["interfaces"].as_array().cloned().unwrap_or_default());
+        prev["interfaces"] = json!(list);
+        prev["ips"][0]["interface"] = json!(3);
+        let out = call(ctx, "bandwidth", &p, "ADD", &conf)?;
+        ok("ADD", &out)?;
+        let st = State::read(&p.host)?;
+        let ifb = ifb_name("bwnet", &p.container_id);
+        ifb_listed(&out, &ifb, 5, &st)?;
+        want_tbf(ctx, &st, &ifb, 2, 1)?;
+        want_tbf(ctx, &st, &p.host_veth, 1, 1)
     })
 }
 
