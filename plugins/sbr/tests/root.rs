@@ -844,8 +844,14 @@ fn chained_only_and_addresses_required() {
         &json!({"cniVersion": "1.0.0", "name": "n", "type": "sbr"}),
     );
     assert_eq!(out.json["code"], 7, "{}", out.json);
+    // The reference's words exactly; ours in details.
+    assert_eq!(
+        out.json["msg"], "This plugin must be called as chained plugin",
+        "{}",
+        out.json
+    );
     assert!(
-        out.json["msg"].as_str().unwrap().contains("chained"),
+        out.json["details"].as_str().unwrap().contains("no prevResult"),
         "{}",
         out.json
     );
@@ -860,11 +866,8 @@ fn chained_only_and_addresses_required() {
             &conf("1.0.0", none.clone(), json!({})),
         );
         assert_eq!(out.json["code"], 7, "{verb}: {}", out.json);
-        assert!(
-            out.json["msg"]
-                .as_str()
-                .unwrap()
-                .contains("No IP addresses supplied on interface"),
+        assert_eq!(
+            out.json["msg"], "No IP addresses supplied on interface: net1",
             "{verb}: {}",
             out.json
         );
