@@ -292,7 +292,18 @@ pub fn run_with_args<P: Plugin>(
         },
         Ok(None) => 0,
         Err(e) => {
-            log::error!("{} failed: {} (code {})", cmd, e.msg, e.code.number());
+            // The reference's words may be all of `msg`; ours are in `details`.
+            if e.details.is_empty() {
+                log::error!("{} failed: {} (code {})", cmd, e.msg, e.code.number());
+            } else {
+                log::error!(
+                    "{} failed: {}: {} (code {})",
+                    cmd,
+                    e.msg,
+                    e.details,
+                    e.code.number()
+                );
+            }
             if write_json(stdout, &e.to_json(&err_version)).is_err() {
                 let _ = writeln!(stderr, "{}", e.msg);
             }

@@ -16,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, openat, openat2, AtFlags, FcntlArg, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
 use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
+use nix::sys::statfs::{fstatfs, FsType};
 
 /// Why a path was not opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,11 +81,52 @@ fn open_with(path: &Path, flags: OFlag, mode: Mode, resolve: Resolve) -> Result<
             st.st_nlink
         )));
     }
+    if let Some(fs) = kernel_interface(fstatfs(&fd).map_err(OpenError::Os)?.filesystem_type()) {
+        return Err(OpenError::Refused(format!(
+            "it is on {fs}, a kernel interface, not a file system for logs"
+        )));
+    }
     // O_NONBLOCK kept open() from waiting (a FIFO, a lease); writes should wait.
     let now = fcntl(&fd, FcntlArg::F_GETFL).map_err(OpenError::Os)?;
     let blocking = OFlag::from_bits_truncate(now) & !OFlag::O_NONBLOCK;
     fcntl(&fd, FcntlArg::F_SETFL(blocking)).map_err(OpenError::Os)?;
     Ok(fd)
+}
+
+/// File systems whose regular files are knobs of the kernel: a write to
+/// `/sys/.../ifalias` renames a link's alias, to `/proc/sys/kernel/hostname`
+/// the host. Their magic numbers are the kernel's `include/uapi/linux/magic.h`.
+const KERNEL_INTERFACES: &[(u32, &str)] = &[
+    (0x9fa0, "procfs"),
+    (0x6265_6572, "sysfs"),
+    (0x0027_e0eb, "cgroupfs"),
+    (0x6367_7270, "cgroup2fs"),
+    (0x6462_6720, "debugfs"),
+    (0x7472_6163, "tracefs"),
+    (0x7363_6673, "securityfs"),
+    (0xcafe_4a11, "bpffs"),
+    (0x6265_6570, "configfs"),
+    (0x6165_676c, "pstorefs"),
+    (0xde5e_81e4, "efivarfs"),
+    (0xf97c_ff8c, "selinuxfs"),
+    (0x4341_5d53, "smackfs"),
+    (0x4249_4e4d, "binfmt_misc"),
+    (0x6e73_6673, "nsfs"),
+    (0x6573_5543, "fusectl"),
+    (0x0765_5821, "resctrl"),
+    (0x1980_0202, "mqueue"),
+    (0x1cd1, "devpts"),
+    (0x9fa2, "usbfs"),
+    (0x9fa1, "openpromfs"),
+    (0xabba_1974, "xenfs"),
+];
+
+/// The name of `fs` when it is one of [`KERNEL_INTERFACES`].
+fn kernel_interface(fs: FsType) -> Option<&'static str> {
+    KERNEL_INTERFACES
+        .iter()
+        .find(|(magic, _)| FsType((*magic).into()) == fs)
+        .map(|(_, name)| *name)
 }
 
 /// The walk: each directory opened below the last with `O_NOFOLLOW`, then
@@ -263,6 +305,41 @@ mod tests {
             );
             fs::remove_dir_all(&dir).unwrap();
         }
+    }
+
+    /// Opened read-only, so nothing there can change even where the check
+    /// were missing.
+    #[test]
+    fn kernel_interfaces_are_refused() {
+        for (path, fs) in [
+            ("/proc/sys/kernel/hostname", "procfs"),
+            ("/proc/1/comm", "procfs"),
+            ("/sys/devices/virtual/net/lo/ifalias", "sysfs"),
+            ("/sys/fs/cgroup/cgroup.procs", "cgroup2fs"),
+            ("/sys/fs/cgroup/memory/cgroup.procs", "cgroupfs"),
+        ] {
+            if !Path::new(path).exists() {
+                continue;
+            }
+            for r in [Resolve::Openat2, Resolve::Walk] {
+                let why = refused(open_with(Path::new(path), OFlag::O_RDONLY, Mode::empty(), r));
+                assert!(
+                    why.contains(fs) && why.contains("kernel interface"),
+                    "{path}: {why}"
+                );
+            }
+        }
+        // tmpfs and the usual disk file systems are not.
+        let dir = scratch("fs");
+        assert!(append(&dir.join("real/ok.log"), Resolve::Openat2).is_ok());
+        assert!(kernel_interface(nix::sys::statfs::TMPFS_MAGIC).is_none());
+        assert!(kernel_interface(nix::sys::statfs::EXT4_SUPER_MAGIC).is_none());
+        assert_eq!(
+            kernel_interface(nix::sys::statfs::CGROUP2_SUPER_MAGIC),
+            Some("cgroup2fs")
+        );
+        assert_eq!(kernel_interface(nix::sys::statfs::BPF_FS_MAGIC), Some("bpffs"));
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -34,11 +34,21 @@ pub struct IpConfig {
     pub address: IpNet,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<IpAddr>,
-    /// Index into `NetResult::interfaces`.
+    /// Index into `NetResult::interfaces` as written: Go's `*int`, so a
+    /// negative one (`-1`, "none") is read and written back unchanged. Read
+    /// it with [`IpConfig::interface_index`] or `NetResult::interface_of`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interface: Option<usize>,
+    pub interface: Option<i64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl IpConfig {
+    /// The index into `interfaces`, when it is one: unset and negative are
+    /// no interface, as the reference reads them.
+    pub fn interface_index(&self) -> Option<usize> {
+        self.interface.and_then(|i| usize::try_from(i).ok())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -245,8 +245,9 @@ impl NetResult {
                     if let Value::Object(o) = &mut ip {
                         o.remove("version");
                     }
-                    // An interface index out of range is kept, as Go keeps it:
-                    // DEL must not fail on it. Look up with `interface_of`.
+                    // An interface index out of range or negative is kept, as
+                    // Go keeps it: neither ADD nor DEL fails on it. Look up
+                    // with `interface_of`.
                     res.ips.push(decode_field(ip, &format!("ips[{i}]"))?);
                 }
                 res.routes = decode_list(obj.remove("routes"), "routes")?;
@@ -257,9 +258,10 @@ impl NetResult {
         Ok(res)
     }
 
-    /// The interface an address belongs to, if its index points at one.
+    /// The interface an address belongs to, if its index points at one
+    /// (not unset, negative or out of range).
     pub fn interface_of(&self, ip: &IpConfig) -> Option<&Interface> {
-        self.interfaces.get(ip.interface?)
+        self.interfaces.get(ip.interface_index()?)
     }
 
     /// The wire form in `version`, as libcni converts.

@@ -6,7 +6,7 @@
 //! (up to the random veth names and MACs).
 
 use cni_core::version::{self, Family};
-use cni_core::{Code, NetConf, NetResult};
+use cni_core::{Code, IpConfig, NetConf, NetResult};
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> Value {
@@ -235,6 +235,38 @@ fn interface_index_out_of_range_is_kept() {
     assert_eq!(res.to_json("1.0.0").unwrap()["ips"][0]["interface"], 3);
 }
 
+/// Go reads `"interface": -1` into its `*int` and writes it back; it names
+/// no interface. Kept through conversions that have the field, dropped in
+/// 0.2.0, which has none.
+#[test]
+fn negative_interface_index_is_no_interface() {
+    let res = parse(&json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}],
+                            "ips": [{"address": "10.0.0.1/8", "interface": -1}]}));
+    assert_eq!(res.ips[0].interface, Some(-1));
+    assert_eq!(res.ips[0].interface_index(), None);
+    assert!(res.interface_of(&res.ips[0]).is_none());
+    for v in ["1.1.0", "1.0.0", "0.4.0", "0.3.1", "0.3.0"] {
+        let out = res.to_json(v).unwrap();
+        assert_eq!(out["ips"][0]["interface"], -1, "{v}: {out}");
+        assert_eq!(parse(&out).ips[0].interface, Some(-1), "{v}");
+    }
+    let legacy = res.to_json("0.2.0").unwrap();
+    assert_eq!(legacy["ip4"]["ip"], "10.0.0.1/8");
+    assert!(legacy["ip4"].get("interface").is_none(), "{legacy}");
+    // A 0.4.0 result says so too.
+    let old = parse(&json!({"cniVersion": "0.4.0",
+                            "ips": [{"version": "4", "address": "10.0.0.1/8", "interface": -1}]}));
+    assert_eq!(old.ips[0].interface, Some(-1));
+    assert_eq!(
+        IpConfig {
+            interface: Some(0),
+            ..old.ips[0].clone()
+        }
+        .interface_index(),
+        Some(0)
+    );
+}
+
 #[test]
 fn unknown_versions_are_code_1() {
     let e = NetResult::parse("1.0.0", &json!({"cniVersion": "2.0.0"})).unwrap_err();
@@ -266,7 +298,11 @@ fn malformed_results_are_code_6_naming_the_field() {
             "ips",
         ),
         (
-            json!({"cniVersion": "1.0.0", "ips": [{"address": "10.0.0.1/8", "interface": -1}]}),
+            json!({"cniVersion": "1.0.0", "ips": [{"address": "10.0.0.1/8", "interface": 1.5}]}),
+            "ips[0]",
+        ),
+        (
+            json!({"cniVersion": "1.0.0", "ips": [{"address": "10.0.0.1/8", "interface": "0"}]}),
             "ips[0]",
         ),
         (

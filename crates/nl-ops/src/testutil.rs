@@ -481,6 +481,76 @@ pub fn assert_unsafe_log_files_unused(bin: &str, plugin: &str) {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// `logFile` naming a knob of the kernel, sysfs's `ifalias` of `lo` and
+/// procfs's hostname, must be refused with the warning and left unwritten.
+/// The plugin runs in a fresh network namespace (whose sysfs `ip netns
+/// exec` mounts) and a fresh UTS namespace, so even a plugin that writes
+/// there changes nothing of the machine's; both files are read back inside.
+pub fn assert_kernel_files_unused(bin: &str, plugin: &str) {
+    if !root_or_skip(&format!("{plugin} logFile on kernel interfaces")) {
+        return;
+    }
+    let ns = TestNs::new("logkern");
+    let netns = std::env::temp_dir().join(format!("{plugin}-no-such-netns-{}", std::process::id()));
+    for (path, why) in [
+        ("/sys/devices/virtual/net/lo/ifalias", "sysfs"),
+        ("/proc/sys/kernel/hostname", "procfs"),
+    ] {
+        let conf = serde_json::json!({
+            "cniVersion": "1.0.0", "name": "logtest", "type": plugin,
+            "logFile": path,
+            "prevResult": {"cniVersion": "1.0.0", "ips": [{"address": "10.1.0.2/24"}]}
+        });
+        // The plugin's stdout, a marker, then the two files as the plugin left them.
+        let script = r#"hostname logtest-host && printf '%s' "$CONF" | "$0"; echo; echo @@; hostname; cat /sys/devices/virtual/net/lo/ifalias"#;
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &ns.name, "unshare", "--uts", "--", "sh", "-c", script, bin,
+            ])
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("CONF", conf.to_string())
+            .env("CNI_COMMAND", "ADD")
+            .env("CNI_CONTAINERID", "logtest")
+            .env("CNI_NETNS", &netns)
+            .env("CNI_IFNAME", "lognone0")
+            .env("CNI_PATH", "/usr/lib/cni")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (result, after) = stdout
+            .split_once("\n@@\n")
+            .unwrap_or_else(|| panic!("{path}: the script did not finish: {stdout} {stderr}"));
+        let mut after = after.lines();
+        assert_eq!(
+            after.next(),
+            Some("logtest-host"),
+            "{path}: the hostname was written: {stdout}"
+        );
+        assert_eq!(
+            after.next().unwrap_or_default(),
+            "",
+            "{path}: lo's alias was written: {stdout}"
+        );
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(" WARN ") && l.contains(path) && l.contains(why) && l.contains("stderr")),
+            "want a warning naming {path} and {why:?} on stderr: {stderr}"
+        );
+        // bandwidth without limits passes the prevResult on; sbr needs the netns.
+        let json: serde_json::Value = serde_json::from_str(result.trim()).unwrap_or_default();
+        match json["msg"].as_str() {
+            Some(msg) => assert!(
+                msg.contains(&*netns.to_string_lossy()),
+                "{path}: want the error about the netns, got: {result}"
+            ),
+            None => assert_eq!(json["ips"][0]["address"], "10.1.0.2/24", "{path}: {result}"),
+        }
+    }
+}
+
 fn parse_json(s: &str) -> serde_json::Value {
     if s.trim().is_empty() {
         return serde_json::Value::Array(vec![]);

@@ -117,22 +117,31 @@ fn select(fields: &Fields) -> Entry {
         .unwrap_or_default()
 }
 
-/// Zero counts as unset, as in the reference, whose words the messages
-/// start with.
+/// The reference's refusals, word for word.
+pub const RATE_WITHOUT_BURST: &str = "if rate is set, burst must also be set";
+pub const BURST_WITHOUT_RATE: &str = "if burst is set, rate must also be set";
+pub const BURST_OVER_4GB: &str = "burst cannot be more than 4GB";
+
+/// Zero counts as unset, as in the reference. The messages are the
+/// reference's words exactly (tools and tests match them); which field and
+/// why is in `details`.
 fn direction(name: &str, rate: Option<u64>, burst: Option<u64>) -> CniResult<Option<Limit>> {
     let rate = rate.unwrap_or(0);
     let burst = burst.unwrap_or(0);
     match (rate, burst) {
         (0, 0) => Ok(None),
-        (_, 0) => Err(CniError::invalid_config(format!(
-            "if rate is set, burst must also be set: {name}Rate is {rate} but {name}Burst is not set"
-        ))),
-        (0, _) => Err(CniError::invalid_config(format!(
-            "if burst is set, rate must also be set: {name}Burst is {burst} but {name}Rate is not set"
-        ))),
-        _ if burst / 8 >= u64::from(u32::MAX) => Err(CniError::invalid_config(format!(
-            "burst cannot be more than 4GB: {name}Burst of {burst} bits is 2^32 - 1 bytes or more"
-        ))),
+        (_, 0) => Err(
+            CniError::invalid_config(RATE_WITHOUT_BURST)
+                .with_details(format!("{name}Rate is {rate} but {name}Burst is not set")),
+        ),
+        (0, _) => Err(
+            CniError::invalid_config(BURST_WITHOUT_RATE)
+                .with_details(format!("{name}Burst is {burst} but {name}Rate is not set")),
+        ),
+        _ if burst / 8 >= u64::from(u32::MAX) => Err(CniError::invalid_config(BURST_OVER_4GB)
+            .with_details(format!(
+                "{name}Burst of {burst} bits is 2^32 - 1 bytes or more"
+            ))),
         // The reference hands the kernel a rate of 0 bytes per second,
         // which it refuses.
         _ if rate < 8 => Err(CniError::invalid_config(format!(
@@ -242,34 +251,48 @@ mod tests {
 
     #[test]
     fn validation_errors_are_code_7() {
+        // The reference's words are the whole message; ours say which field.
         let cases = [
             (
                 json!({"ingressRate": 8000}),
-                "if rate is set, burst must also be set: ingressRate",
+                RATE_WITHOUT_BURST,
+                "ingressRate is 8000 but ingressBurst is not set",
             ),
             (
                 json!({"egressBurst": 80}),
-                "if burst is set, rate must also be set: egressBurst",
+                BURST_WITHOUT_RATE,
+                "egressBurst is 80 but egressRate is not set",
             ),
             (
                 json!({"egressRate": 8000, "egressBurst": 8 * 4_294_967_295u64}),
-                "burst cannot be more than 4GB: egressBurst",
+                BURST_OVER_4GB,
+                "egressBurst",
             ),
             (
                 json!({"ingressRate": 8000, "ingressBurst": 8 * 4_294_967_296u64}),
-                "burst cannot be more than 4GB",
-            ),
-            (json!({"ingressRate": 7, "ingressBurst": 8000}), "below 8 bit/s"),
-            (
-                json!({"runtimeConfig": {"bandwidth": {"ingressRate": 8000}}}),
+                BURST_OVER_4GB,
                 "ingressBurst",
             ),
+            (
+                json!({"runtimeConfig": {"bandwidth": {"ingressRate": 8000}}}),
+                RATE_WITHOUT_BURST,
+                "ingressBurst",
+            ),
+            // Ingress is checked first, as the reference does.
+            (
+                json!({"ingressBurst": 8, "egressRate": 8}),
+                BURST_WITHOUT_RATE,
+                "ingressRate",
+            ),
         ];
-        for (v, want) in cases {
+        for (v, msg, details) in cases {
             let e = limits(v.clone()).unwrap_err();
             assert_eq!(e.code, Code::InvalidConfig, "{v}");
-            assert!(e.msg.contains(want), "{v}: {}", e.msg);
+            assert_eq!(e.msg, msg, "{v}");
+            assert!(e.details.contains(details), "{v}: {}", e.details);
         }
+        let e = limits(json!({"ingressRate": 7, "ingressBurst": 8000})).unwrap_err();
+        assert!(e.msg.contains("below 8 bit/s"), "{}", e.msg);
         // Just below the 4 GB line is accepted.
         assert!(limits(json!({"ingressRate": 8000, "ingressBurst": 8 * 4_294_967_294u64})).is_ok());
         assert!(limits(json!({"ingressRate": 8, "ingressBurst": 8000})).is_ok());

@@ -36,11 +36,12 @@ fn owner(req: &Request) -> Owner {
     }
 }
 
-fn prev_result(req: &Request) -> CniResult<&NetResult> {
+/// No prevResult: the reference's words, which differ between ADD ("as
+/// chained plugin") and CHECK ("as a chained plugin").
+fn prev_result<'a>(req: &'a Request, words: &str) -> CniResult<&'a NetResult> {
     req.conf.prev_result.as_ref().ok_or_else(|| {
-        CniError::invalid_config(
-            "must be called as chained plugin: no prevResult (bandwidth runs after an interface plugin)",
-        )
+        CniError::invalid_config(words)
+            .with_details("no prevResult: bandwidth runs after an interface plugin, in a chain")
     })
 }
 
@@ -104,7 +105,7 @@ impl Plugin for Bandwidth {
 
     fn add(&self, req: &Request) -> CniResult<NetResult> {
         let limits = Limits::from_conf(&req.conf)?;
-        let prev = prev_result(req)?;
+        let prev = prev_result(req, "must be called as chained plugin")?;
         let mut result = prev.clone();
         if limits.is_empty() {
             return Ok(result);
@@ -164,7 +165,7 @@ impl Plugin for Bandwidth {
 
     fn check(&self, req: &Request) -> CniResult<()> {
         let limits = Limits::from_conf(&req.conf)?;
-        let prev = prev_result(req)?;
+        let prev = prev_result(req, "must be called as a chained plugin")?;
         if limits.is_empty() {
             return Ok(());
         }

@@ -35,9 +35,8 @@ pub fn no_sandbox(i: &cni_core::Interface) -> bool {
 /// reports; it must be a sandbox-less interface of prevResult.
 pub fn host_veth(host: &mut Socket, netns: &Path, ifname: &str, prev: &NetResult) -> CniResult<Link> {
     if prev.interfaces.is_empty() {
-        return Err(CniError::invalid_config(
-            "prevResult has no interfaces: nothing to shape",
-        ));
+        return Err(CniError::invalid_config("no interfaces provided")
+            .with_details("prevResult has no interfaces: nothing to shape"));
     }
     let ns = NetNs::open(netns)?;
     let container = container_veth(&ns, ifname)?;
@@ -61,10 +60,14 @@ pub fn host_veth(host: &mut Socket, netns: &Path, ifname: &str, prev: &NetResult
         .iter()
         .any(|i| no_sandbox(i) && i.name == link.name)
     {
-        return Err(CniError::invalid_config(format!(
-            "host veth {} of container interface {ifname} is not among prevResult's host interfaces",
-            link.name
-        )));
+        return Err(
+            CniError::invalid_config("no veth peer of container interface found in host ns").with_details(
+                format!(
+                    "host veth {} of container interface {ifname} is not among prevResult's host interfaces",
+                    link.name
+                ),
+            ),
+        );
     }
     Ok(link)
 }
@@ -78,10 +81,14 @@ fn container_veth(ns: &NetNs, ifname: &str) -> CniResult<Link> {
         ))
     })?;
     if link.kind.as_deref() != Some("veth") {
-        return Err(CniError::invalid_config(format!(
-            "container interface {ifname} is a {}, not a veth: bandwidth shapes veth pairs only",
-            link.kind.as_deref().unwrap_or("device without kind")
-        )));
+        return Err(
+            CniError::invalid_config(format!("container interface {ifname} has no veth peer")).with_details(
+                format!(
+                    "container interface {ifname} is a {}, not a veth: bandwidth shapes veth pairs only",
+                    link.kind.as_deref().unwrap_or("device without kind")
+                ),
+            ),
+        );
     }
     Ok(link)
 }

@@ -449,8 +449,16 @@ fn invalid_configs_change_nothing() {
     let Some((host, a)) = setup("invalid") else { return };
     let clean = snapshot(&host, &a);
     let cases = [
-        (json!({"ingressRate": 8_000_000}), 7, "ingressBurst is not"),
-        (json!({"egressBurst": 80_000}), 7, "egressRate is not"),
+        (
+            json!({"ingressRate": 8_000_000}),
+            7,
+            "if rate is set, burst must also be set",
+        ),
+        (
+            json!({"egressBurst": 80_000}),
+            7,
+            "if burst is set, rate must also be set",
+        ),
         (
             json!({"egressRate": 8_000_000, "egressBurst": 8u64 << 32}),
             7,
@@ -538,11 +546,13 @@ fn host_veth_errors() {
     // No prevResult at all.
     let mut c = a.conf(NET, both());
     c.as_object_mut().unwrap().remove("prevResult");
-    a.run(&host, "ADD", &c).assert_err(7, "prevResult");
+    a.run(&host, "ADD", &c)
+        .assert_err(7, "must be called as chained plugin");
     // The host veth missing from prevResult.
     let mut c = a.conf(NET, both());
     c["prevResult"]["interfaces"][0]["name"] = json!("other0");
-    a.run(&host, "ADD", &c).assert_err(7, "not among prevResult");
+    a.run(&host, "ADD", &c)
+        .assert_err(7, "no veth peer of container interface found in host ns");
     // The container interface is no veth.
     a.ctr.ip(&["link", "add", "ifb0", "type", "ifb"]);
     let out = cni(
@@ -554,7 +564,7 @@ fn host_veth_errors() {
         "ifb0",
         &a.conf(NET, both()),
     );
-    out.assert_err(7, "is a ifb, not a veth");
+    out.assert_err(7, "has no veth peer");
     // The container interface does not exist.
     let out = cni(
         BIN,

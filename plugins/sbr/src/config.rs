@@ -118,10 +118,10 @@ impl Config {
             return Ok(cfg);
         }
         if gateways.len() > 2 {
-            return Err(CniError::invalid_config(format!(
-                "gateways list cannot contain more than 2 entries (one IPv4, one IPv6): {} given",
-                gateways.len()
-            )));
+            return Err(CniError::invalid_config(
+                "gateways list cannot contain more than 2 entries (one IPv4, one IPv6)",
+            )
+            .with_details(format!("{} given", gateways.len())));
         }
         for g in &gateways {
             let ip: IpAddr = g
@@ -135,9 +135,11 @@ impl Config {
             };
             if ip.is_unspecified() {
                 return Err(CniError::invalid_config(format!(
-                    "invalid static gateway IP address: {g}: the unspecified address is no gateway \
-                     (the default route would point at the link itself)"
-                )));
+                    "invalid static gateway IP address: {g}"
+                ))
+                .with_details(
+                    "the unspecified address is no gateway (the default route would point at the link itself)",
+                ));
             }
             match ip {
                 IpAddr::V4(v4) => {
@@ -227,24 +229,31 @@ mod tests {
         for (v, words) in [
             (
                 json!({"gateways": ["10.0.0.1", "10.0.0.2"]}),
-                "gateways list contains multiple IPv4 addresses",
+                "gateways list contains multiple IPv4 addresses: 10.0.0.1 and 10.0.0.2",
             ),
             (
                 json!({"gateways": ["fd00::1", "fd00::2"]}),
-                "gateways list contains multiple IPv6 addresses",
+                "gateways list contains multiple IPv6 addresses: fd00::1 and fd00::2",
             ),
             (
                 json!({"gateways": ["a", "b", "c"]}),
-                "gateways list cannot contain more than 2 entries",
+                "gateways list cannot contain more than 2 entries (one IPv4, one IPv6)",
             ),
             (
                 json!({"gateways": ["nope"]}),
                 "invalid static gateway IP address: nope",
             ),
+            (
+                json!({"gateways": ["0.0.0.0"]}),
+                "invalid static gateway IP address: 0.0.0.0",
+            ),
         ] {
+            // The whole message is the reference's; ours may add details.
             let e = cfg(v.clone()).unwrap_err();
-            assert!(e.msg.contains(words), "{v}: {}", e.msg);
+            assert_eq!(e.msg, words, "{v}");
         }
+        let e = cfg(json!({"gateways": ["a", "b", "c"]})).unwrap_err();
+        assert_eq!(e.details, "3 given");
     }
 
     #[test]

@@ -30,21 +30,24 @@ fn observe(ns: &NetNs, ifname: &str, prefixes: bool) -> CniResult<(Socket, Snaps
     Ok((sock, observed))
 }
 
+/// No prevResult: the reference's words exactly, ours in `details`.
+fn not_chained() -> CniError {
+    CniError::invalid_config("This plugin must be called as chained plugin")
+        .with_details("no prevResult: sbr runs after the plugin that made the interface, in a chain")
+}
+
 /// The prevResult's addresses of the interface. No addresses at all is
 /// code 7, as with the reference; addresses only of other interfaces is an
 /// empty list: the reference goes on there (and strips main of the link's
 /// routes with no rule to replace them), sbr changes nothing.
 fn prev_addresses(req: &Request) -> CniResult<Vec<Address>> {
-    let prev = req
-        .conf
-        .prev_result
-        .as_ref()
-        .ok_or_else(|| CniError::invalid_config("must be called as a chained plugin: no prevResult"))?;
+    let prev = req.conf.prev_result.as_ref().ok_or_else(not_chained)?;
     if prev.ips.is_empty() {
         return Err(CniError::invalid_config(format!(
-            "no ip addresses in prevResult (for {} or any interface)",
+            "No IP addresses supplied on interface: {}",
             req.ifname
-        )));
+        ))
+        .with_details("the prevResult has no ip address, for this or any interface"));
     }
     let addresses = plan::addresses_from_result(prev, &req.ifname);
     if addresses.is_empty() {
@@ -84,10 +87,7 @@ impl Plugin for Sbr {
             plan.apply(&mut sock, &req.ifname)?;
         }
         // Passed through unchanged: the dispatcher prints it in the config's version.
-        req.conf
-            .prev_result
-            .clone()
-            .ok_or_else(|| CniError::invalid_config("must be called as a chained plugin: no prevResult"))
+        req.conf.prev_result.clone().ok_or_else(not_chained)
     }
 
     fn del(&self, req: &Request) -> CniResult<()> {

@@ -846,8 +846,14 @@ fn chained_only_and_addresses_required() {
         &json!({"cniVersion": "1.0.0", "name": "n", "type": "sbr"}),
     );
     assert_eq!(out.json["code"], 7, "{}", out.json);
+    // The reference's words exactly; ours in details.
+    assert_eq!(
+        out.json["msg"], "This plugin must be called as chained plugin",
+        "{}",
+        out.json
+    );
     assert!(
-        out.json["msg"].as_str().unwrap().contains("chained"),
+        out.json["details"].as_str().unwrap().contains("no prevResult"),
         "{}",
         out.json
     );
@@ -862,8 +868,8 @@ fn chained_only_and_addresses_required() {
             &conf("1.0.0", none.clone(), json!({})),
         );
         assert_eq!(out.json["code"], 7, "{verb}: {}", out.json);
-        assert!(
-            out.json["msg"].as_str().unwrap().contains("no ip addresses"),
+        assert_eq!(
+            out.json["msg"], "No IP addresses supplied on interface: net1",
             "{verb}: {}",
             out.json
         );

@@ -10,6 +10,7 @@ pub mod robust;
 pub mod sbr;
 pub mod spec;
 pub mod traffic;
+pub mod upstream;
 
 use serde_json::Value;
 
@@ -30,6 +31,7 @@ pub fn all() -> Vec<Case> {
     v.extend(acceptance::cases());
     v.extend(foreign::cases());
     v.extend(traffic::cases());
+    v.extend(upstream::cases());
     v.extend(robust::cases());
     v.extend(podman::cases());
     v.extend(containerd::cases());

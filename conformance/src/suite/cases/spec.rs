@@ -38,6 +38,11 @@ pub fn cases() -> Vec<Case> {
         ));
         v.push(Case::new(
             "spec",
+            format!("{p}: prevResult \"interface\": -1 is no interface"),
+            move |c| interface_minus_one(c, p),
+        ));
+        v.push(Case::new(
+            "spec",
             format!("{p}: GC and STATUS (1.1.0)"),
             move |c| gc_status(c, p),
         ));
@@ -404,6 +409,43 @@ fn prev_conversion(ctx: &Ctx, plugin: &str) -> CaseResult {
         };
         if out.success() && !acted {
             bad.push(format!("{tag}: ADD succeeded but changed nothing"));
+        }
+    }
+    ensure(bad.is_empty(), || bad.join("\n"))
+}
+
+/// Go reads an IP's `interface` into an `*int`; -1 (some plugins write it
+/// for "none") is accepted, names no interface, and comes back unchanged.
+/// The address is then this attachment's (sbr routes it).
+fn interface_minus_one(ctx: &Ctx, plugin: &str) -> CaseResult {
+    let mut bad = Vec::new();
+    for v in ["1.0.0", "0.4.0"] {
+        let p = pod("spec-ifm1")?;
+        let mut prev = p.prev_result(v);
+        prev["ips"][0]["interface"] = json!(-1);
+        let conf = conf_for(plugin, v, Some(prev));
+        let out = call(ctx, plugin, &p, "ADD", &conf)?;
+        let tag = format!("{v} ADD");
+        match (out.error(), out.stdout_json()) {
+            (Some(e), _) => bad.push(format!("{tag}: {e}")),
+            (None, None) => bad.push(format!("{tag}: no json result")),
+            (None, Some(r)) => {
+                if r["ips"][0]["interface"] != json!(-1) {
+                    bad.push(format!("{tag}: want interface -1 back, got {r}"));
+                }
+            }
+        }
+        let st = p.states()?;
+        let acted = match plugin {
+            "sbr" => !st[1].extra_rules().is_empty(),
+            _ => st[0].has_link(&ifb_name("bwnet", &p.container_id)),
+        };
+        if out.success() && !acted {
+            bad.push(format!("{tag}: succeeded but changed nothing"));
+        }
+        let del = call(ctx, plugin, &p, "DEL", &conf)?;
+        if let Some(e) = del.error() {
+            bad.push(format!("{v} DEL: {e}"));
         }
     }
     ensure(bad.is_empty(), || bad.join("\n"))

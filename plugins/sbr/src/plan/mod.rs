@@ -204,7 +204,8 @@ impl fmt::Display for RouteText<'_> {
 }
 
 /// The prevResult addresses of `ifname`: those whose interface index names
-/// it, or that have none. Gateways fall back to the default route of the
+/// it, or that have none (unset, negative or out of range, as the reference
+/// reads them). Gateways fall back to the default route of the
 /// family.
 pub fn addresses_from_result(result: &NetResult, ifname: &str) -> Vec<Address> {
     let default_gw = |v4: bool| -> Option<IpAddr> {
@@ -217,10 +218,7 @@ pub fn addresses_from_result(result: &NetResult, ifname: &str) -> Vec<Address> {
     result
         .ips
         .iter()
-        .filter(|ip| match ip.interface {
-            None => true,
-            Some(i) => result.interfaces.get(i).is_none_or(|iface| iface.name == ifname),
-        })
+        .filter(|ip| result.interface_of(ip).is_none_or(|iface| iface.name == ifname))
         .map(|ip| {
             let v4 = is_v4(&ip.address);
             let own = ip.gateway.filter(|g| g.is_ipv4() == v4);

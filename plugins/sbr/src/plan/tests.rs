@@ -217,6 +217,28 @@ fn prev_result_default_route_is_the_fallback_gateway() {
     assert_eq!(own[0].gateway, Some(ip("10.0.0.1")));
 }
 
+/// Go's `*int` index: -1 and an index past the list name no interface, so
+/// the address is this attachment's, as the reference takes it.
+#[test]
+fn negative_or_stray_interface_index_is_no_interface() {
+    let prev = NetResult::parse(
+        "1.0.0",
+        &json!({"cniVersion": "1.0.0",
+        "interfaces": [{"name": "eth0"}, {"name": "net1"}],
+        "ips": [
+            {"address": "10.0.0.2/24", "interface": 0},
+            {"address": "10.1.0.2/24", "interface": -1},
+            {"address": "10.2.0.2/24", "interface": 7}
+        ]}),
+    )
+    .unwrap();
+    let got: Vec<String> = addresses_from_result(&prev, "net1")
+        .iter()
+        .map(|a| a.addr.to_string())
+        .collect();
+    assert_eq!(got, ["10.1.0.2/24", "10.2.0.2/24"]);
+}
+
 #[test]
 fn table_option_only_adds_rules() {
     let c = cfg(json!({"table": 500, "priority": 2000}));
