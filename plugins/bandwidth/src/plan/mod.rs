@@ -299,7 +299,9 @@ pub(crate) fn direction_bucket(
     limits: &Limits,
     psched: Psched,
 ) -> CniResult<Bucket> {
-    bucket(name, l, host.veth.mtu + ETH_HLEN, psched, limits.max_burst_ms)
+    let frame = host.veth.mtu + ETH_HLEN;
+    let b = bucket(name, l, frame, psched, limits.max_burst_ms)?;
+    Ok(b.queued(limits.queue.discipline(), frame))
 }
 
 /// The alias check shared by ADD and DEL: `Ok(true)` when the ifb is ours or

@@ -98,6 +98,7 @@ fn both() -> Limits {
             burst_bits: 2_000_000,
         }),
         max_burst_ms: None,
+        queue: Default::default(),
     }
 }
 
@@ -105,6 +106,7 @@ fn tbf(limits: &Limits, ingress: bool) -> Tbf {
     let l = if ingress { limits.ingress } else { limits.egress };
     crate::tbf::bucket("x", l.unwrap(), 1514, P, limits.max_burst_ms)
         .unwrap()
+        .queued(limits.queue.discipline(), 1514)
         .tbf
 }
 
@@ -139,6 +141,7 @@ fn only(limits: &Limits, ingress: bool) -> Limits {
         ingress: limits.ingress.filter(|_| ingress),
         egress: limits.egress.filter(|_| !ingress),
         max_burst_ms: limits.max_burst_ms,
+        queue: limits.queue,
     }
 }
 
@@ -442,6 +445,7 @@ fn add_installs_the_nearest_working_bucket() {
             burst_bits: 456,
         }),
         max_burst_ms: None,
+        queue: Default::default(),
     };
     let mut o = fresh();
     host_mut(&mut o).veth.mtu = 512;
@@ -450,7 +454,8 @@ fn add_installs_the_nearest_working_bucket() {
     let in_bytes = Tbf {
         rate: 15,
         buffer: crate::tbf::kernel_buffer_ticks(15, 526),
-        limit: 526,
+        // Two frames: the bounded queue.
+        limit: 1052,
         burst: Some(526),
     };
     assert_eq!(
@@ -495,6 +500,7 @@ fn add_installs_the_nearest_working_bucket() {
         }),
         egress: None,
         max_burst_ms: None,
+        queue: Default::default(),
     };
     let p = add(&lim, &fresh()).unwrap();
     let Change::AddTbf { tbf, .. } = &p.changes()[0] else {
