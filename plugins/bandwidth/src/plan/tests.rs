@@ -906,8 +906,10 @@ fn check_accepts_the_references_exact_shape_and_add_converges_it() {
             alias: owner().alias()
         }));
         assert!(changes.contains(&Change::ReplaceRedirect {
+            parent: INGRESS_HANDLE,
             priority: 1,
-            handle: U32_FIRST
+            handle: U32_FIRST,
+            mark: Mark::FilterAndQdisc,
         }));
         // Our earlier releases' queue (the reference's limit on our bucket).
         let mut old = done(&lim);
