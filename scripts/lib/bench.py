@@ -1141,11 +1141,13 @@ def main():
     p.add_argument("--load-rates", type=lambda t: [int(x) for x in t.split(",") if x], default=list(LOAD_RATES),
                    metavar="MBIT,...", help="rates of the latency-under-load table to measure (the others "
                    "keep their last figures, from CHARTS/load.json)")
-    p.add_argument("--load-cc", type=lambda t: t.split(","), default=list(LOAD_CCS), metavar="CC,...",
-                   help="TCP congestion controls of the flow (default cubic,bbr)")
+    p.add_argument("--load-cc", type=lambda t: t.split(","), default=None, metavar="CC,...",
+                   help="TCP congestion controls of the flow (default cubic,bbr; with --quick cubic)")
     a = p.parse_args()
     a.also = dict(a.also)
     a.load_window = 3 if a.quick else 6
+    if a.load_cc is None:
+        a.load_cc = ["cubic"] if a.quick else list(LOAD_CCS)
     if a.quick:
         a.repeats, a.scale_repeats, a.accuracy_repeats, a.seconds = 5, 3, 1, 2
         a.veths, a.ifaces = [10, 200], [1, 10]
