@@ -478,6 +478,10 @@ class Bench:
         self.make_ns(self.host)
         self.make_ns(self.ctr)
         setns(self.host)
+        if self.args.only == "load":
+            log("latency under load")
+            load_measure(self)
+            return
         self.sizes()
         log("spawn cost")
         self.spawn_cost()
@@ -487,6 +491,274 @@ class Bench:
         self.scaling()
         log("shaping accuracy")
         self.accuracy()
+        log("latency under load")
+        load_measure(self)
+
+
+# ---- latency under load (issue 19) ------------------------------------------
+# A TCP bulk flow through one shaped direction and a ping beside it: what the
+# queue behind the TBF adds to every other packet of the pod, and the goodput
+# the flow keeps. Self-contained: Bench.load() measures into
+# results["load"], load_section() renders; `--only load` runs this alone and
+# rewrites only this section of an existing page.
+
+LOAD_RATES = (1, 10, 100)  # Mbit/s
+# containerd passes 2^32 - 1 bits for every kubernetes.io/*-bandwidth annotation.
+LOAD_BURSTS = (("containerd", 2**32 - 1), ("512 kbit", 512_000))
+LOAD_DIRECTIONS = ("egress", "ingress")  # pod uploads (ifb's TBF), pod downloads (veth's TBF)
+# The flow's TCP congestion control: cubic (Linux's default) and bbr (this
+# machine's); they fill an unbounded queue very differently (see the page).
+LOAD_CCS = ("cubic", "bbr")
+LOAD_SKIP = 5.0  # s of the flow before pings count: slow start, the bucket's burst
+PING_INTERVAL = 0.1
+PING_LINGER = 45  # s a ping may wait for late replies once all are sent
+LOAD_PORT = "5298"
+LOAD_GOAL_P90_MS, LOAD_GOAL_GOODPUT = 30.0, 0.93
+LOAD_BEGIN, LOAD_END = "<!-- load-under-latency: begin -->", "<!-- load-under-latency: end -->"
+
+
+def percentile(xs, p):
+    """Nearest-rank percentile; lost replies are infinite (a lost ping waited
+    forever, it cannot make a queue look shorter)."""
+    if not xs:
+        return float("nan")
+    ys = sorted(xs)
+    k = max(0, min(len(ys) - 1, -(-len(ys) * p // 100) - 1))
+    return ys[int(k)]
+
+
+def ping_rtts(out, sent):
+    """RTTs in ms by sequence from ping's reply lines; the unanswered ones infinite."""
+    got = {}
+    for m in re.finditer(r"icmp_seq=(\d+) .*?time=([\d.]+) ms", out):
+        got.setdefault(int(m.group(1)), float(m.group(2)))
+    return [got.get(seq, float("inf")) for seq in range(1, sent + 1)]
+
+
+def load_conf(prev, direction, rate, burst):
+    """runtimeConfig as containerd writes it for one annotation."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": "bench",
+        "type": "bandwidth",
+        "capabilities": {"bandwidth": True},
+        "runtimeConfig": {"bandwidth": {f"{direction}Rate": rate, f"{direction}Burst": burst}},
+        "prevResult": prev,
+    }
+
+
+def load_flow(b, direction, cc, window):
+    """One bulk flow (container to host for egress, host to container for
+    ingress) of LOAD_SKIP + window seconds, and pings from the container to
+    the host during its last `window` seconds. (rtts in ms, goodput in bit/s
+    as the receiver counted it after LOAD_SKIP)."""
+    reverse = direction == "ingress"
+    server = subprocess.Popen(
+        ["iperf3", "-s", "-1", "-J", "-B", "10.200.0.1", "-p", LOAD_PORT],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = None
+    try:
+        for _ in range(50):
+            if f"10.200.0.1:{LOAD_PORT}" in sh("ss", "-ltn"):
+                break
+            time.sleep(0.05)
+        argv = ["ip", "netns", "exec", b.ctr, "iperf3", "-c", "10.200.0.1", "-B", "10.200.0.2", "-p", LOAD_PORT]
+        argv += ["-J", "--get-server-output", "-C", cc, "-t", str(int(LOAD_SKIP + window + 1))]
+        argv += ["-R"] if reverse else []
+        client = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        time.sleep(LOAD_SKIP)
+        sent = int(window / PING_INTERVAL)
+        ping = sh(
+            "ping", "-n", "-i", str(PING_INTERVAL), "-c", str(sent), "-w", str(int(window + PING_LINGER)),
+            "10.200.0.1", ns=b.ctr, check=False,
+        )
+        rtts = ping_rtts(ping, sent)
+        try:
+            out, _ = client.communicate(timeout=LOAD_SKIP + window + PING_LINGER + 30)
+            bps = receiver_goodput(json.loads(out), reverse, skip=LOAD_SKIP)
+        except (subprocess.TimeoutExpired, ValueError, KeyError, ZeroDivisionError):
+            bps = float("nan")
+        return rtts, bps
+    finally:
+        for proc in (client, server):
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def load_point(b, impl, direction, rate, burst, cc, window):
+    """ADD one direction as containerd would, the flow and pings, DEL."""
+    prev = b.pod_up()
+    path = os.path.join(b.dirs[impl], "bandwidth")
+    try:
+        add = spawn([path], b.env("ADD"), json.dumps(load_conf(prev, direction, rate, burst)).encode())
+        if add.status != 0:
+            b.failures.append((impl, "bandwidth ADD (load)", f"exit {add.status}: {add.out.strip()[:300]}"))
+            return None
+        rtts, bps = load_flow(b, direction, cc, window)
+        spawn([path], b.env("DEL"), json.dumps(load_conf(json.loads(add.out), direction, rate, burst)).encode())
+    finally:
+        b.pod_down()
+    return {
+        "p50_ms": percentile(rtts, 50),
+        "p90_ms": percentile(rtts, 90),
+        "lost": sum(r == float("inf") for r in rtts) / len(rtts) if rtts else float("nan"),
+        "goodput": bps / rate,
+    }
+
+
+def load_keys(rates, ccs):
+    return [(r, burst, d, cc) for r in rates for burst, _ in LOAD_BURSTS for d in LOAD_DIRECTIONS for cc in ccs]
+
+
+def load_measure(b):
+    a, out, i = b.args, {}, 0
+    bursts = dict(LOAD_BURSTS)
+    m = machine()
+    run = f"{m['date']}, commit {m['commit']}, load average {m['load']} at its start"
+    for rate_mbit, burst, direction, cc in load_keys(a.load_rates, a.load_cc):
+        for impl in (OURS, REF) if i % 2 == 0 else (REF, OURS):
+            r = load_point(b, impl, direction, rate_mbit * 1_000_000, bursts[burst], cc, a.load_window)
+            if r:
+                r["run"] = run
+                out[(rate_mbit, burst, direction, cc, impl)] = r
+                log(
+                    f"  load: {rate_mbit} Mbit/s, {burst} burst, {direction}, {cc}, {impl}: "
+                    f"p50 {fmt_rtt(r['p50_ms'])}, p90 {fmt_rtt(r['p90_ms'])} ms, lost {r['lost']:.0%}, "
+                    f"goodput {fmt_ratio(r['goodput'])}"
+                )
+        i += 1
+    b.results["load"] = out
+
+
+def fmt_rtt(x):
+    if x != x:
+        return "n/a"
+    if x == float("inf"):
+        return "lost"
+    return f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+
+def load_cell(r):
+    if not r:
+        return "failed"
+    cell = f"{fmt_rtt(r['p50_ms'])} / {fmt_rtt(r['p90_ms'])}"
+    return cell + (f" ({r['lost']:.0%} lost)" if r["lost"] > 0 else "")
+
+
+def load_table(results):
+    header = ["rate (Mbit/s)", "burst", "direction", "TCP", "ours p50 / p90 (ms)", "reference p50 / p90 (ms)"]
+    header += ["ours goodput / rate", "reference goodput / rate", "ours: goal met"]
+    rows = []
+    order = load_keys(LOAD_RATES, ("cubic", "bbr"))
+    for key in sorted({k[:4] for k in results}, key=lambda k: order.index(k) if k in order else len(order)):
+        rate, burst, direction, cc = key
+        o, r = results.get((*key, OURS)), results.get((*key, REF))
+        goal = bool(o) and o["p90_ms"] <= LOAD_GOAL_P90_MS and o["goodput"] >= LOAD_GOAL_GOODPUT
+        rows.append(
+            [rate, "containerd's (2^32-1 bits)" if burst == "containerd" else burst, direction, cc]
+            + [load_cell(o), load_cell(r)]
+            + [fmt_ratio(o["goodput"]) if o else "n/a", fmt_ratio(r["goodput"]) if r else "n/a", met(goal)]
+        )
+    return table(header, rows, "rlllrrrrl")
+
+
+LOAD_TEMPLATE = """{begin}
+## Latency under load
+
+Measured in {runs} (`scripts/bench --only load` rewrites this section alone; `--load-rates`
+re-measures some rates and keeps the other rows, `--load-rates ''` only rewrites the text).
+
+One direction shaped as containerd asks for a `kubernetes.io/egress-bandwidth` or
+`ingress-bandwidth` annotation (`runtimeConfig`, its burst of 2^32 - 1 bits), or with a static
+burst of 512 kbit. One iperf3 TCP flow at full speed through it (egress: the pod uploads, through
+the ifb's TBF; ingress: the pod downloads, through the host veth's TBF) and, beside it, pings from
+the pod to the host every {interval} s during the flow's last {window} s (after its first {skip:.0f} s:
+slow start and the bucket's burst are over). The ping's RTT is the time a DNS query, a health check
+or an RPC of that pod waits behind the flow. A ping lost counts as infinitely late. Goodput is the
+flow's, as the receiver counts it over the same seconds, divided by the rate (about 0.96 is an exact
+shaper; above 1, the bucket refilled while the flow stalled and then passed a burst). Goals
+(issue 19): p90 at most {goal_ms:.0f} ms and goodput at least {goal_goodput} with the bounded queue.
+One run per point on a shared 2-core machine: single figures move with its load.
+
+The TCP column is the flow's congestion control: cubic (Linux's default) or bbr (this
+machine's). Behind the reference's queue (25 ms of rate plus the whole bucket) the flow's own
+window is the bound, and it differs between runs of the same setup: at 10 Mbit/s with
+containerd's burst the reference's p90 read about 0.1 s with cubic, and with bbr either about
+25 ms or 1 to 2.3 s. Four parallel cubic flows queued 0.4 to 8 s behind it in every run seen (the
+conformance case "ping p90 under 100 ms beside TCP flows" uses those).
+
+{table}
+{end}
+"""
+
+
+def load_section(b):
+    a = b.args
+    runs = sorted({v.get("run", "an earlier run") for v in b.results["load"].values()})
+    return LOAD_TEMPLATE.format(
+        begin=LOAD_BEGIN,
+        end=LOAD_END,
+        runs=f"{len(runs)} run(s): " + "; ".join(runs) if runs else "no run",
+        interval=PING_INTERVAL,
+        window=a.load_window,
+        skip=LOAD_SKIP,
+        goal_ms=LOAD_GOAL_P90_MS,
+        goal_goodput=LOAD_GOAL_GOODPUT,
+        table=load_table(b.results["load"]),
+    )
+
+
+def load_results_file(chart_dir):
+    return os.path.join(chart_dir, "load.json")
+
+
+def load_key(text):
+    """(rate, burst, direction, congestion control, impl) from its "|"-joined
+    form in load.json."""
+    rate, burst, direction, cc, impl = text.split("|")
+    return int(rate), burst, direction, cc, impl
+
+
+def load_merge_saved(b, chart_dir):
+    """Rows of rates not measured in this run come from the last run's
+    figures (re-running only the noisy rates keeps the rest)."""
+    path = load_results_file(chart_dir)
+    try:
+        with open(path) as f:
+            saved = {load_key(k): v for k, v in json.load(f).items()}
+    except (OSError, ValueError):
+        saved = {}
+    merged = {k: v for k, v in saved.items() if k[0] not in b.args.load_rates or k[3] not in b.args.load_cc}
+    merged.update(b.results["load"])
+    b.results["load"] = merged
+    with open(path, "w") as f:
+        json.dump({"|".join(str(x) for x in k): v for k, v in merged.items()}, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+def write_load_only(b, out_path, chart_dir):
+    """Replaces the section in an existing page (inserted before "## Targets"
+    when it has none) or writes a page of its own."""
+    load_merge_saved(b, chart_dir)
+    section = load_section(b)
+    try:
+        with open(out_path) as f:
+            page = f.read()
+    except FileNotFoundError:
+        page = "# Benchmarks: this project vs the reference plugins\n\n"
+    if LOAD_BEGIN in page and LOAD_END in page:
+        head, rest = page.split(LOAD_BEGIN, 1)
+        page = head + section.rstrip("\n") + rest.split(LOAD_END, 1)[1]
+    elif "\n## Targets" in page:
+        head, rest = page.split("\n## Targets", 1)
+        page = head + "\n" + section + "\n## Targets" + rest
+    else:
+        page = page.rstrip("\n") + "\n\n" + section
+    with open(out_path, "w") as f:
+        f.write(page)
 
 
 # ---- report: figures and tables from code; the prose is in TEMPLATE ---------
@@ -706,6 +978,15 @@ def targets(b, rows):
             ),
         )
     )
+    load = {k: v for k, v in res.get("load", {}).items() if k[4] == OURS}
+    out.append(
+        (
+            f"latency under load: ours p90 at most {LOAD_GOAL_P90_MS:.0f} ms and goodput at least "
+            f"{LOAD_GOAL_GOODPUT} of the rate at every point (issue 19)",
+            bool(load)
+            and all(v["p90_ms"] <= LOAD_GOAL_P90_MS and v["goodput"] >= LOAD_GOAL_GOODPUT for v in load.values()),
+        )
+    )
     return out
 
 
@@ -780,6 +1061,7 @@ def report(b, out_path, chart_dir):
     m["load_start"] = b.load_start
     rows = latency_rows(b)
     write_charts(b, rows, chart_dir)
+    load_merge_saved(b, chart_dir)
     fl, kernel, nan = res["floor_ns"], res.get("kernel_ns", {}), float("nan")
     by = {(x["plugin"], x["cmd"]): x for x in rows}
     bw = [v for (p, _), v in res["scaling"].items() if p == "bandwidth"]
@@ -829,6 +1111,7 @@ def report(b, out_path, chart_dir):
         "accuracy_table": accuracy_table(b),
         "targets_list": "\n".join(f"- {text}: {'met' if ok else '**not met**'}" for text, ok in goals),
         "failures_list": failures_list(b),
+        "load_section": load_section(b),
     }
     flags = {"quick": a.quick, "also": bool(a.also), "failures": bool(b.failures)}
     with open(TEMPLATE) as f:
@@ -854,8 +1137,17 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--charts", required=True)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", choices=["load"], help="run only this section and rewrite only it in --out")
+    p.add_argument("--load-rates", type=lambda t: [int(x) for x in t.split(",") if x], default=list(LOAD_RATES),
+                   metavar="MBIT,...", help="rates of the latency-under-load table to measure (the others "
+                   "keep their last figures, from CHARTS/load.json)")
+    p.add_argument("--load-cc", type=lambda t: t.split(","), default=None, metavar="CC,...",
+                   help="TCP congestion controls of the flow (default cubic,bbr; with --quick cubic)")
     a = p.parse_args()
     a.also = dict(a.also)
+    a.load_window = 3 if a.quick else 6
+    if a.load_cc is None:
+        a.load_cc = ["cubic"] if a.quick else list(LOAD_CCS)
     if a.quick:
         a.repeats, a.scale_repeats, a.accuracy_repeats, a.seconds = 5, 3, 1, 2
         a.veths, a.ifaces = [10, 200], [1, 10]
@@ -875,6 +1167,10 @@ def main():
         b.run()
     finally:
         b.cleanup()
+    if a.only == "load":
+        write_load_only(b, a.out, a.charts)
+        log(f"wrote the latency-under-load section of {a.out} ({time.monotonic() - t0:.0f}s)")
+        sys.exit(1 if any(f[0] == OURS for f in b.failures) else 0)
     for line in report(b, a.out, a.charts):
         log(line)
     log(f"wrote {a.out} and charts in {a.charts} ({time.monotonic() - t0:.0f}s)")

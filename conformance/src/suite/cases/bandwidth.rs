@@ -1,13 +1,17 @@
 //! bandwidth scenarios of its issue, compared with the reference's kernel
 //! state where the reference is installed.
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use super::{call, pod};
+use crate::suite::cri::goodput::{transfer_with, Direction, PodServer};
 use crate::suite::ns::Ns;
 use crate::suite::pod::{bw_conf, bytes, ifb_name, Pod, BOTH};
+use crate::suite::probe::{have_ping, percentile, ping_rtts};
 use crate::suite::state::{text, State};
 use crate::suite::{block_on, ensure, ok, Case, CaseResult, Ctx, Failure};
 
@@ -51,6 +55,11 @@ pub fn cases() -> Vec<Case> {
             "bandwidth",
             "`bandwidth stats` lists the attachment and its counters",
             stats,
+        ),
+        Case::new(
+            "bandwidth",
+            "ping p90 under 100 ms beside TCP flows, 10 Mbit/s, containerd's burst",
+            under_load,
         ),
     ]
 }
@@ -433,4 +442,125 @@ fn stats(ctx: &Ctx) -> CaseResult {
         })?;
     }
     Ok(())
+}
+
+/// The shaped rate of [`under_load`]: its queue bound (25 ms of rate, at
+/// least a few frames) stays well below [`LOAD_P90_MS`] here, where at
+/// 1 Mbit/s a few frames alone take tens of milliseconds.
+const LOAD_RATE: u64 = 10_000_000;
+/// containerd's burst for every bandwidth annotation: 2^32 - 1 bits.
+const CONTAINERD_BURST: u64 = 4_294_967_295;
+/// Slow start and the bucket's burst are over by then.
+const LOAD_SKIP: Duration = Duration::from_secs(5);
+const LOAD_PINGS: u32 = 30;
+const LOAD_PING_INTERVAL: Duration = Duration::from_millis(100);
+/// Far above a bounded queue's delay, far below the seconds an unbounded
+/// one holds: machine noise does not decide the case.
+const LOAD_P90_MS: f64 = 100.0;
+const LOAD_FLOWS: &str = "4";
+
+/// Whether iperf3 is installed.
+fn have_iperf3() -> bool {
+    std::process::Command::new("iperf3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Until the pod's iperf3 server listens (at most 5 s).
+fn wait_listening(ctr: &Ns, port: &str) -> CaseResult {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if ctr.exec(&["ss", "-ltnH"])?.contains(&format!(":{port} ")) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(Failure::Fail(format!(
+        "iperf3 in the pod does not listen on {port} after 5 s"
+    )))
+}
+
+/// Issue 19: a pod with containerd's burst, [`LOAD_FLOWS`] TCP bulk flows
+/// through each direction in turn, and pings from the pod to its gateway
+/// beside them after the flows' first 5 s. The pings wait behind whatever
+/// the TBF queues, so their p90 is the queue's delay: under [`LOAD_P90_MS`]
+/// only when the queue is bounded. The reference's queue holds 25 ms of
+/// rate plus the whole bucket (hundreds of MB). One flow does not always
+/// fill it (TCP small queues hold a cubic sender to about 0.1 s here, and
+/// bbr queues seconds or nothing, by its estimate after the burst); four
+/// cubic flows (Linux's default) queue seconds in every run seen. The
+/// goodput must show the flows were shaped, or an unshaped pod would pass.
+fn under_load(ctx: &Ctx) -> CaseResult {
+    ensure(have_ping() && have_iperf3(), || {
+        "ping (iputils-ping) and iperf3 are needed; scripts/test installs them".into()
+    })?;
+    let p = pod("bw-load")?;
+    let mut conf = bw_conf("1.0.0", &[], Some(p.prev_result("1.0.0")));
+    conf["capabilities"] = json!({"bandwidth": true});
+    conf["runtimeConfig"] = json!({"bandwidth": {
+        "ingressRate": LOAD_RATE, "ingressBurst": CONTAINERD_BURST,
+        "egressRate": LOAD_RATE, "egressBurst": CONTAINERD_BURST}});
+    ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
+    let _server = PodServer::start(Path::new(&p.netns()))?;
+    wait_listening(&p.ctr, "5201")?;
+    let ping_secs = LOAD_PING_INTERVAL * LOAD_PINGS;
+    let flow_secs = u32::try_from((LOAD_SKIP + ping_secs).as_secs() + 1).unwrap_or(10);
+    let mut seen = Vec::new();
+    let mut slow = Vec::new();
+    for (name, dir) in [("egress", Direction::FromPod), ("ingress", Direction::IntoPod)] {
+        let (rtts, intervals) = std::thread::scope(|s| {
+            let flow = s.spawn(|| {
+                transfer_with(
+                    &p.host,
+                    &p.addr(),
+                    dir,
+                    flow_secs,
+                    0,
+                    &["--congestion", "cubic", "--parallel", LOAD_FLOWS],
+                )
+            });
+            std::thread::sleep(LOAD_SKIP);
+            // Late replies still count: the deadline leaves 10 s for them.
+            let rtts = ping_rtts(
+                &p.ctr,
+                &p.gateway(),
+                LOAD_PINGS,
+                LOAD_PING_INTERVAL,
+                ping_secs + Duration::from_secs(10),
+            );
+            let intervals = flow.join().map_err(|_| "the iperf3 thread panicked".to_string());
+            (rtts, intervals)
+        });
+        let (rtts, intervals) = (rtts?, intervals??);
+        let kept: Vec<_> = intervals
+            .iter()
+            .filter(|i| i.start >= LOAD_SKIP.as_secs_f64() - 1e-6)
+            .collect();
+        let secs: f64 = kept.iter().map(|i| i.secs).sum();
+        #[allow(clippy::cast_precision_loss)] // byte counts far below 2^52
+        let goodput = kept.iter().map(|i| i.bytes as f64).sum::<f64>() * 8.0 / secs / LOAD_RATE as f64;
+        ensure(secs > 1.0 && (0.8..=1.15).contains(&goodput), || {
+            format!(
+                "{name}: the flows' goodput after {} s was {goodput:.2} of the rate over {secs:.1} s, \
+                 want 0.80-1.15 (shaped at the rate)",
+                LOAD_SKIP.as_secs()
+            )
+        })?;
+        let (p50, p90) = (percentile(&rtts, 50), percentile(&rtts, 90));
+        seen.push(format!(
+            "{name} p50 {p50:.0} ms, p90 {p90:.0} ms (goodput {goodput:.2})"
+        ));
+        if p90.is_nan() || p90 >= LOAD_P90_MS {
+            slow.push(name);
+        }
+    }
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
+    ensure(slow.is_empty(), || {
+        format!(
+            "pings beside the flows waited too long in {}: {}; want p90 under {LOAD_P90_MS:.0} ms",
+            slow.join(" and "),
+            seen.join("; ")
+        )
+    })
 }

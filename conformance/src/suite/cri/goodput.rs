@@ -195,6 +195,18 @@ pub fn transfer(
     secs: u32,
     rate_bytes: u64,
 ) -> Result<Vec<Interval>, String> {
+    transfer_with(node, pod_ip, dir, secs, rate_bytes, &[])
+}
+
+/// [`transfer`] with more iperf3 client arguments (`--congestion bbr`).
+pub fn transfer_with(
+    node: &Ns,
+    pod_ip: &str,
+    dir: Direction,
+    secs: u32,
+    rate_bytes: u64,
+    extra: &[&str],
+) -> Result<Vec<Interval>, String> {
     let mut args: Vec<String> = [
         "--client",
         pod_ip,
@@ -214,6 +226,7 @@ pub fn transfer(
     if rate_bytes > 0 {
         args.extend(["--window".into(), window_bytes(rate_bytes).to_string()]);
     }
+    args.extend(extra.iter().map(|s| (*s).to_string()));
     args.push(
         match dir {
             // The receiver is the server: its report comes back with the client's.
