@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
+use sha2::{Digest, Sha512};
 
 use super::ns::Ns;
 use super::state::State;
@@ -162,9 +163,16 @@ impl Pod {
     }
 }
 
-/// The ifb name the plugins derive (the reference's rule, computed once, in
-/// the bandwidth crate).
-pub use bandwidth::ifb::name as ifb_name;
+/// The ifb name as docs/bandwidth.md states the reference's rule: `bwp` and
+/// the first 12 hex digits of SHA-512(network name + container ID).
+pub fn ifb_name(network: &str, container_id: &str) -> String {
+    let digest = Sha512::new()
+        .chain_update(network)
+        .chain_update(container_id)
+        .finalize();
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("bwp{hex}")
+}
 
 /// An sbr config around `prev` (left out when `None`).
 pub fn sbr_conf(version: &str, prev: Option<Value>) -> Value {

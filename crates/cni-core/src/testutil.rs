@@ -12,6 +12,11 @@ pub const SKIP_TAG: &str = "cni-test-skip:";
 /// Set to a non-empty value where no test may skip (scripts/test, CI).
 pub const NO_SKIP_ENV: &str = "CNI_TEST_NO_SKIP";
 
+/// Goodput / configured rate of a flow shaped correctly, the one verdict of
+/// every Rust test that measures shaping: an exact TBF reads about 0.96 at
+/// MTU 1500 (Ethernet, IP and TCP headers), iperf3 up to 1.10 at low rates.
+pub const SHAPED: std::ops::RangeInclusive<f64> = 0.80..=1.10;
+
 /// Whether skipping is forbidden in this run.
 pub fn no_skip() -> bool {
     std::env::var_os(NO_SKIP_ENV).is_some_and(|v| !v.is_empty())

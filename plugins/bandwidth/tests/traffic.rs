@@ -1,5 +1,5 @@
-//! Real traffic through a shaped veth: iperf3 goodput must land between
-//! 0.90 and 1.0 of the configured rate, into and out of the container.
+//! Real traffic through a shaped veth: iperf3 goodput must land in
+//! `SHAPED` of the configured rate, into and out of the container.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,6 +8,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use cni_core::testutil::SHAPED;
 use common::*;
 use nl_ops::testutil::program_or_skip;
 use serde_json::Value;
@@ -87,11 +88,11 @@ fn goodput_follows_configured_rate() {
     }
     for (rate, ingress, egress) in report {
         assert!(
-            (0.90..=1.0).contains(&ingress),
+            SHAPED.contains(&ingress),
             "ingress at {rate} bit/s: goodput ratio {ingress:.3}"
         );
         assert!(
-            (0.90..=1.0).contains(&egress),
+            SHAPED.contains(&egress),
             "egress at {rate} bit/s: goodput ratio {egress:.3}"
         );
     }
@@ -192,7 +193,7 @@ fn max_burst_ms_bounds_the_first_second() {
                         "{dir} the container, first second at {first:.2}x the rate"
                     );
                     assert!(
-                        steady >= 0.9,
+                        steady >= *SHAPED.start(),
                         "{dir} the container, steady at {steady:.2}x the rate"
                     );
                 }

@@ -45,12 +45,23 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// The kernel's largest bucket: 2^32 - 1 ticks of the scheduler clock. The
-/// clock comes from the one parser of `/proc/net/psched`; the arithmetic
-/// stays the suite's own, an oracle independent of the plugin's.
+/// The kernel's largest bucket: 2^32 - 1 ticks of the scheduler clock, read
+/// from `/proc/net/psched` as iproute2 reads it (hex words t2us, us2t and
+/// clock resolution: ticks per us = t2us / us2t * res / 1e6, 15.625 on every
+/// kernel since 2.6.31), the suite's own oracle, independent of the plugin's.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn kernel_max_bytes(rate: u64) -> u64 {
-    let ticks_per_us = bandwidth::tbf::Psched::read().ticks_per_us;
+    let text = std::fs::read_to_string("/proc/net/psched").unwrap_or_default();
+    let w: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|w| u32::from_str_radix(w, 16).ok())
+        .map(f64::from)
+        .collect();
+    let ticks_per_us = match w[..] {
+        [_, _, res, ..] if res == 1e9 => res / 1e6,
+        [t2us, us2t, res, ..] if us2t > 0.0 => t2us / us2t * res / 1e6,
+        _ => 15.625,
+    };
     (f64::from(u32::MAX) / ticks_per_us * rate as f64 / 1e6) as u64
 }
 

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use cni_core::testutil::SHAPED;
 use serde_json::{json, Value};
 
 use crate::cache;
@@ -27,9 +28,6 @@ use crate::suite::{ensure, Case, CaseResult, Ctx, Failure};
 const SUBNET: &str = "10.254.0.0/24";
 /// Seconds of each transfer: the burst (under a second here) plus the steady part.
 const SECS: u32 = 4;
-/// Shaped goodput must be within these factors of the rate.
-const LOW: f64 = 0.8;
-const HIGH: f64 = 1.1;
 /// Above this rate the veth of a busy 2-core VM may carry little more than
 /// the rate (about 18 Gbit/s when idle): the 512 MiB bucket then empties
 /// too slowly to tell burst from rate, and goodput proves nothing either
@@ -245,9 +243,9 @@ fn shaped_traffic(
             "           containerd {label} {what}: goodput {ratio:.3}x the rate over {:.1} s after a {:.1} s burst",
             s.secs, s.burst_secs
         );
-        if !(ratio > LOW && ratio <= HIGH) {
+        if !SHAPED.contains(&ratio) {
             errors.push(format!(
-                "{what}: goodput {:.3} Mbit/s over {:.1} s after a {:.1} s burst is {ratio:.2}x the rate, want {LOW} to {HIGH} (% of rate per interval: {})",
+                "{what}: goodput {:.3} Mbit/s over {:.1} s after a {:.1} s burst is {ratio:.2}x the rate, want {SHAPED:?} (% of rate per interval: {})",
                 s.rate * 8.0 / 1e6,
                 s.secs,
                 s.burst_secs,

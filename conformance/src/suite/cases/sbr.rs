@@ -28,6 +28,12 @@ pub fn cases() -> Vec<Case> {
         Case::new("sbr", "tables 100 and 101 taken (differential)", tables_taken),
         Case::new("sbr", "address without gateway (differential)", no_gateway),
         Case::new("sbr", "0.3.1 config (differential)", v031),
+        Case::new("sbr", "0.2.0 config (differential)", v020),
+        Case::new(
+            "sbr",
+            "main's default with mtu 1400: moved and restored with it (differential)",
+            mtu,
+        ),
         Case::new(
             "sbr",
             "IPv4-only: fe80::/64 stays in main (reference moves it)",
@@ -179,16 +185,63 @@ fn no_gateway(ctx: &Ctx) -> CaseResult {
     ctx.differential("sbr-nogw", &st, nogw_scenario)
 }
 
-fn v031_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
-    let p = pod_v4("sbr-v031")?;
-    add(ctx, &p, &sbr_conf("0.3.1", Some(p.prev_result("0.3.1"))))
+/// ADD in an older CNI version: config and prevResult both in it.
+fn version_scenario(ctx: &Ctx, version: &str) -> Result<Vec<State>, Failure> {
+    let p = pod_v4(&format!("sbr-v{}", version.replace('.', "")))?;
+    add(ctx, &p, &sbr_conf(version, Some(p.prev_result(version))))
 }
 
 fn v031(ctx: &Ctx) -> CaseResult {
-    let st = v031_scenario(ctx)?;
+    versioned(ctx, "0.3.1", |c| version_scenario(c, "0.3.1"))
+}
+
+fn v020(ctx: &Ctx) -> CaseResult {
+    versioned(ctx, "0.2.0", |c| version_scenario(c, "0.2.0"))
+}
+
+fn versioned(ctx: &Ctx, v: &str, scenario: impl Fn(&Ctx) -> Result<Vec<State>, Failure>) -> CaseResult {
+    let st = scenario(ctx)?;
     let t = rule_table(&st[1], "10.250.0.2")?;
     has_default_via(&st[1], &t, "10.250.0.1", "eth0")?;
-    ctx.differential("sbr-v031", &st, v031_scenario)
+    ctx.differential(&format!("sbr-v{v}"), &st, scenario)
+}
+
+/// Route metrics move with the route: the table gets main's default with its
+/// mtu, and DEL gives it back to main with the mtu.
+fn mtu_add(ctx: &Ctx) -> Result<(Pod, Value, Vec<State>), Failure> {
+    let p = pod_v4("sbr-mtu")?;
+    p.ctr.ip(&[
+        "route",
+        "change",
+        "default",
+        "via",
+        "10.250.0.1",
+        "dev",
+        "eth0",
+        "mtu",
+        "1400",
+    ])?;
+    let conf = sbr_conf("1.0.0", Some(p.prev_result("1.0.0")));
+    let st = add(ctx, &p, &conf)?;
+    Ok((p, conf, st))
+}
+
+fn mtu(ctx: &Ctx) -> CaseResult {
+    let (p, conf, st) = mtu_add(ctx)?;
+    let with_mtu = |table: &str, ctr: &State| {
+        let routes = ctr.routes_in(table);
+        let found = routes
+            .iter()
+            .any(|r| text(r, "dst") == "default" && r["metrics"][0]["mtu"] == 1400);
+        ensure(found, || {
+            format!("no default route with mtu 1400 in table {table}: {routes:?}")
+        })
+    };
+    with_mtu(&rule_table(&st[1], "10.250.0.2")?, &st[1])?;
+    ok("CHECK", &call(ctx, "sbr", &p, "CHECK", &conf)?)?;
+    ok("DEL", &call(ctx, "sbr", &p, "DEL", &conf)?)?;
+    with_mtu("main", &State::read(&p.ctr)?)?;
+    ctx.differential("sbr-mtu", &st, |c| mtu_add(c).map(|(_, _, s)| s))
 }
 
 /// Not differential: the reference moves the IPv6 link-local route of an
@@ -260,19 +313,19 @@ fn reentrant(ctx: &Ctx) -> CaseResult {
             &format!("step {} ({cmd})", i + 1),
             &call(ctx, "sbr", &p, cmd, &conf)?,
         )?;
+        let st = p.states()?;
         if i == 1 {
-            let st = p.states()?;
             let rules = st[1].extra_rules();
             ensure(rules.len() == 1, || {
                 format!("after ADD twice: want one rule, got {rules:?}")
             })?;
         }
+        let d = st[1].diff(&before[1], "after", "before");
+        ensure(*cmd == "ADD" || d.is_empty(), || {
+            format!("step {} (DEL) did not restore the container:\n{d}", i + 1)
+        })?;
     }
-    let after = p.states()?;
-    let d = after[1].diff(&before[1], "after", "before");
-    ensure(d.is_empty(), || {
-        format!("ADD then DEL did not restore the container:\n{d}")
-    })
+    Ok(())
 }
 
 fn check(ctx: &Ctx) -> CaseResult {
