@@ -137,18 +137,24 @@ impl State {
         Ok(st)
     }
 
-    /// The state as the reference would leave it: sbr marks the rules and
-    /// routes it makes with protocol 83 (the reference's have none, or
-    /// boot), the one difference that is meant.
+    /// The state as the reference would leave it, without the differences
+    /// that are meant: sbr marks the rules and routes it makes with
+    /// protocol 83 (the reference's have none, or boot), and bandwidth puts
+    /// fq_codel `10:` under its TBF where the kernel has it (issue 19).
     pub fn without_marks(&self) -> State {
         let strip = |set: &BTreeSet<String>| -> BTreeSet<String> {
             set.iter()
                 .map(|x| x.replace(",\"protocol\":\"83\"", ""))
                 .collect()
         };
+        let aqm = |q: &String| {
+            serde_json::from_str::<Value>(q)
+                .is_ok_and(|v| v["kind"] == "fq_codel" && v["handle"] == "10:" && v["parent"] == "1:1")
+        };
         State {
             rules: strip(&self.rules),
             routes: strip(&self.routes),
+            qdiscs: self.qdiscs.iter().filter(|q| !aqm(q)).cloned().collect(),
             ..self.clone()
         }
     }

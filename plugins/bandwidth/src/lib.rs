@@ -81,7 +81,8 @@ impl Attachment {
         let lock = lock(&ifb_name)?;
         let mut sock = Socket::new()?;
         let veth = snapshot::host_veth(&mut sock, netns(req)?, &req.ifname, prev)?;
-        let snap = snapshot::observe(&mut sock, Some(veth), &ifb_name)?;
+        let mut snap = snapshot::observe(&mut sock, Some(veth), &ifb_name)?;
+        snap.fq_codel = status::has_fq_codel();
         Ok(Attachment {
             owner,
             ifb_name,
@@ -195,6 +196,13 @@ impl Plugin for Bandwidth {
     }
 
     fn status(&self, _req: &Request) -> CniResult<()> {
-        status::verdict(&status::probe()?)
+        let verdict = status::verdict(&status::probe()?);
+        // Optional: without it each TBF keeps its own bounded FIFO.
+        if status::has_fq_codel() {
+            log::info!("status: fq_codel present (optional): each tbf gets an fq_codel queue");
+        } else {
+            log::info!("status: fq_codel absent (optional): each tbf keeps its own bounded fifo");
+        }
+        verdict
     }
 }

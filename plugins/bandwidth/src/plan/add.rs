@@ -1,6 +1,6 @@
 use cni_core::plan::Step;
 use cni_core::{CniError, CniResult};
-use nl_ops::qdisc::Handle;
+use nl_ops::qdisc::{ChildQueue, FqCodel, Handle};
 
 use super::*;
 use crate::config::Limits;
@@ -33,6 +33,15 @@ pub fn plan_add(
             false,
             &mut steps,
         )?;
+        set_queue(
+            Device::HostVeth,
+            aqm(snap),
+            &want.tbf,
+            host.root(),
+            &host.qdiscs,
+            &host.veth.name,
+            &mut steps,
+        );
     }
 
     let Some(l) = limits.egress else {
@@ -42,7 +51,7 @@ pub fn plan_add(
     let ifb = ifb_of(snap, owner, ifb_name)?;
     let want = direction_bucket("egress", l, host, limits, psched)?;
     explain(&want, "egress", ifb_name, l);
-    egress(want.tbf, owner, host, ifb, ifb_name, &mut steps)?;
+    egress(want.tbf, aqm(snap), owner, host, ifb, ifb_name, &mut steps)?;
     Ok(plan(host, ifb_name, snap, steps))
 }
 
@@ -148,10 +157,72 @@ fn set_tbf(
     Ok(())
 }
 
+/// The fq_codel to put under each TBF, if any: where the kernel has it.
+fn aqm(snap: &Snapshot) -> Option<FqCodel> {
+    snap.fq_codel.then_some(FQ_CODEL)
+}
+
+/// The queue under our TBF (`root` as it was before the plan): fq_codel
+/// where `aqm` asks for it, else the TBF's own FIFO of `want.limit` bytes.
+/// A TBF added by this plan takes its queue with it when undone; over a TBF
+/// that was there, the queue that was there comes back.
+fn set_queue(
+    dev: Device,
+    aqm: Option<FqCodel>,
+    want: &Tbf,
+    root: Root<'_>,
+    qdiscs: &[Qdisc],
+    name: &str,
+    steps: &mut Vec<Step<Change>>,
+) {
+    let have = match root {
+        Root::Ours(_) => our_fq_codel(qdiscs),
+        _ => None,
+    };
+    let fifo = ChildQueue::Bfifo(want.limit);
+    match (aqm, have) {
+        (Some(f), Some(h)) if same_fq_codel(&h, &f) => {}
+        (Some(f), _) => {
+            log::info!(
+                "{name}: fq_codel under the tbf (target {} us): queueing delay stays near the target",
+                f.target_us
+            );
+            let undo = match (root, have) {
+                (Root::Ours(_), Some(h)) => Some(ChildQueue::FqCodel(h)),
+                (Root::Ours(_), None) => Some(fifo),
+                _ => None,
+            };
+            steps.push(Step::new(
+                Change::SetQueue {
+                    dev,
+                    queue: ChildQueue::FqCodel(f),
+                },
+                undo.map(|queue| Change::SetQueue { dev, queue }),
+            ));
+        }
+        (None, have) => {
+            log::info!(
+                "{name}: the tbf's own fifo of {} B (no fq_codel in this kernel)",
+                want.limit
+            );
+            if let Some(h) = have {
+                steps.push(Step::new(
+                    Change::SetQueue { dev, queue: fifo },
+                    Some(Change::SetQueue {
+                        dev,
+                        queue: ChildQueue::FqCodel(h),
+                    }),
+                ));
+            }
+        }
+    }
+}
+
 /// The egress half of ADD: the ifb first and shaped, then the redirect, so
 /// traffic never reaches an unshaped or missing ifb.
 fn egress(
     want: Tbf,
+    aqm: Option<FqCodel>,
     owner: &Owner,
     host: &HostSide,
     ifb: Option<&IfbSide>,
@@ -161,6 +232,8 @@ fn egress(
     ifb_link(host.veth.mtu, owner.alias(), ifb, steps);
     let root = ifb.map_or(Root::Default, IfbSide::root);
     set_tbf(Device::Ifb, want, root, ifb_name, ifb.is_none(), steps)?;
+    let qdiscs = ifb.map_or(&[][..], |i| i.qdiscs.as_slice());
+    set_queue(Device::Ifb, aqm, &want, root, qdiscs, ifb_name, steps);
     redirect(host, ifb.map(|i| i.link.index), steps);
     Ok(())
 }

@@ -38,6 +38,24 @@ fn check_tbf(dev: &str, want: &Tbf, root: Root<'_>) -> CniResult<()> {
     Ok(())
 }
 
+/// Where the kernel has fq_codel, ADD put ours under the TBF.
+fn check_queue(dev: &str, snap: &Snapshot, qdiscs: &[Qdisc]) -> CniResult<()> {
+    if !snap.fq_codel {
+        return Ok(());
+    }
+    match our_fq_codel(qdiscs) {
+        Some(h) if same_fq_codel(&h, &FQ_CODEL) => Ok(()),
+        Some(h) => Err(mismatch(format!(
+            "fq_codel under the tbf of {dev} has limit {} target {} us interval {} us ecn {}, want {} {} {} {}",
+            h.limit, h.target_us, h.interval_us, h.ecn, FQ_CODEL.limit, FQ_CODEL.target_us, FQ_CODEL.interval_us, FQ_CODEL.ecn
+        ))),
+        None => Err(mismatch(format!(
+            "the tbf of {dev} has no fq_codel {} under it",
+            Handle(FQ_CODEL_HANDLE)
+        ))),
+    }
+}
+
 /// CHECK: everything ADD makes, with its values; the first mismatch named.
 pub fn check(
     limits: &Limits,
@@ -51,6 +69,7 @@ pub fn check(
     if let Some(l) = limits.ingress {
         let want = direction_bucket("ingress", l, host, limits, psched)?;
         check_tbf(veth, &want.tbf, host.root())?;
+        check_queue(veth, snap, &host.qdiscs)?;
     }
     let Some(l) = limits.egress else {
         return Ok(());
@@ -61,6 +80,7 @@ pub fn check(
     check_ifb_link(&ifb.link, owner, ifb_name, host)?;
     let want = direction_bucket("egress", l, host, limits, psched)?;
     check_tbf(ifb_name, &want.tbf, ifb.root())?;
+    check_queue(ifb_name, snap, &ifb.qdiscs)?;
     check_redirect(host, &ifb.link, ifb_name)
 }
 
