@@ -5,7 +5,7 @@
 use cni_core::{CniError, CniResult, NetConf};
 use serde::Deserialize;
 
-use crate::tbf::Limit;
+use crate::tbf::{Discipline, Limit};
 
 /// The four limits as sent (bits per second and bits).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -43,6 +43,44 @@ struct Fields {
     egress_burst: Option<u64>,
     runtime_config: Option<RuntimeConfig>,
     max_burst_ms: Option<u64>,
+    /// Any JSON, so a wrong type is refused naming the field.
+    queue: Option<serde_json::Value>,
+}
+
+/// The queue behind the bucket, as the operator's `queue` field asks (this
+/// plugin's own field: the reference ignores it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Queue {
+    /// The best this node's kernel has; the default.
+    #[default]
+    Auto,
+    /// A TBF queue bounded to about 25 ms of rate, whatever the bucket.
+    Bounded,
+    /// The reference's queue: 25 ms of rate plus the whole bucket.
+    Reference,
+}
+
+impl Queue {
+    fn parse(v: Option<&serde_json::Value>) -> CniResult<Queue> {
+        match v.map(|v| (v, v.as_str())) {
+            None | Some((serde_json::Value::Null, _)) | Some((_, Some("auto"))) => Ok(Queue::Auto),
+            Some((_, Some("bounded"))) => Ok(Queue::Bounded),
+            Some((_, Some("reference"))) => Ok(Queue::Reference),
+            Some((other, _)) => Err(CniError::invalid_config(format!(
+                "invalid queue {other}: want \"auto\", \"bounded\" or \"reference\""
+            ))),
+        }
+    }
+
+    /// The discipline installed for this choice on this node.
+    pub fn discipline(self) -> Discipline {
+        match self {
+            // fq_codel where the kernel has it is still to come: until then
+            // auto is the bounded queue.
+            Queue::Auto | Queue::Bounded => Discipline::Bounded,
+            Queue::Reference => Discipline::Reference,
+        }
+    }
 }
 
 /// Validated limits: a direction is `Some` only when both its values are set.
@@ -56,6 +94,8 @@ pub struct Limits {
     /// whatever the static config or the runtime asked (beyond the
     /// reference: runtimes send bursts of 2^32 - 1 bits).
     pub max_burst_ms: Option<u64>,
+    /// The queue behind the bucket.
+    pub queue: Queue,
 }
 
 impl Limits {
@@ -70,6 +110,7 @@ impl Limits {
         // Zero is unset (no cap), as for the four limits: the reference
         // ignores the field, so it accepts any number there.
         limits.max_burst_ms = fields.max_burst_ms.filter(|ms| *ms > 0);
+        limits.queue = Queue::parse(fields.queue.as_ref())?;
         Ok(limits)
     }
 
@@ -78,6 +119,7 @@ impl Limits {
             ingress: direction("ingress", e.ingress_rate, e.ingress_burst)?,
             egress: direction("egress", e.egress_rate, e.egress_burst)?,
             max_burst_ms: None,
+            queue: Queue::Auto,
         })
     }
 }
@@ -162,6 +204,7 @@ mod tests {
                 ingress: l(8000, 80),
                 egress: l(16000, 160),
                 max_burst_ms: None,
+                queue: Queue::Auto,
             }
         );
     }
@@ -185,6 +228,7 @@ mod tests {
                 ingress: None,
                 egress: l(1_000_000, 100_000),
                 max_burst_ms: None,
+                queue: Queue::Auto,
             }
         );
     }
@@ -202,6 +246,7 @@ mod tests {
                 ingress: l(8000, 80),
                 egress: None,
                 max_burst_ms: None,
+                queue: Queue::Auto,
             }
         );
         // Even a lone zero at top level makes the static config win.
@@ -301,5 +346,31 @@ mod tests {
         assert_eq!(limits(json!({"maxBurstMs": 0})).unwrap(), Limits::default());
         // Still a number: anything else is refused, as for the limits.
         assert!(limits(json!({"maxBurstMs": -1})).is_err());
+    }
+
+    #[test]
+    fn queue_is_auto_bounded_or_reference_and_nothing_else() {
+        let eg = |q: serde_json::Value| limits(json!({"queue": q, "egressRate": 8000, "egressBurst": 80}));
+        assert_eq!(limits(json!({})).unwrap().queue, Queue::Auto);
+        assert_eq!(eg(json!("auto")).unwrap().queue, Queue::Auto);
+        assert_eq!(eg(json!("bounded")).unwrap().queue, Queue::Bounded);
+        assert_eq!(eg(json!("reference")).unwrap().queue, Queue::Reference);
+        // Matched case-insensitively as a key, as the limits are.
+        let got = limits(json!({"Queue": "reference", "egressRate": 8000, "egressBurst": 80})).unwrap();
+        assert_eq!(got.queue, Queue::Reference);
+        assert_eq!(Queue::Auto.discipline(), Discipline::Bounded);
+        assert_eq!(Queue::Bounded.discipline(), Discipline::Bounded);
+        assert_eq!(Queue::Reference.discipline(), Discipline::Reference);
+        for bad in [
+            json!("fq_codel"),
+            json!("Reference"),
+            json!(""),
+            json!(1),
+            json!(["auto"]),
+        ] {
+            let e = eg(bad.clone()).unwrap_err();
+            assert_eq!(e.code, Code::InvalidConfig, "{bad}");
+            assert!(e.msg.contains("queue"), "{bad}: {}", e.msg);
+        }
     }
 }

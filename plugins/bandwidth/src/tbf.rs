@@ -47,6 +47,34 @@ impl Limit {
     }
 }
 
+/// What queues behind the bucket. The TBF's own child is a byte FIFO of
+/// `limit` bytes: what it holds waits there while the bucket is empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discipline {
+    /// The FIFO bounded by [`bounded_limit`]: about 25 ms of rate.
+    Bounded,
+    /// The reference's FIFO: 25 ms of rate plus the whole bucket, so a
+    /// bucket of 512 MB (containerd's burst) is a queue of seconds.
+    Reference,
+}
+
+/// The largest GSO packet as the qdisc counts it (64 KiB of payload and the
+/// headers of each of its segments), with room to spare: 72 KiB.
+pub const GSO_MAX: u64 = 73_728;
+
+/// The bounded FIFO: what the rate drains in 25 ms, and at least two full
+/// frames, so that one can wait while the other leaves. And not less than
+/// the largest packet the TBF lets through whole (up to a GSO packet): the
+/// TBF splits a GSO packet only when it is larger than the bucket, so with a
+/// bucket of 64 KiB or more whole 64 KiB packets reach the FIFO, and a FIFO
+/// smaller than one drops every one of them (TCP then crawls at a few
+/// kbit/s: its pacing keeps sending them whole). Measured at 10 Mbit/s with
+/// containerd's burst: ping beside a TCP flow waits 15 to 30 ms, not 1 to 2 s.
+pub fn bounded_limit(rate: u64, burst: u64, frame: u32) -> u64 {
+    let drain = rate.saturating_mul(LATENCY_US) / 1_000_000;
+    drain.max(2 * u64::from(frame)).max(burst.min(GSO_MAX))
+}
+
 /// Why the installed bucket differs from the configured one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Adjusted {
@@ -82,6 +110,35 @@ pub fn reference_ticks(rate: u64, burst: u64, psched: Psched) -> u64 {
     }
     let us = (burst as f64 * USEC_PER_SEC / rate as f64).trunc();
     f64_to_u64(us * psched.ticks_per_us)
+}
+
+/// Go's conversion of a float into a u32 on amd64: through an i64, then
+/// its low 32 bits.
+#[allow(clippy::cast_possible_truncation)]
+fn go_u32(v: f64) -> u32 {
+    f64_to_i64(v) as u32
+}
+
+#[allow(clippy::cast_possible_truncation)]
+fn f64_to_i64(v: f64) -> i64 {
+    v as i64
+}
+
+/// The TBF the reference installs for `l`, number for number, wrapped
+/// where it wraps (containerd's burst: buffer and limit past 2^32). CHECK
+/// accepts it on pods the reference made before an in-place upgrade.
+pub fn reference_tbf(l: Limit, psched: Psched) -> Tbf {
+    let rate = l.rate_bytes();
+    // Validated below 2^32 - 1 bytes: the reference's own cast keeps it.
+    let burst = saturate_u32(l.burst_bytes());
+    let us = go_u32(f64::from(burst) * USEC_PER_SEC / rate as f64);
+    let drain = go_u32(rate as f64 * LATENCY_US as f64 / USEC_PER_SEC);
+    Tbf {
+        rate,
+        buffer: go_u32(f64::from(us) * psched.ticks_per_us),
+        limit: drain.wrapping_add(burst),
+        burst: None,
+    }
 }
 
 /// The bytes a buffer of `ticks` holds at `rate`: the bucket's size. The
@@ -298,6 +355,25 @@ pub fn bucket(
 }
 
 impl Bucket {
+    /// The bucket with the queue of `discipline` behind it, on a link whose
+    /// frames are `frame` bytes.
+    pub fn queued(self, discipline: Discipline, frame: u32) -> Bucket {
+        match discipline {
+            Discipline::Reference => self,
+            Discipline::Bounded => Bucket {
+                tbf: Tbf {
+                    limit: saturate_u32(bounded_limit(self.tbf.rate, self.burst, frame)),
+                    ..self.tbf
+                },
+                // The reference's limit, saturated, is not installed.
+                adjusted: self
+                    .adjusted
+                    .filter(|a| !matches!(a, Adjusted::LimitSaturated { .. })),
+                ..self
+            },
+        }
+    }
+
     /// The warning (or, for the operator's own cap, the note) the log gets
     /// when the bucket is not the configured one.
     pub fn explain(&self, name: &str, dev: &str, l: Limit) -> Option<(log::Level, String)> {
@@ -637,5 +713,56 @@ mod tests {
             assert!(msg.contains(part), "{part:?} in {msg}");
         }
         assert!(b(10_000_000, 1_000_000).explain("ingress", "veth1", l).is_none());
+    }
+
+    /// The bounded queue: 25 ms of rate, two frames at least, and never
+    /// less than a GSO packet the TBF lets through whole (the bucket, up to
+    /// 72 KiB).
+    #[test]
+    fn the_bounded_queue_holds_25_ms_two_frames_and_a_whole_gso_packet() {
+        for (rate_bits, burst_bytes, want) in [
+            // containerd's burst at 10 Mbit/s: a GSO packet, not 31250 B.
+            (10_000_000, 536_870_911, 73_728),
+            // At 1 Gbit/s 25 ms is more: 3125000 B.
+            (1_000_000_000, 536_870_911, 3_125_000),
+            // A bucket of 2000 B: GSO packets are split, two frames suffice.
+            (1_000_000, 2000, 3125),
+            (100_000, 2000, 3028),
+            // 512 kbit static burst (64000 B) at 1 Mbit/s: the bucket.
+            (1_000_000, 64_000, 64_000),
+        ] {
+            assert_eq!(
+                bounded_limit(rate_bits / 8, burst_bytes, FRAME),
+                want,
+                "{rate_bits}"
+            );
+        }
+        // Installed: the bucket stays, the limit is bounded, the saturated
+        // reference limit is no longer a warning.
+        let l = limit_(10_000_000, u64::from(u32::MAX));
+        let got = b(l.rate_bits, l.burst_bits).queued(Discipline::Bounded, FRAME);
+        assert_eq!((got.tbf.buffer, got.tbf.limit), (u32::MAX, 73_728));
+        assert_eq!(got.adjusted, Some(Adjusted::ToKernelMax));
+        let l = limit_(1_000_000_000, u64::from(u32::MAX) * 8 - 1);
+        let got = b(l.rate_bits, l.burst_bits).queued(Discipline::Bounded, FRAME);
+        assert_eq!((got.tbf.limit, got.adjusted), (3_125_000, None));
+        let same = b(l.rate_bits, l.burst_bits);
+        assert_eq!(same.queued(Discipline::Reference, FRAME), same);
+    }
+
+    /// The reference's numbers (v1.1.1; the root test `ownership` checks
+    /// them against `/usr/lib/cni/bandwidth`): rate B/s, buffer ticks,
+    /// limit B. containerd's burst: 429.5 s of bucket at 10 Mbit/s wraps
+    /// its ticks; at 1 Mbit/s the microseconds still fit a u32, the ticks not.
+    #[test]
+    fn the_references_tbf_is_its_numbers_wrapped_where_it_wraps() {
+        for (rate_bits, burst_bits, want) in [
+            (10_000_000, 1_000_000, (1_250_000, 1_562_500, 156_250)),
+            (10_000_000, 4_294_967_295, (1_250_000, 2_415_919_079, 536_902_161)),
+            (1_000_000, 4_294_967_295, (125_000, 2_684_354_435, 536_874_036)),
+        ] {
+            let t = reference_tbf(limit_(rate_bits, burst_bits), P);
+            assert_eq!((t.rate, t.buffer, t.limit), want, "{rate_bits} {burst_bits}");
+        }
     }
 }

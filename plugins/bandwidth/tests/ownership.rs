@@ -190,8 +190,10 @@ fn a_protocol_ip_redirect_to_a_deleted_link_stays() {
     assert_eq!(theirs, [(5, "ip".to_string())], "{filters}");
 }
 
-/// A node upgraded in place: the reference's ADD, then our CHECK, ADD
-/// (converging its double mirred) and DEL.
+/// A node upgraded in place: the reference's ADD, then our CHECK (which
+/// accepts its exact shape: no alias, double mirred, its TBF numbers, also
+/// wrapped with containerd's burst: issue 20 item 11), ADD (converging it to
+/// ours) and DEL.
 #[test]
 fn the_references_state_is_ours_to_converge_and_delete() {
     let test = "the_references_state_is_ours_to_converge_and_delete";
@@ -202,44 +204,63 @@ fn the_references_state_is_ours_to_converge_and_delete() {
         return;
     };
     let clean = veth_state(&host, &a);
-    let conf = a.conf(NET, both());
-    cni(
-        REFERENCE,
-        &host,
-        "ADD",
-        &a.cid,
-        Some(&a.ctr.path()),
-        "eth0",
-        &conf,
-    )
-    .assert_ok();
-    assert_eq!(
-        redirects(&host, &a.veth).len(),
-        2,
-        "the reference's double mirred"
-    );
-    // CHECK says what is not as ours: the ifb has no alias.
-    a.run(&host, "CHECK", &conf).assert_err(100, "alias");
-    a.run(&host, "ADD", &conf).assert_ok();
-    assert_eq!(redirects(&host, &a.veth).len(), 1);
-    a.run(&host, "CHECK", &conf).assert_ok();
-    a.run(&host, "DEL", &conf).assert_ok();
-    assert_eq!(veth_state(&host, &a), clean);
-    assert!(ifb_names(&host).is_empty());
-    // And the reference's ADD straight into our DEL.
-    cni(
-        REFERENCE,
-        &host,
-        "ADD",
-        &a.cid,
-        Some(&a.ctr.path()),
-        "eth0",
-        &conf,
-    )
-    .assert_ok();
-    a.run(&host, "DEL", &conf).assert_ok();
-    assert_eq!(veth_state(&host, &a), clean);
-    assert!(ifb_names(&host).is_empty());
+    // containerd's annotation: 2^32 - 1 bits of burst.
+    let containerd = json!({"runtimeConfig": {"bandwidth": {
+        "ingressRate": 10_000_000, "ingressBurst": 4_294_967_295u64,
+        "egressRate": 10_000_000, "egressBurst": 4_294_967_295u64}}});
+    for extra in [both(), containerd] {
+        let conf = a.conf(NET, extra);
+        cni(
+            REFERENCE,
+            &host,
+            "ADD",
+            &a.cid,
+            Some(&a.ctr.path()),
+            "eth0",
+            &conf,
+        )
+        .assert_ok();
+        assert_eq!(
+            redirects(&host, &a.veth).len(),
+            2,
+            "the reference's double mirred"
+        );
+        let limit = |dev: &str| {
+            // tc prints the limit as such only raw.
+            host.tc_json(&["-raw", "qdisc", "show", "dev", dev])
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|q| q["kind"] == "tbf")
+                .map(|q| q["options"]["limit"].as_u64().unwrap_or_else(|| panic!("{q}")))
+        };
+        let ifb = ifb_name(NET, &a.cid);
+        let theirs = (limit(&a.veth), limit(&ifb));
+        a.run(&host, "CHECK", &conf).assert_ok();
+        a.run(&host, "ADD", &conf).assert_ok();
+        assert_eq!(redirects(&host, &a.veth).len(), 1);
+        // Our bounded queue replaced the reference's.
+        let ours = (limit(&a.veth), limit(&ifb));
+        assert_ne!(ours, theirs, "{conf}");
+        a.run(&host, "CHECK", &conf).assert_ok();
+        a.run(&host, "DEL", &conf).assert_ok();
+        assert_eq!(veth_state(&host, &a), clean);
+        assert!(ifb_names(&host).is_empty());
+        // And the reference's ADD straight into our DEL.
+        cni(
+            REFERENCE,
+            &host,
+            "ADD",
+            &a.cid,
+            Some(&a.ctr.path()),
+            "eth0",
+            &conf,
+        )
+        .assert_ok();
+        a.run(&host, "DEL", &conf).assert_ok();
+        assert_eq!(veth_state(&host, &a), clean);
+        assert!(ifb_names(&host).is_empty());
+    }
 }
 
 /// Issue 12 item 2: names the spec forbids are code 7 with nothing made;

@@ -3,7 +3,7 @@ use cni_core::{CniError, CniResult};
 use nl_ops::qdisc::{ChildQueue, FqCodel, Handle};
 
 use super::*;
-use crate::config::Limits;
+use crate::config::{Limits, Queue};
 use crate::ifb::Owner;
 use crate::tbf::{Limit, Psched};
 
@@ -35,7 +35,8 @@ pub fn plan_add(
         )?;
         set_queue(
             Device::HostVeth,
-            aqm(snap),
+            aqm(limits, snap),
+            !snap.fq_codel,
             &want.tbf,
             host.root(),
             &host.qdiscs,
@@ -51,7 +52,16 @@ pub fn plan_add(
     let ifb = ifb_of(snap, owner, ifb_name)?;
     let want = direction_bucket("egress", l, host, limits, psched)?;
     explain(&want, "egress", ifb_name, l);
-    egress(want.tbf, aqm(snap), owner, host, ifb, ifb_name, &mut steps)?;
+    egress(
+        want.tbf,
+        aqm(limits, snap),
+        !snap.fq_codel,
+        owner,
+        host,
+        ifb,
+        ifb_name,
+        &mut steps,
+    )?;
     Ok(plan(host, ifb_name, snap, steps))
 }
 
@@ -157,9 +167,10 @@ fn set_tbf(
     Ok(())
 }
 
-/// The fq_codel to put under each TBF, if any: where the kernel has it.
-fn aqm(snap: &Snapshot) -> Option<FqCodel> {
-    snap.fq_codel.then_some(FQ_CODEL)
+/// The fq_codel to put under each TBF, if any: with `queue: auto` (the
+/// default) where the kernel has it.
+pub(crate) fn aqm(limits: &Limits, snap: &Snapshot) -> Option<FqCodel> {
+    (limits.queue == Queue::Auto && snap.fq_codel).then_some(FQ_CODEL)
 }
 
 /// The queue under our TBF (`root` as it was before the plan): fq_codel
@@ -169,6 +180,7 @@ fn aqm(snap: &Snapshot) -> Option<FqCodel> {
 fn set_queue(
     dev: Device,
     aqm: Option<FqCodel>,
+    fq_codel_absent: bool,
     want: &Tbf,
     root: Root<'_>,
     qdiscs: &[Qdisc],
@@ -202,8 +214,13 @@ fn set_queue(
         }
         (None, have) => {
             log::info!(
-                "{name}: the tbf's own fifo of {} B (no fq_codel in this kernel)",
-                want.limit
+                "{name}: the tbf's own fifo of {} B ({})",
+                want.limit,
+                if fq_codel_absent {
+                    "no fq_codel in this kernel"
+                } else {
+                    "as the queue field asks"
+                }
             );
             if let Some(h) = have {
                 steps.push(Step::new(
@@ -220,9 +237,11 @@ fn set_queue(
 
 /// The egress half of ADD: the ifb first and shaped, then the redirect, so
 /// traffic never reaches an unshaped or missing ifb.
+#[allow(clippy::too_many_arguments)]
 fn egress(
     want: Tbf,
     aqm: Option<FqCodel>,
+    fq_codel_absent: bool,
     owner: &Owner,
     host: &HostSide,
     ifb: Option<&IfbSide>,
@@ -233,7 +252,16 @@ fn egress(
     let root = ifb.map_or(Root::Default, IfbSide::root);
     set_tbf(Device::Ifb, want, root, ifb_name, ifb.is_none(), steps)?;
     let qdiscs = ifb.map_or(&[][..], |i| i.qdiscs.as_slice());
-    set_queue(Device::Ifb, aqm, &want, root, qdiscs, ifb_name, steps);
+    set_queue(
+        Device::Ifb,
+        aqm,
+        fq_codel_absent,
+        &want,
+        root,
+        qdiscs,
+        ifb_name,
+        steps,
+    );
     redirect(host, ifb.map(|i| i.link.index), steps);
     Ok(())
 }

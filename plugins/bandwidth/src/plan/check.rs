@@ -11,8 +11,9 @@ fn mismatch(msg: String) -> CniError {
 }
 
 /// The TBF ADD installs, number for number (as the reference's CHECK
-/// compares rate, limit and buffer).
-fn check_tbf(dev: &str, want: &Tbf, root: Root<'_>) -> CniResult<()> {
+/// compares rate, limit and buffer), or one made before an upgrade:
+/// `accepted[0]` is ADD's, named when none matches.
+fn check_tbf(dev: &str, accepted: &[Tbf], root: Root<'_>) -> CniResult<()> {
     let have = match root {
         Root::Ours(t) => t,
         Root::Default => return Err(mismatch(format!("{dev} has no root tbf qdisc"))),
@@ -24,6 +25,13 @@ fn check_tbf(dev: &str, want: &Tbf, root: Root<'_>) -> CniResult<()> {
             )))
         }
     };
+    let same = |w: &Tbf| (have.rate, have.limit, have.buffer) == (w.rate, w.limit, w.buffer);
+    if accepted.iter().any(same) {
+        return Ok(());
+    }
+    let Some(want) = accepted.first() else {
+        return Ok(());
+    };
     let differs =
         |what: &str, h: u64, w: u64| Err(mismatch(format!("tbf on {dev} has {what} {h}, want {w}")));
     if have.rate != want.rate {
@@ -32,15 +40,13 @@ fn check_tbf(dev: &str, want: &Tbf, root: Root<'_>) -> CniResult<()> {
     if have.limit != want.limit {
         return differs("limit (B)", u64::from(have.limit), u64::from(want.limit));
     }
-    if have.buffer != want.buffer {
-        return differs("buffer (ticks)", u64::from(have.buffer), u64::from(want.buffer));
-    }
-    Ok(())
+    differs("buffer (ticks)", u64::from(have.buffer), u64::from(want.buffer))
 }
 
-/// Where the kernel has fq_codel, ADD put ours under the TBF.
-fn check_queue(dev: &str, snap: &Snapshot, qdiscs: &[Qdisc]) -> CniResult<()> {
-    if !snap.fq_codel {
+/// Where ADD puts fq_codel (queue auto, and the kernel has it), ours is
+/// under the TBF.
+fn check_queue(dev: &str, limits: &Limits, snap: &Snapshot, qdiscs: &[Qdisc]) -> CniResult<()> {
+    if super::add::aqm(limits, snap).is_none() {
         return Ok(());
     }
     match our_fq_codel(qdiscs) {
@@ -67,9 +73,9 @@ pub fn check(
     let host = snap.host()?;
     let veth = &host.veth.name;
     if let Some(l) = limits.ingress {
-        let want = direction_bucket("ingress", l, host, limits, psched)?;
-        check_tbf(veth, &want.tbf, host.root())?;
-        check_queue(veth, snap, &host.qdiscs)?;
+        let accepted = accepted_tbfs("ingress", l, host, limits, psched)?;
+        check_tbf(veth, &accepted, host.root())?;
+        check_queue(veth, limits, snap, &host.qdiscs)?;
     }
     let Some(l) = limits.egress else {
         return Ok(());
@@ -78,18 +84,20 @@ pub fn check(
         return Err(mismatch(format!("ifb {ifb_name} does not exist")));
     };
     check_ifb_link(&ifb.link, owner, ifb_name, host)?;
-    let want = direction_bucket("egress", l, host, limits, psched)?;
-    check_tbf(ifb_name, &want.tbf, ifb.root())?;
-    check_queue(ifb_name, snap, &ifb.qdiscs)?;
+    let accepted = accepted_tbfs("egress", l, host, limits, psched)?;
+    check_tbf(ifb_name, &accepted, ifb.root())?;
+    check_queue(ifb_name, limits, snap, &ifb.qdiscs)?;
     check_redirect(host, &ifb.link, ifb_name)
 }
 
-/// The ifb as ADD leaves it: ours by its alias, the veth's MTU, up.
+/// The ifb as ADD leaves it: ours by its alias (or none, as the reference
+/// makes it: this attachment's by its name), the veth's MTU, up.
 fn check_ifb_link(link: &Link, owner: &Owner, ifb_name: &str, host: &HostSide) -> CniResult<()> {
     if link.kind.as_deref() != Some("ifb") {
         return Err(mismatch(format!("{ifb_name} is not an ifb")));
     }
-    if link.alias.as_deref() != Some(owner.alias().as_str()) {
+    let alias = link.alias.as_deref().unwrap_or_default();
+    if !alias.is_empty() && alias != owner.alias() {
         return Err(mismatch(format!(
             "ifb {ifb_name} has alias {:?}, want {:?}",
             link.alias.as_deref().unwrap_or_default(),
@@ -130,7 +138,9 @@ fn check_redirect(host: &HostSide, link: &Link, ifb_name: &str) -> CniResult<()>
                     f.kind, f.priority, f.protocol
                 )));
             }
-            if f.mirred_targets != [link.index] || !f.only_redirects() {
+            // One redirect, or the reference's two (both to the ifb).
+            let to_ifb_only = f.mirred_targets.iter().all(|t| *t == link.index);
+            if !to_ifb_only || f.mirred_targets.len() > 2 || !f.only_redirects() {
                 return Err(mismatch(format!(
                     "redirect filter on {veth} sends to links {:?} in {} action(s), want one redirect to {ifb_name} ({})",
                     f.mirred_targets, f.actions, link.index

@@ -349,7 +349,30 @@ pub(crate) fn direction_bucket(
     limits: &Limits,
     psched: Psched,
 ) -> CniResult<Bucket> {
-    bucket(name, l, host.veth.mtu + ETH_HLEN, psched, limits.max_burst_ms)
+    let frame = host.veth.mtu + ETH_HLEN;
+    let b = bucket(name, l, frame, psched, limits.max_burst_ms)?;
+    Ok(b.queued(limits.queue.discipline(), frame))
+}
+
+/// The TBFs CHECK accepts for one direction: the one ADD installs first,
+/// then those of pods made before an in-place upgrade, which ADD converges
+/// to the first: our earlier releases' (the reference's queue behind our
+/// bucket) and the reference's own numbers.
+pub(crate) fn accepted_tbfs(
+    name: &str,
+    l: crate::tbf::Limit,
+    host: &HostSide,
+    limits: &Limits,
+    psched: Psched,
+) -> CniResult<Vec<Tbf>> {
+    let frame = host.veth.mtu + ETH_HLEN;
+    let b = bucket(name, l, frame, psched, limits.max_burst_ms)?;
+    // The reference ignores maxBurstMs: its bucket is the one asked.
+    Ok(vec![
+        b.queued(limits.queue.discipline(), frame).tbf,
+        b.tbf,
+        crate::tbf::reference_tbf(l, psched),
+    ])
 }
 
 /// The alias check shared by ADD and DEL: `Ok(true)` when the ifb is ours or

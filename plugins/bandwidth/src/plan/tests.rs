@@ -100,6 +100,7 @@ fn both() -> Limits {
             burst_bits: 2_000_000,
         }),
         max_burst_ms: None,
+        queue: Default::default(),
     }
 }
 
@@ -107,6 +108,7 @@ fn tbf(limits: &Limits, ingress: bool) -> Tbf {
     let l = if ingress { limits.ingress } else { limits.egress };
     crate::tbf::bucket("x", l.unwrap(), 1514, P, limits.max_burst_ms)
         .unwrap()
+        .queued(limits.queue.discipline(), 1514)
         .tbf
 }
 
@@ -141,6 +143,7 @@ fn only(limits: &Limits, ingress: bool) -> Limits {
         ingress: limits.ingress.filter(|_| ingress),
         egress: limits.egress.filter(|_| !ingress),
         max_burst_ms: limits.max_burst_ms,
+        queue: limits.queue,
     }
 }
 
@@ -444,6 +447,7 @@ fn add_installs_the_nearest_working_bucket() {
             burst_bits: 456,
         }),
         max_burst_ms: None,
+        queue: Default::default(),
     };
     let mut o = fresh();
     host_mut(&mut o).veth.mtu = 512;
@@ -452,7 +456,8 @@ fn add_installs_the_nearest_working_bucket() {
     let in_bytes = Tbf {
         rate: 15,
         buffer: crate::tbf::kernel_buffer_ticks(15, 526),
-        limit: 526,
+        // Two frames: the bounded queue.
+        limit: 1052,
         burst: Some(526),
     };
     assert_eq!(
@@ -497,6 +502,7 @@ fn add_installs_the_nearest_working_bucket() {
         }),
         egress: None,
         max_burst_ms: None,
+        queue: Default::default(),
     };
     let p = add(&lim, &fresh()).unwrap();
     let Change::AddTbf { tbf, .. } = &p.changes()[0] else {
@@ -678,7 +684,10 @@ fn check_names_each_mismatch() {
         (Box::new(|o| o.ifb = None), "ifb bwpx does not exist"),
         (Box::new(|o| o.ifb.as_mut().unwrap().link.mtu = 1400), "mtu 1400"),
         (Box::new(|o| o.ifb.as_mut().unwrap().link.up = false), "is down"),
-        (Box::new(|o| o.ifb.as_mut().unwrap().link.alias = None), "alias"),
+        (
+            Box::new(|o| o.ifb.as_mut().unwrap().link.alias = Some("cni-bandwidth net c2 eth0".into())),
+            "alias",
+        ),
         (
             Box::new(|o| o.ifb.as_mut().unwrap().qdiscs.clear()),
             "bwpx has no root tbf",
@@ -692,7 +701,11 @@ fn check_names_each_mismatch() {
             "no filter redirecting",
         ),
         (
-            Box::new(|o| host_mut(o).ingress_filters = vec![filter(U32_FIRST, vec![IFB, IFB])]),
+            Box::new(|o| host_mut(o).ingress_filters = vec![filter(U32_FIRST, vec![IFB, 42])]),
+            "want one redirect to bwpx",
+        ),
+        (
+            Box::new(|o| host_mut(o).ingress_filters = vec![filter(U32_FIRST, vec![IFB, IFB, IFB])]),
             "want one redirect to bwpx",
         ),
         (
@@ -707,6 +720,82 @@ fn check_names_each_mismatch() {
         assert_eq!(e.code, Code::CheckFailed);
         assert!(e.msg.contains(want), "want {want:?} in {:?}", e.msg);
     }
+}
+
+/// Issue 20 item 11: a pod the reference made before an in-place upgrade
+/// passes CHECK (no alias, two mirred actions, its TBF to the wrapped
+/// number, containerd's burst included), and ADD converges it to ours.
+#[test]
+fn check_accepts_the_references_exact_shape_and_add_converges_it() {
+    for (rate_bits, burst_bits) in [(20_000_000, 2_000_000), (10_000_000, 4_294_967_295)] {
+        let l = Limit {
+            rate_bits,
+            burst_bits,
+        };
+        let lim = Limits {
+            ingress: Some(l),
+            egress: Some(l),
+            ..Limits::default()
+        };
+        let theirs = crate::tbf::reference_tbf(l, P);
+        let mut r = done(&lim);
+        *root_tbf(&mut r) = theirs;
+        r.ifb.as_mut().unwrap().link.alias = None;
+        r.ifb.as_mut().unwrap().qdiscs[0].tbf = Some(theirs);
+        host_mut(&mut r).ingress_filters = vec![filter(U32_FIRST, vec![IFB, IFB])];
+        check(&lim, &owner(), "bwpx", &r, P).unwrap();
+        // With an empty alias too, as the kernel may show it.
+        r.ifb.as_mut().unwrap().link.alias = Some(String::new());
+        check(&lim, &owner(), "bwpx", &r, P).unwrap();
+        let ours = tbf(&lim, true);
+        assert_ne!(ours.limit, theirs.limit, "{rate_bits} {burst_bits}");
+        let changes = add(&lim, &r).unwrap().changes();
+        for dev in [Device::HostVeth, Device::Ifb] {
+            assert!(
+                changes.contains(&Change::ChangeTbf { dev, tbf: ours }),
+                "{changes:?}"
+            );
+        }
+        assert!(changes.contains(&Change::SetIfbAlias {
+            alias: owner().alias()
+        }));
+        assert!(changes.contains(&Change::ReplaceRedirect {
+            priority: 1,
+            handle: U32_FIRST
+        }));
+        // Our earlier releases' queue (the reference's limit on our bucket).
+        let mut old = done(&lim);
+        let earlier = crate::tbf::bucket("x", l, 1514, P, None).unwrap().tbf;
+        *root_tbf(&mut old) = earlier;
+        check(&lim, &owner(), "bwpx", &old, P).unwrap();
+        // Anything else still fails, naming what ADD installs.
+        *root_tbf(&mut old) = Tbf {
+            limit: ours.limit + 1,
+            ..ours
+        };
+        let e = check(&lim, &owner(), "bwpx", &old, P).unwrap_err();
+        assert!(
+            e.msg
+                .contains(&format!("limit (B) {}, want {}", ours.limit + 1, ours.limit)),
+            "{}",
+            e.msg
+        );
+    }
+    // With queue "reference", ADD installs (and CHECK wants) the reference's
+    // queue limit.
+    let l = Limit {
+        rate_bits: 10_000_000,
+        burst_bits: 4_294_967_295,
+    };
+    let lim = Limits {
+        ingress: Some(l),
+        queue: crate::config::Queue::Reference,
+        ..Limits::default()
+    };
+    let Change::AddTbf { tbf: got, .. } = add(&lim, &fresh()).unwrap().changes()[0] else {
+        panic!()
+    };
+    assert_eq!(got.limit, 31_250 + 343_597_383);
 }
 
 #[test]
@@ -899,4 +988,39 @@ fn check_wants_our_fq_codel_where_the_kernel_has_it() {
         .unwrap();
     q.handle = 0x20_0000;
     assert!(check(&lim, &owner(), "bwpx", &o, P).is_err());
+}
+
+#[test]
+fn queue_bounded_or_reference_keeps_the_fifo_where_fq_codel_is() {
+    for queue in [crate::config::Queue::Bounded, crate::config::Queue::Reference] {
+        let lim = Limits { queue, ..both() };
+        let mut o = fresh();
+        o.fq_codel = true;
+        let plan = add(&lim, &o).unwrap().changes();
+        assert!(
+            !plan.iter().any(|c| matches!(c, Change::SetQueue { .. })),
+            "{queue:?}: {plan:?}"
+        );
+        // Ours from an earlier ADD with queue auto makes way for the FIFO.
+        let mut o = done_aqm(&both());
+        o.fq_codel = true;
+        let plan = add(&lim, &o).unwrap().changes();
+        assert!(
+            plan.iter().any(|c| matches!(
+                c,
+                Change::SetQueue {
+                    queue: ChildQueue::Bfifo(_),
+                    ..
+                }
+            )),
+            "{queue:?}: {plan:?}"
+        );
+        check(&lim, &owner(), "bwpx", &fresh_done(&lim), P).unwrap();
+    }
+}
+
+fn fresh_done(lim: &Limits) -> Snapshot {
+    let mut o = done(lim);
+    o.fq_codel = true;
+    o
 }
