@@ -35,8 +35,7 @@ pub fn plan_add(
         )?;
         set_queue(
             Device::HostVeth,
-            aqm(limits, snap),
-            !snap.fq_codel,
+            choice(limits, snap),
             &want.tbf,
             host.root(),
             &host.qdiscs,
@@ -54,8 +53,7 @@ pub fn plan_add(
     explain(&want, "egress", ifb_name, l);
     egress(
         want.tbf,
-        aqm(limits, snap),
-        !snap.fq_codel,
+        choice(limits, snap),
         owner,
         host,
         ifb,
@@ -170,7 +168,18 @@ fn set_tbf(
 /// The fq_codel to put under each TBF, if any: with `queue: auto` (the
 /// default) where the kernel has it.
 pub(crate) fn aqm(limits: &Limits, snap: &Snapshot) -> Option<FqCodel> {
-    (limits.queue == Queue::Auto && snap.fq_codel).then_some(FQ_CODEL)
+    choice(limits, snap).ok()
+}
+
+/// fq_codel, or why the TBF keeps its own FIFO.
+fn choice(limits: &Limits, snap: &Snapshot) -> Result<FqCodel, &'static str> {
+    if limits.queue != Queue::Auto {
+        Err("as the queue field asks")
+    } else if !snap.fq_codel {
+        Err("no fq_codel in this kernel")
+    } else {
+        Ok(FQ_CODEL)
+    }
 }
 
 /// The queue under our TBF (`root` as it was before the plan): fq_codel
@@ -179,8 +188,7 @@ pub(crate) fn aqm(limits: &Limits, snap: &Snapshot) -> Option<FqCodel> {
 /// that was there, the queue that was there comes back.
 fn set_queue(
     dev: Device,
-    aqm: Option<FqCodel>,
-    fq_codel_absent: bool,
+    aqm: Result<FqCodel, &'static str>,
     want: &Tbf,
     root: Root<'_>,
     qdiscs: &[Qdisc],
@@ -193,8 +201,8 @@ fn set_queue(
     };
     let fifo = ChildQueue::Bfifo(want.limit);
     match (aqm, have) {
-        (Some(f), Some(h)) if same_fq_codel(&h, &f) => {}
-        (Some(f), _) => {
+        (Ok(f), Some(h)) if same_fq_codel(&h, &f) => {}
+        (Ok(f), _) => {
             log::info!(
                 "{name}: fq_codel under the tbf (target {} us): queueing delay stays near the target",
                 f.target_us
@@ -212,16 +220,8 @@ fn set_queue(
                 undo.map(|queue| Change::SetQueue { dev, queue }),
             ));
         }
-        (None, have) => {
-            log::info!(
-                "{name}: the tbf's own fifo of {} B ({})",
-                want.limit,
-                if fq_codel_absent {
-                    "no fq_codel in this kernel"
-                } else {
-                    "as the queue field asks"
-                }
-            );
+        (Err(why), have) => {
+            log::info!("{name}: the tbf's own fifo of {} B ({})", want.limit, why);
             if let Some(h) = have {
                 steps.push(Step::new(
                     Change::SetQueue { dev, queue: fifo },
@@ -237,11 +237,9 @@ fn set_queue(
 
 /// The egress half of ADD: the ifb first and shaped, then the redirect, so
 /// traffic never reaches an unshaped or missing ifb.
-#[allow(clippy::too_many_arguments)]
 fn egress(
     want: Tbf,
-    aqm: Option<FqCodel>,
-    fq_codel_absent: bool,
+    aqm: Result<FqCodel, &'static str>,
     owner: &Owner,
     host: &HostSide,
     ifb: Option<&IfbSide>,
@@ -252,16 +250,7 @@ fn egress(
     let root = ifb.map_or(Root::Default, IfbSide::root);
     set_tbf(Device::Ifb, want, root, ifb_name, ifb.is_none(), steps)?;
     let qdiscs = ifb.map_or(&[][..], |i| i.qdiscs.as_slice());
-    set_queue(
-        Device::Ifb,
-        aqm,
-        fq_codel_absent,
-        &want,
-        root,
-        qdiscs,
-        ifb_name,
-        steps,
-    );
+    set_queue(Device::Ifb, aqm, &want, root, qdiscs, ifb_name, steps);
     redirect(host, ifb.map(|i| i.link.index), steps);
     Ok(())
 }
