@@ -9,6 +9,23 @@ use serde_json::{Map, Value};
 
 use super::ns::Ns;
 
+/// A tbf without its queue limit (and the latency tc derives from it):
+/// bandwidth's bounded queue differs from the reference's by design
+/// (`queue` in docs/bandwidth.md); the cases check the limit themselves.
+fn without_queue_limit(q: &str) -> String {
+    let Ok(mut v) = serde_json::from_str::<Value>(q) else {
+        return q.to_string();
+    };
+    if v.get("kind").and_then(Value::as_str) != Some("tbf") {
+        return q.to_string();
+    }
+    if let Some(o) = v.get_mut("options").and_then(Value::as_object_mut) {
+        o.remove("limit");
+        o.remove("lat");
+    }
+    v.to_string()
+}
+
 /// One namespace's rules, routes, links, qdiscs and ingress filters, each
 /// rendered as a sorted set of compact JSON lines.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -139,8 +156,9 @@ impl State {
 
     /// The state as the reference would leave it, without the differences
     /// that are meant: sbr marks the rules and routes it makes with
-    /// protocol 83 (the reference's have none, or boot), and bandwidth puts
-    /// fq_codel `10:` under its TBF where the kernel has it (issue 19).
+    /// protocol 83 (the reference's have none, or boot), bandwidth's tbf
+    /// queues are bounded, and it puts fq_codel `10:` under its TBF where
+    /// the kernel has it (issue 19).
     pub fn without_marks(&self) -> State {
         let strip = |set: &BTreeSet<String>| -> BTreeSet<String> {
             set.iter()
@@ -154,7 +172,12 @@ impl State {
         State {
             rules: strip(&self.rules),
             routes: strip(&self.routes),
-            qdiscs: self.qdiscs.iter().filter(|q| !aqm(q)).cloned().collect(),
+            qdiscs: self
+                .qdiscs
+                .iter()
+                .filter(|q| !aqm(q))
+                .map(|q| without_queue_limit(q))
+                .collect(),
             ..self.clone()
         }
     }
@@ -289,5 +312,22 @@ pub fn text(v: &Value, key: &str) -> String {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => String::new(),
         Some(other) => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_tbfs_queue_limit_is_left_out() {
+        let tbf = r#"{"dev":"vh0","kind":"tbf","handle":"1:","root":true,"options":{"rate":125000,"burst":12500,"lat":25000,"limit":15625}}"#;
+        let got: Value = serde_json::from_str(&without_queue_limit(tbf)).unwrap_or_default();
+        assert_eq!(
+            got["options"],
+            serde_json::json!({"rate": 125000, "burst": 12500})
+        );
+        let other = r#"{"dev":"vh0","kind":"bfifo","options":{"limit":15625}}"#;
+        assert_eq!(without_queue_limit(other), other);
     }
 }
