@@ -18,7 +18,7 @@ use cni_core::{CniError, CniResult, Interface, NetResult, Plugin, Request};
 use nl_ops::Socket;
 
 use crate::apply::Kernel;
-use crate::config::Limits;
+use crate::config::{Limits, Queue};
 use crate::ifb::Owner;
 use crate::tbf::Psched;
 
@@ -73,7 +73,7 @@ struct Attachment {
 impl Attachment {
     /// Under the attachment's lock: ADD and CHECK never see a half-done
     /// ADD or DEL (CHECK would read it as drift).
-    fn observe(req: &Request, prev: &NetResult) -> CniResult<Attachment> {
+    fn observe(req: &Request, prev: &NetResult, limits: &Limits) -> CniResult<Attachment> {
         // The ifb's alias names the network: the dispatcher has refused a
         // name outside the spec's rule (no space), so the alias parses back.
         let owner = owner(req);
@@ -82,7 +82,8 @@ impl Attachment {
         let mut sock = Socket::new()?;
         let veth = snapshot::host_veth(&mut sock, netns(req)?, &req.ifname, prev)?;
         let mut snap = snapshot::observe(&mut sock, Some(veth), &ifb_name)?;
-        snap.fq_codel = status::has_fq_codel();
+        // Probed only where it can matter: with queue auto, the default.
+        snap.fq_codel = limits.queue == Queue::Auto && status::has_fq_codel();
         Ok(Attachment {
             owner,
             ifb_name,
@@ -115,7 +116,7 @@ impl Plugin for Bandwidth {
             _lock,
             sock,
             snap,
-        } = Attachment::observe(req, prev)?;
+        } = Attachment::observe(req, prev, &limits)?;
         let plan = plan::plan_add(&limits, &owner, &ifb_name, &snap, Psched::read())?;
         let mut kernel = Kernel::new(sock);
         kernel.apply(&plan)?;
@@ -167,7 +168,7 @@ impl Plugin for Bandwidth {
         if limits.is_empty() {
             return Ok(());
         }
-        let a = Attachment::observe(req, prev)?;
+        let a = Attachment::observe(req, prev, &limits)?;
         plan::check(&limits, &a.owner, &a.ifb_name, &a.snap, Psched::read())
     }
 
