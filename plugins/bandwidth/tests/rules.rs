@@ -36,11 +36,16 @@ fn add_shapes_both_directions() {
 
     // Ingress: TBF at the root of the host veth, 10 Mbit/s = 1.25 MB/s.
     assert_eq!(root_tbf(&host, &a.veth), Some((1_250_000, 125_000)));
-    let veth_tbf = qdiscs(&host, &a.veth)
+    // The bounded queue: a bucket of 125000 B passes whole GSO packets,
+    // so the queue holds one (72 KiB), more than 25 ms of rate (31250 B).
+    let raw = host.tc_json(&["-raw", "qdisc", "show", "dev", &a.veth]);
+    let veth_tbf = raw
+        .as_array()
         .into_iter()
+        .flatten()
         .find(|q| q["kind"] == "tbf")
         .unwrap();
-    assert_eq!(veth_tbf["options"]["lat"], 25000, "{veth_tbf}");
+    assert_eq!(veth_tbf["options"]["limit"], 73728, "{veth_tbf}");
 
     // Egress: ingress qdisc + one u32 filter, one stolen redirect to the ifb.
     assert!(has_ingress_qdisc(&host, &a.veth));
@@ -139,6 +144,8 @@ fn no_limits_passes_prev_result_through() {
     a.run(&host, "CHECK", &a.conf(NET, json!({}))).assert_ok();
 }
 
+/// With `queue: "reference"` tc shows the reference's numbers: rate,
+/// bucket and the latency derived from its queue limit (issue 19 item 3).
 #[test]
 fn matches_reference_tc_values() {
     if !root_or_skip("reference") || !path_or_skip("reference", REFERENCE) {
@@ -158,7 +165,11 @@ fn matches_reference_tc_values() {
         let ours = Attachment::new(&host, "refours", 2 * i);
         let theirs = Attachment::new(&host, "reftheirs", 2 * i + 1);
         let l = limits((rate, burst), (rate, burst));
-        ours.run(&host, "ADD", &ours.conf(NET, l.clone())).assert_ok();
+        // The reference's queue asked for: every number the reference's.
+        let mut queue_reference = l.clone();
+        queue_reference["queue"] = json!("reference");
+        ours.run(&host, "ADD", &ours.conf(NET, queue_reference))
+            .assert_ok();
         cni(
             REFERENCE,
             &host,
@@ -326,7 +337,7 @@ fn check_verifies_everything() {
             Box::new(|h, a, _| {
                 h.exec(&[
                     "tc", "qdisc", "replace", "dev", &a.veth, "root", "tbf", "rate", "10mbit", "burst",
-                    "200000", "limit", "156250",
+                    "200000", "limit", "73728",
                 ]);
             }),
             "buffer",

@@ -351,7 +351,15 @@ pub(crate) fn direction_bucket(
 ) -> CniResult<Bucket> {
     let frame = host.veth.mtu + ETH_HLEN;
     let b = bucket(name, l, frame, psched, limits.max_burst_ms)?;
-    Ok(b.queued(limits.queue.discipline(), frame))
+    let discipline = limits.queue.discipline();
+    let b = b.queued(discipline, frame);
+    log::info!(
+        "{name} queue: {discipline:?} (config {:?}), a fifo of {} bytes behind a bucket of {} bytes",
+        limits.queue,
+        b.tbf.limit,
+        b.burst
+    );
+    Ok(b)
 }
 
 /// The TBFs CHECK accepts for one direction: the one ADD installs first,
