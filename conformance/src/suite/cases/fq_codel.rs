@@ -87,10 +87,12 @@ fn beside_a_bulk_flow(ctx: &Ctx) -> CaseResult {
         )
     })?;
     ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
-    let left = p.host.tc(&["qdisc", "show", "dev", "vh0"])?;
-    ensure(!left.contains("fq_codel") && !left.contains("tbf"), || {
-        format!("DEL left on vh0: {left}")
-    })
+    // The ifb goes, and its TBF and fq_codel with it.
+    let left = p.host.tc(&["qdisc", "show"])?;
+    ensure(
+        !left.contains("fq_codel") && !left.contains("tbf") && p.host.ip(&["link", "show", &ifb]).is_err(),
+        || format!("DEL left {ifb} or its qdiscs: {left}"),
+    )
 }
 
 fn percentile(v: &[Duration], pct: usize) -> Duration {
