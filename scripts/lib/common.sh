@@ -20,7 +20,8 @@ REFERENCE_DIR="${REFERENCE_DIR:-/usr/lib/cni}"
 
 # Everything an operator script may need, as Debian packages.
 ALL_PACKAGES=(iproute2 containernetworking-plugins iperf3 iputils-ping podman runc containerd protobuf-compiler
-  busybox-static buildah file time shellcheck python3 qemu-user-static qemu-system-arm)
+  busybox-static buildah file time shellcheck python3 qemu-user-static qemu-system-arm
+  qemu-system-x86)
 
 if [[ -t 1 ]]; then
   C_BOLD=$'\e[1m' C_GREEN=$'\e[32m' C_RED=$'\e[31m' C_DIM=$'\e[2m' C_OFF=$'\e[0m'

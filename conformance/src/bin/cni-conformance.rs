@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cni_core::testutil;
-use conformance::suite::{cases, ns, Ctx, Failure, RefStates};
+use conformance::suite::{cases, ns, Case, Ctx, Failure, RefStates};
 
 const USAGE: &str = "usage: cni-conformance --plugins DIR [--plugins DIR ...] [options]
 
@@ -21,6 +21,9 @@ options:
                       (default /usr/lib/cni when it exists)
   --no-reference      no reference: differential cases skip (nothing to compare)
   --filter TEXT       only cases whose group or name contains TEXT (repeat: any)
+  --needs-any         also (or, without --filter, only) the cases that need a
+                      kernel feature (see --list)
+  --exclude GROUP     leave out the cases of GROUP, e.g. podman (repeat)
   --cni-run PATH      the cni-run binary (default: next to this one)
   --timeout SECONDS   per plugin call (default 30)
   --list              list the cases and exit
@@ -32,6 +35,8 @@ struct Opts {
     dirs: Vec<PathBuf>,
     reference: Option<PathBuf>,
     filters: Vec<String>,
+    needs_any: bool,
+    excludes: Vec<String>,
     cni_run: Option<PathBuf>,
     timeout: Duration,
     list: bool,
@@ -44,6 +49,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         dirs: Vec::new(),
         reference: Some(PathBuf::from("/usr/lib/cni")).filter(|p| p.join("sbr").exists()),
         filters: Vec::new(),
+        needs_any: false,
+        excludes: Vec::new(),
         cni_run: None,
         timeout: Duration::from_secs(30),
         list: false,
@@ -58,6 +65,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--reference" => o.reference = Some(val()?.into()),
             "--no-reference" => o.reference = None,
             "--filter" => o.filters.push(val()?),
+            "--needs-any" => o.needs_any = true,
+            "--exclude" => o.excludes.push(val()?),
             "--cni-run" => o.cni_run = Some(val()?.into()),
             "--timeout" => {
                 let v = val()?;
@@ -94,6 +103,15 @@ fn cell(r: &Result<(), Failure>) -> &'static str {
     }
 }
 
+/// Whether `--filter`, `--needs-any` and `--exclude` select the case.
+fn selected(opts: &Opts, c: &Case) -> bool {
+    let has = |t: &String| c.group.contains(t.as_str()) || c.name.contains(t.as_str());
+    let chosen = (opts.filters.is_empty() && !opts.needs_any)
+        || opts.filters.iter().any(has)
+        || (opts.needs_any && !c.needs.is_empty());
+    chosen && !opts.excludes.iter().any(|g| c.group == g.as_str())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opts = match parse(&args) {
@@ -107,16 +125,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let all: Vec<_> = cases::all()
-        .into_iter()
-        .filter(|c| {
-            opts.filters.is_empty()
-                || opts
-                    .filters
-                    .iter()
-                    .any(|f| c.group.contains(f.as_str()) || c.name.contains(f.as_str()))
-        })
-        .collect();
+    let all: Vec<_> = cases::all().into_iter().filter(|c| selected(&opts, c)).collect();
     if opts.list {
         for c in &all {
             let needs = if c.needs.is_empty() {
@@ -282,5 +291,35 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Opts {
+        let v: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+        parse(&v).expect("parses")
+    }
+
+    #[test]
+    fn needs_any_adds_the_cases_that_need_a_feature() {
+        let plain = Case::new("sbr", "single IPv4 address", |_| Ok(()));
+        let other = Case::new("sbr", "two addresses", |_| Ok(()));
+        let vrf = Case::new("sbr", "vrf mode", |_| Ok(())).needs(&["vrf"]);
+        let group = args(&["--plugins", "d", "--filter", "single", "--needs-any"]);
+        assert!(selected(&group, &plain));
+        assert!(!selected(&group, &other));
+        assert!(selected(&group, &vrf));
+        let only = args(&["--plugins", "d", "--needs-any"]);
+        assert!(!selected(&only, &plain));
+        assert!(selected(&only, &vrf));
+        // A group, not a word of a name: "containerd's burst" stays.
+        let burst = Case::new("acceptance", "containerd's burst", |_| Ok(()));
+        let ctrd = Case::new("containerd", "pod with 1M", |_| Ok(()));
+        let all = args(&["--plugins", "d", "--exclude", "containerd"]);
+        assert!(selected(&all, &plain) && selected(&all, &vrf) && selected(&all, &burst));
+        assert!(!selected(&all, &ctrd));
     }
 }

@@ -154,11 +154,12 @@ impl State {
         Ok(st)
     }
 
-    /// The state as the reference would leave it: sbr marks the rules and
-    /// routes it makes with protocol 83 (the reference's have none, or
-    /// boot), puts a marker (a throw route, protocol 83) beside each
-    /// route it moves, and bandwidth's tbf queues are bounded: the
-    /// differences that are meant.
+    /// The state as the reference would leave it, without the differences
+    /// that are meant: sbr marks the rules and routes it makes with
+    /// protocol 83 (the reference's have none, or boot) and puts a marker (a
+    /// throw route, protocol 83) beside each route it moves; bandwidth's tbf
+    /// queues are bounded, and it puts fq_codel `10:` under its TBF where
+    /// the kernel has it (issue 19).
     pub fn without_marks(&self) -> State {
         let strip = |set: &BTreeSet<String>| -> BTreeSet<String> {
             set.iter()
@@ -166,10 +167,19 @@ impl State {
                 .map(|x| x.replace(",\"protocol\":\"83\"", ""))
                 .collect()
         };
+        let aqm = |q: &String| {
+            serde_json::from_str::<Value>(q)
+                .is_ok_and(|v| v["kind"] == "fq_codel" && v["handle"] == "10:" && v["parent"] == "1:1")
+        };
         State {
             rules: strip(&self.rules),
             routes: strip(&self.routes),
-            qdiscs: self.qdiscs.iter().map(|q| without_queue_limit(q)).collect(),
+            qdiscs: self
+                .qdiscs
+                .iter()
+                .filter(|q| !aqm(q))
+                .map(|q| without_queue_limit(q))
+                .collect(),
             ..self.clone()
         }
     }

@@ -1,9 +1,10 @@
-//! Qdiscs: ingress and TBF. TBF options are built and decoded by hand, in
-//! the kernel's own units: what the bucket is in bytes is the plugin's call.
+//! Qdiscs: ingress, TBF and the queue under a TBF's class (fq_codel or a
+//! byte FIFO). Options are built and decoded by hand, in the kernel's own
+//! units: what the bucket is in bytes is the plugin's call.
 
 use std::sync::OnceLock;
 
-use netlink_packet_core::{DefaultNla, NLA_F_NESTED, NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{DefaultNla, NLA_F_NESTED, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -33,6 +34,27 @@ pub struct Tbf {
     pub burst: Option<u32>,
 }
 
+/// fq_codel's numbers (`TCA_FQ_CODEL_*`), those a plugin sets and checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FqCodel {
+    /// Packets queued at most, over all flows.
+    pub limit: u32,
+    /// The sojourn time CoDel keeps the queue at, in microseconds.
+    pub target_us: u32,
+    /// CoDel's interval, in microseconds.
+    pub interval_us: u32,
+    /// Mark ECN-capable packets instead of dropping them.
+    pub ecn: bool,
+}
+
+/// What a TBF's class queues its packets in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildQueue {
+    FqCodel(FqCodel),
+    /// A byte FIFO of this many bytes (what a TBF makes by itself).
+    Bfifo(u32),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Qdisc {
     pub index: u32,
@@ -44,7 +66,16 @@ pub struct Qdisc {
     /// The shared filter block of an ingress or clsact qdisc
     /// (TCA_INGRESS_BLOCK); `None` when its filters are its link's own.
     pub ingress_block: Option<u32>,
+    /// Decoded options when `kind` is "fq_codel".
+    pub fq_codel: Option<FqCodel>,
 }
+
+const TCA_FQ_CODEL_TARGET: u16 = 1;
+const TCA_FQ_CODEL_LIMIT: u16 = 2;
+const TCA_FQ_CODEL_INTERVAL: u16 = 3;
+const TCA_FQ_CODEL_ECN: u16 = 4;
+/// `struct tc_fifo_qopt`: the limit alone.
+const TC_FIFO_QOPT_LEN: usize = 4;
 
 const TCA_KIND: u16 = 1;
 const TCA_OPTIONS: u16 = 2;
@@ -157,6 +188,60 @@ impl Tbf {
     }
 }
 
+impl FqCodel {
+    fn options(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32);
+        raw::put(&mut out, TCA_FQ_CODEL_TARGET, &self.target_us.to_ne_bytes());
+        raw::put(&mut out, TCA_FQ_CODEL_LIMIT, &self.limit.to_ne_bytes());
+        raw::put(&mut out, TCA_FQ_CODEL_INTERVAL, &self.interval_us.to_ne_bytes());
+        raw::put(&mut out, TCA_FQ_CODEL_ECN, &u32::from(self.ecn).to_ne_bytes());
+        out
+    }
+
+    /// The kernel keeps times in its CoDel units (1024 ns): a target of
+    /// 5000 us dumps as 4999.
+    fn decode(options: &[u8]) -> FqCodel {
+        let mut f = FqCodel {
+            limit: 0,
+            target_us: 0,
+            interval_us: 0,
+            ecn: false,
+        };
+        for (k, v) in raw::attrs(options) {
+            match k {
+                TCA_FQ_CODEL_TARGET => f.target_us = raw::u32_at(v, 0),
+                TCA_FQ_CODEL_LIMIT => f.limit = raw::u32_at(v, 0),
+                TCA_FQ_CODEL_INTERVAL => f.interval_us = raw::u32_at(v, 0),
+                TCA_FQ_CODEL_ECN => f.ecn = raw::u32_at(v, 0) != 0,
+                _ => {}
+            }
+        }
+        f
+    }
+}
+
+impl ChildQueue {
+    fn kind(&self) -> &'static str {
+        match self {
+            ChildQueue::FqCodel(_) => "fq_codel",
+            ChildQueue::Bfifo(_) => "bfifo",
+        }
+    }
+
+    /// The options as a nested attribute wants them: fq_codel's are
+    /// attributes, a FIFO's a bare struct.
+    fn options(&self) -> (u16, Vec<u8>) {
+        match self {
+            ChildQueue::FqCodel(f) => (TCA_OPTIONS | NLA_F_NESTED, f.options()),
+            ChildQueue::Bfifo(limit) => {
+                let mut v = vec![0u8; TC_FIFO_QOPT_LEN];
+                v.copy_from_slice(&limit.to_ne_bytes());
+                (TCA_OPTIONS, v)
+            }
+        }
+    }
+}
+
 impl Qdisc {
     pub(crate) fn from_raw(m: &RawMsg) -> Option<Qdisc> {
         let p = &m.payload;
@@ -170,6 +255,7 @@ impl Qdisc {
             kind: String::new(),
             tbf: None,
             ingress_block: None,
+            fq_codel: None,
         };
         let mut options: &[u8] = &[];
         for (k, v) in raw::attrs(&p[TCMSG_LEN..]) {
@@ -182,8 +268,10 @@ impl Qdisc {
                 _ => {}
             }
         }
-        if q.kind == "tbf" {
-            q.tbf = Tbf::decode(options);
+        match q.kind.as_str() {
+            "tbf" => q.tbf = Tbf::decode(options),
+            "fq_codel" => q.fq_codel = Some(FqCodel::decode(options)),
+            _ => {}
         }
         Some(q)
     }
@@ -236,6 +324,51 @@ impl Socket {
             );
         }
         Ok(out)
+    }
+
+    /// The qdisc holding the packets of class `class` (e.g. a TBF's `1:1`),
+    /// as a get shows it. `None` when there is no such class, or it holds
+    /// the queue its qdisc made by itself (hidden, as from a dump).
+    pub fn leaf_qdisc(&mut self, index: u32, class: u32) -> Result<Option<Qdisc>> {
+        let m = tc_message(index, 0, class)?;
+        let op = || format!("get the qdisc of class {} on link {index}", Handle(class));
+        let msgs = match self.get_echo(RouteNetlinkMessage::GetQueueDiscipline(m), &op) {
+            Ok(msgs) => msgs,
+            Err(e) if e.is_not_found() || e.is_invalid() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(msgs
+            .iter()
+            .filter(|m| m.kind == RTM_NEWQDISC)
+            .filter_map(Qdisc::from_raw)
+            .find(|q| q.index == index))
+    }
+
+    /// Puts `queue` under class `class` in place of what is there (the
+    /// kernel frees that). `handle` 0 lets the kernel choose one.
+    pub fn graft_queue(&mut self, index: u32, class: u32, handle: u32, queue: &ChildQueue) -> Result<()> {
+        let mut m = tc_message(index, handle, class)?;
+        m.attributes.push(TcAttribute::Kind(queue.kind().to_string()));
+        let (kind, options) = queue.options();
+        m.attributes
+            .push(TcAttribute::Other(DefaultNla::new(kind, options)));
+        self.change(
+            RouteNetlinkMessage::NewQueueDiscipline(m),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            &|| {
+                let what = match queue {
+                    ChildQueue::FqCodel(f) => format!(
+                        "fq_codel {} (limit {} packets, target {} us, interval {} us)",
+                        Handle(handle),
+                        f.limit,
+                        f.target_us,
+                        f.interval_us
+                    ),
+                    ChildQueue::Bfifo(limit) => format!("bfifo (limit {limit} B)"),
+                };
+                format!("put {what} under class {} of link {index}", Handle(class))
+            },
+        )
     }
 
     /// Adds a root TBF with `handle`; refused with "file exists" when the
@@ -413,6 +546,21 @@ mod tests {
         assert_eq!((a[1].0, raw::u32_at(a[1].1, 0)), (TCA_TBF_BURST, 526));
         // The kernel never dumps it back.
         assert_eq!(Tbf::decode(&o), Some(Tbf { burst: None, ..t }));
+    }
+
+    #[test]
+    fn fq_codel_options_round_trip() {
+        let f = FqCodel {
+            limit: 1000,
+            target_us: 5000,
+            interval_us: 100_000,
+            ecn: true,
+        };
+        let o = f.options();
+        assert_eq!(raw::attrs(&o).count(), 4);
+        assert_eq!(FqCodel::decode(&o), f);
+        let (kind, b) = ChildQueue::Bfifo(3000).options();
+        assert_eq!((kind, raw::u32_at(&b, 0), b.len()), (TCA_OPTIONS, 3000, 4));
     }
 
     #[test]

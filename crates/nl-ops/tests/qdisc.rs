@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! Qdiscs against `tc -j qdisc`, each test in its own namespace.
 
-use nl_ops::qdisc::{Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
+use nl_ops::qdisc::{ChildQueue, FqCodel, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
 use nl_ops::testutil::{root_or_skip, TestNs};
 
 const H1: u32 = 0x1_0000;
@@ -277,4 +277,80 @@ fn qdisc_errors_name_the_link() {
     let e = s.add_ingress_qdisc(9999).unwrap_err();
     assert!(e.is_not_found(), "{e}");
     assert_eq!(e.to_string(), "add ingress qdisc to link 9999: no such device");
+}
+
+/// The queue under a TBF's class: the kernel's FIFO at first, a bfifo of
+/// ours in its place, and fq_codel where the kernel has it (this machine's
+/// may not: then the graft fails and the FIFO stays; scripts/test-vm runs
+/// the fq_codel side on a kernel that has it).
+#[test]
+fn queue_under_a_tbf_is_read_and_replaced() {
+    if !root_or_skip("queue_under_a_tbf_is_read_and_replaced") {
+        return;
+    }
+    let ns = TestNs::new("tbf-leaf");
+    ns.veth("v0", "v1", None);
+    let idx = ns.ifindex("v0");
+    let mut s = ns.socket();
+    let class = H1 | 1;
+    assert_eq!(s.leaf_qdisc(idx, class).unwrap(), None, "no tbf, no class");
+    let tbf = Tbf {
+        rate: 125_000,
+        buffer: 1_250_000,
+        limit: 13_125,
+        burst: None,
+    };
+    s.add_root_tbf(idx, H1, &tbf).unwrap();
+    // The TBF's own FIFO is hidden: no qdisc to show.
+    assert_eq!(s.leaf_qdisc(idx, class).unwrap(), None);
+
+    s.graft_queue(idx, class, 0, &ChildQueue::Bfifo(3_000)).unwrap();
+    let fifo = s.leaf_qdisc(idx, class).unwrap().unwrap();
+    assert_eq!((fifo.kind.as_str(), fifo.parent), ("bfifo", class), "{fifo:?}");
+    assert_ne!(fifo.handle, 0, "a visible qdisc of its own");
+    let shown = ns.tc_json(&["qdisc", "show", "dev", "v0"]);
+    assert!(
+        shown
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["kind"] == "bfifo" && q["options"]["limit"] == 3_000),
+        "{shown}"
+    );
+
+    let f = FqCodel {
+        limit: 1_000,
+        target_us: 5_000,
+        interval_us: 100_000,
+        ecn: true,
+    };
+    let grafted = s.graft_queue(idx, class, 0x10_0000, &ChildQueue::FqCodel(f));
+    let leaf = s.leaf_qdisc(idx, class).unwrap().unwrap();
+    if std::path::Path::new("/sys/module/sch_fq_codel").exists() {
+        grafted.unwrap();
+        assert_eq!(
+            (leaf.kind.as_str(), leaf.handle),
+            ("fq_codel", 0x10_0000),
+            "{leaf:?}"
+        );
+        let got = leaf.fq_codel.unwrap();
+        assert_eq!((got.limit, got.ecn), (1_000, true));
+        assert!(
+            got.target_us.abs_diff(5_000) <= 1 && got.interval_us.abs_diff(100_000) <= 1,
+            "{got:?}"
+        );
+        // Back to a FIFO by kind: the kernel picks the handle.
+        s.graft_queue(idx, class, 0, &ChildQueue::Bfifo(3_000)).unwrap();
+        assert_eq!(s.leaf_qdisc(idx, class).unwrap().unwrap().kind, "bfifo");
+    } else {
+        let e = grafted.unwrap_err().to_string();
+        assert!(e.contains("fq_codel 10:") && e.contains("class 1:1"), "{e}");
+        assert_eq!(leaf, fifo, "a failed graft leaves the queue there");
+    }
+    // The TBF takes its queue with it.
+    // A change of the TBF's numbers keeps the queue under it.
+    s.change_root_tbf(idx, H1, &Tbf { limit: 20_000, ..tbf }).unwrap();
+    assert_eq!(s.leaf_qdisc(idx, class).unwrap().unwrap().kind, leaf.kind);
+    assert!(s.delete_root_qdisc(idx, H1).unwrap());
+    assert_eq!(s.leaf_qdisc(idx, class).unwrap(), None);
 }

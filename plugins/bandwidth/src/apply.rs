@@ -6,9 +6,9 @@ use nl_ops::link::Link;
 use nl_ops::Socket;
 
 use nl_ops::filter::ETH_P_ALL;
-use nl_ops::qdisc::INGRESS_HANDLE;
+use nl_ops::qdisc::{ChildQueue, INGRESS_HANDLE};
 
-use crate::plan::{Change, Device, Devices, Mark, Plan};
+use crate::plan::{Change, Device, Devices, Mark, Plan, FQ_CODEL_HANDLE, QUEUE_CLASS};
 use crate::tbf::TBF_HANDLE;
 
 /// The host namespace's socket and what a plan learns while it runs.
@@ -102,6 +102,14 @@ fn apply(change: &Change, k: &mut Kernel, d: &Devices) -> nl_ops::Result<()> {
         Change::ChangeTbf { dev, tbf } => {
             let i = k.dev(*dev, d)?;
             k.sock.change_root_tbf(i, TBF_HANDLE, tbf)
+        }
+        Change::SetQueue { dev, queue } => {
+            let i = k.dev(*dev, d)?;
+            let handle = match queue {
+                ChildQueue::FqCodel(_) => FQ_CODEL_HANDLE,
+                ChildQueue::Bfifo(_) => 0,
+            };
+            k.sock.graft_queue(i, QUEUE_CLASS, handle, queue)
         }
         Change::DeleteTbf { dev } => {
             let i = match dev {

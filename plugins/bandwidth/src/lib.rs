@@ -19,7 +19,7 @@ use cni_core::{CniError, CniResult, Interface, NetResult, Plugin, Request};
 use nl_ops::Socket;
 
 use crate::apply::Kernel;
-use crate::config::Limits;
+use crate::config::{Limits, Queue};
 use crate::ifb::Owner;
 use crate::tbf::Psched;
 
@@ -75,7 +75,7 @@ struct Attachment {
 impl Attachment {
     /// Under the attachment's lock: ADD and CHECK never see a half-done
     /// ADD or DEL (CHECK would read it as drift).
-    fn observe(req: &Request, prev: &NetResult) -> CniResult<Attachment> {
+    fn observe(req: &Request, prev: &NetResult, limits: &Limits) -> CniResult<Attachment> {
         // The ifb's alias names the network: the dispatcher has refused a
         // name outside the spec's rule (no space), so the alias parses back.
         let owner = owner(req);
@@ -83,7 +83,9 @@ impl Attachment {
         let lock = lock(&ifb_name)?;
         let mut sock = Socket::new()?;
         let veth = snapshot::host_veth(&mut sock, netns(req)?, &req.ifname, prev)?;
-        let snap = snapshot::observe(&mut sock, Some(veth), &ifb_name)?;
+        let mut snap = snapshot::observe(&mut sock, Some(veth), &ifb_name)?;
+        // Probed only where it can matter: with queue auto, the default.
+        snap.fq_codel = limits.queue == Queue::Auto && status::has_fq_codel();
         Ok(Attachment {
             owner,
             ifb_name,
@@ -116,7 +118,7 @@ impl Plugin for Bandwidth {
             _lock,
             sock,
             snap,
-        } = Attachment::observe(req, prev)?;
+        } = Attachment::observe(req, prev, &limits)?;
         let plan = plan::plan_add(&limits, &owner, &ifb_name, &snap, Psched::read())?;
         let mut kernel = Kernel::new(sock);
         kernel.apply(&plan)?;
@@ -169,7 +171,7 @@ impl Plugin for Bandwidth {
         if limits.is_empty() {
             return Ok(());
         }
-        let a = Attachment::observe(req, prev)?;
+        let a = Attachment::observe(req, prev, &limits)?;
         plan::check(&limits, &a.owner, &a.ifb_name, &a.snap, Psched::read())
     }
 
@@ -198,7 +200,14 @@ impl Plugin for Bandwidth {
     }
 
     fn status(&self, _req: &Request) -> CniResult<()> {
-        status::verdict(&status::probe()?)
+        let verdict = status::verdict(&status::probe()?);
+        // Optional: without it each TBF keeps its own bounded FIFO.
+        if status::has_fq_codel() {
+            log::info!("status: fq_codel present (optional): each tbf gets an fq_codel queue");
+        } else {
+            log::info!("status: fq_codel absent (optional): each tbf keeps its own bounded fifo");
+        }
+        verdict
     }
 
     fn subcommand(

@@ -7,9 +7,11 @@ use std::path::Path;
 use cni_core::netns::NetNs;
 use cni_core::{CniError, CniResult, NetResult};
 use nl_ops::link::Link;
+use nl_ops::qdisc::{Qdisc, TC_H_ROOT};
 use nl_ops::Socket;
 
-use crate::plan::{HostSide, IfbSide, Snapshot};
+use crate::plan::{HostSide, IfbSide, Snapshot, QUEUE_CLASS};
+use crate::tbf::TBF_HANDLE;
 
 /// The link `peer` of this namespace when it is the container veth's other
 /// end: a veth whose own peer is the container's, in the container's
@@ -128,9 +130,21 @@ pub fn host_veth_for_del(
     Ok(if found.len() == 1 { found.pop() } else { None })
 }
 
+/// The root and ingress qdiscs, and the queue under a TBF of ours.
+fn qdiscs(sock: &mut Socket, index: u32) -> CniResult<Vec<Qdisc>> {
+    let mut qdiscs = sock.qdiscs(index)?;
+    if qdiscs
+        .iter()
+        .any(|q| q.parent == TC_H_ROOT && q.handle == TBF_HANDLE && q.kind == "tbf")
+    {
+        qdiscs.extend(sock.leaf_qdisc(index, QUEUE_CLASS)?);
+    }
+    Ok(qdiscs)
+}
+
 /// `alive`: a link known to exist (our ifb), not looked up again.
 pub fn host_side(sock: &mut Socket, veth: Link, alive: Option<u32>) -> CniResult<HostSide> {
-    let qdiscs = sock.qdiscs(veth.index)?;
+    let qdiscs = qdiscs(sock, veth.index)?;
     let mut side = HostSide {
         veth,
         qdiscs,
@@ -157,7 +171,7 @@ pub fn ifb_side(sock: &mut Socket, name: &str) -> CniResult<Option<IfbSide>> {
     let Some(link) = sock.link_by_name(name)? else {
         return Ok(None);
     };
-    let qdiscs = sock.qdiscs(link.index)?;
+    let qdiscs = qdiscs(sock, link.index)?;
     Ok(Some(IfbSide { link, qdiscs }))
 }
 
@@ -169,5 +183,6 @@ pub fn observe(sock: &mut Socket, veth: Option<Link>, ifb_name: &str) -> CniResu
     Ok(Snapshot {
         host: veth.map(|v| host_side(sock, v, alive)).transpose()?,
         ifb,
+        fq_codel: false,
     })
 }

@@ -31,6 +31,7 @@ fn tbf(index: u32, handle: u32, rate: u64, bytes: u64) -> QdiscStats {
                 limit: 3000,
                 burst: None,
             }),
+            fq_codel: None,
             ingress_block: None,
         },
         counters: Counters {
@@ -53,6 +54,7 @@ fn ingress_qdisc(index: u32) -> QdiscStats {
             parent: TC_H_INGRESS,
             kind: "ingress".into(),
             tbf: None,
+            fq_codel: None,
             ingress_block: None,
         },
         counters: Counters::default(),
@@ -98,6 +100,7 @@ fn node() -> Sample {
                     parent: TBF_HANDLE | 1,
                     kind: "fq_codel".into(),
                     tbf: None,
+                    fq_codel: None,
                     ingress_block: None,
                 },
                 counters: Counters::default(),

@@ -6,7 +6,9 @@ use cni_core::{CniError, CniResult, Code};
 use nl_ops::qdisc::{Tbf, INGRESS_HANDLE};
 use nl_ops::Socket;
 
-use crate::plan::REDIRECT_PRIORITY;
+use nl_ops::qdisc::{ChildQueue, TC_H_ROOT};
+
+use crate::plan::{FQ_CODEL, REDIRECT_PRIORITY};
 use crate::tbf::TBF_HANDLE;
 
 /// One kernel feature and whether trying it worked.
@@ -36,6 +38,33 @@ pub fn verdict(probes: &[Probe]) -> CniResult<()> {
 }
 
 const LO: u32 = 1;
+
+/// Whether the kernel has fq_codel, which ADD puts under each TBF where it
+/// can. Its module's directory answers for free; else (built in, or not
+/// loaded yet) one root fq_codel on the loopback of a throwaway namespace,
+/// which also loads the module. Once per process.
+pub fn has_fq_codel() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        if std::path::Path::new("/sys/module/sch_fq_codel").exists() {
+            return true;
+        }
+        let tried = try_fq_codel();
+        if let Err(e) = &tried {
+            log::debug!("no fq_codel: {e}");
+        }
+        tried.is_ok()
+    })
+}
+
+fn try_fq_codel() -> Result<(), String> {
+    cni_core::netns::in_throwaway(|| -> nl_ops::Result<()> {
+        let mut sock = Socket::new()?;
+        sock.graft_queue(LO, TC_H_ROOT, 0, &ChildQueue::FqCodel(FQ_CODEL))
+    })
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
 
 /// Tries ifb, tbf, the ingress qdisc and a u32 filter with a mirred redirect
 /// inside a new network namespace entered by a thread of its own.

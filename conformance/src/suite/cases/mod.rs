@@ -5,6 +5,7 @@ pub mod bandwidth;
 pub mod chains;
 pub mod containerd;
 pub mod foreign;
+pub mod fq_codel;
 pub mod podman;
 pub mod robust;
 pub mod sbr;
@@ -27,6 +28,7 @@ pub fn all() -> Vec<Case> {
     v.extend(spec::cases());
     v.extend(sbr::cases());
     v.extend(bandwidth::cases());
+    v.extend(fq_codel::cases());
     v.extend(chains::cases());
     v.extend(acceptance::cases());
     v.extend(foreign::cases());

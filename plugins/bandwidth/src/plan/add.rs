@@ -1,9 +1,9 @@
 use cni_core::plan::Step;
 use cni_core::{CniError, CniResult};
-use nl_ops::qdisc::Handle;
+use nl_ops::qdisc::{ChildQueue, FqCodel, Handle};
 
 use super::*;
-use crate::config::Limits;
+use crate::config::{Limits, Queue};
 use crate::ifb::Owner;
 use crate::tbf::{Limit, Psched};
 
@@ -33,6 +33,15 @@ pub fn plan_add(
             false,
             &mut steps,
         )?;
+        set_queue(
+            Device::HostVeth,
+            choice(limits, snap),
+            &want.tbf,
+            host.root(),
+            &host.qdiscs,
+            &host.veth.name,
+            &mut steps,
+        );
     }
 
     let Some(l) = limits.egress else {
@@ -42,7 +51,15 @@ pub fn plan_add(
     let ifb = ifb_of(snap, owner, ifb_name)?;
     let want = direction_bucket("egress", l, host, limits, psched)?;
     explain(&want, "egress", ifb_name, l);
-    egress(want.tbf, owner, host, ifb, ifb_name, &mut steps)?;
+    egress(
+        want.tbf,
+        choice(limits, snap),
+        owner,
+        host,
+        ifb,
+        ifb_name,
+        &mut steps,
+    )?;
     Ok(plan(host, ifb_name, snap, steps))
 }
 
@@ -141,10 +158,81 @@ fn set_tbf(
     Ok(())
 }
 
+/// The fq_codel to put under each TBF, if any: with `queue: auto` (the
+/// default) where the kernel has it.
+pub(crate) fn aqm(limits: &Limits, snap: &Snapshot) -> Option<FqCodel> {
+    choice(limits, snap).ok()
+}
+
+/// fq_codel, or why the TBF keeps its own FIFO.
+fn choice(limits: &Limits, snap: &Snapshot) -> Result<FqCodel, &'static str> {
+    if limits.queue != Queue::Auto {
+        Err("as the queue field asks")
+    } else if !snap.fq_codel {
+        Err("no fq_codel in this kernel")
+    } else {
+        Ok(FQ_CODEL)
+    }
+}
+
+/// The queue under our TBF (`root` as it was before the plan): fq_codel
+/// where `aqm` asks for it, else the TBF's own FIFO of `want.limit` bytes.
+/// A TBF added by this plan takes its queue with it when undone; over a TBF
+/// that was there, the queue that was there comes back.
+fn set_queue(
+    dev: Device,
+    aqm: Result<FqCodel, &'static str>,
+    want: &Tbf,
+    root: Root<'_>,
+    qdiscs: &[Qdisc],
+    name: &str,
+    steps: &mut Vec<Step<Change>>,
+) {
+    let have = match root {
+        Root::Ours(_) => our_fq_codel(qdiscs),
+        _ => None,
+    };
+    let fifo = ChildQueue::Bfifo(want.limit);
+    match (aqm, have) {
+        (Ok(f), Some(h)) if same_fq_codel(&h, &f) => {}
+        (Ok(f), _) => {
+            log::info!(
+                "{name}: fq_codel under the tbf (target {} us): queueing delay stays near the target",
+                f.target_us
+            );
+            let undo = match (root, have) {
+                (Root::Ours(_), Some(h)) => Some(ChildQueue::FqCodel(h)),
+                (Root::Ours(_), None) => Some(fifo),
+                _ => None,
+            };
+            steps.push(Step::new(
+                Change::SetQueue {
+                    dev,
+                    queue: ChildQueue::FqCodel(f),
+                },
+                undo.map(|queue| Change::SetQueue { dev, queue }),
+            ));
+        }
+        (Err(why), have) => {
+            log::info!("{name}: the tbf's own fifo of {} B ({})", want.limit, why);
+            if let Some(h) = have {
+                steps.push(Step::new(
+                    Change::SetQueue { dev, queue: fifo },
+                    Some(Change::SetQueue {
+                        dev,
+                        queue: ChildQueue::FqCodel(h),
+                    }),
+                ));
+            }
+        }
+    }
+}
+
 /// The egress half of ADD: the ifb first and shaped, then the redirect, so
 /// traffic never reaches an unshaped or missing ifb.
 fn egress(
     want: Tbf,
+    aqm: Result<FqCodel, &'static str>,
     owner: &Owner,
     host: &HostSide,
     ifb: Option<&IfbSide>,
@@ -154,6 +242,8 @@ fn egress(
     ifb_link(host.veth.mtu, owner.alias(), ifb, steps);
     let root = ifb.map_or(Root::Default, IfbSide::root);
     set_tbf(Device::Ifb, want, root, ifb_name, ifb.is_none(), steps)?;
+    let qdiscs = ifb.map_or(&[][..], |i| i.qdiscs.as_slice());
+    set_queue(Device::Ifb, aqm, &want, root, qdiscs, ifb_name, steps);
     redirect(host, ifb.map(|i| i.link.index), steps)
 }
 

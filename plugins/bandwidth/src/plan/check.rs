@@ -43,6 +43,25 @@ fn check_tbf(dev: &str, accepted: &[Tbf], root: Root<'_>) -> CniResult<()> {
     differs("buffer (ticks)", u64::from(have.buffer), u64::from(want.buffer))
 }
 
+/// Where ADD puts fq_codel (queue auto, and the kernel has it), ours is
+/// under the TBF.
+fn check_queue(dev: &str, limits: &Limits, snap: &Snapshot, qdiscs: &[Qdisc]) -> CniResult<()> {
+    if super::add::aqm(limits, snap).is_none() {
+        return Ok(());
+    }
+    match our_fq_codel(qdiscs) {
+        Some(h) if same_fq_codel(&h, &FQ_CODEL) => Ok(()),
+        Some(h) => Err(mismatch(format!(
+            "fq_codel under the tbf of {dev} has limit {} target {} us interval {} us ecn {}, want {} {} {} {}",
+            h.limit, h.target_us, h.interval_us, h.ecn, FQ_CODEL.limit, FQ_CODEL.target_us, FQ_CODEL.interval_us, FQ_CODEL.ecn
+        ))),
+        None => Err(mismatch(format!(
+            "the tbf of {dev} has no fq_codel {} under it",
+            Handle(FQ_CODEL_HANDLE)
+        ))),
+    }
+}
+
 /// CHECK: everything ADD makes, with its values; the first mismatch named.
 pub fn check(
     limits: &Limits,
@@ -56,6 +75,7 @@ pub fn check(
     if let Some(l) = limits.ingress {
         let accepted = accepted_tbfs("ingress", l, host, limits, psched)?;
         check_tbf(veth, &accepted, host.root())?;
+        check_queue(veth, limits, snap, &host.qdiscs)?;
     }
     let Some(l) = limits.egress else {
         return Ok(());
@@ -66,6 +86,7 @@ pub fn check(
     check_ifb_link(&ifb.link, owner, ifb_name, host)?;
     let accepted = accepted_tbfs("egress", l, host, limits, psched)?;
     check_tbf(ifb_name, &accepted, ifb.root())?;
+    check_queue(ifb_name, limits, snap, &ifb.qdiscs)?;
     check_redirect(host, &ifb.link, ifb_name)
 }
 

@@ -28,7 +28,7 @@ pub use gc::plan_gc;
 use cni_core::{CniError, CniResult};
 use nl_ops::filter::{Filter, CLSACT_INGRESS, ETH_P_ALL};
 use nl_ops::link::Link;
-use nl_ops::qdisc::{Handle, Qdisc, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
+use nl_ops::qdisc::{ChildQueue, FqCodel, Handle, Qdisc, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
 
 use crate::config::Limits;
 use crate::ifb::Owner;
@@ -91,6 +91,40 @@ impl Mark {
             Some(c) => Mark::parse(c).map(Some).ok_or(()),
         }
     }
+}
+
+/// The TBF's one class (`1:1`): its queue hangs there.
+pub const QUEUE_CLASS: u32 = TBF_HANDLE | 1;
+/// Our fq_codel under the TBF (`10:`): the handle marks it ours.
+pub const FQ_CODEL_HANDLE: u32 = 0x10_0000;
+
+/// The fq_codel ADD puts under a TBF where the kernel has it: the kernel's
+/// defaults (5 ms target, 100 ms interval, ECN), set explicitly so CHECK
+/// can compare them.
+pub const FQ_CODEL: FqCodel = FqCodel {
+    limit: 10_240,
+    target_us: 5_000,
+    interval_us: 100_000,
+    ecn: true,
+};
+
+/// The queue under our TBF, when it is the fq_codel ADD puts there. The
+/// kernel keeps CoDel's times in 1024 ns units, so a time dumps up to a
+/// microsecond below what was sent.
+pub(crate) fn our_fq_codel(qdiscs: &[Qdisc]) -> Option<FqCodel> {
+    qdiscs
+        .iter()
+        .find(|q| q.parent == QUEUE_CLASS && q.handle == FQ_CODEL_HANDLE && q.kind == "fq_codel")
+        .and_then(|q| q.fq_codel)
+}
+
+/// `have` is `want` as the kernel dumps it back.
+pub(crate) fn same_fq_codel(have: &FqCodel, want: &FqCodel) -> bool {
+    let near = |h: u32, w: u32| h.abs_diff(w) <= 1;
+    have.limit == want.limit
+        && have.ecn == want.ecn
+        && near(have.target_us, want.target_us)
+        && near(have.interval_us, want.interval_us)
 }
 
 /// The host side of one attachment as the kernel shows it.
@@ -212,6 +246,8 @@ impl IfbSide {
 pub struct Snapshot {
     pub host: Option<HostSide>,
     pub ifb: Option<IfbSide>,
+    /// The kernel has fq_codel (probed for ADD and CHECK only).
+    pub fq_codel: bool,
 }
 
 impl Snapshot {
@@ -246,6 +282,11 @@ pub enum Change {
     /// Our root TBF, by handle.
     DeleteTbf {
         dev: Device,
+    },
+    /// `queue` under our TBF, in place of the queue there.
+    SetQueue {
+        dev: Device,
+        queue: ChildQueue,
     },
     CreateIfb {
         mtu: u32,
@@ -354,6 +395,15 @@ impl Change {
                 )
             }
             Change::DeleteTbf { dev: t } => format!("delete tbf {} of {}", Handle(TBF_HANDLE), dev(t)),
+            Change::SetQueue { dev: t, queue } => format!(
+                "put {} under tbf {} of {}",
+                match queue {
+                    ChildQueue::FqCodel(_) => format!("fq_codel {}", Handle(FQ_CODEL_HANDLE)),
+                    ChildQueue::Bfifo(limit) => format!("a {limit} B fifo"),
+                },
+                Handle(TBF_HANDLE),
+                dev(t)
+            ),
             Change::CreateIfb { mtu, .. } => format!("create ifb {ifb} with mtu {mtu}"),
             Change::SetIfbMtu { mtu } => format!("set mtu {mtu} on {ifb}"),
             Change::SetIfbAlias { .. } => format!("set alias on {ifb}"),

@@ -4,7 +4,7 @@ use cni_core::plan::Step;
 use cni_core::{Attachment, CniResult, Code};
 use nl_ops::filter::{Filter, CLSACT_INGRESS, ETH_P_ALL};
 use nl_ops::link::Link;
-use nl_ops::qdisc::{Qdisc, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
+use nl_ops::qdisc::{ChildQueue, FqCodel, Qdisc, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
 
 use super::*;
 use crate::config::Limits;
@@ -52,6 +52,7 @@ fn qdisc(index: u32, kind: &str, handle: u32, tbf: Option<Tbf>) -> Qdisc {
         kind: kind.into(),
         tbf,
         ingress_block: None,
+        fq_codel: None,
     }
 }
 
@@ -102,6 +103,7 @@ fn fresh() -> Snapshot {
             dead_targets: vec![],
         }),
         ifb: None,
+        fq_codel: false,
     }
 }
 
@@ -1002,4 +1004,176 @@ fn gc_picks_only_this_networks_stale_ifbs() {
         .collect();
     assert_eq!(names, ["bwpstale", "bwpnet1", "bwplongstale"]);
     assert!(plan_gc(&links, "none", &valid).is_empty());
+}
+
+fn fq_codel_child(index: u32, f: FqCodel) -> Qdisc {
+    Qdisc {
+        index,
+        handle: FQ_CODEL_HANDLE,
+        parent: QUEUE_CLASS,
+        kind: "fq_codel".into(),
+        tbf: None,
+        ingress_block: None,
+        fq_codel: Some(f),
+    }
+}
+
+/// `done` with fq_codel in the kernel and under both TBFs, as it dumps
+/// (CoDel's times a microsecond short).
+fn done_aqm(limits: &Limits) -> Snapshot {
+    let mut o = done(limits);
+    o.fq_codel = true;
+    let dumped = FqCodel {
+        target_us: FQ_CODEL.target_us - 1,
+        interval_us: FQ_CODEL.interval_us - 1,
+        ..FQ_CODEL
+    };
+    host_mut(&mut o).qdiscs.push(fq_codel_child(HOST, dumped));
+    if let Some(ifb) = o.ifb.as_mut() {
+        ifb.qdiscs.push(fq_codel_child(IFB, dumped));
+    }
+    o
+}
+
+fn set_queue(dev: Device, queue: ChildQueue) -> Change {
+    Change::SetQueue { dev, queue }
+}
+
+#[test]
+fn with_fq_codel_each_new_tbf_gets_it_undone_with_the_tbf() {
+    let lim = both();
+    let mut o = fresh();
+    o.fq_codel = true;
+    let steps = add(&lim, &o).unwrap().steps.steps;
+    let fq = ChildQueue::FqCodel(FQ_CODEL);
+    assert_eq!(steps[1], Step::once(set_queue(Device::HostVeth, fq)));
+    assert_eq!(steps[4], Step::once(set_queue(Device::Ifb, fq)));
+    assert!(matches!(
+        steps[0].change,
+        Change::AddTbf {
+            dev: Device::HostVeth,
+            ..
+        }
+    ));
+    assert!(matches!(steps[3].change, Change::AddTbf { dev: Device::Ifb, .. }));
+    assert_eq!(steps.len(), 7);
+    // Without fq_codel in the kernel: the TBF's own FIFO, nothing more.
+    let plain = add(&lim, &fresh()).unwrap().changes();
+    assert!(
+        !plain.iter().any(|c| matches!(c, Change::SetQueue { .. })),
+        "{plain:?}"
+    );
+}
+
+#[test]
+fn fq_codel_done_is_empty_and_checks_with_the_kernels_rounding() {
+    let lim = both();
+    let o = done_aqm(&lim);
+    assert!(add(&lim, &o).unwrap().is_empty());
+    check(&lim, &owner(), "bwpx", &o, P).unwrap();
+    // A plain DEL: the TBFs take their queues with them.
+    assert_eq!(del(&o), del(&done(&lim)));
+}
+
+#[test]
+fn fq_codel_onto_an_existing_tbf_is_undone_to_a_fifo() {
+    let lim = both();
+    let mut o = done(&lim);
+    o.fq_codel = true;
+    let steps = add(&lim, &o).unwrap().steps.steps;
+    let fq = ChildQueue::FqCodel(FQ_CODEL);
+    assert_eq!(
+        steps,
+        vec![
+            Step::new(
+                set_queue(Device::HostVeth, fq),
+                Some(set_queue(
+                    Device::HostVeth,
+                    ChildQueue::Bfifo(tbf(&lim, true).limit)
+                ))
+            ),
+            Step::new(
+                set_queue(Device::Ifb, fq),
+                Some(set_queue(Device::Ifb, ChildQueue::Bfifo(tbf(&lim, false).limit)))
+            ),
+        ]
+    );
+}
+
+#[test]
+fn without_fq_codel_ours_makes_way_for_the_fifo() {
+    let lim = only(&both(), true);
+    let mut o = done_aqm(&lim);
+    o.fq_codel = false;
+    let have = our_fq_codel(&o.host.as_ref().unwrap().qdiscs).unwrap();
+    let steps = add(&lim, &o).unwrap().steps.steps;
+    assert_eq!(
+        steps,
+        vec![Step::new(
+            set_queue(Device::HostVeth, ChildQueue::Bfifo(tbf(&lim, true).limit)),
+            Some(set_queue(Device::HostVeth, ChildQueue::FqCodel(have)))
+        )]
+    );
+    check(&lim, &owner(), "bwpx", &o, P).unwrap();
+}
+
+#[test]
+fn check_wants_our_fq_codel_where_the_kernel_has_it() {
+    let lim = both();
+    let mut o = done(&lim);
+    o.fq_codel = true;
+    let e = check(&lim, &owner(), "bwpx", &o, P).unwrap_err();
+    assert!(e.msg.contains("veth1 has no fq_codel 10:"), "{}", e.msg);
+    let mut o = done_aqm(&lim);
+    let ifb = o.ifb.as_mut().unwrap();
+    ifb.qdiscs[1].fq_codel = Some(FqCodel {
+        target_us: 20_000,
+        ..FQ_CODEL
+    });
+    let e = check(&lim, &owner(), "bwpx", &o, P).unwrap_err();
+    assert!(e.msg.contains("fq_codel under the tbf of bwpx"), "{}", e.msg);
+    // Someone else's handle under our TBF is no fq_codel of ours.
+    let mut o = done_aqm(&lim);
+    let q = host_mut(&mut o)
+        .qdiscs
+        .iter_mut()
+        .find(|q| q.kind == "fq_codel")
+        .unwrap();
+    q.handle = 0x20_0000;
+    assert!(check(&lim, &owner(), "bwpx", &o, P).is_err());
+}
+
+#[test]
+fn queue_bounded_or_reference_keeps_the_fifo_where_fq_codel_is() {
+    for queue in [crate::config::Queue::Bounded, crate::config::Queue::Reference] {
+        let lim = Limits { queue, ..both() };
+        let mut o = fresh();
+        o.fq_codel = true;
+        let plan = add(&lim, &o).unwrap().changes();
+        assert!(
+            !plan.iter().any(|c| matches!(c, Change::SetQueue { .. })),
+            "{queue:?}: {plan:?}"
+        );
+        // Ours from an earlier ADD with queue auto makes way for the FIFO.
+        let mut o = done_aqm(&both());
+        o.fq_codel = true;
+        let plan = add(&lim, &o).unwrap().changes();
+        assert!(
+            plan.iter().any(|c| matches!(
+                c,
+                Change::SetQueue {
+                    queue: ChildQueue::Bfifo(_),
+                    ..
+                }
+            )),
+            "{queue:?}: {plan:?}"
+        );
+        check(&lim, &owner(), "bwpx", &fresh_done(&lim), P).unwrap();
+    }
+}
+
+fn fresh_done(lim: &Limits) -> Snapshot {
+    let mut o = done(lim);
+    o.fq_codel = true;
+    o
 }

@@ -1,0 +1,211 @@
+//! Issue 19: where the kernel has fq_codel, each TBF gets it as its queue,
+//! so a small request beside a bulk upload waits a few milliseconds, not
+//! the seconds a queue as large as containerd's bucket holds. Needs
+//! fq_codel: `scripts/test-vm` runs it on Debian's 6.1 kernel.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cni_core::netns::NetNs;
+use serde_json::{json, Value};
+
+use super::{call, pod};
+use crate::suite::ns::Ns;
+use crate::suite::pod::{bw_conf, ifb_name, Pod};
+use crate::suite::{ensure, ok, Case, CaseResult, Ctx};
+
+/// containerd's burst for a pod with a bandwidth annotation (2^32-1 bits).
+const CONTAINERD_BURST: u64 = u32::MAX as u64;
+const RATE: u64 = 10_000_000;
+/// The bound asserted on the probe's p90. The probe waits behind at most
+/// the packet the TBF is sending: TCP's segmentation offload makes those up
+/// to 64 KB, 52 ms at 10 Mbit/s (the TBF splits none: its largest packet is
+/// the bucket). Measured in the amd64 TCG guest: p50 25 to 54 ms, p90 51
+/// to 57 ms (docs/bandwidth.md); the bound is the one issue 19 sets for a queue of
+/// bounded delay, with room for an emulated, shared machine. Without
+/// fq_codel, the reference's queue holds seconds here.
+const P90_BOUND: Duration = Duration::from_millis(100);
+
+pub fn cases() -> Vec<Case> {
+    vec![Case::new(
+        "bandwidth",
+        "fq_codel under the tbf: a probe beside a TCP upload waits little (10M, containerd's burst)",
+        beside_a_bulk_flow,
+    )
+    .needs(&["fq_codel"])]
+}
+
+fn in_ns<T>(ns: &Ns, f: impl FnOnce() -> T) -> Result<T, String> {
+    NetNs::open(Path::new(&ns.path()))
+        .and_then(|n| n.run(f))
+        .map_err(|e| e.to_string())
+}
+
+/// The child of the TBF on `dev` in `tc -j` (kind, handle).
+fn child_of(host: &Ns, dev: &str) -> Result<Option<(String, String)>, String> {
+    let out = host.tc(&["-j", "qdisc", "show", "dev", dev])?;
+    let v: Value = serde_json::from_str(&out).map_err(|e| format!("tc -j qdisc: {e}: {out}"))?;
+    Ok(v.as_array().into_iter().flatten().find_map(|q| {
+        (q["parent"] == "1:1").then(|| {
+            (
+                q["kind"].as_str().unwrap_or_default().to_string(),
+                q["handle"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+    }))
+}
+
+fn beside_a_bulk_flow(ctx: &Ctx) -> CaseResult {
+    let cid = "bw-fqcodel";
+    let p = pod(cid)?;
+    let mut conf = bw_conf("1.0.0", &[], Some(p.prev_result("1.0.0")));
+    conf["capabilities"] = json!({"bandwidth": true});
+    conf["runtimeConfig"] = json!({"bandwidth": {"egressRate": RATE, "egressBurst": CONTAINERD_BURST}});
+    ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
+    let ifb = ifb_name("bwnet", cid);
+    let child = child_of(&p.host, &ifb)?;
+    ensure(
+        child.as_ref().is_some_and(|(k, h)| k == "fq_codel" && h == "10:"),
+        || format!("the tbf on {ifb} holds {child:?}, want fq_codel 10:"),
+    )?;
+    ok("CHECK", &call(ctx, "bandwidth", &p, "CHECK", &conf)?)?;
+    let rtts = probe_beside_upload(&p)?;
+    let (p50, p90) = (percentile(&rtts, 50), percentile(&rtts, 90));
+    eprintln!(
+        "fq_codel at 10M, containerd's burst: probe RTT p50 {:.1} ms, p90 {:.1} ms over {} samples",
+        p50.as_secs_f64() * 1e3,
+        p90.as_secs_f64() * 1e3,
+        rtts.len()
+    );
+    ensure(p90 <= P90_BOUND, || {
+        format!(
+            "probe RTT beside a TCP upload at 10 Mbit/s: p50 {p50:?}, p90 {p90:?}; want p90 <= {P90_BOUND:?}"
+        )
+    })?;
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
+    // The ifb goes, and its TBF and fq_codel with it.
+    let left = p.host.tc(&["qdisc", "show"])?;
+    ensure(
+        !left.contains("fq_codel") && !left.contains("tbf") && p.host.ip(&["link", "show", &ifb]).is_err(),
+        || format!("DEL left {ifb} or its qdiscs: {left}"),
+    )
+}
+
+fn percentile(v: &[Duration], pct: usize) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    s.get((s.len() * pct / 100).min(s.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(Duration::MAX)
+}
+
+/// A TCP upload from the pod to its gateway, and beside it a UDP request
+/// every 50 ms (as a DNS query or a health check would be) answered on the
+/// host. Samples are taken once the bucket is empty (the upload's goodput
+/// near the rate), for 4 s.
+fn probe_beside_upload(p: &Pod) -> Result<Vec<Duration>, String> {
+    let gw: std::net::IpAddr = p.gateway().parse().map_err(|e| format!("gateway: {e}"))?;
+    let tcp_at = SocketAddr::new(gw, 5201);
+    let udp_at = SocketAddr::new(gw, 5353);
+    let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+
+    let listener =
+        in_ns(&p.host, || TcpListener::bind(tcp_at))?.map_err(|e| format!("listen {tcp_at}: {e}"))?;
+    let echo = in_ns(&p.host, || UdpSocket::bind(udp_at))?.map_err(|e| format!("bind {udp_at}: {e}"))?;
+    echo.set_read_timeout(Some(Duration::from_millis(200)))
+        .map_err(|e| e.to_string())?;
+    let (stop_s, got) = (Arc::clone(&stop), Arc::clone(&received));
+    let sink = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+            let mut buf = vec![0u8; 1 << 16];
+            while !stop_s.load(Ordering::Relaxed) {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        got.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+    });
+    let stop_e = Arc::clone(&stop);
+    let echoer = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while !stop_e.load(Ordering::Relaxed) {
+            if let Ok((n, from)) = echo.recv_from(&mut buf) {
+                let _ = echo.send_to(&buf[..n], from);
+            }
+        }
+    });
+    let upload = in_ns(&p.ctr, || {
+        TcpStream::connect_timeout(&tcp_at, Duration::from_secs(5))
+    })?
+    .map_err(|e| format!("connect {tcp_at}: {e}"))?;
+    let stop_u = Arc::clone(&stop);
+    let uploader = std::thread::spawn(move || {
+        let mut s = upload;
+        let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
+        let chunk = vec![0u8; 1 << 16];
+        while !stop_u.load(Ordering::Relaxed) {
+            if s.write(&chunk).is_err() && stop_u.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+    });
+    let result = sample(p, &received, udp_at);
+    stop.store(true, Ordering::Relaxed);
+    for t in [uploader, sink, echoer] {
+        let _ = t.join();
+    }
+    result
+}
+
+fn sample(p: &Pod, received: &AtomicU64, udp_at: SocketAddr) -> Result<Vec<Duration>, String> {
+    // The bucket (up to 2^32 ticks of the rate) drains at line rate first.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = received.load(Ordering::Relaxed);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = received.load(Ordering::Relaxed);
+        let rate = (now - last) * 8 * 2;
+        last = now;
+        if now > 0 && rate < RATE * 3 / 2 {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the upload still ran at {rate} bit/s after 60 s: the bucket never emptied"
+            ));
+        }
+    }
+    let client = in_ns(&p.ctr, || UdpSocket::bind("0.0.0.0:0"))?.map_err(|e| format!("udp client: {e}"))?;
+    client
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    let mut rtts = Vec::new();
+    let mut buf = [0u8; 64];
+    for i in 0u32..80 {
+        let t = Instant::now();
+        client
+            .send_to(&i.to_be_bytes(), udp_at)
+            .map_err(|e| format!("send to {udp_at}: {e}"))?;
+        // A lost probe counts as the timeout: a queue that drops is no pass.
+        let rtt = loop {
+            match client.recv_from(&mut buf) {
+                Ok((4, _)) if buf[..4] == i.to_be_bytes() => break t.elapsed(),
+                Ok(_) => continue,
+                Err(_) => break t.elapsed(),
+            }
+        };
+        rtts.push(rtt);
+        std::thread::sleep(Duration::from_millis(50).saturating_sub(rtt));
+    }
+    Ok(rtts)
+}
