@@ -40,14 +40,20 @@ pub fn verdict(probes: &[Probe]) -> CniResult<()> {
 const LO: u32 = 1;
 
 /// Whether the kernel has fq_codel, which ADD puts under each TBF where it
-/// can. Its module's directory answers for free; else (built in, or not
-/// loaded yet) one root fq_codel on the loopback of a throwaway namespace,
-/// which also loads the module. Once per process.
+/// can. The files in [`fq_codel_signs`] answer for free in every case but
+/// one: a module on disk that is not loaded yet, where one root fq_codel on
+/// the loopback of a throwaway namespace (a few milliseconds) loads it, so
+/// the next run finds it loaded. Once per process.
 pub fn has_fq_codel() -> bool {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *HAS.get_or_init(|| {
-        if std::path::Path::new("/sys/module/sch_fq_codel").exists() {
-            return true;
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let release = release.trim();
+        if let Some(known) = fq_codel_signs(std::path::Path::new("/"), release) {
+            if !known {
+                log::debug!("no fq_codel: not loaded, not built in, no module for {release}");
+            }
+            return known;
         }
         let tried = try_fq_codel();
         if let Err(e) = &tried {
@@ -55,6 +61,39 @@ pub fn has_fq_codel() -> bool {
         }
         tried.is_ok()
     })
+}
+
+/// What the node's files say about fq_codel, under `root`, for kernel
+/// `release`: loaded, the default qdisc or listed as built in is yes; a
+/// kernel that cannot load modules (no `/proc/modules`) or has no module
+/// file for it is no; `None` when only loading the module would tell.
+/// Probing by making a namespace costs more than a whole ADD, and every
+/// ADD and CHECK asks, so the files come first.
+pub fn fq_codel_signs(root: &std::path::Path, release: &str) -> Option<bool> {
+    if root.join("sys/module/sch_fq_codel").exists() {
+        return Some(true);
+    }
+    let default = std::fs::read_to_string(root.join("proc/sys/net/core/default_qdisc")).unwrap_or_default();
+    if default.trim() == "fq_codel" {
+        return Some(true);
+    }
+    let tree = root.join("lib/modules").join(release);
+    let builtin = std::fs::read_to_string(tree.join("modules.builtin")).unwrap_or_default();
+    if builtin.lines().any(|l| l.ends_with("/sch_fq_codel.ko")) {
+        return Some(true);
+    }
+    if !root.join("proc/modules").exists() {
+        return Some(false);
+    }
+    let on_disk = ["", ".xz", ".zst", ".gz"].iter().any(|ext| {
+        tree.join(format!("kernel/net/sched/sch_fq_codel.ko{ext}"))
+            .exists()
+    });
+    if on_disk {
+        None
+    } else {
+        Some(false)
+    }
 }
 
 fn try_fq_codel() -> Result<(), String> {
@@ -103,6 +142,62 @@ pub fn probe() -> CniResult<Vec<Probe>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A node's files under a scratch root: each `(path, content)`.
+    fn node(files: &[(&str, &str)]) -> std::path::PathBuf {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let root = std::env::temp_dir().join(format!("bw-fqc-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for (path, content) in files {
+            let p = root.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        std::fs::create_dir_all(&root).unwrap();
+        root
+    }
+
+    #[test]
+    fn fq_codel_signs_read_the_files_first() {
+        let r = "6.1.0-28-cloud-amd64";
+        let sched = "lib/modules/6.1.0-28-cloud-amd64/kernel/net/sched";
+        type Files<'a> = &'a [(&'a str, &'a str)];
+        let cases: [(Files, Option<bool>); 7] = [
+            (&[("sys/module/sch_fq_codel/refcnt", "1")], Some(true)),
+            (&[("proc/sys/net/core/default_qdisc", "fq_codel\n")], Some(true)),
+            (
+                &[(
+                    "lib/modules/6.1.0-28-cloud-amd64/modules.builtin",
+                    "kernel/net/sched/sch_fq_codel.ko\n",
+                )],
+                Some(true),
+            ),
+            // No module support (this machine): what is not built in is not there.
+            (
+                &[("proc/sys/net/core/default_qdisc", "pfifo_fast\n")],
+                Some(false),
+            ),
+            (
+                &[("proc/modules", ""), (&format!("{sched}/sch_tbf.ko.xz"), "")],
+                Some(false),
+            ),
+            // On disk, not loaded: only loading it tells.
+            (
+                &[("proc/modules", ""), (&format!("{sched}/sch_fq_codel.ko.xz"), "")],
+                None,
+            ),
+            (
+                &[("proc/modules", ""), (&format!("{sched}/sch_fq_codel.ko"), "")],
+                None,
+            ),
+        ];
+        for (files, want) in cases {
+            let root = node(files);
+            assert_eq!(fq_codel_signs(&root, r), want, "{files:?}");
+            std::fs::remove_dir_all(root).unwrap();
+        }
+    }
 
     #[test]
     fn all_present_is_ok() {
