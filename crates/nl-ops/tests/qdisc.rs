@@ -76,6 +76,7 @@ fn tbf_burst_in_bytes_is_tcs_qdisc() {
         buffer: 1,
         limit: 1516,
         burst: Some(1514),
+        peak: None,
     };
     s.add_root_tbf(idx, H1, &ours).unwrap();
     let dumped = s.qdiscs(idx).unwrap()[0].tbf.unwrap();
@@ -100,6 +101,7 @@ fn tbf_add_change_delete_by_handle() {
         buffer: 7_450,
         limit: 100_000_000,
         burst: None,
+        peak: None,
     };
     s.add_root_tbf(idx, H1, &big).unwrap();
     let q = s.qdiscs(idx).unwrap();
@@ -119,6 +121,7 @@ fn tbf_add_change_delete_by_handle() {
         buffer: u32::MAX,
         limit: 30_000,
         burst: None,
+        peak: None,
     };
     s.change_root_tbf(idx, H1, &small).unwrap();
     let q = s.qdiscs(idx).unwrap();
@@ -173,6 +176,7 @@ fn tbf_buffer_of_zero_ticks_is_refused() {
                     buffer: too_small,
                     limit: 1_000_000,
                     burst: None,
+                    peak: None,
                 },
             )
             .unwrap_err();
@@ -185,6 +189,7 @@ fn tbf_buffer_of_zero_ticks_is_refused() {
                 buffer: enough,
                 limit: 1_000_000,
                 burst: None,
+                peak: None,
             },
         )
         .unwrap();
@@ -199,6 +204,7 @@ fn tbf_buffer_of_zero_ticks_is_refused() {
                 buffer: 1000,
                 limit: 1000,
                 burst: None,
+                peak: None,
             },
         )
         .unwrap_err();
@@ -265,6 +271,7 @@ fn qdisc_errors_name_the_link() {
                 buffer: 2000,
                 limit: 3000,
                 burst: None,
+                peak: None,
             },
         )
         .unwrap_err();
@@ -299,6 +306,7 @@ fn queue_under_a_tbf_is_read_and_replaced() {
         buffer: 1_250_000,
         limit: 13_125,
         burst: None,
+        peak: None,
     };
     s.add_root_tbf(idx, H1, &tbf).unwrap();
     // The TBF's own FIFO is hidden: no qdisc to show.

@@ -68,7 +68,8 @@ fn scenario(ctx: &Ctx, cid: &str, limits: &'static [(&'static str, u64)]) -> Res
 }
 
 /// The root tbf of `dev`: rate and burst in bytes, and the queue limit
-/// either ours (bounded: `bandwidth::tbf::bounded_limit`) or the
+/// either ours (bounded: `bandwidth::tbf::bounded_limit`, with a peak
+/// bucket where `bandwidth::tbf::peak` puts one) or the
 /// reference's (rate * 25 ms + burst), whichever plugin made it.
 fn has_tbf(host: &State, dev: &str, rate_bits: u64, burst_bits: u64) -> CaseResult {
     let qs = host.qdiscs_of(dev);
@@ -85,13 +86,17 @@ fn has_tbf(host: &State, dev: &str, rate_bits: u64, burst_bits: u64) -> CaseResu
         .unwrap_or(1500)
         + bandwidth::tbf::ETH_HLEN;
     let theirs = rate * 25 / 1000 + burst;
-    let ours = bandwidth::tbf::bounded_limit(rate, burst, frame);
+    let ours = bandwidth::tbf::bounded_limit(rate, frame);
+    let peak = bandwidth::tbf::peak(rate, burst, frame).is_some();
     let got = (o["rate"].as_u64(), o["burst"].as_u64(), o["limit"].as_u64());
+    let has_peak = o.get("minburst").is_some();
     ensure(
-        got == (Some(rate), Some(burst), Some(ours)) || got == (Some(rate), Some(burst), Some(theirs)),
+        (got == (Some(rate), Some(burst), Some(ours)) && has_peak == peak)
+            || (got == (Some(rate), Some(burst), Some(theirs)) && !has_peak),
         || {
             format!(
-                "tbf on {dev} has (rate, burst, limit) {got:?}, want ({rate}, {burst}, {ours} or {theirs}) B"
+                "tbf on {dev} has (rate, burst, limit) {got:?} and a peak bucket: {has_peak}, \
+                 want ({rate}, {burst}, {ours} with a peak bucket: {peak}, or {theirs} without) B"
             )
         },
     )
