@@ -68,8 +68,8 @@ fn scenario(ctx: &Ctx, cid: &str, limits: &'static [(&'static str, u64)]) -> Res
 }
 
 /// The root tbf of `dev`: rate and burst in bytes, and the queue limit
-/// either ours (bounded: `bandwidth::tbf::bounded_limit`, with a peak
-/// bucket where `bandwidth::tbf::peak` puts one) or the
+/// either ours (bounded, with a peak bucket where the queue under it takes
+/// split GSO packets: `bandwidth::tbf::bounded`) or the
 /// reference's (rate * 25 ms + burst), whichever plugin made it.
 fn has_tbf(host: &State, dev: &str, rate_bits: u64, burst_bits: u64) -> CaseResult {
     let qs = host.qdiscs_of(dev);
@@ -86,8 +86,14 @@ fn has_tbf(host: &State, dev: &str, rate_bits: u64, burst_bits: u64) -> CaseResu
         .unwrap_or(1500)
         + bandwidth::tbf::ETH_HLEN;
     let theirs = rate * 25 / 1000 + burst;
-    let ours = bandwidth::tbf::bounded_limit(rate, frame);
-    let peak = bandwidth::tbf::peak(rate, burst, frame).is_some();
+    // The queue under the TBF decides whether it splits GSO packets.
+    let discipline = if qs.iter().any(|q| text(q, "kind") == "fq_codel") {
+        bandwidth::tbf::Discipline::FqCodel
+    } else {
+        bandwidth::tbf::Discipline::Bounded
+    };
+    let (ours, peak) = bandwidth::tbf::bounded(discipline, rate, burst, frame);
+    let peak = peak.is_some();
     let got = (o["rate"].as_u64(), o["burst"].as_u64(), o["limit"].as_u64());
     let has_peak = o.get("minburst").is_some();
     ensure(
