@@ -119,10 +119,12 @@ fn one_row(ctx: &Ctx, i: usize, rate: u64, burst: u64, into_pod: bool) -> CaseRe
         )
     })?;
     ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
-    let left = p.host.tc(&["qdisc", "show", "dev", "vh0"])?;
-    ensure(!left.contains("fq_codel") && !left.contains("tbf"), || {
-        format!("DEL left on vh0: {left}")
-    })
+    // The ifb goes, and its TBF and fq_codel with it.
+    let left = p.host.tc(&["qdisc", "show"])?;
+    ensure(
+        !left.contains("fq_codel") && !left.contains("tbf") && p.host.ip(&["link", "show", &ifb]).is_err(),
+        || format!("DEL left {ifb} or its qdiscs: {left}"),
+    )
 }
 
 fn percentile(v: &[Duration], pct: usize) -> Duration {
