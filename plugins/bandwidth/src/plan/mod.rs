@@ -361,8 +361,12 @@ pub(crate) fn direction_bucket(
     let b = bucket(name, l, frame, psched, limits.max_burst_ms)?;
     let discipline = limits.queue.discipline(fq_codel);
     let b = b.queued(discipline, frame);
+    let split = match b.tbf.peak.and_then(|p| p.burst) {
+        Some(frame) => format!(", the tbf splitting GSO packets into frames of {frame} bytes (peak bucket)"),
+        None => String::new(),
+    };
     log::info!(
-        "{name} queue: {discipline:?} (config {:?}), a fifo of {} bytes behind a bucket of {} bytes",
+        "{name} queue: {discipline:?} (config {:?}), a limit of {} bytes behind a bucket of {} bytes{split}",
         limits.queue,
         b.tbf.limit,
         b.burst
