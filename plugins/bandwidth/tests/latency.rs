@@ -1,6 +1,6 @@
 //! Issue 19: a pod shaped with containerd's burst stays responsive under
 //! load. A TCP bulk flow through the shaper and a ping beside it: after the
-//! flow's first 5 s the ping's 90th percentile stays under 100 ms, in both
+//! flow's first 5 s the ping's 90th percentile stays under 60 ms, in both
 //! directions (the reference's queue of 25 ms plus the whole bucket keeps
 //! it at seconds). The bound is loose so noise does not flake it; the
 //! measured figures belong in the bench.
@@ -24,6 +24,12 @@ const CONTAINERD_BURST: u64 = 4_294_967_295;
 /// The flow's length; pings start after its first 5 s and stop before it ends.
 const SECS: u64 = 16;
 const SETTLE: u64 = 5;
+/// The FIFO holds 25 ms of rate (31250 B at 10 Mbit/s) and the TBF splits
+/// GSO packets, so a ping waits at most about 27 ms: measured p90 17 to
+/// 23 ms here (docs/bandwidth.md). Issue 19 asks for 100 ms so noise does
+/// not flake it; 60 ms keeps room for a shared machine and still fails a
+/// queue twice as long.
+const BOUND_MS: f64 = 60.0;
 
 /// Ping RTTs in ms from `client_ns` to `ping_to` during a TCP flow between
 /// an iperf3 client there and a server at `server_ip` in `server_ns`
@@ -136,11 +142,11 @@ fn ping_beside_a_bulk_flow_waits_under_100_ms_with_containerds_burst() {
     let (i50, i90) = report(&mut ingress);
     eprintln!("ping under load at 10 Mbit/s, containerd's burst: egress p50 {e50} p90 {e90} ms, ingress p50 {i50} p90 {i90} ms");
     assert!(
-        e90 < 100.0,
+        e90 < BOUND_MS,
         "egress: ping p90 {e90} ms (p50 {e50}) beside a TCP flow"
     );
     assert!(
-        i90 < 100.0,
+        i90 < BOUND_MS,
         "ingress: ping p90 {i90} ms (p50 {i50}) beside a TCP flow"
     );
 }
