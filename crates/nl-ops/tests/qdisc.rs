@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! Qdiscs against `tc -j qdisc`, each test in its own namespace.
 
-use nl_ops::qdisc::{ChildQueue, FqCodel, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
+use nl_ops::qdisc::{ChildQueue, FqCodel, Peak, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
 use nl_ops::testutil::{root_or_skip, TestNs};
 
 const H1: u32 = 0x1_0000;
@@ -82,6 +82,41 @@ fn tbf_burst_in_bytes_is_tcs_qdisc() {
     let dumped = s.qdiscs(idx).unwrap()[0].tbf.unwrap();
     // 1514 bytes at 100 B/s: 15.14 s, 236562500 ticks of 64 ns.
     assert_eq!(dumped.buffer, 236_562_500);
+    assert_eq!(dumped, theirs);
+    assert_eq!(tbf_json(&ns, "vtc")["options"], tbf_json(&ns, "vnl")["options"]);
+}
+
+/// A peak bucket in bytes (TCA_TBF_PBURST) at a peak rate past 2^32 B/s
+/// (TCA_TBF_PRATE64) is the qdisc tc makes from `peakrate 100gbit mtu
+/// 1514`: the kernel dumps it as time (one 64 ns tick), never in bytes.
+#[test]
+fn tbf_peak_bucket_is_tcs_qdisc() {
+    if !root_or_skip("tbf_peak_bucket_is_tcs_qdisc") {
+        return;
+    }
+    let ns = TestNs::new("tbf-peak");
+    ns.veth("vtc", "vnl", None);
+    ns.exec(&[
+        "tc", "qdisc", "add", "dev", "vtc", "root", "handle", "1:", "tbf", "rate", "1mbit", "burst", "64000",
+        "limit", "3125", "peakrate", "100gbit", "mtu", "1514",
+    ]);
+    let mut s = ns.socket();
+    let theirs = s.qdiscs(ns.ifindex("vtc")).unwrap()[0].tbf.unwrap();
+    let idx = ns.ifindex("vnl");
+    let ours = Tbf {
+        rate: 125_000,
+        buffer: theirs.buffer,
+        limit: 3125,
+        burst: None,
+        peak: Some(Peak {
+            rate: 12_500_000_000,
+            mtu: 1,
+            burst: Some(1514),
+        }),
+    };
+    s.add_root_tbf(idx, H1, &ours).unwrap();
+    let dumped = s.qdiscs(idx).unwrap()[0].tbf.unwrap();
+    assert_eq!(dumped, ours.dumped());
     assert_eq!(dumped, theirs);
     assert_eq!(tbf_json(&ns, "vtc")["options"], tbf_json(&ns, "vnl")["options"]);
 }
