@@ -9,9 +9,11 @@ use serde_json::{Map, Value};
 
 use super::ns::Ns;
 
-/// A tbf without its queue limit (and the latency tc derives from it):
-/// bandwidth's bounded queue differs from the reference's by design
-/// (`queue` in docs/bandwidth.md); the cases check the limit themselves.
+/// A tbf without its queue limit (and the latency tc derives from it) and
+/// its peak bucket: bandwidth's bounded queue differs from the reference's
+/// by design (`queue` in docs/bandwidth.md; the peak bucket of one frame
+/// makes the TBF split GSO packets for it); the cases check the limit
+/// themselves.
 fn without_queue_limit(q: &str) -> String {
     let Ok(mut v) = serde_json::from_str::<Value>(q) else {
         return q.to_string();
@@ -20,8 +22,9 @@ fn without_queue_limit(q: &str) -> String {
         return q.to_string();
     }
     if let Some(o) = v.get_mut("options").and_then(Value::as_object_mut) {
-        o.remove("limit");
-        o.remove("lat");
+        for key in ["limit", "lat", "peakrate", "minburst", "mtu", "mtu_raw"] {
+            o.remove(key);
+        }
     }
     v.to_string()
 }
@@ -322,9 +325,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_tbfs_queue_limit_is_left_out() {
+    fn only_a_tbfs_queue_limit_and_peak_bucket_are_left_out() {
         let tbf = r#"{"dev":"vh0","kind":"tbf","handle":"1:","root":true,"options":{"rate":125000,"burst":12500,"lat":25000,"limit":15625}}"#;
         let got: Value = serde_json::from_str(&without_queue_limit(tbf)).unwrap_or_default();
+        assert_eq!(
+            got["options"],
+            serde_json::json!({"rate": 125000, "burst": 12500})
+        );
+        // With the peak bucket (as tc -j -raw prints it).
+        let peak = r#"{"dev":"vh0","kind":"tbf","handle":"1:","root":true,"options":{"rate":125000,"burst":12500,"minburst":0,"mtu_raw":"1","lat":0,"limit":3125}}"#;
+        let got: Value = serde_json::from_str(&without_queue_limit(peak)).unwrap_or_default();
         assert_eq!(
             got["options"],
             serde_json::json!({"rate": 125000, "burst": 12500})

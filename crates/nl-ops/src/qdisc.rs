@@ -32,6 +32,33 @@ pub struct Tbf {
     /// `buffer` drains, counted at most 2^32 - 1 ns. Never dumped: decoded
     /// TBFs have `None`.
     pub burst: Option<u32>,
+    /// A second bucket, filled at `peak.rate`: the kernel lets no packet
+    /// larger than it through whole (it segments GSO packets to fit).
+    pub peak: Option<Peak>,
+}
+
+/// The peak-rate bucket of a TBF (`peakrate` and `mtu` of tc_tbf_qopt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peak {
+    /// Bytes per second, above the TBF's rate.
+    pub rate: u64,
+    /// The bucket, as time at `rate`, in scheduler ticks (as dumped).
+    pub mtu: u32,
+    /// The bucket in bytes (TCA_TBF_PBURST): the kernel takes it as the
+    /// largest packet and derives `mtu` from it. Never dumped.
+    pub burst: Option<u32>,
+}
+
+impl Tbf {
+    /// What the kernel dumps back of this TBF: the byte sizes it takes
+    /// (TCA_TBF_BURST, TCA_TBF_PBURST) are never dumped.
+    pub fn dumped(&self) -> Tbf {
+        Tbf {
+            burst: None,
+            peak: self.peak.map(|p| Peak { burst: None, ..p }),
+            ..*self
+        }
+    }
 }
 
 /// fq_codel's numbers (`TCA_FQ_CODEL_*`), those a plugin sets and checks.
@@ -82,7 +109,9 @@ const TCA_OPTIONS: u16 = 2;
 const TCA_INGRESS_BLOCK: u16 = 13;
 const TCA_TBF_PARMS: u16 = 1;
 const TCA_TBF_RATE64: u16 = 4;
+const TCA_TBF_PRATE64: u16 = 5;
 const TCA_TBF_BURST: u16 = 6;
+const TCA_TBF_PBURST: u16 = 7;
 const TCMSG_LEN: usize = 20;
 const TC_TBF_QOPT_LEN: usize = 36;
 
@@ -147,7 +176,13 @@ impl Tbf {
         // the rate itself, and the result matches the reference plugin's.
         let rate32 = u32::try_from(self.rate).unwrap_or(u32::MAX);
         qopt[8..12].copy_from_slice(&rate32.to_ne_bytes());
-        // peakrate (12..24) stays zero; then limit, buffer, mtu.
+        // peakrate (12..24, its rate at 20) stays zero without a peak;
+        // then limit, buffer, mtu.
+        if let Some(p) = self.peak {
+            let prate32 = u32::try_from(p.rate).unwrap_or(u32::MAX);
+            qopt[20..24].copy_from_slice(&prate32.to_ne_bytes());
+            qopt[32..36].copy_from_slice(&p.mtu.to_ne_bytes());
+        }
         qopt[24..28].copy_from_slice(&self.limit.to_ne_bytes());
         qopt[28..32].copy_from_slice(&self.buffer.to_ne_bytes());
         let mut out = Vec::with_capacity(64);
@@ -159,6 +194,14 @@ impl Tbf {
         if self.rate > u64::from(u32::MAX) {
             raw::put(&mut out, TCA_TBF_RATE64, &self.rate.to_ne_bytes());
         }
+        if let Some(p) = self.peak {
+            if let Some(burst) = p.burst {
+                raw::put(&mut out, TCA_TBF_PBURST, &burst.to_ne_bytes());
+            }
+            if p.rate > u64::from(u32::MAX) {
+                raw::put(&mut out, TCA_TBF_PRATE64, &p.rate.to_ne_bytes());
+            }
+        }
         out
     }
 
@@ -168,22 +211,34 @@ impl Tbf {
         let mut rate64 = None;
         let mut limit = 0;
         let mut buffer = 0;
+        let (mut prate, mut prate64, mut mtu) = (0, None, 0);
         for (k, v) in raw::attrs(options) {
             match k {
                 TCA_TBF_PARMS if v.len() >= TC_TBF_QOPT_LEN => {
                     rate = Some(u64::from(raw::u32_at(v, 8)));
+                    prate = raw::u32_at(v, 20);
                     limit = raw::u32_at(v, 24);
                     buffer = raw::u32_at(v, 28);
+                    mtu = raw::u32_at(v, 32);
                 }
                 TCA_TBF_RATE64 if v.len() >= 8 => rate64 = Some(raw::u64_at(v, 0)),
+                TCA_TBF_PRATE64 if v.len() >= 8 => prate64 = Some(raw::u64_at(v, 0)),
                 _ => {}
             }
         }
+        let peak = prate64
+            .or((prate != 0).then_some(u64::from(prate)))
+            .map(|rate| Peak {
+                rate,
+                mtu,
+                burst: None,
+            });
         Some(Tbf {
             rate: rate64.or(rate)?,
             buffer,
             limit,
             burst: None,
+            peak,
         })
     }
 }
@@ -505,6 +560,7 @@ mod tests {
             buffer: 1_250_000,
             limit: 13_125,
             burst: None,
+            peak: None,
         };
         let o = t.options();
         // PARMS(4+36) only: no BURST, no RATE64 below 2^32.
@@ -523,6 +579,7 @@ mod tests {
             buffer: 2_500,
             limit: 157_250_000,
             burst: None,
+            peak: None,
         };
         let o = t.options();
         let a: Vec<_> = raw::attrs(&o).collect();
@@ -539,6 +596,7 @@ mod tests {
             buffer: 547_916_666,
             limit: 526,
             burst: Some(526),
+            peak: None,
         };
         let o = t.options();
         let a: Vec<_> = raw::attrs(&o).collect();
@@ -546,6 +604,46 @@ mod tests {
         assert_eq!((a[1].0, raw::u32_at(a[1].1, 0)), (TCA_TBF_BURST, 526));
         // The kernel never dumps it back.
         assert_eq!(Tbf::decode(&o), Some(Tbf { burst: None, ..t }));
+    }
+
+    #[test]
+    fn tbf_peak_rate_and_bucket() {
+        let t = Tbf {
+            rate: 125_000,
+            buffer: u32::MAX,
+            limit: 3_125,
+            burst: None,
+            peak: Some(Peak {
+                rate: 12_500_000_000,
+                mtu: 1,
+                burst: Some(1514),
+            }),
+        };
+        let o = t.options();
+        let a: Vec<_> = raw::attrs(&o).collect();
+        // PARMS, PBURST, PRATE64 (the u32 peak rate saturates).
+        assert_eq!(a.len(), 3);
+        assert_eq!(raw::u32_at(a[0].1, 20), u32::MAX);
+        assert_eq!(raw::u32_at(a[0].1, 32), 1);
+        assert_eq!((a[1].0, raw::u32_at(a[1].1, 0)), (TCA_TBF_PBURST, 1514));
+        assert_eq!(
+            (a[2].0, raw::u64_at(a[2].1, 0)),
+            (TCA_TBF_PRATE64, 12_500_000_000)
+        );
+        assert_eq!(Tbf::decode(&o), Some(t.dumped()));
+        assert_eq!(t.dumped().peak.map(|p| p.burst), Some(None));
+        // A peak rate within u32: in the struct alone.
+        let small = Tbf {
+            peak: Some(Peak {
+                rate: 1_000_000,
+                mtu: 96_875,
+                burst: None,
+            }),
+            ..t
+        };
+        let o = small.options();
+        assert_eq!(raw::attrs(&o).count(), 1);
+        assert_eq!(Tbf::decode(&o), Some(small));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! Qdiscs against `tc -j qdisc`, each test in its own namespace.
 
-use nl_ops::qdisc::{ChildQueue, FqCodel, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
+use nl_ops::qdisc::{ChildQueue, FqCodel, Peak, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
 use nl_ops::testutil::{root_or_skip, TestNs};
 
 const H1: u32 = 0x1_0000;
@@ -76,11 +76,47 @@ fn tbf_burst_in_bytes_is_tcs_qdisc() {
         buffer: 1,
         limit: 1516,
         burst: Some(1514),
+        peak: None,
     };
     s.add_root_tbf(idx, H1, &ours).unwrap();
     let dumped = s.qdiscs(idx).unwrap()[0].tbf.unwrap();
     // 1514 bytes at 100 B/s: 15.14 s, 236562500 ticks of 64 ns.
     assert_eq!(dumped.buffer, 236_562_500);
+    assert_eq!(dumped, theirs);
+    assert_eq!(tbf_json(&ns, "vtc")["options"], tbf_json(&ns, "vnl")["options"]);
+}
+
+/// A peak bucket in bytes (TCA_TBF_PBURST) at a peak rate past 2^32 B/s
+/// (TCA_TBF_PRATE64) is the qdisc tc makes from `peakrate 100gbit mtu
+/// 1514`: the kernel dumps it as time (one 64 ns tick), never in bytes.
+#[test]
+fn tbf_peak_bucket_is_tcs_qdisc() {
+    if !root_or_skip("tbf_peak_bucket_is_tcs_qdisc") {
+        return;
+    }
+    let ns = TestNs::new("tbf-peak");
+    ns.veth("vtc", "vnl", None);
+    ns.exec(&[
+        "tc", "qdisc", "add", "dev", "vtc", "root", "handle", "1:", "tbf", "rate", "1mbit", "burst", "64000",
+        "limit", "3125", "peakrate", "100gbit", "mtu", "1514",
+    ]);
+    let mut s = ns.socket();
+    let theirs = s.qdiscs(ns.ifindex("vtc")).unwrap()[0].tbf.unwrap();
+    let idx = ns.ifindex("vnl");
+    let ours = Tbf {
+        rate: 125_000,
+        buffer: theirs.buffer,
+        limit: 3125,
+        burst: None,
+        peak: Some(Peak {
+            rate: 12_500_000_000,
+            mtu: 1,
+            burst: Some(1514),
+        }),
+    };
+    s.add_root_tbf(idx, H1, &ours).unwrap();
+    let dumped = s.qdiscs(idx).unwrap()[0].tbf.unwrap();
+    assert_eq!(dumped, ours.dumped());
     assert_eq!(dumped, theirs);
     assert_eq!(tbf_json(&ns, "vtc")["options"], tbf_json(&ns, "vnl")["options"]);
 }
@@ -100,6 +136,7 @@ fn tbf_add_change_delete_by_handle() {
         buffer: 7_450,
         limit: 100_000_000,
         burst: None,
+        peak: None,
     };
     s.add_root_tbf(idx, H1, &big).unwrap();
     let q = s.qdiscs(idx).unwrap();
@@ -119,6 +156,7 @@ fn tbf_add_change_delete_by_handle() {
         buffer: u32::MAX,
         limit: 30_000,
         burst: None,
+        peak: None,
     };
     s.change_root_tbf(idx, H1, &small).unwrap();
     let q = s.qdiscs(idx).unwrap();
@@ -173,6 +211,7 @@ fn tbf_buffer_of_zero_ticks_is_refused() {
                     buffer: too_small,
                     limit: 1_000_000,
                     burst: None,
+                    peak: None,
                 },
             )
             .unwrap_err();
@@ -185,6 +224,7 @@ fn tbf_buffer_of_zero_ticks_is_refused() {
                 buffer: enough,
                 limit: 1_000_000,
                 burst: None,
+                peak: None,
             },
         )
         .unwrap();
@@ -199,6 +239,7 @@ fn tbf_buffer_of_zero_ticks_is_refused() {
                 buffer: 1000,
                 limit: 1000,
                 burst: None,
+                peak: None,
             },
         )
         .unwrap_err();
@@ -265,6 +306,7 @@ fn qdisc_errors_name_the_link() {
                 buffer: 2000,
                 limit: 3000,
                 burst: None,
+                peak: None,
             },
         )
         .unwrap_err();
@@ -299,6 +341,7 @@ fn queue_under_a_tbf_is_read_and_replaced() {
         buffer: 1_250_000,
         limit: 13_125,
         burst: None,
+        peak: None,
     };
     s.add_root_tbf(idx, H1, &tbf).unwrap();
     // The TBF's own FIFO is hidden: no qdisc to show.

@@ -72,11 +72,11 @@ impl Queue {
         }
     }
 
-    /// The discipline installed for this choice on this node.
-    pub fn discipline(self) -> Discipline {
+    /// The discipline installed for this choice on a node whose kernel has
+    /// fq_codel or not.
+    pub fn discipline(self, fq_codel: bool) -> Discipline {
         match self {
-            // fq_codel where the kernel has it is still to come: until then
-            // auto is the bounded queue.
+            Queue::Auto if fq_codel => Discipline::FqCodel,
             Queue::Auto | Queue::Bounded => Discipline::Bounded,
             Queue::Reference => Discipline::Reference,
         }
@@ -397,9 +397,10 @@ mod tests {
         // Matched case-insensitively as a key, as the limits are.
         let got = limits(json!({"Queue": "reference", "egressRate": 8000, "egressBurst": 80})).unwrap();
         assert_eq!(got.queue, Queue::Reference);
-        assert_eq!(Queue::Auto.discipline(), Discipline::Bounded);
-        assert_eq!(Queue::Bounded.discipline(), Discipline::Bounded);
-        assert_eq!(Queue::Reference.discipline(), Discipline::Reference);
+        assert_eq!(Queue::Auto.discipline(false), Discipline::Bounded);
+        assert_eq!(Queue::Auto.discipline(true), Discipline::FqCodel);
+        assert_eq!(Queue::Bounded.discipline(true), Discipline::Bounded);
+        assert_eq!(Queue::Reference.discipline(true), Discipline::Reference);
         for bad in [
             json!("fq_codel"),
             json!("Reference"),

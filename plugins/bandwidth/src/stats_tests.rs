@@ -30,6 +30,7 @@ fn tbf(index: u32, handle: u32, rate: u64, bytes: u64) -> QdiscStats {
                 buffer: 15_625_000,
                 limit: 3000,
                 burst: None,
+                peak: None,
             }),
             fq_codel: None,
             ingress_block: None,

@@ -119,6 +119,7 @@ pub fn probe() -> CniResult<Vec<Probe>> {
             buffer: 1_250_000,
             limit: 13_125,
             burst: None,
+            peak: None,
         };
         let ifb = sock.add_ifb("bwprobe", 1500, 0, None).map(drop);
         Ok(vec![

@@ -14,7 +14,7 @@
 
 use cni_core::{CniError, CniResult};
 pub use nl_ops::qdisc::Psched;
-use nl_ops::qdisc::Tbf;
+use nl_ops::qdisc::{Peak, Tbf};
 
 /// The reference's fixed queueing latency: the queue holds what the rate
 /// drains in this time, on top of the bucket.
@@ -53,6 +53,9 @@ impl Limit {
 pub enum Discipline {
     /// The FIFO bounded by [`bounded_limit`]: about 25 ms of rate.
     Bounded,
+    /// fq_codel under the TBF: its own limit (in packets) is the queue's;
+    /// the TBF's limit is the bounded FIFO's, as if fq_codel gave way.
+    FqCodel,
     /// The reference's FIFO: 25 ms of rate plus the whole bucket, so a
     /// bucket of 512 MB (containerd's burst) is a queue of seconds.
     Reference,
@@ -62,17 +65,66 @@ pub enum Discipline {
 /// headers of each of its segments), with room to spare: 72 KiB.
 pub const GSO_MAX: u64 = 73_728;
 
+/// The rate of the peak bucket (100 Gbit/s): far above any link a pod is
+/// shaped on, so it never holds a burst back in practice; it is there for
+/// the size of its bucket.
+pub const PEAK_RATE: u64 = 12_500_000_000;
+
 /// The bounded FIFO: what the rate drains in 25 ms, and at least two full
-/// frames, so that one can wait while the other leaves. And not less than
-/// the largest packet the TBF lets through whole (up to a GSO packet): the
-/// TBF splits a GSO packet only when it is larger than the bucket, so with a
-/// bucket of 64 KiB or more whole 64 KiB packets reach the FIFO, and a FIFO
-/// smaller than one drops every one of them (TCP then crawls at a few
-/// kbit/s: its pacing keeps sending them whole). Measured at 10 Mbit/s with
-/// containerd's burst: ping beside a TCP flow waits 15 to 30 ms, not 1 to 2 s.
-pub fn bounded_limit(rate: u64, burst: u64, frame: u32) -> u64 {
+/// frames, so that one can wait while the other leaves.
+pub fn bounded_limit(rate: u64, frame: u32) -> u64 {
     let drain = rate.saturating_mul(LATENCY_US) / 1_000_000;
-    drain.max(2 * u64::from(frame)).max(burst.min(GSO_MAX))
+    drain.max(2 * u64::from(frame))
+}
+
+/// The bounded FIFO of our releases before the peak bucket: also at least
+/// the largest packet the bucket let through whole (up to a GSO packet).
+/// CHECK accepts it on pods made by them.
+pub fn earlier_bounded_limit(rate: u64, burst: u64, frame: u32) -> u64 {
+    bounded_limit(rate, frame).max(burst.min(GSO_MAX))
+}
+
+/// The fewest frames the bounded FIFO must hold for the TBF to split GSO
+/// packets in front of it. Split while the bucket has tokens, a 64 KiB
+/// packet is 44 frames at once: a FIFO of two (25 ms at 1 Mbit/s) drops
+/// most of them and the ping beside them (measured at 1 Mbit/s: 10 to 27 %
+/// of pings lost, goodput 0.85 with containerd's burst), so below this the
+/// FIFO holds a whole GSO packet instead. fq_codel (10240 packets) takes
+/// every segment.
+pub const FIFO_SPLIT_FRAMES: u64 = 16;
+
+/// The peak bucket that bounds the packets a TBF lets through to one frame,
+/// when its bucket `burst` would let GSO packets larger than the bounded
+/// FIFO through whole. The TBF segments a GSO packet only when it is larger
+/// than its largest packet, which follows the bucket: with a bucket of
+/// 64 KiB, whole 64 KiB packets reach a FIFO of 25 ms of rate (31250 bytes
+/// at 10 Mbit/s), which drops every one of them (TCP then crawls at a few
+/// kbit/s), and the TBF waits for the tokens of a whole one before it sends
+/// anything (52 ms at 10 Mbit/s, whatever queue is behind it). A peak bucket
+/// of one frame at [`PEAK_RATE`] makes the TBF's largest packet one frame:
+/// it segments GSO packets itself.
+pub fn peak(rate: u64, burst: u64, frame: u32) -> Option<Peak> {
+    let fifo = bounded_limit(rate, frame);
+    (burst.min(GSO_MAX) > fifo && rate < PEAK_RATE).then(|| Peak {
+        rate: PEAK_RATE,
+        mtu: kernel_buffer_ticks(PEAK_RATE, frame),
+        burst: Some(frame),
+    })
+}
+
+/// The TBF's limit and peak bucket for `discipline`'s queue (not the
+/// reference's): the bounded FIFO, with the TBF splitting GSO packets where
+/// its bucket would pass larger ones whole; a FIFO too small to take a split
+/// packet's frames keeps our earlier floor (a whole GSO packet) instead.
+pub fn bounded(discipline: Discipline, rate: u64, burst: u64, frame: u32) -> (u64, Option<Peak>) {
+    let fifo = bounded_limit(rate, frame);
+    let split = peak(rate, burst, frame);
+    let fifo_takes_split = fifo >= FIFO_SPLIT_FRAMES * u64::from(frame);
+    match (discipline, split) {
+        (Discipline::FqCodel, Some(p)) => (fifo, Some(p)),
+        (Discipline::Bounded, Some(p)) if fifo_takes_split => (fifo, Some(p)),
+        _ => (earlier_bounded_limit(rate, burst, frame), None),
+    }
 }
 
 /// Why the installed bucket differs from the configured one.
@@ -138,6 +190,7 @@ pub fn reference_tbf(l: Limit, psched: Psched) -> Tbf {
         buffer: go_u32(f64::from(us) * psched.ticks_per_us),
         limit: drain.wrapping_add(burst),
         burst: None,
+        peak: None,
     }
 }
 
@@ -277,6 +330,7 @@ pub fn bucket(
             buffer: saturate_u32(ref_ticks),
             limit: saturate_u32(limit(rate, burst)),
             burst: None,
+            peak: None,
         },
         burst,
         adjusted: None,
@@ -329,6 +383,7 @@ pub fn bucket(
                 buffer,
                 limit: saturate_u32(limit(rate, held)),
                 burst: None,
+                peak: None,
             },
             burst: held,
             adjusted: Some(adjusted),
@@ -345,6 +400,7 @@ pub fn bucket(
             buffer: kernel_buffer_ticks(rate, bytes),
             limit: saturate_u32(limit(rate, u64::from(bytes))),
             burst: Some(bytes),
+            peak: None,
         },
         burst: u64::from(bytes),
         adjusted: Some(Adjusted::InBytes {
@@ -360,17 +416,21 @@ impl Bucket {
     pub fn queued(self, discipline: Discipline, frame: u32) -> Bucket {
         match discipline {
             Discipline::Reference => self,
-            Discipline::Bounded => Bucket {
-                tbf: Tbf {
-                    limit: saturate_u32(bounded_limit(self.tbf.rate, self.burst, frame)),
-                    ..self.tbf
-                },
-                // The reference's limit, saturated, is not installed.
-                adjusted: self
-                    .adjusted
-                    .filter(|a| !matches!(a, Adjusted::LimitSaturated { .. })),
-                ..self
-            },
+            Discipline::Bounded | Discipline::FqCodel => {
+                let (limit, peak) = bounded(discipline, self.tbf.rate, self.burst, frame);
+                Bucket {
+                    tbf: Tbf {
+                        limit: saturate_u32(limit),
+                        peak,
+                        ..self.tbf
+                    },
+                    // The reference's limit, saturated, is not installed.
+                    adjusted: self
+                        .adjusted
+                        .filter(|a| !matches!(a, Adjusted::LimitSaturated { .. })),
+                    ..self
+                }
+            }
         }
     }
 
@@ -715,39 +775,73 @@ mod tests {
         assert!(b(10_000_000, 1_000_000).explain("ingress", "veth1", l).is_none());
     }
 
-    /// The bounded queue: 25 ms of rate, two frames at least, and never
-    /// less than a GSO packet the TBF lets through whole (the bucket, up to
-    /// 72 KiB).
+    /// The bounded queue: 25 ms of rate, two frames at least; where the
+    /// bucket would let larger GSO packets through whole, a peak bucket of
+    /// one frame makes the TBF split them, in front of fq_codel or of a FIFO
+    /// that takes 16 frames; a smaller FIFO holds a whole GSO packet.
     #[test]
-    fn the_bounded_queue_holds_25_ms_two_frames_and_a_whole_gso_packet() {
-        for (rate_bits, burst_bytes, want) in [
-            // containerd's burst at 10 Mbit/s: a GSO packet, not 31250 B.
-            (10_000_000, 536_870_911, 73_728),
-            // At 1 Gbit/s 25 ms is more: 3125000 B.
-            (1_000_000_000, 536_870_911, 3_125_000),
-            // A bucket of 2000 B: GSO packets are split, two frames suffice.
-            (1_000_000, 2000, 3125),
-            (100_000, 2000, 3028),
-            // 512 kbit static burst (64000 B) at 1 Mbit/s: the bucket.
-            (1_000_000, 64_000, 64_000),
+    fn the_bounded_queue_holds_25_ms_two_frames_and_splits_gso_packets() {
+        use Discipline::{Bounded, FqCodel};
+        for (rate_bits, burst_bytes, fifo, split, with_fifo) in [
+            // containerd's burst at 10 Mbit/s: 31250 B (20 frames), split.
+            (10_000_000, 536_870_911, 31_250, true, (31_250, true)),
+            // At 1 Gbit/s 25 ms is 3125000 B, more than any GSO packet.
+            (1_000_000_000, 536_870_911, 3_125_000, false, (3_125_000, false)),
+            // 100 Mbit/s: 312500 B, whole GSO packets fit.
+            (100_000_000, 536_870_911, 312_500, false, (312_500, false)),
+            // A bucket of 2000 B at 1 Mbit/s: two frames hold what it passes.
+            (1_000_000, 2000, 3125, false, (3125, false)),
+            (100_000, 2000, 3028, false, (3028, false)),
+            // 512 kbit static burst (64000 B) at 1 Mbit/s: 25 ms is two
+            // frames; split for fq_codel, a whole GSO packet for the FIFO.
+            (1_000_000, 64_000, 3125, true, (64_000, false)),
+            (1_000_000, 536_870_911, 3125, true, (73_728, false)),
+            // 16 frames (24224 B): 7.75 Mbit/s.
+            (7_751_680, 536_870_911, 24_224, true, (24_224, true)),
+            (7_751_672, 536_870_911, 24_223, true, (73_728, false)),
         ] {
-            assert_eq!(
-                bounded_limit(rate_bits / 8, burst_bytes, FRAME),
-                want,
-                "{rate_bits}"
-            );
+            let rate = rate_bits / 8;
+            assert_eq!(bounded_limit(rate, FRAME), fifo, "{rate_bits}");
+            let p = peak(rate, burst_bytes, FRAME);
+            assert_eq!(p.is_some(), split, "{rate_bits} {burst_bytes}");
+            assert_eq!(bounded(FqCodel, rate, burst_bytes, FRAME), (fifo, p));
+            let (limit, peaked) = bounded(Bounded, rate, burst_bytes, FRAME);
+            assert_eq!((limit, peaked.is_some()), with_fifo, "{rate_bits} {burst_bytes}");
+            if let Some(p) = p {
+                assert!(p.rate > rate);
+                assert_eq!(p.burst, Some(FRAME));
+                // 1514 B at 100 Gbit/s: 121 ns, one tick as the kernel dumps it.
+                assert_eq!(p.mtu, kernel_buffer_ticks(PEAK_RATE, FRAME));
+                assert_eq!(p.mtu, 1);
+            }
         }
+        // Our earlier limit kept a whole GSO packet instead.
+        assert_eq!(earlier_bounded_limit(1_250_000, 536_870_911, FRAME), 73_728);
+        assert_eq!(earlier_bounded_limit(125_000, 64_000, FRAME), 64_000);
+        assert_eq!(earlier_bounded_limit(125_000, 2000, FRAME), 3125);
         // Installed: the bucket stays, the limit is bounded, the saturated
         // reference limit is no longer a warning.
         let l = limit_(10_000_000, u64::from(u32::MAX));
-        let got = b(l.rate_bits, l.burst_bits).queued(Discipline::Bounded, FRAME);
-        assert_eq!((got.tbf.buffer, got.tbf.limit), (u32::MAX, 73_728));
+        let got = b(l.rate_bits, l.burst_bits).queued(Bounded, FRAME);
+        assert_eq!((got.tbf.buffer, got.tbf.limit), (u32::MAX, 31_250));
+        assert_eq!(got.tbf.peak, peak(1_250_000, got.burst, FRAME));
+        assert!(got.tbf.peak.is_some());
         assert_eq!(got.adjusted, Some(Adjusted::ToKernelMax));
+        let l = limit_(1_000_000, u64::from(u32::MAX));
+        let fifo = b(l.rate_bits, l.burst_bits).queued(Bounded, FRAME);
+        assert_eq!((fifo.tbf.limit, fifo.tbf.peak), (73_728, None));
+        let aqm = b(l.rate_bits, l.burst_bits).queued(FqCodel, FRAME);
+        assert_eq!((aqm.tbf.limit, aqm.tbf.peak.is_some()), (3125, true));
         let l = limit_(1_000_000_000, u64::from(u32::MAX) * 8 - 1);
-        let got = b(l.rate_bits, l.burst_bits).queued(Discipline::Bounded, FRAME);
-        assert_eq!((got.tbf.limit, got.adjusted), (3_125_000, None));
-        let same = b(l.rate_bits, l.burst_bits);
+        let got = b(l.rate_bits, l.burst_bits).queued(Bounded, FRAME);
+        assert_eq!(
+            (got.tbf.limit, got.tbf.peak, got.adjusted),
+            (3_125_000, None, None)
+        );
+        // queue: reference is the reference's TBF, no peak bucket.
+        let same = b(10_000_000, u64::from(u32::MAX));
         assert_eq!(same.queued(Discipline::Reference, FRAME), same);
+        assert_eq!(same.tbf.peak, None);
     }
 
     /// The reference's numbers (v1.1.1; the root test `ownership` checks

@@ -83,8 +83,8 @@ fn scenario(ctx: &Ctx, cid: &str, limits: &'static [(&'static str, u64)]) -> Res
 }
 
 /// The root tbf of `dev`: rate and burst in bytes, and the queue limit
-/// either ours (bounded, as docs/bandwidth.md states it: the largest of 25 ms
-/// of rate, two full frames and the smaller of the bucket and 72 KiB) or the
+/// either ours (bounded, as docs/bandwidth.md states it: see [`ours_bounded`])
+/// or the
 /// reference's (rate * 25 ms + burst), whichever plugin made it.
 fn has_tbf(host: &State, dev: &str, rate_bits: u64, burst_bits: u64) -> CaseResult {
     let qs = host.qdiscs_of(dev);
@@ -96,16 +96,38 @@ fn has_tbf(host: &State, dev: &str, rate_bits: u64, burst_bits: u64) -> CaseResu
     let (rate, burst) = (rate_bits / 8, burst_bits / 8);
     let frame = host.link(dev).and_then(|l| l["mtu"].as_u64()).unwrap_or(1500) + 14;
     let theirs = rate * 25 / 1000 + burst;
-    let ours = (rate * 25 / 1000).max(2 * frame).max(burst.min(72 * 1024));
+    // The queue under the TBF decides whether it splits GSO packets.
+    let fq_codel = qs.iter().any(|q| text(q, "kind") == "fq_codel");
+    let (ours, peak) = ours_bounded(fq_codel, rate, burst, frame);
     let got = (o["rate"].as_u64(), o["burst"].as_u64(), o["limit"].as_u64());
+    let has_peak = o.get("minburst").is_some();
     ensure(
-        got == (Some(rate), Some(burst), Some(ours)) || got == (Some(rate), Some(burst), Some(theirs)),
+        (got == (Some(rate), Some(burst), Some(ours)) && has_peak == peak)
+            || (got == (Some(rate), Some(burst), Some(theirs)) && !has_peak),
         || {
             format!(
-                "tbf on {dev} has (rate, burst, limit) {got:?}, want ({rate}, {burst}, {ours} or {theirs}) B"
+                "tbf on {dev} has (rate, burst, limit) {got:?} and a peak bucket: {has_peak}, \
+                 want ({rate}, {burst}, {ours} with a peak bucket: {peak}, or {theirs} without) B"
             )
         },
     )
+}
+
+/// Our queue limit and whether the TBF has a peak bucket of one frame, by
+/// the rule docs/bandwidth.md states: the FIFO holds 25 ms of rate, at least
+/// two frames; where the bucket (up to a 72 KiB GSO packet) is larger, the
+/// TBF splits GSO packets (peak bucket) in front of fq_codel, or of a FIFO
+/// of at least 16 frames; otherwise the FIFO also holds the smaller of the
+/// bucket and 72 KiB.
+fn ours_bounded(fq_codel: bool, rate: u64, burst: u64, frame: u64) -> (u64, bool) {
+    const GSO_MAX: u64 = 72 * 1024;
+    let fifo = (rate * 25 / 1000).max(2 * frame);
+    let split = burst.min(GSO_MAX) > fifo && rate < 12_500_000_000;
+    if split && (fq_codel || fifo >= 16 * frame) {
+        (fifo, true)
+    } else {
+        (fifo.max(burst.min(GSO_MAX)), false)
+    }
 }
 
 fn no_root_tbf(host: &State, dev: &str) -> CaseResult {

@@ -1,6 +1,6 @@
 use cni_core::plan::Step;
 use cni_core::{CniError, CniResult};
-use nl_ops::qdisc::{ChildQueue, FqCodel, Handle};
+use nl_ops::qdisc::{ChildQueue, FqCodel, Handle, Peak};
 
 use super::*;
 use crate::config::{Limits, Queue};
@@ -23,7 +23,7 @@ pub fn plan_add(
     let mut steps = Vec::new();
 
     if let Some(l) = limits.ingress {
-        let want = direction_bucket("ingress", l, host, limits, psched)?;
+        let want = direction_bucket("ingress", l, host, limits, aqm(limits, snap).is_some(), psched)?;
         explain(&want, "ingress", &host.veth.name, l);
         set_tbf(
             Device::HostVeth,
@@ -49,7 +49,7 @@ pub fn plan_add(
     };
     refuse_taken_ingress(host)?;
     let ifb = ifb_of(snap, owner, ifb_name)?;
-    let want = direction_bucket("egress", l, host, limits, psched)?;
+    let want = direction_bucket("egress", l, host, limits, aqm(limits, snap).is_some(), psched)?;
     explain(&want, "egress", ifb_name, l);
     egress(
         want.tbf,
@@ -119,6 +119,18 @@ fn explain(b: &crate::tbf::Bucket, name: &str, dev: &str, l: Limit) {
     }
 }
 
+/// `have` as ADD can send it back: a peak bucket dumps as time alone,
+/// which the kernel rounds to whole ticks (one tick at 100 Gbit/s passes
+/// 800 bytes, less than a frame); the one ADD sets there is in bytes, the
+/// same on the same link as `want`'s.
+fn restorable(have: Tbf, want: Tbf) -> Tbf {
+    let peak = match (have.peak, want.peak) {
+        (Some(h), Some(w)) if h == (Peak { burst: None, ..w }) => Some(w),
+        (h, _) => h,
+    };
+    Tbf { peak, ..have }
+}
+
 /// Our TBF onto the root of `dev`: added where the kernel's default is,
 /// changed in place where ours is, refused over anyone else's. `created`:
 /// the device is new in this plan, so deleting it undoes the TBF too.
@@ -131,16 +143,20 @@ fn set_tbf(
     steps: &mut Vec<Step<Change>>,
 ) -> CniResult<()> {
     match root {
-        Root::Ours(have) if have == want => {}
+        // Only ADD sets a peak bucket on this handle, and always in bytes.
+        Root::Ours(have) if have == want || (want.burst.is_none() && have == want.dumped()) => {}
         // A bucket given in bytes dumps as the same numbers as the
         // reference's given as time, which passes no full frame there: sent
         // again. The dump cannot say which was there, so nothing to undo.
-        Root::Ours(have) if have == Tbf { burst: None, ..want } => {
+        Root::Ours(have) if have == want.dumped() => {
             steps.push(Step::once(Change::ChangeTbf { dev, tbf: want }));
         }
         Root::Ours(have) => steps.push(Step::new(
             Change::ChangeTbf { dev, tbf: want },
-            Some(Change::ChangeTbf { dev, tbf: have }),
+            Some(Change::ChangeTbf {
+                dev,
+                tbf: restorable(have, want),
+            }),
         )),
         Root::Default => steps.push(Step::new(
             Change::AddTbf { dev, tbf: want },

@@ -25,7 +25,9 @@ fn check_tbf(dev: &str, accepted: &[Tbf], root: Root<'_>) -> CniResult<()> {
             )))
         }
     };
-    let same = |w: &Tbf| (have.rate, have.limit, have.buffer) == (w.rate, w.limit, w.buffer);
+    let same = |w: &Tbf| {
+        (have.rate, have.limit, have.buffer, have.peak) == (w.rate, w.limit, w.buffer, w.dumped().peak)
+    };
     if accepted.iter().any(same) {
         return Ok(());
     }
@@ -40,7 +42,15 @@ fn check_tbf(dev: &str, accepted: &[Tbf], root: Root<'_>) -> CniResult<()> {
     if have.limit != want.limit {
         return differs("limit (B)", u64::from(have.limit), u64::from(want.limit));
     }
-    differs("buffer (ticks)", u64::from(have.buffer), u64::from(want.buffer))
+    if have.buffer != want.buffer {
+        return differs("buffer (ticks)", u64::from(have.buffer), u64::from(want.buffer));
+    }
+    let peak = |t: &Tbf| t.peak.map_or((0, 0), |p| (p.rate, p.mtu));
+    let ((hr, hm), (wr, wm)) = (peak(&have), peak(want));
+    if hr != wr {
+        return differs("peakrate (B/s)", hr, wr);
+    }
+    differs("mtu (ticks)", u64::from(hm), u64::from(wm))
 }
 
 /// Where ADD puts fq_codel (queue auto, and the kernel has it), ours is
@@ -73,7 +83,14 @@ pub fn check(
     let host = snap.host()?;
     let veth = &host.veth.name;
     if let Some(l) = limits.ingress {
-        let accepted = accepted_tbfs("ingress", l, host, limits, psched)?;
+        let accepted = accepted_tbfs(
+            "ingress",
+            l,
+            host,
+            limits,
+            super::add::aqm(limits, snap).is_some(),
+            psched,
+        )?;
         check_tbf(veth, &accepted, host.root())?;
         check_queue(veth, limits, snap, &host.qdiscs)?;
     }
@@ -84,7 +101,14 @@ pub fn check(
         return Err(mismatch(format!("ifb {ifb_name} does not exist")));
     };
     check_ifb_link(&ifb.link, owner, ifb_name, host)?;
-    let accepted = accepted_tbfs("egress", l, host, limits, psched)?;
+    let accepted = accepted_tbfs(
+        "egress",
+        l,
+        host,
+        limits,
+        super::add::aqm(limits, snap).is_some(),
+        psched,
+    )?;
     check_tbf(ifb_name, &accepted, ifb.root())?;
     check_queue(ifb_name, limits, snap, &ifb.qdiscs)?;
     check_redirect(host, &ifb.link, ifb_name)

@@ -367,8 +367,15 @@ impl Plan {
 
 fn tbf_text(t: &Tbf) -> String {
     let burst = t.burst.map(|b| format!(" burst {b} B")).unwrap_or_default();
+    let peak = t
+        .peak
+        .map(|p| {
+            let pburst = p.burst.map(|b| format!(" pburst {b} B")).unwrap_or_default();
+            format!(" peakrate {} B/s mtu {} ticks{pburst}", p.rate, p.mtu)
+        })
+        .unwrap_or_default();
     format!(
-        "rate {} B/s buffer {} ticks limit {} B{burst}",
+        "rate {} B/s buffer {} ticks limit {} B{burst}{peak}",
         t.rate, t.buffer, t.limit
     )
 }
@@ -445,14 +452,19 @@ pub(crate) fn direction_bucket(
     l: crate::tbf::Limit,
     host: &HostSide,
     limits: &Limits,
+    fq_codel: bool,
     psched: Psched,
 ) -> CniResult<Bucket> {
     let frame = host.veth.mtu + ETH_HLEN;
     let b = bucket(name, l, frame, psched, limits.max_burst_ms)?;
-    let discipline = limits.queue.discipline();
+    let discipline = limits.queue.discipline(fq_codel);
     let b = b.queued(discipline, frame);
+    let split = match b.tbf.peak.and_then(|p| p.burst) {
+        Some(frame) => format!(", the tbf splitting GSO packets into frames of {frame} bytes (peak bucket)"),
+        None => String::new(),
+    };
     log::info!(
-        "{name} queue: {discipline:?} (config {:?}), a fifo of {} bytes behind a bucket of {} bytes",
+        "{name} queue: {discipline:?} (config {:?}), a limit of {} bytes behind a bucket of {} bytes{split}",
         limits.queue,
         b.tbf.limit,
         b.burst
@@ -462,20 +474,28 @@ pub(crate) fn direction_bucket(
 
 /// The TBFs CHECK accepts for one direction: the one ADD installs first,
 /// then those of pods made before an in-place upgrade, which ADD converges
-/// to the first: our earlier releases' (the reference's queue behind our
+/// to the first: our earlier releases' (the bounded FIFO holding a whole GSO
+/// packet without a peak bucket, and the reference's queue behind our
 /// bucket) and the reference's own numbers.
 pub(crate) fn accepted_tbfs(
     name: &str,
     l: crate::tbf::Limit,
     host: &HostSide,
     limits: &Limits,
+    fq_codel: bool,
     psched: Psched,
 ) -> CniResult<Vec<Tbf>> {
     let frame = host.veth.mtu + ETH_HLEN;
     let b = bucket(name, l, frame, psched, limits.max_burst_ms)?;
+    let earlier = Tbf {
+        limit: u32::try_from(crate::tbf::earlier_bounded_limit(b.tbf.rate, b.burst, frame))
+            .unwrap_or(u32::MAX),
+        ..b.tbf
+    };
     // The reference ignores maxBurstMs: its bucket is the one asked.
     Ok(vec![
-        b.queued(limits.queue.discipline(), frame).tbf,
+        b.queued(limits.queue.discipline(fq_codel), frame).tbf,
+        earlier,
         b.tbf,
         crate::tbf::reference_tbf(l, psched),
     ])

@@ -126,7 +126,7 @@ fn tbf(limits: &Limits, ingress: bool) -> Tbf {
     let l = if ingress { limits.ingress } else { limits.egress };
     crate::tbf::bucket("x", l.unwrap(), 1514, P, limits.max_burst_ms)
         .unwrap()
-        .queued(limits.queue.discipline(), 1514)
+        .queued(limits.queue.discipline(false), 1514)
         .tbf
 }
 
@@ -134,7 +134,7 @@ fn tbf(limits: &Limits, ingress: bool) -> Tbf {
 fn done(limits: &Limits) -> Snapshot {
     let mut o = fresh();
     if limits.ingress.is_some() {
-        host_mut(&mut o).qdiscs = vec![qdisc(HOST, "tbf", TBF_HANDLE, Some(tbf(limits, true)))];
+        host_mut(&mut o).qdiscs = vec![qdisc(HOST, "tbf", TBF_HANDLE, Some(tbf(limits, true).dumped()))];
     }
     if limits.egress.is_some() {
         let h = host_mut(&mut o);
@@ -142,7 +142,7 @@ fn done(limits: &Limits) -> Snapshot {
         h.ingress_filters = vec![marked(U32_FIRST, vec![IFB], Mark::FilterAndQdisc)];
         o.ifb = Some(IfbSide {
             link: link(IFB, "bwpx", "ifb", Some(owner().alias())),
-            qdiscs: vec![qdisc(IFB, "tbf", TBF_HANDLE, Some(tbf(limits, false)))],
+            qdiscs: vec![qdisc(IFB, "tbf", TBF_HANDLE, Some(tbf(limits, false).dumped()))],
         });
     }
     o
@@ -601,6 +601,7 @@ fn add_installs_the_nearest_working_bucket() {
         // Two frames: the bounded queue.
         limit: 1052,
         burst: Some(526),
+        peak: None,
     };
     assert_eq!(
         p.changes()
@@ -613,6 +614,7 @@ fn add_installs_the_nearest_working_bucket() {
     let mut dumped = done(&lim);
     let as_dumped = Tbf {
         burst: None,
+        peak: None,
         ..in_bytes
     };
     host_mut(&mut dumped).veth.mtu = 512;
@@ -918,6 +920,43 @@ fn check_accepts_the_references_exact_shape_and_add_converges_it() {
         let earlier = crate::tbf::bucket("x", l, 1514, P, None).unwrap().tbf;
         *root_tbf(&mut old) = earlier;
         check(&lim, &owner(), "bwpx", &old, P).unwrap();
+        // And the bounded FIFO before the peak bucket: a whole GSO packet
+        // (72 KiB) and no peak; ADD converges it, its undo restores it.
+        let floor = Tbf {
+            limit: 73_728,
+            ..earlier
+        };
+        *root_tbf(&mut old) = floor;
+        check(&lim, &owner(), "bwpx", &old, P).unwrap();
+        assert!(ours.peak.is_some());
+        let steps = add(&lim, &old).unwrap().steps.steps;
+        assert!(
+            steps.contains(&Step::new(
+                Change::ChangeTbf {
+                    dev: Device::HostVeth,
+                    tbf: ours
+                },
+                Some(Change::ChangeTbf {
+                    dev: Device::HostVeth,
+                    tbf: floor
+                })
+            )),
+            "{steps:?}"
+        );
+        // Our own shape as dumped (the peak bucket's bytes are not): done,
+        // nothing to send again.
+        assert!(add(&lim, &done(&lim)).unwrap().is_empty());
+        // A peak bucket of other numbers is not ours.
+        *root_tbf(&mut old) = Tbf {
+            peak: ours.peak.map(|p| nl_ops::qdisc::Peak {
+                mtu: 2,
+                burst: None,
+                ..p
+            }),
+            ..ours
+        };
+        let e = check(&lim, &owner(), "bwpx", &old, P).unwrap_err();
+        assert!(e.msg.contains("mtu (ticks) 2, want 1"), "{}", e.msg);
         // Anything else still fails, naming what ADD installs.
         *root_tbf(&mut old) = Tbf {
             limit: ours.limit + 1,
@@ -1176,4 +1215,41 @@ fn fresh_done(lim: &Limits) -> Snapshot {
     let mut o = done(lim);
     o.fq_codel = true;
     o
+}
+
+/// At 1 Mbit/s with containerd's burst: in front of fq_codel the TBF splits
+/// GSO packets (a peak bucket of one frame) and bounds its limit to 25 ms;
+/// in front of its own FIFO of two frames it does not, and the FIFO holds a
+/// whole GSO packet. CHECK wants what ADD installs on each kernel.
+#[test]
+fn the_tbf_splits_gso_packets_in_front_of_fq_codel_at_low_rates() {
+    let l = Limit {
+        rate_bits: 1_000_000,
+        burst_bits: 4_294_967_295,
+    };
+    let lim = Limits {
+        ingress: Some(l),
+        ..Limits::default()
+    };
+    for (fq_codel, limit, split) in [(true, 3125, true), (false, 73_728, false)] {
+        let mut o = fresh();
+        o.fq_codel = fq_codel;
+        let Change::AddTbf { tbf: got, .. } = add(&lim, &o).unwrap().changes()[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (got.limit, got.peak.is_some()),
+            (limit, split),
+            "fq_codel {fq_codel}"
+        );
+        host_mut(&mut o).qdiscs = vec![qdisc(HOST, "tbf", TBF_HANDLE, Some(got.dumped()))];
+        if fq_codel {
+            host_mut(&mut o).qdiscs.push(Qdisc {
+                fq_codel: Some(FQ_CODEL),
+                ..qdisc(HOST, "fq_codel", FQ_CODEL_HANDLE, None)
+            });
+            o.host.as_mut().unwrap().qdiscs[1].parent = QUEUE_CLASS;
+        }
+        check(&lim, &owner(), "bwpx", &o, P).unwrap();
+    }
 }
