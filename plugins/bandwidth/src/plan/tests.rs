@@ -1095,7 +1095,8 @@ fn with_fq_codel_each_new_tbf_gets_it_undone_with_the_tbf() {
         }
     ));
     assert!(matches!(steps[3].change, Change::AddTbf { dev: Device::Ifb, .. }));
-    assert_eq!(steps.len(), 7);
+    // Then the ingress qdisc and the redirect, one step.
+    assert_eq!(steps.len(), 6);
     // Without fq_codel in the kernel: the TBF's own FIFO, nothing more.
     let plain = add(&lim, &fresh()).unwrap().changes();
     assert!(
