@@ -65,8 +65,9 @@ pub fn has_fq_codel() -> bool {
 
 /// What the node's files say about fq_codel, under `root`, for kernel
 /// `release`: loaded, the default qdisc or listed as built in is yes; a
-/// kernel that cannot load modules (no `/proc/modules`) or has no module
-/// file for it is no; `None` when only loading the module would tell.
+/// kernel that cannot load modules (no `/proc/modules`) or whose module
+/// tree has no file for it is no; `None` when only a try would tell (a
+/// module on disk not loaded yet, or no module tree to read).
 /// Probing by making a namespace costs more than a whole ADD, and every
 /// ADD and CHECK asks, so the files come first.
 pub fn fq_codel_signs(root: &std::path::Path, release: &str) -> Option<bool> {
@@ -84,6 +85,12 @@ pub fn fq_codel_signs(root: &std::path::Path, release: &str) -> Option<bool> {
     }
     if !root.join("proc/modules").exists() {
         return Some(false);
+    }
+    if !tree.exists() {
+        // Modules load, but no module tree says which: a built-in one
+        // (Debian's fq_codel) shows nowhere else outside the initial
+        // namespace, whose `default_qdisc` is the only one to read.
+        return None;
     }
     let on_disk = ["", ".xz", ".zst", ".gz"].iter().any(|ext| {
         tree.join(format!("kernel/net/sched/sch_fq_codel.ko{ext}"))
@@ -164,7 +171,7 @@ mod tests {
         let r = "6.1.0-28-cloud-amd64";
         let sched = "lib/modules/6.1.0-28-cloud-amd64/kernel/net/sched";
         type Files<'a> = &'a [(&'a str, &'a str)];
-        let cases: [(Files, Option<bool>); 7] = [
+        let cases: [(Files, Option<bool>); 8] = [
             (&[("sys/module/sch_fq_codel/refcnt", "1")], Some(true)),
             (&[("proc/sys/net/core/default_qdisc", "fq_codel\n")], Some(true)),
             (
@@ -192,6 +199,8 @@ mod tests {
                 &[("proc/modules", ""), (&format!("{sched}/sch_fq_codel.ko"), "")],
                 None,
             ),
+            // Modules load, no tree to read (a guest's initramfs): try.
+            (&[("proc/modules", "")], None),
         ];
         for (files, want) in cases {
             let root = node(files);
