@@ -83,9 +83,12 @@ impl Attachment {
         let lock = lock(&ifb_name)?;
         let mut sock = Socket::new()?;
         let veth = snapshot::host_veth(&mut sock, netns(req)?, &req.ifname, prev)?;
-        let mut snap = snapshot::observe(&mut sock, Some(veth), &ifb_name)?;
-        // Probed only where it can matter: with queue auto, the default.
-        snap.fq_codel = limits.queue == Queue::Auto && status::has_fq_codel();
+        // An fq_codel of ours can only be where the kernel has it: only
+        // there the queues under the TBFs are read (and replaced by the
+        // FIFO when `queue` no longer asks for fq_codel).
+        let kernel_fq_codel = status::has_fq_codel();
+        let mut snap = snapshot::observe(&mut sock, Some(veth), &ifb_name, kernel_fq_codel)?;
+        snap.fq_codel = limits.queue == Queue::Auto && kernel_fq_codel;
         Ok(Attachment {
             owner,
             ifb_name,
@@ -159,7 +162,8 @@ impl Plugin for Bandwidth {
             &req.ifname,
             req.conf.prev_result.as_ref(),
         )?;
-        let snap = snapshot::observe(&mut sock, veth, &ifb_name)?;
+        // The queues under the TBFs go with them.
+        let snap = snapshot::observe(&mut sock, veth, &ifb_name, false)?;
         let shapes_ingress = config::may_shape_ingress(&req.conf);
         let plan = plan::plan_del(&owner, &ifb_name, &snap, shapes_ingress);
         Kernel::new(sock).apply_best_effort(&plan)

@@ -130,12 +130,15 @@ pub fn host_veth_for_del(
     Ok(if found.len() == 1 { found.pop() } else { None })
 }
 
-/// The root and ingress qdiscs, and the queue under a TBF of ours.
-fn qdiscs(sock: &mut Socket, index: u32) -> CniResult<Vec<Qdisc>> {
+/// The root and ingress qdiscs, and with `leaves` the queue under a TBF of
+/// ours. That queue is only ever ours (fq_codel) where the kernel has
+/// fq_codel: elsewhere the request it takes is not made.
+fn qdiscs(sock: &mut Socket, index: u32, leaves: bool) -> CniResult<Vec<Qdisc>> {
     let mut qdiscs = sock.qdiscs(index)?;
-    if qdiscs
-        .iter()
-        .any(|q| q.parent == TC_H_ROOT && q.handle == TBF_HANDLE && q.kind == "tbf")
+    if leaves
+        && qdiscs
+            .iter()
+            .any(|q| q.parent == TC_H_ROOT && q.handle == TBF_HANDLE && q.kind == "tbf")
     {
         qdiscs.extend(sock.leaf_qdisc(index, QUEUE_CLASS)?);
     }
@@ -143,8 +146,8 @@ fn qdiscs(sock: &mut Socket, index: u32) -> CniResult<Vec<Qdisc>> {
 }
 
 /// `alive`: a link known to exist (our ifb), not looked up again.
-pub fn host_side(sock: &mut Socket, veth: Link, alive: Option<u32>) -> CniResult<HostSide> {
-    let qdiscs = qdiscs(sock, veth.index)?;
+pub fn host_side(sock: &mut Socket, veth: Link, alive: Option<u32>, leaves: bool) -> CniResult<HostSide> {
+    let qdiscs = qdiscs(sock, veth.index, leaves)?;
     let mut side = HostSide {
         veth,
         qdiscs,
@@ -167,21 +170,21 @@ pub fn host_side(sock: &mut Socket, veth: Link, alive: Option<u32>) -> CniResult
     Ok(side)
 }
 
-pub fn ifb_side(sock: &mut Socket, name: &str) -> CniResult<Option<IfbSide>> {
+pub fn ifb_side(sock: &mut Socket, name: &str, leaves: bool) -> CniResult<Option<IfbSide>> {
     let Some(link) = sock.link_by_name(name)? else {
         return Ok(None);
     };
-    let qdiscs = qdiscs(sock, link.index)?;
+    let qdiscs = qdiscs(sock, link.index, leaves)?;
     Ok(Some(IfbSide { link, qdiscs }))
 }
 
 /// The snapshot of an attachment whose host veth is known (or not, for a
-/// DEL that could not find it).
-pub fn observe(sock: &mut Socket, veth: Option<Link>, ifb_name: &str) -> CniResult<Snapshot> {
-    let ifb = ifb_side(sock, ifb_name)?;
+/// DEL that could not find it). `leaves`: also the queues under our TBFs.
+pub fn observe(sock: &mut Socket, veth: Option<Link>, ifb_name: &str, leaves: bool) -> CniResult<Snapshot> {
+    let ifb = ifb_side(sock, ifb_name, leaves)?;
     let alive = ifb.as_ref().map(|i| i.link.index);
     Ok(Snapshot {
-        host: veth.map(|v| host_side(sock, v, alive)).transpose()?,
+        host: veth.map(|v| host_side(sock, v, alive, leaves)).transpose()?,
         ifb,
         fq_codel: false,
     })
