@@ -524,13 +524,20 @@ fn bw_veth_pair(ctx: &Ctx) -> CaseResult {
             ("egressBurst", 8),
         ];
         let out = call(ctx, "bandwidth", &p, "ADD", &bw(v, &p, &limits))?;
-        ok("ADD", &out)?;
-        let st = State::read(&p.host)?;
-        let ifb = ifb_name("bwnet", &p.container_id);
-        ifb_listed(&out, &ifb, 3, &st)?;
-        want_tbf(ctx, &st, &ifb, 2, 1)?;
-        want_tbf(ctx, &st, &p.host_veth, 1, 1)
+        upstream_pair_shaped(ctx, &p, &out, 3)
     })
+}
+
+/// ADD made what upstream's veth-pair specs want: a result of `count`
+/// interfaces, the ifb last, a tbf of 2 B/s on it and of 1 B/s on the host
+/// veth (upstream's sub-frame buckets, see [`want_tbf`]).
+fn upstream_pair_shaped(ctx: &Ctx, p: &Pod, out: &Outcome, count: usize) -> CaseResult {
+    ok("ADD", out)?;
+    let st = State::read(&p.host)?;
+    let ifb = ifb_name("bwnet", &p.container_id);
+    ifb_listed(out, &ifb, count, &st)?;
+    want_tbf(ctx, &st, &ifb, 2, 1)?;
+    want_tbf(ctx, &st, &p.host_veth, 1, 1)
 }
 
 fn bw_no_ingress(ctx: &Ctx) -> CaseResult {
@@ -594,12 +601,7 @@ fn bw_runtime_config(ctx: &Ctx) -> CaseResult {
         conf["runtimeConfig"] =
             json!({"bandWidth": {"ingressRate": 8, "ingressBurst": 8, "egressRate": 16, "egressBurst": 9}});
         let out = call(ctx, "bandwidth", &p, "ADD", &conf)?;
-        ok("ADD", &out)?;
-        let st = State::read(&p.host)?;
-        let ifb = ifb_name("bwnet", &p.container_id);
-        ifb_listed(&out, &ifb, 3, &st)?;
-        want_tbf(ctx, &st, &ifb, 2, 1)?;
-        want_tbf(ctx, &st, &p.host_veth, 1, 1)
+        upstream_pair_shaped(ctx, &p, &out, 3)
     })
 }
 
@@ -660,12 +662,7 @@ fn bw_several_host_veths(ctx: &Ctx) -> CaseResult {
         prev["interfaces"] = json!(list);
         prev["ips"][0]["interface"] = json!(3);
         let out = call(ctx, "bandwidth", &p, "ADD", &conf)?;
-        ok("ADD", &out)?;
-        let st = State::read(&p.host)?;
-        let ifb = ifb_name("bwnet", &p.container_id);
-        ifb_listed(&out, &ifb, 5, &st)?;
-        want_tbf(ctx, &st, &ifb, 2, 1)?;
-        want_tbf(ctx, &st, &p.host_veth, 1, 1)
+        upstream_pair_shaped(ctx, &p, &out, 5)
     })
 }
 
