@@ -70,28 +70,32 @@ pub const GSO_MAX: u64 = 73_728;
 /// the size of its bucket.
 pub const PEAK_RATE: u64 = 12_500_000_000;
 
-/// The bounded FIFO: what the rate drains in 25 ms, and at least two full
-/// frames, so that one can wait while the other leaves.
+/// Room in the bounded FIFO beyond its full frames, for small packets: a
+/// bulk flow fills the FIFO with full frames only, so a ping, a DNS query,
+/// a SYN or an ACK still finds room behind them instead of being dropped
+/// with the bulk (a FIFO of exactly two frames at 1 Mbit/s lost 9 to 27 %
+/// of pings). Less than a frame, so it holds no more bulk.
+pub const SMALL_PACKETS: u64 = 512;
+
+/// The bounded FIFO: as many full frames as the rate drains in 25 ms, at
+/// least two (one can wait while the other leaves), and [`SMALL_PACKETS`].
 pub fn bounded_limit(rate: u64, frame: u32) -> u64 {
+    let frame = u64::from(frame).max(1);
     let drain = rate.saturating_mul(LATENCY_US) / 1_000_000;
-    drain.max(2 * u64::from(frame))
+    (drain / frame).max(2).saturating_mul(frame) + SMALL_PACKETS
 }
 
-/// The bounded FIFO of our releases before the peak bucket: also at least
-/// the largest packet the bucket let through whole (up to a GSO packet).
-/// CHECK accepts it on pods made by them.
-pub fn earlier_bounded_limit(rate: u64, burst: u64, frame: u32) -> u64 {
-    bounded_limit(rate, frame).max(burst.min(GSO_MAX))
+/// The shapes our earlier releases installed, which CHECK accepts on pods
+/// made by them and ADD converges: the FIFO holding a whole GSO packet
+/// without a peak bucket, and 25 ms of rate (at least two frames, no room
+/// for small packets) with one.
+pub fn earlier_bounded(rate: u64, burst: u64, frame: u32) -> [(u64, Option<Peak>); 2] {
+    let fifo = (rate.saturating_mul(LATENCY_US) / 1_000_000).max(2 * u64::from(frame));
+    [
+        (fifo.max(burst.min(GSO_MAX)), None),
+        (fifo, split_peak(fifo, rate, burst, frame)),
+    ]
 }
-
-/// The fewest frames the bounded FIFO must hold for the TBF to split GSO
-/// packets in front of it. Split while the bucket has tokens, a 64 KiB
-/// packet is 44 frames at once: a FIFO of two (25 ms at 1 Mbit/s) drops
-/// most of them and the ping beside them (measured at 1 Mbit/s: 10 to 27 %
-/// of pings lost, goodput 0.85 with containerd's burst), so below this the
-/// FIFO holds a whole GSO packet instead. fq_codel (10240 packets) takes
-/// every segment.
-pub const FIFO_SPLIT_FRAMES: u64 = 16;
 
 /// The peak bucket that bounds the packets a TBF lets through to one frame,
 /// when its bucket `burst` would let GSO packets larger than the bounded
@@ -102,9 +106,16 @@ pub const FIFO_SPLIT_FRAMES: u64 = 16;
 /// kbit/s), and the TBF waits for the tokens of a whole one before it sends
 /// anything (52 ms at 10 Mbit/s, whatever queue is behind it). A peak bucket
 /// of one frame at [`PEAK_RATE`] makes the TBF's largest packet one frame:
-/// it segments GSO packets itself.
+/// it segments GSO packets itself. While the bucket has tokens a split
+/// packet's frames reach the FIFO at once and those beyond it are dropped:
+/// TCP recovers within microseconds on a veth, so a burst still passes at
+/// tens of times the rate (77 Mbit/s to 0.9 Gbit/s at 1 Mbit/s), not at
+/// line rate.
 pub fn peak(rate: u64, burst: u64, frame: u32) -> Option<Peak> {
-    let fifo = bounded_limit(rate, frame);
+    split_peak(bounded_limit(rate, frame), rate, burst, frame)
+}
+
+fn split_peak(fifo: u64, rate: u64, burst: u64, frame: u32) -> Option<Peak> {
     (burst.min(GSO_MAX) > fifo && rate < PEAK_RATE).then(|| Peak {
         rate: PEAK_RATE,
         mtu: kernel_buffer_ticks(PEAK_RATE, frame),
@@ -112,19 +123,11 @@ pub fn peak(rate: u64, burst: u64, frame: u32) -> Option<Peak> {
     })
 }
 
-/// The TBF's limit and peak bucket for `discipline`'s queue (not the
-/// reference's): the bounded FIFO, with the TBF splitting GSO packets where
-/// its bucket would pass larger ones whole; a FIFO too small to take a split
-/// packet's frames keeps our earlier floor (a whole GSO packet) instead.
-pub fn bounded(discipline: Discipline, rate: u64, burst: u64, frame: u32) -> (u64, Option<Peak>) {
-    let fifo = bounded_limit(rate, frame);
-    let split = peak(rate, burst, frame);
-    let fifo_takes_split = fifo >= FIFO_SPLIT_FRAMES * u64::from(frame);
-    match (discipline, split) {
-        (Discipline::FqCodel, Some(p)) => (fifo, Some(p)),
-        (Discipline::Bounded, Some(p)) if fifo_takes_split => (fifo, Some(p)),
-        _ => (earlier_bounded_limit(rate, burst, frame), None),
-    }
+/// The TBF's limit and peak bucket for our bounded queues (fq_codel's and
+/// the FIFO's alike): the bounded FIFO, with the TBF splitting GSO packets
+/// where its bucket would pass larger ones whole.
+pub fn bounded(rate: u64, burst: u64, frame: u32) -> (u64, Option<Peak>) {
+    (bounded_limit(rate, frame), peak(rate, burst, frame))
 }
 
 /// Why the installed bucket differs from the configured one.
@@ -417,7 +420,7 @@ impl Bucket {
         match discipline {
             Discipline::Reference => self,
             Discipline::Bounded | Discipline::FqCodel => {
-                let (limit, peak) = bounded(discipline, self.tbf.rate, self.burst, frame);
+                let (limit, peak) = bounded(self.tbf.rate, self.burst, frame);
                 Bucket {
                     tbf: Tbf {
                         limit: saturate_u32(limit),
@@ -775,38 +778,37 @@ mod tests {
         assert!(b(10_000_000, 1_000_000).explain("ingress", "veth1", l).is_none());
     }
 
-    /// The bounded queue: 25 ms of rate, two frames at least; where the
-    /// bucket would let larger GSO packets through whole, a peak bucket of
-    /// one frame makes the TBF split them, in front of fq_codel or of a FIFO
-    /// that takes 16 frames; a smaller FIFO holds a whole GSO packet.
+    /// The bounded FIFO holds the whole frames of 25 ms of rate (at least
+    /// two) and 512 bytes for small packets; a peak bucket of one frame
+    /// makes the TBF split GSO packets wherever its bucket would pass larger
+    /// ones, in front of fq_codel and the FIFO alike.
     #[test]
-    fn the_bounded_queue_holds_25_ms_two_frames_and_splits_gso_packets() {
+    fn the_bounded_queue_holds_25_ms_of_frames_room_for_pings_and_splits_gso_packets() {
         use Discipline::{Bounded, FqCodel};
-        for (rate_bits, burst_bytes, fifo, split, with_fifo) in [
-            // containerd's burst at 10 Mbit/s: 31250 B (20 frames), split.
-            (10_000_000, 536_870_911, 31_250, true, (31_250, true)),
+        for (rate_bits, burst_bytes, fifo, split) in [
+            // containerd's burst at 10 Mbit/s: 31250 B is 20 frames.
+            (10_000_000, 536_870_911, 20 * 1514 + 512, true),
             // At 1 Gbit/s 25 ms is 3125000 B, more than any GSO packet.
-            (1_000_000_000, 536_870_911, 3_125_000, false, (3_125_000, false)),
+            (1_000_000_000, 536_870_911, 2064 * 1514 + 512, false),
             // 100 Mbit/s: 312500 B, whole GSO packets fit.
-            (100_000_000, 536_870_911, 312_500, false, (312_500, false)),
-            // A bucket of 2000 B at 1 Mbit/s: two frames hold what it passes.
-            (1_000_000, 2000, 3125, false, (3125, false)),
-            (100_000, 2000, 3028, false, (3028, false)),
-            // 512 kbit static burst (64000 B) at 1 Mbit/s: 25 ms is two
-            // frames; split for fq_codel, a whole GSO packet for the FIFO.
-            (1_000_000, 64_000, 3125, true, (64_000, false)),
-            (1_000_000, 536_870_911, 3125, true, (73_728, false)),
-            // 16 frames (24224 B): 7.75 Mbit/s.
-            (7_751_680, 536_870_911, 24_224, true, (24_224, true)),
-            (7_751_672, 536_870_911, 24_223, true, (73_728, false)),
+            (100_000_000, 536_870_911, 206 * 1514 + 512, false),
+            // A bucket of 2000 B: two frames hold what it passes.
+            (1_000_000, 2000, 3540, false),
+            (100_000, 2000, 3540, false),
+            // 512 kbit static burst (64000 B) and containerd's at 1 Mbit/s:
+            // two frames and the room for small packets, split.
+            (1_000_000, 64_000, 3540, true),
+            (1_000_000, 536_870_911, 3540, true),
+            // One byte short of a third frame in 25 ms: still two.
+            (1_453_432, 536_870_911, 3540, true),
+            (1_453_440, 536_870_911, 3 * 1514 + 512, true),
         ] {
             let rate = rate_bits / 8;
             assert_eq!(bounded_limit(rate, FRAME), fifo, "{rate_bits}");
+            assert!(bounded_limit(rate, FRAME) - SMALL_PACKETS <= (rate * 25 / 1000).max(2 * 1514));
             let p = peak(rate, burst_bytes, FRAME);
             assert_eq!(p.is_some(), split, "{rate_bits} {burst_bytes}");
-            assert_eq!(bounded(FqCodel, rate, burst_bytes, FRAME), (fifo, p));
-            let (limit, peaked) = bounded(Bounded, rate, burst_bytes, FRAME);
-            assert_eq!((limit, peaked.is_some()), with_fifo, "{rate_bits} {burst_bytes}");
+            assert_eq!(bounded(rate, burst_bytes, FRAME), (fifo, p));
             if let Some(p) = p {
                 assert!(p.rate > rate);
                 assert_eq!(p.burst, Some(FRAME));
@@ -815,28 +817,34 @@ mod tests {
                 assert_eq!(p.mtu, 1);
             }
         }
-        // Our earlier limit kept a whole GSO packet instead.
-        assert_eq!(earlier_bounded_limit(1_250_000, 536_870_911, FRAME), 73_728);
-        assert_eq!(earlier_bounded_limit(125_000, 64_000, FRAME), 64_000);
-        assert_eq!(earlier_bounded_limit(125_000, 2000, FRAME), 3125);
+        // Our earlier limits: a whole GSO packet without a peak bucket, and
+        // 25 ms of rate (no room for small packets) with one where it split.
+        let [whole, split] = earlier_bounded(1_250_000, 536_870_911, FRAME);
+        assert_eq!(whole, (73_728, None));
+        assert_eq!((split.0, split.1.is_some()), (31_250, true));
+        assert_eq!(earlier_bounded(125_000, 64_000, FRAME)[0], (64_000, None));
+        assert_eq!(
+            earlier_bounded(125_000, 2000, FRAME),
+            [(3125, None), (3125, None)]
+        );
         // Installed: the bucket stays, the limit is bounded, the saturated
         // reference limit is no longer a warning.
         let l = limit_(10_000_000, u64::from(u32::MAX));
         let got = b(l.rate_bits, l.burst_bits).queued(Bounded, FRAME);
-        assert_eq!((got.tbf.buffer, got.tbf.limit), (u32::MAX, 31_250));
+        assert_eq!((got.tbf.buffer, got.tbf.limit), (u32::MAX, 30_792));
         assert_eq!(got.tbf.peak, peak(1_250_000, got.burst, FRAME));
         assert!(got.tbf.peak.is_some());
         assert_eq!(got.adjusted, Some(Adjusted::ToKernelMax));
         let l = limit_(1_000_000, u64::from(u32::MAX));
         let fifo = b(l.rate_bits, l.burst_bits).queued(Bounded, FRAME);
-        assert_eq!((fifo.tbf.limit, fifo.tbf.peak), (73_728, None));
+        assert_eq!((fifo.tbf.limit, fifo.tbf.peak.is_some()), (3540, true));
         let aqm = b(l.rate_bits, l.burst_bits).queued(FqCodel, FRAME);
-        assert_eq!((aqm.tbf.limit, aqm.tbf.peak.is_some()), (3125, true));
+        assert_eq!(aqm.tbf, fifo.tbf);
         let l = limit_(1_000_000_000, u64::from(u32::MAX) * 8 - 1);
         let got = b(l.rate_bits, l.burst_bits).queued(Bounded, FRAME);
         assert_eq!(
             (got.tbf.limit, got.tbf.peak, got.adjusted),
-            (3_125_000, None, None)
+            (3_125_408, None, None)
         );
         // queue: reference is the reference's TBF, no peak bucket.
         let same = b(10_000_000, u64::from(u32::MAX));

@@ -24,7 +24,7 @@ const CONTAINERD_BURST: u64 = 4_294_967_295;
 /// The flow's length; pings start after its first 5 s and stop before it ends.
 const SECS: u64 = 16;
 const SETTLE: u64 = 5;
-/// The FIFO holds 25 ms of rate (31250 B at 10 Mbit/s) and the TBF splits
+/// The FIFO holds 25 ms of rate (20 frames at 10 Mbit/s) and the TBF splits
 /// GSO packets, so a ping waits at most about 27 ms: measured p90 17 to
 /// 23 ms here (docs/bandwidth.md). Issue 19 asks for 100 ms so noise does
 /// not flake it; 60 ms keeps room for a shared machine and still fails a

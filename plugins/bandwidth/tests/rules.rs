@@ -36,9 +36,10 @@ fn add_shapes_both_directions() {
 
     // Ingress: TBF at the root of the host veth, 10 Mbit/s = 1.25 MB/s.
     assert_eq!(root_tbf(&host, &a.veth), Some((1_250_000, 125_000)));
-    // The bounded queue: 25 ms of rate (31250 B). A bucket of 125000 B
-    // would pass whole GSO packets larger than that: a peak bucket of one
-    // frame (1414 B at 100 Gbit/s, one tick) makes the TBF split them.
+    // The bounded queue: the whole 1414 B frames of 25 ms of rate (22 in
+    // 31250 B) and 512 B for small packets. A bucket of 125000 B would pass
+    // whole GSO packets larger than that: a peak bucket of one frame (1414 B
+    // at 100 Gbit/s, one tick) makes the TBF split them.
     let raw = host.tc_json(&["-raw", "qdisc", "show", "dev", &a.veth]);
     let veth_tbf = raw
         .as_array()
@@ -46,7 +47,7 @@ fn add_shapes_both_directions() {
         .flatten()
         .find(|q| q["kind"] == "tbf")
         .unwrap();
-    assert_eq!(veth_tbf["options"]["limit"], 31250, "{veth_tbf}");
+    assert_eq!(veth_tbf["options"]["limit"], 22 * 1414 + 512, "{veth_tbf}");
     assert_eq!(veth_tbf["options"]["mtu_raw"], "1", "{veth_tbf}");
 
     // Egress: ingress qdisc + one u32 filter, one stolen redirect to the ifb.
@@ -297,7 +298,7 @@ fn check_verifies_everything() {
             Box::new(|h, a, _| {
                 h.exec(&[
                     "tc", "qdisc", "replace", "dev", &a.veth, "root", "tbf", "rate", "10mbit", "burst",
-                    "200000", "limit", "31250",
+                    "200000", "limit", "30792",
                 ]);
             }),
             "buffer",

@@ -96,9 +96,7 @@ fn has_tbf(host: &State, dev: &str, rate_bits: u64, burst_bits: u64) -> CaseResu
     let (rate, burst) = (rate_bits / 8, burst_bits / 8);
     let frame = host.link(dev).and_then(|l| l["mtu"].as_u64()).unwrap_or(1500) + 14;
     let theirs = rate * 25 / 1000 + burst;
-    // The queue under the TBF decides whether it splits GSO packets.
-    let fq_codel = qs.iter().any(|q| text(q, "kind") == "fq_codel");
-    let (ours, peak) = ours_bounded(fq_codel, rate, burst, frame);
+    let (ours, peak) = ours_bounded(rate, burst, frame);
     let got = (o["rate"].as_u64(), o["burst"].as_u64(), o["limit"].as_u64());
     let has_peak = o.get("minburst").is_some();
     ensure(
@@ -114,20 +112,19 @@ fn has_tbf(host: &State, dev: &str, rate_bits: u64, burst_bits: u64) -> CaseResu
 }
 
 /// Our queue limit and whether the TBF has a peak bucket of one frame, by
-/// the rule docs/bandwidth.md states: the FIFO holds 25 ms of rate, at least
-/// two frames; where the bucket (up to a 72 KiB GSO packet) is larger, the
-/// TBF splits GSO packets (peak bucket) in front of fq_codel, or of a FIFO
-/// of at least 16 frames; otherwise the FIFO also holds the smaller of the
-/// bucket and 72 KiB.
-fn ours_bounded(fq_codel: bool, rate: u64, burst: u64, frame: u64) -> (u64, bool) {
+/// the rule docs/bandwidth.md states: the FIFO holds the whole frames of
+/// 25 ms of rate, at least two, and 512 bytes for small packets; where the
+/// bucket (up to a 72 KiB GSO packet) is larger, the TBF splits GSO packets
+/// (peak bucket), whatever queue is under it.
+fn ours_bounded(rate: u64, burst: u64, frame: u64) -> (u64, bool) {
     const GSO_MAX: u64 = 72 * 1024;
-    let fifo = (rate * 25 / 1000).max(2 * frame);
-    let split = burst.min(GSO_MAX) > fifo && rate < 12_500_000_000;
-    if split && (fq_codel || fifo >= 16 * frame) {
-        (fifo, true)
-    } else {
-        (fifo.max(burst.min(GSO_MAX)), false)
-    }
+    let fifo = bounded_fifo(rate, frame);
+    (fifo, burst.min(GSO_MAX) > fifo && rate < 12_500_000_000)
+}
+
+/// The bounded FIFO of docs/bandwidth.md, in bytes.
+pub(crate) fn bounded_fifo(rate: u64, frame: u64) -> u64 {
+    (rate * 25 / 1000 / frame).max(2) * frame + 512
 }
 
 fn no_root_tbf(host: &State, dev: &str) -> CaseResult {

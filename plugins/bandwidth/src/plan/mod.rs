@@ -474,9 +474,9 @@ pub(crate) fn direction_bucket(
 
 /// The TBFs CHECK accepts for one direction: the one ADD installs first,
 /// then those of pods made before an in-place upgrade, which ADD converges
-/// to the first: our earlier releases' (the bounded FIFO holding a whole GSO
-/// packet without a peak bucket, and the reference's queue behind our
-/// bucket) and the reference's own numbers.
+/// to the first: our earlier releases' (see [`crate::tbf::earlier_bounded`],
+/// and the reference's queue behind our bucket) and the reference's own
+/// numbers.
 pub(crate) fn accepted_tbfs(
     name: &str,
     l: crate::tbf::Limit,
@@ -487,15 +487,16 @@ pub(crate) fn accepted_tbfs(
 ) -> CniResult<Vec<Tbf>> {
     let frame = host.veth.mtu + ETH_HLEN;
     let b = bucket(name, l, frame, psched, limits.max_burst_ms)?;
-    let earlier = Tbf {
-        limit: u32::try_from(crate::tbf::earlier_bounded_limit(b.tbf.rate, b.burst, frame))
-            .unwrap_or(u32::MAX),
+    let earlier = crate::tbf::earlier_bounded(b.tbf.rate, b.burst, frame).map(|(limit, peak)| Tbf {
+        limit: u32::try_from(limit).unwrap_or(u32::MAX),
+        peak,
         ..b.tbf
-    };
+    });
     // The reference ignores maxBurstMs: its bucket is the one asked.
     Ok(vec![
         b.queued(limits.queue.discipline(fq_codel), frame).tbf,
-        earlier,
+        earlier[0],
+        earlier[1],
         b.tbf,
         crate::tbf::reference_tbf(l, psched),
     ])

@@ -598,8 +598,8 @@ fn add_installs_the_nearest_working_bucket() {
     let in_bytes = Tbf {
         rate: 15,
         buffer: crate::tbf::kernel_buffer_ticks(15, 526),
-        // Two frames: the bounded queue.
-        limit: 1052,
+        // Two frames and room for small packets: the bounded queue.
+        limit: 1052 + 512,
         burst: Some(526),
         peak: None,
     };
@@ -928,6 +928,16 @@ fn check_accepts_the_references_exact_shape_and_add_converges_it() {
         };
         *root_tbf(&mut old) = floor;
         check(&lim, &owner(), "bwpx", &old, P).unwrap();
+        // And the split in front of 25 ms of rate without room for small
+        // packets.
+        let no_room = Tbf {
+            limit: u32::try_from(l.rate_bytes() * 25 / 1000).unwrap(),
+            peak: ours.peak,
+            ..earlier
+        };
+        *root_tbf(&mut old) = no_room.dumped();
+        check(&lim, &owner(), "bwpx", &old, P).unwrap();
+        *root_tbf(&mut old) = floor;
         assert!(ours.peak.is_some());
         let steps = add(&lim, &old).unwrap().steps.steps;
         assert!(
@@ -1218,12 +1228,12 @@ fn fresh_done(lim: &Limits) -> Snapshot {
     o
 }
 
-/// At 1 Mbit/s with containerd's burst: in front of fq_codel the TBF splits
-/// GSO packets (a peak bucket of one frame) and bounds its limit to 25 ms;
-/// in front of its own FIFO of two frames it does not, and the FIFO holds a
-/// whole GSO packet. CHECK wants what ADD installs on each kernel.
+/// At 1 Mbit/s with containerd's burst the TBF splits GSO packets (a peak
+/// bucket of one frame) in front of fq_codel and of its own FIFO of two
+/// frames and room for small packets alike. CHECK wants what ADD installs on
+/// each kernel.
 #[test]
-fn the_tbf_splits_gso_packets_in_front_of_fq_codel_at_low_rates() {
+fn the_tbf_splits_gso_packets_at_low_rates() {
     let l = Limit {
         rate_bits: 1_000_000,
         burst_bits: 4_294_967_295,
@@ -1232,7 +1242,7 @@ fn the_tbf_splits_gso_packets_in_front_of_fq_codel_at_low_rates() {
         ingress: Some(l),
         ..Limits::default()
     };
-    for (fq_codel, limit, split) in [(true, 3125, true), (false, 73_728, false)] {
+    for (fq_codel, limit, split) in [(true, 3540, true), (false, 3540, true)] {
         let mut o = fresh();
         o.fq_codel = fq_codel;
         let Change::AddTbf { tbf: got, .. } = add(&lim, &o).unwrap().changes()[0] else {
