@@ -1,6 +1,6 @@
 //! Kernel errors that keep the errno and say which operation on which object failed.
 
-use cni_core::{CniError, Code};
+use cni_spec::{CniError, Code};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,7 +16,7 @@ pub enum Error {
     Netns(CniError),
 }
 
-pub use cni_core::error::errno_text;
+pub use cni_spec::error::errno_text;
 
 impl Error {
     pub fn errno(&self) -> Option<i32> {

@@ -2,7 +2,7 @@
 
 use std::os::fd::AsRawFd;
 
-use cni_core::netns::NetNs;
+use cni_netns::NetNs;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, ParseableParametrized, NLMSG_DONE, NLMSG_ERROR,
     NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR,
@@ -434,7 +434,7 @@ mod tests {
         // Nothing was asked, so nothing will arrive.
         let e = sock.recv_datagram(&op).unwrap_err();
         assert_eq!(e.errno(), Some(libc::EAGAIN), "{e}");
-        assert_eq!(cni_core::CniError::from(e).code, cni_core::Code::TryAgainLater);
+        assert_eq!(cni_spec::CniError::from(e).code, cni_spec::Code::TryAgainLater);
     }
 
     #[test]
