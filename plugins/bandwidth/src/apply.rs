@@ -1,7 +1,8 @@
 //! The kernel side of a plan: how each change is made through nl-ops. The
 //! engine that runs plans (rollback, best effort) is cni-core's.
 
-use cni_core::{CniError, CniResult};
+use cni_core::error::FromConfig;
+use cni_core::CniResult;
 use nl_ops::link::Link;
 use nl_ops::Socket;
 
@@ -76,16 +77,13 @@ impl cni_core::plan::Change for Change {
     type Names = Devices;
 
     fn apply(&self, k: &mut Kernel, d: &Devices) -> CniResult<()> {
-        apply(self, k, d).map_err(|e| {
-            // A TBF the kernel refuses comes from the config's numbers (the
-            // planner refuses those it knows of first).
-            let tbf = matches!(self, Change::AddTbf { .. } | Change::ChangeTbf { .. });
-            if tbf && e.is_invalid() {
-                CniError::invalid_config(e.to_string())
-            } else {
-                CniError::from(e)
-            }
-        })
+        // A TBF carries the config's numbers (the planner refuses those it
+        // knows of first): the kernel refusing them is the config's fault.
+        let from_config = FromConfig {
+            values: matches!(self, Change::AddTbf { .. } | Change::ChangeTbf { .. }),
+            gateway: false,
+        };
+        apply(self, k, d).map_err(|e| e.into_cni(from_config))
     }
 
     fn describe(&self, d: &Devices) -> String {
