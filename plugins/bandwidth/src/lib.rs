@@ -26,6 +26,9 @@ use crate::tbf::Psched;
 /// The plugin, for `cni_core::plugin_main!`.
 pub struct Bandwidth;
 
+/// The plugin's name (its binary, its lock files), from Cargo.toml only.
+pub const NAME: &str = env!("CARGO_PKG_NAME");
+
 const VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
 fn owner(req: &Request) -> Owner {
@@ -59,7 +62,7 @@ pub const LOCK_SLOTS: u32 = 64;
 
 /// The key is the ifb name, itself a hash of network and container.
 fn lock(ifb_name: &str) -> CniResult<Lock> {
-    Lock::slot("bandwidth", ifb_name, LOCK_SLOTS)
+    Lock::slot(NAME, ifb_name, LOCK_SLOTS)
 }
 
 /// One attachment as ADD and CHECK see it: its names, its lock held, and
@@ -101,7 +104,7 @@ impl Attachment {
 
 impl Plugin for Bandwidth {
     fn about(&self) -> String {
-        format!("CNI bandwidth plugin v{}", env!("CARGO_PKG_VERSION"))
+        format!("CNI {NAME} plugin v{}", env!("CARGO_PKG_VERSION"))
     }
 
     fn supported_versions(&self) -> &'static [&'static str] {
