@@ -81,7 +81,8 @@ impl NetNs {
                 path.display()
             ))));
         }
-        // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd.
+        // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd (nix
+        // has ioctls only as generated unsafe fns).
         let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
         // Kernels before 4.11 lack the ioctl (ENOTTY); nsfs is then all we know.
         if kind >= 0 && kind != libc::CLONE_NEWNET {
