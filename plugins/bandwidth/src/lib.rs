@@ -187,18 +187,33 @@ impl Plugin for Bandwidth {
             log::warn!("GC without cni.dev/valid-attachments: keeping everything");
             return Ok(());
         };
-        let mut sock = Socket::new()?;
+        let network = &req.conf.name;
+        let mut kernel = Kernel::new(Socket::new()?);
+        // The candidates are read without a lock; each is then planned
+        // again and deleted under its attachment's lock, the one ADD and
+        // DEL take, so GC never acts on a half-done ADD or DEL.
+        let links = kernel.sock.links()?;
+        let stale: Vec<_> = plan::plan_gc(&links, network, valid)
+            .into_iter()
+            .map(|(link, tags)| (link.name.clone(), tags))
+            .collect();
         let mut first: Option<CniError> = None;
-        let links = sock.links()?;
-        for (link, tags) in plan::plan_gc(&links, &req.conf.name, valid) {
-            log::info!(
-                "gc: deleting ifb {} of container {} interface {}",
-                link.name,
-                tags.container_id,
-                tags.ifname
-            );
-            if let Err(e) = sock.delete_link(link.index) {
-                let e = CniError::from(e).context(format!("failed to delete stale ifb {}", link.name));
+        for (name, tags) in stale {
+            let mut collect = || -> CniResult<()> {
+                let _lock = lock(&name)?;
+                let link = kernel.sock.link_by_name(&name)?;
+                let plan = plan::plan_gc_ifb(&name, link.as_ref(), network, valid);
+                if !plan.is_empty() {
+                    log::info!(
+                        "gc: deleting ifb {name} of container {} interface {}",
+                        tags.container_id,
+                        tags.ifname
+                    );
+                }
+                kernel.apply_best_effort(&plan)
+            };
+            if let Err(e) = collect() {
+                let e = e.context("gc");
                 log::warn!("{}", e.msg);
                 first.get_or_insert(e);
             }
