@@ -17,6 +17,13 @@ BUILD_CMD="cargo build --release --workspace --target $RELEASE_TARGET"
 declare -A FILE_ARCH=([amd64]=x86-64 [arm64]=aarch64)
 release_dir() { printf '%s/%s/release' "$TARGET_DIR" "${RELEASE_TARGETS[$1]:?unknown architecture $1}"; }
 REFERENCE_DIR="${REFERENCE_DIR:-/usr/lib/cni}"
+# The CNI plugins this project ships, named once for every script (install,
+# image, release, their tests). A third plugin is added here (and to the
+# suite's `PLUGINS` in conformance/src/suite/cases/mod.rs).
+PLUGINS=(sbr bandwidth)
+# The plugins in `sort` order, one line, space after each (as a listing of
+# the installed files compares to it).
+plugins_sorted() { printf '%s\n' "${PLUGINS[@]}" | sort | tr '\n' ' '; }
 
 # Everything an operator script may need, as Debian packages.
 ALL_PACKAGES=(iproute2 containernetworking-plugins iperf3 iputils-ping podman runc containerd protobuf-compiler

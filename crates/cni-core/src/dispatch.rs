@@ -6,7 +6,12 @@
 //! the plugin does not speak, CHECK below 0.4.0, GC or STATUS below 1.1.0: 1.
 
 use std::io::{IsTerminal, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, RawFd};
 use std::path::PathBuf;
+
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::Mode;
 
 use crate::conf::NetConf;
 use crate::error::{CniError, CniResult, Code};
@@ -134,24 +139,28 @@ pub fn run<P: Plugin>(plugin: &P, args: &[String]) -> ! {
 /// in the middle of a change. `args`: the command line without the
 /// program name.
 pub fn start<P: Plugin>(plugin: &P, args: &[String]) -> ! {
-    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
-        fd,
-        events: 0,
-        revents: 0,
-    });
-    // SAFETY: a valid array of three pollfd with a zero timeout.
-    let polled = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
-    if polled > 0 {
-        for p in fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
-            // SAFETY: a constant NUL-terminated path. The new fd takes the
-            // lowest free number, the closed one, as std does it.
-            let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
-            if fd != p.fd {
-                std::process::abort();
-            }
+    // One poll(2) asks for all three: a closed one answers POLLNVAL.
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let mut fds =
+        [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()].map(|fd| PollFd::new(fd, PollFlags::empty()));
+    let closed: Vec<RawFd> = match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(n) if n > 0 => fds
+            .iter()
+            .filter(|p| p.revents().is_some_and(|r| r.contains(PollFlags::POLLNVAL)))
+            .map(|p| p.as_fd().as_raw_fd())
+            .collect(),
+        _ => Vec::new(),
+    };
+    for fd in closed {
+        // The new fd takes the lowest free number, the closed one, as std
+        // does it; it stays open for the whole run.
+        match nix::fcntl::open("/dev/null", OFlag::O_RDWR, Mode::empty()) {
+            Ok(null) if null.as_raw_fd() == fd => drop(null.into_raw_fd()),
+            _ => std::process::abort(),
         }
     }
-    // SAFETY: a standard disposition, no handler involved.
+    // SAFETY: a standard disposition, no handler of ours runs; nix has the
+    // call only as an unsafe fn (signal(2) is unsafe for a handler).
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     run(plugin, args)
 }
@@ -346,26 +355,7 @@ fn write_json(out: &mut dyn Write, v: &serde_json::Value) -> std::io::Result<()>
     out.flush()
 }
 
-/// The spec's (and libcni's) rule for container IDs and network names:
-/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-fn spec_name(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
-
-/// Container IDs as the spec allows them: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-pub fn valid_container_id(id: &str) -> bool {
-    spec_name(id)
-}
-
-/// Network names as the spec allows them (libcni's ValidateNetworkName):
-/// the container ID rule. The dispatcher enforces it, as the reference's
-/// skel does, for every command but VERSION and DEL (see
-/// [`NetConf::checked_name`]).
-pub fn valid_network_name(name: &str) -> bool {
-    spec_name(name)
-}
+pub use cni_spec::names::{valid_container_id, valid_network_name};
 
 /// Interface names the kernel accepts: 1 to 15 bytes, not `.` or `..`, no
 /// `/`, `:` or whitespace. The error says which rule broke (code 4).

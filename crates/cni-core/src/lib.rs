@@ -1,23 +1,24 @@
-//! The CNI protocol, once, for every plugin of this project: spec types of
-//! 0.1.0 to 1.1.0 and the conversions between them, the dispatcher that reads
-//! the runtime's environment, typed errors with their spec codes, network
-//! namespace entry, locks (on a namespace, or one of a bounded set of slot
-//! files) and logging.
+//! The plugin runtime, once, for every plugin of this project: the
+//! dispatcher that reads the runtime's environment, the plan/step engine,
+//! locks (on a namespace, or one of a bounded set of slot files), logging
+//! and the one-shot allocator.
+//!
+//! The spec itself (types, conversions, versions, the configuration, errors
+//! and their codes) is `cni-spec`, and namespace entry is `cni-netns`; both
+//! are re-exported here at the paths they always had (`cni_core::conf`,
+//! `cni_core::netns::NetNs`, ...), so a plugin needs this one crate.
 
 pub mod alloc;
-pub mod conf;
 pub mod dispatch;
-pub mod error;
-mod go_keys;
 pub mod lock;
 pub mod logging;
-pub mod netns;
 mod nofollow;
 pub mod plan;
 #[cfg(feature = "testutil")]
 pub mod testutil;
-pub mod types;
-pub mod version;
+
+pub use cni_netns as netns;
+pub use cni_spec::{conf, error, names, types, version};
 
 pub use conf::NetConf;
 pub use dispatch::{run, run_with, run_with_args, Command, Plugin, Request};

@@ -18,6 +18,8 @@ use cni_core::testutil::root_or_skip;
 use cni_core::Code;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 
 fn scratch(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cni-core-{tag}-{}", std::process::id()));
@@ -208,8 +210,8 @@ struct Made {
 impl Drop for Made {
     fn drop(&mut self) {
         if let Some(group) = self.holder_group.take() {
-            // SAFETY: kill(2) on the process group of our own, unreaped child.
-            unsafe { libc::kill(-group, libc::SIGKILL) };
+            // The process group of our own, unreaped child.
+            let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
         }
         if let Some(mut child) = self.inside.take() {
             let _ = child.kill();
@@ -305,8 +307,7 @@ fn netns_lock_is_the_namespace_across_processes_and_paths() {
     );
     // `flock -o` keeps the lock in flock itself, not in its command; the
     // group goes, so the sleep does too.
-    // SAFETY: kill(2) on the process group of our own, unreaped child.
-    assert_eq!(unsafe { libc::kill(-group, libc::SIGKILL) }, 0);
+    killpg(Pid::from_raw(group), Signal::SIGKILL).unwrap();
     made.holder_group = None;
     holder.wait().unwrap();
     rx.recv_timeout(Duration::from_secs(10))

@@ -1,6 +1,7 @@
 //! Kernel errors that keep the errno and say which operation on which object failed.
 
-use cni_core::{CniError, Code};
+use cni_spec::error::{Failed, FromConfig};
+use cni_spec::{CniError, Code};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,7 +17,7 @@ pub enum Error {
     Netns(CniError),
 }
 
-pub use cni_core::error::errno_text;
+pub use cni_spec::error::errno_text;
 
 impl Error {
     pub fn errno(&self) -> Option<i32> {
@@ -35,12 +36,6 @@ impl Error {
         }
     }
 
-    /// ENETUNREACH (IPv4) or EHOSTUNREACH (IPv6): a route's gateway cannot
-    /// be reached.
-    pub fn is_unreachable(&self) -> bool {
-        matches!(self.errno(), Some(e) if e == libc::ENETUNREACH || e == libc::EHOSTUNREACH)
-    }
-
     /// EINVAL: the kernel refused the request's values.
     pub fn is_invalid(&self) -> bool {
         self.errno() == Some(libc::EINVAL)
@@ -57,18 +52,32 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The spec code, by [`Code::of_errno`]: `from_config` says what of the
+    /// request came from the config (a plugin knows, nl-ops does not).
+    pub fn code(&self, from_config: FromConfig) -> Code {
+        match self {
+            Error::Netns(c) => c.code,
+            Error::Kernel { errno, .. } => Code::of_errno(*errno, Failed::Request, from_config),
+            Error::Io { source, .. } => source
+                .raw_os_error()
+                .map_or(Code::Io, |n| Code::of_errno(n, Failed::Transport, from_config)),
+            Error::Protocol { .. } => Code::Internal,
+        }
+    }
+
+    /// The CNI error, coded by [`Error::code`].
+    pub fn into_cni(self, from_config: FromConfig) -> CniError {
+        match self {
+            Error::Netns(c) => c,
+            e => CniError::new(e.code(from_config), e.to_string()),
+        }
+    }
+}
+
 impl From<Error> for CniError {
     fn from(e: Error) -> CniError {
-        match e {
-            Error::Netns(c) => c,
-            Error::Kernel { errno, .. } => CniError::new(Code::from_errno(errno), e.to_string()),
-            Error::Io { ref source, .. } => {
-                let code = source.raw_os_error().map_or(Code::Io, Code::from_errno);
-                let code = if code == Code::Internal { Code::Io } else { code };
-                CniError::new(code, e.to_string())
-            }
-            Error::Protocol { .. } => CniError::new(Code::Internal, e.to_string()),
-        }
+        e.into_cni(FromConfig::NOTHING)
     }
 }
 

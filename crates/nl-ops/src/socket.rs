@@ -1,8 +1,6 @@
 //! A synchronous NETLINK_ROUTE socket bound to one network namespace.
 
-use std::os::fd::AsRawFd;
-
-use cni_core::netns::NetNs;
+use cni_netns::NetNs;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, ParseableParametrized, NLMSG_DONE, NLMSG_ERROR,
     NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR,
@@ -81,32 +79,12 @@ impl Socket {
     }
 
     fn set_reply_timeout(&mut self, t: std::time::Duration) -> std::io::Result<()> {
-        // The field types are inferred: naming libc::time_t is deprecated on
-        // musl (its width changed in musl 1.2), which the release build targets.
-        let tv = libc::timeval {
-            tv_sec: t
-                .as_secs()
-                .try_into()
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?,
-            tv_usec: t.subsec_micros().into(),
-        };
-        let len = libc::socklen_t::try_from(std::mem::size_of::<libc::timeval>())
+        use nix::sys::time::{TimeVal, TimeValLike};
+        let us = i64::try_from(t.as_micros())
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-        // SAFETY: a valid timeval of the size passed, on our own socket.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                len,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+        let tv = TimeVal::microseconds(us);
+        nix::sys::socket::setsockopt(&self.sock, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
+            .map_err(std::io::Error::from)
     }
 
     /// A socket that lives in `ns`: created inside a scoped switch, usable
@@ -434,7 +412,7 @@ mod tests {
         // Nothing was asked, so nothing will arrive.
         let e = sock.recv_datagram(&op).unwrap_err();
         assert_eq!(e.errno(), Some(libc::EAGAIN), "{e}");
-        assert_eq!(cni_core::CniError::from(e).code, cni_core::Code::TryAgainLater);
+        assert_eq!(cni_spec::CniError::from(e).code, cni_spec::Code::TryAgainLater);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The kernel side of a plan: how each change is made through nl-ops. The
 //! engine that runs plans (rollback, best effort) is cni-core's.
 
-use cni_core::{CniError, CniResult};
+use cni_core::error::FromConfig;
+use cni_core::CniResult;
 use nl_ops::link::Link;
 use nl_ops::Socket;
 
@@ -76,16 +77,13 @@ impl cni_core::plan::Change for Change {
     type Names = Devices;
 
     fn apply(&self, k: &mut Kernel, d: &Devices) -> CniResult<()> {
-        apply(self, k, d).map_err(|e| {
-            // A TBF the kernel refuses comes from the config's numbers (the
-            // planner refuses those it knows of first).
-            let tbf = matches!(self, Change::AddTbf { .. } | Change::ChangeTbf { .. });
-            if tbf && e.is_invalid() {
-                CniError::invalid_config(e.to_string())
-            } else {
-                CniError::from(e)
-            }
-        })
+        // A TBF carries the config's numbers (the planner refuses those it
+        // knows of first): the kernel refusing them is the config's fault.
+        let from_config = FromConfig {
+            values: matches!(self, Change::AddTbf { .. } | Change::ChangeTbf { .. }),
+            gateway: false,
+        };
+        apply(self, k, d).map_err(|e| e.into_cni(from_config))
     }
 
     fn describe(&self, d: &Devices) -> String {
@@ -164,7 +162,7 @@ fn apply(change: &Change, k: &mut Kernel, d: &Devices) -> nl_ops::Result<()> {
                     Err(e)
                 }
                 (Err(e), Ok(())) => {
-                    let _ = delete_redirect_to(k, h, INGRESS_HANDLE, t);
+                    let _ = delete_marked(k, h, INGRESS_HANDLE, *priority, Mark::FilterAndQdisc);
                     Err(e)
                 }
                 (Err(e), Err(_)) => Err(e),
@@ -201,24 +199,27 @@ fn apply(change: &Change, k: &mut Kernel, d: &Devices) -> nl_ops::Result<()> {
                 .delete_filter(host(d)?, *parent, *priority, ETH_P_ALL, "u32", handle)
                 .map(drop)
         }
-        Change::DeleteRedirectToIfb { parent } => {
-            let h = host(d)?;
-            let Some(t) = k.ifb(d)? else { return Ok(()) };
-            delete_redirect_to(k, h, *parent, t)
-        }
+        Change::DeleteMarkedRedirect {
+            parent,
+            priority,
+            mark,
+        } => delete_marked(k, host(d)?, *parent, *priority, *mark),
     }
 }
 
-/// Our redirect from `host` to `ifb` under `parent`, found now, deleted.
-fn delete_redirect_to(k: &mut Kernel, host: u32, parent: u32, ifb: u32) -> nl_ops::Result<()> {
-    let ours = k.sock.filters(host, parent)?.into_iter().find(|f| {
-        f.kind == "u32" && f.protocol == ETH_P_ALL && f.only_redirects() && f.mirred_targets == [ifb]
-    });
-    match ours {
-        Some(f) => k
-            .sock
-            .delete_filter(host, parent, f.priority, f.protocol, "u32", f.handle)
-            .map(drop),
-        None => Ok(()),
+/// The redirect a step made at `priority` under `parent`, by the mark the
+/// plan gave it: the kernel chose its handle, so it is looked up by what
+/// the plan named. Nothing else is chosen here.
+fn delete_marked(k: &mut Kernel, host: u32, parent: u32, priority: u16, mark: Mark) -> nl_ops::Result<()> {
+    let made: Vec<_> = k
+        .sock
+        .filters(host, parent)?
+        .into_iter()
+        .filter(|f| f.kind == "u32" && f.priority == priority && f.cookie.as_deref() == Some(mark.bytes()))
+        .collect();
+    for f in made {
+        k.sock
+            .delete_filter(host, parent, f.priority, f.protocol, "u32", f.handle)?;
     }
+    Ok(())
 }

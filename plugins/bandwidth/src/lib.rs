@@ -26,6 +26,9 @@ use crate::tbf::Psched;
 /// The plugin, for `cni_core::plugin_main!`.
 pub struct Bandwidth;
 
+/// The plugin's name (its binary, its lock files), from Cargo.toml only.
+pub const NAME: &str = env!("CARGO_PKG_NAME");
+
 const VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
 fn owner(req: &Request) -> Owner {
@@ -59,7 +62,7 @@ pub const LOCK_SLOTS: u32 = 64;
 
 /// The key is the ifb name, itself a hash of network and container.
 fn lock(ifb_name: &str) -> CniResult<Lock> {
-    Lock::slot("bandwidth", ifb_name, LOCK_SLOTS)
+    Lock::slot(NAME, ifb_name, LOCK_SLOTS)
 }
 
 /// One attachment as ADD and CHECK see it: its names, its lock held, and
@@ -101,7 +104,7 @@ impl Attachment {
 
 impl Plugin for Bandwidth {
     fn about(&self) -> String {
-        format!("CNI bandwidth plugin v{}", env!("CARGO_PKG_VERSION"))
+        format!("CNI {NAME} plugin v{}", env!("CARGO_PKG_VERSION"))
     }
 
     fn supported_versions(&self) -> &'static [&'static str] {
@@ -184,18 +187,33 @@ impl Plugin for Bandwidth {
             log::warn!("GC without cni.dev/valid-attachments: keeping everything");
             return Ok(());
         };
-        let mut sock = Socket::new()?;
+        let network = &req.conf.name;
+        let mut kernel = Kernel::new(Socket::new()?);
+        // The candidates are read without a lock; each is then planned
+        // again and deleted under its attachment's lock, the one ADD and
+        // DEL take, so GC never acts on a half-done ADD or DEL.
+        let links = kernel.sock.links()?;
+        let stale: Vec<_> = plan::plan_gc(&links, network, valid)
+            .into_iter()
+            .map(|(link, tags)| (link.name.clone(), tags))
+            .collect();
         let mut first: Option<CniError> = None;
-        let links = sock.links()?;
-        for (link, tags) in plan::plan_gc(&links, &req.conf.name, valid) {
-            log::info!(
-                "gc: deleting ifb {} of container {} interface {}",
-                link.name,
-                tags.container_id,
-                tags.ifname
-            );
-            if let Err(e) = sock.delete_link(link.index) {
-                let e = CniError::from(e).context(format!("failed to delete stale ifb {}", link.name));
+        for (name, tags) in stale {
+            let mut collect = || -> CniResult<()> {
+                let _lock = lock(&name)?;
+                let link = kernel.sock.link_by_name(&name)?;
+                let plan = plan::plan_gc_ifb(&name, link.as_ref(), network, valid);
+                if !plan.is_empty() {
+                    log::info!(
+                        "gc: deleting ifb {name} of container {} interface {}",
+                        tags.container_id,
+                        tags.ifname
+                    );
+                }
+                kernel.apply_best_effort(&plan)
+            };
+            if let Err(e) = collect() {
+                let e = e.context("gc");
                 log::warn!("{}", e.msg);
                 first.get_or_insert(e);
             }

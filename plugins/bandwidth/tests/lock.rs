@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! bandwidth's lock (root): one of 64 slot files per attachment key, so the
 //! files never exceed the slot count however many attachments come and go,
-//! and ADD, CHECK and DEL wait while someone holds their attachment's slot.
+//! and ADD, CHECK, DEL and GC wait while someone holds their attachment's slot.
 
 mod common;
 
@@ -77,4 +77,27 @@ fn add_check_and_del_wait_for_the_attachment_lock() {
         drop(held);
         must_succeed(child, verb);
     }
+}
+
+#[test]
+fn gc_waits_for_the_attachment_lock() {
+    if !root_or_skip("gc_waits_for_the_attachment_lock") {
+        return;
+    }
+    let host = TestNs::new("bwlockgc");
+    let a = Attachment::new(&host, "bwlockgc", 1);
+    a.run(&host, "ADD", &a.conf(NET, both())).assert_ok();
+    let gc = serde_json::json!({
+        "cniVersion": "1.1.0", "name": NET, "type": "bandwidth", "cni.dev/valid-attachments": []
+    });
+    let held = Lock::slot("bandwidth", &ifb_name(NET, &a.cid), SLOTS).unwrap();
+    let mut child = spawn(BIN, &host, "GC", "", None, "", &gc);
+    assert!(
+        waits_in_flock(&mut child),
+        "GC did not wait for the attachment's lock"
+    );
+    assert_eq!(ifb_names(&host), [ifb_name(NET, &a.cid)]);
+    drop(held);
+    must_succeed(child, "GC");
+    assert!(ifb_names(&host).is_empty());
 }

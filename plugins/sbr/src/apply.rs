@@ -1,7 +1,8 @@
 //! The kernel side of a plan: how each change is made through nl-ops. The
 //! engine that runs plans (rollback, best effort) is cni-core's.
 
-use cni_core::{CniError, CniResult, Code};
+use cni_core::error::FromConfig;
+use cni_core::{CniError, CniResult};
 use nl_ops::error::errno_text;
 use nl_ops::Socket;
 
@@ -33,15 +34,20 @@ impl cni_core::plan::Change for Change {
 /// "network is unreachable", IPv6 "no route to host") or a source the link
 /// does not have comes from the config or the prevResult: code 7.
 fn error(change: &Change, e: nl_ops::Error) -> CniError {
-    let errno = e.errno();
-    let text = match errno {
+    let text = match e.errno() {
         Some(n) => errno_text(n),
         None => e.to_string(),
     };
-    let code = match change {
-        Change::AddRoute(_) | Change::AppendRoute(_) if e.is_unreachable() => Code::InvalidConfig,
-        Change::AddRoute(r) if e.is_invalid() && r.prefsrc.is_some() => Code::InvalidConfig,
-        _ => CniError::from(e).code,
+    let from_config = match change {
+        Change::AddRoute(r) => FromConfig {
+            values: r.prefsrc.is_some(),
+            gateway: true,
+        },
+        Change::AppendRoute(_) => FromConfig {
+            values: false,
+            gateway: true,
+        },
+        _ => FromConfig::NOTHING,
     };
-    CniError::new(code, text)
+    CniError::new(e.code(from_config), text)
 }

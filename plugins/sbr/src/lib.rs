@@ -65,9 +65,12 @@ fn netns_path(req: &Request) -> CniResult<&Path> {
         .ok_or_else(|| CniError::env("CNI_NETNS is required"))
 }
 
+/// The plugin's name (its binary), from Cargo.toml only.
+pub const NAME: &str = env!("CARGO_PKG_NAME");
+
 impl Plugin for Sbr {
     fn about(&self) -> String {
-        format!("CNI sbr plugin v{}", env!("CARGO_PKG_VERSION"))
+        format!("CNI {NAME} plugin v{}", env!("CARGO_PKG_VERSION"))
     }
 
     fn supported_versions(&self) -> &'static [&'static str] {

@@ -349,7 +349,11 @@ fn redirect(host: &HostSide, index: Option<u32>, steps: &mut Vec<Step<Change>>) 
                     priority,
                     mark: Mark::Filter,
                 },
-                Some(Change::DeleteRedirectToIfb { parent }),
+                Some(Change::DeleteMarkedRedirect {
+                    parent,
+                    priority,
+                    mark: Mark::Filter,
+                }),
             ));
         }
     }

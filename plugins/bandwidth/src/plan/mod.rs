@@ -23,7 +23,7 @@ mod tests;
 pub use add::plan_add;
 pub use check::check;
 pub use del::plan_del;
-pub use gc::plan_gc;
+pub use gc::{plan_gc, plan_gc_ifb};
 
 use cni_core::{CniError, CniResult};
 use nl_ops::filter::{Filter, CLSACT_INGRESS, ETH_P_ALL};
@@ -331,9 +331,13 @@ pub enum Change {
         handle: u32,
         whole: bool,
     },
-    /// Undoes `AddRedirect`: ours to the ifb, found when it runs.
-    DeleteRedirectToIfb {
+    /// Undoes `AddRedirect`: the u32 filter at `priority` under `parent`
+    /// whose action carries `mark`, the one the step made (the kernel
+    /// numbers it, so the plan names it by priority and mark).
+    DeleteMarkedRedirect {
         parent: u32,
+        priority: u16,
+        mark: Mark,
     },
 }
 
@@ -441,7 +445,9 @@ impl Change {
             } => {
                 format!("delete the u32 filters at priority {priority} of {host}")
             }
-            Change::DeleteRedirectToIfb { .. } => format!("delete the redirect of {host} to {ifb}"),
+            Change::DeleteMarkedRedirect { priority, .. } => {
+                format!("delete the redirect of {host} to {ifb} at priority {priority}")
+            }
         }
     }
 }

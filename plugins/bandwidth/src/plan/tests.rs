@@ -443,8 +443,10 @@ fn clsact_takes_our_redirect_after_theirs_and_stays() {
                 priority: 4,
                 mark: Mark::Filter
             },
-            Some(Change::DeleteRedirectToIfb {
-                parent: CLSACT_INGRESS
+            Some(Change::DeleteMarkedRedirect {
+                parent: CLSACT_INGRESS,
+                priority: 4,
+                mark: Mark::Filter
             })
         )
     );
@@ -1263,4 +1265,27 @@ fn the_tbf_splits_gso_packets_at_low_rates() {
         }
         check(&lim, &owner(), "bwpx", &o, P).unwrap();
     }
+}
+
+#[test]
+fn gc_of_one_ifb_is_planned_again_from_what_is_there() {
+    let owner = |cid: &str| Owner {
+        network: "net".into(),
+        container_id: cid.into(),
+        ifname: "eth0".into(),
+    };
+    let valid = vec![Attachment {
+        container_id: "c1".into(),
+        ifname: "eth0".into(),
+    }];
+    let stale = link(2, "bwpstale", "ifb", Some(owner("c2").alias()));
+    let p = plan_gc_ifb("bwpstale", Some(&stale), "net", &valid);
+    assert_eq!(p.changes(), [Change::DeleteIfb]);
+    assert_eq!(p.devices.ifb_index, Some(2));
+    // Gone, or made again for a valid attachment, or no longer ours: nothing.
+    assert!(plan_gc_ifb("bwpstale", None, "net", &valid).is_empty());
+    let valid_now = link(3, "bwpstale", "ifb", Some(owner("c1").alias()));
+    assert!(plan_gc_ifb("bwpstale", Some(&valid_now), "net", &valid).is_empty());
+    let foreign = link(4, "bwpstale", "ifb", Some("someone's".into()));
+    assert!(plan_gc_ifb("bwpstale", Some(&foreign), "net", &valid).is_empty());
 }

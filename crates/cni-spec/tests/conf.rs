@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! NetConf parsing and the plugin's own fields, with Go-style key folding.
 
-use cni_core::{Code, NetConf};
+use cni_spec::{Code, NetConf};
 use serde::Deserialize;
 use serde_json::json;
 

@@ -119,7 +119,7 @@ impl NetConf {
         if self.name.is_empty() {
             return Err(CniError::invalid_config("missing network name"));
         }
-        if crate::dispatch::valid_network_name(&self.name) {
+        if crate::names::valid_network_name(&self.name) {
             Ok(&self.name)
         } else {
             Err(CniError::invalid_config(format!(
@@ -222,8 +222,9 @@ impl NetConf {
     }
 
     /// Re-reads prevResult in `version` when it carried no `cniVersion` of its
-    /// own (used after negotiation moved the config's version).
-    pub(crate) fn reparse_prev_result(&mut self, version: &str) -> CniResult<()> {
+    /// own (the dispatcher calls it after negotiation moved the config's
+    /// version).
+    pub fn reparse_prev_result(&mut self, version: &str) -> CniResult<()> {
         if let Some(v) = get(&self.raw, "prevResult") {
             let has_own = v.get("cniVersion").is_some_and(|x| !x.is_null());
             if !has_own {

@@ -5,8 +5,8 @@
 //! `ptp-V.json`, so Go's own conversion of the twin to V is `ptp-V.json`
 //! (up to the random veth names and MACs).
 
-use cni_core::version::{self, Family};
-use cni_core::{Code, IpConfig, NetConf, NetResult};
+use cni_spec::version::{self, Family};
+use cni_spec::{Code, IpConfig, NetConf, NetResult};
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> Value {
@@ -458,7 +458,7 @@ fn list_version_is_libcnis() {
 
 #[test]
 fn network_names_follow_the_container_id_rule() {
-    use cni_core::dispatch::{valid_container_id, valid_network_name};
+    use cni_spec::names::{valid_container_id, valid_network_name};
     for name in ["net", "a", "Net_1.x-y", "-x", "_x", ".x", "a b", "a/b", "ä", ""] {
         assert_eq!(valid_network_name(name), valid_container_id(name), "{name:?}");
     }

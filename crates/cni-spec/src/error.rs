@@ -41,14 +41,54 @@ impl Code {
         }
     }
 
-    /// The code a kernel errno maps to: busy and again are worth a retry.
+    /// The code of a kernel refusal that nothing of the config caused:
+    /// [`Code::of_errno`] for a request, nothing from the config.
     pub fn from_errno(errno: i32) -> Code {
-        if errno == libc::EBUSY || errno == libc::EAGAIN {
-            Code::TryAgainLater
-        } else {
-            Code::Internal
+        Code::of_errno(errno, Failed::Request, FromConfig::NOTHING)
+    }
+
+    /// The project's one errno -> spec code mapping. Busy and again are
+    /// worth a retry (11); a refusal of what the config supplied is the
+    /// config's fault (7); anything else is 999 for a kernel request
+    /// (netlink, setns, flock) and 5 for a transport that broke.
+    pub fn of_errno(errno: i32, failed: Failed, from_config: FromConfig) -> Code {
+        match errno {
+            libc::EBUSY | libc::EAGAIN => Code::TryAgainLater,
+            libc::EINVAL if from_config.values => Code::InvalidConfig,
+            libc::ENETUNREACH | libc::EHOSTUNREACH if from_config.gateway => Code::InvalidConfig,
+            _ => match failed {
+                Failed::Request => Code::Internal,
+                Failed::Transport => Code::Io,
+            },
         }
     }
+}
+
+/// What failed with an errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// The kernel refused a request (netlink, setns, flock).
+    Request,
+    /// Reading or writing a socket or file.
+    Transport,
+}
+
+/// What of a failed request came from the network configuration or the
+/// prevResult: the kernel refusing that is the config's fault (code 7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FromConfig {
+    /// Values the kernel checks (a TBF's rate and burst, a route's
+    /// preferred source): EINVAL.
+    pub values: bool,
+    /// A gateway the kernel must reach: ENETUNREACH (IPv4), EHOSTUNREACH (IPv6).
+    pub gateway: bool,
+}
+
+impl FromConfig {
+    pub const NOTHING: FromConfig = FromConfig {
+        values: false,
+        gateway: false,
+    };
 }
 
 /// What a plugin answers on failure. `msg` is lowercase and says what failed
@@ -152,6 +192,50 @@ pub fn io_text(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errno_codes() {
+        let values = FromConfig {
+            values: true,
+            gateway: false,
+        };
+        let gateway = FromConfig {
+            values: false,
+            gateway: true,
+        };
+        for failed in [Failed::Request, Failed::Transport] {
+            for from in [FromConfig::NOTHING, values, gateway] {
+                assert_eq!(Code::of_errno(libc::EBUSY, failed, from), Code::TryAgainLater);
+                assert_eq!(Code::of_errno(libc::EAGAIN, failed, from), Code::TryAgainLater);
+            }
+        }
+        assert_eq!(Code::from_errno(libc::EEXIST), Code::Internal);
+        assert_eq!(Code::from_errno(libc::EINVAL), Code::Internal);
+        assert_eq!(
+            Code::of_errno(libc::EPIPE, Failed::Transport, FromConfig::NOTHING),
+            Code::Io
+        );
+        assert_eq!(
+            Code::of_errno(libc::EINVAL, Failed::Request, values),
+            Code::InvalidConfig
+        );
+        assert_eq!(
+            Code::of_errno(libc::ENETUNREACH, Failed::Request, values),
+            Code::Internal
+        );
+        assert_eq!(
+            Code::of_errno(libc::ENETUNREACH, Failed::Request, gateway),
+            Code::InvalidConfig
+        );
+        assert_eq!(
+            Code::of_errno(libc::EHOSTUNREACH, Failed::Transport, gateway),
+            Code::InvalidConfig
+        );
+        assert_eq!(
+            Code::of_errno(libc::EINVAL, Failed::Request, gateway),
+            Code::Internal
+        );
+    }
 
     #[test]
     fn errno_text_is_lowercase_without_tail() {

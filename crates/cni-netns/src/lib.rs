@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
 
-use crate::error::{CniError, CniResult, Code};
+use cni_spec::error::{errno_text, io_text};
+use cni_spec::{CniError, CniResult, Code};
 
 /// `NS_GET_NSTYPE` from linux/nsfs.h: `_IO(0xb7, 0x3)`. `libc::Ioctl` is the
 /// request type of the C library built against (glibc: unsigned long, musl: int).
@@ -62,7 +63,7 @@ impl NetNs {
                 return Err(CniError::env(format!(
                     "failed to open network namespace {}: {}",
                     path.display(),
-                    crate::error::io_text(&e)
+                    io_text(&e)
                 )))
             }
         };
@@ -71,7 +72,7 @@ impl NetNs {
             CniError::env(format!(
                 "failed to inspect network namespace {}: {}",
                 path.display(),
-                crate::error::errno_text(e as i32)
+                errno_text(e as i32)
             ))
         })?;
         if fs.filesystem_type() != NSFS_MAGIC {
@@ -80,7 +81,8 @@ impl NetNs {
                 path.display()
             ))));
         }
-        // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd.
+        // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd (nix
+        // has ioctls only as generated unsafe fns).
         let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
         // Kernels before 4.11 lack the ioctl (ENOTTY); nsfs is then all we know.
         if kind >= 0 && kind != libc::CLONE_NEWNET {
@@ -119,7 +121,7 @@ impl NetNs {
                 format!(
                     "failed to enter network namespace {}: {}",
                     self.path.display(),
-                    crate::error::errno_text(e as i32)
+                    errno_text(e as i32)
                 ),
             )
         })?;
