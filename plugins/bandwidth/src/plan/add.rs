@@ -23,7 +23,7 @@ pub fn plan_add(
     let mut steps = Vec::new();
 
     if let Some(l) = limits.ingress {
-        let want = direction_bucket("ingress", l, host, limits, aqm(limits, snap), psched)?;
+        let want = direction_bucket("ingress", l, host, limits, aqm(limits, snap).is_some(), psched)?;
         explain(&want, "ingress", &host.veth.name, l);
         set_tbf(
             Device::HostVeth,
@@ -35,7 +35,7 @@ pub fn plan_add(
         )?;
         set_queue(
             Device::HostVeth,
-            choice(limits, snap, l, host),
+            choice(limits, snap),
             &want.tbf,
             host.root(),
             &host.qdiscs,
@@ -49,11 +49,11 @@ pub fn plan_add(
     };
     refuse_taken_ingress(host)?;
     let ifb = ifb_of(snap, owner, ifb_name)?;
-    let want = direction_bucket("egress", l, host, limits, aqm(limits, snap), psched)?;
+    let want = direction_bucket("egress", l, host, limits, aqm(limits, snap).is_some(), psched)?;
     explain(&want, "egress", ifb_name, l);
     egress(
         want.tbf,
-        choice(limits, snap, l, host),
+        choice(limits, snap),
         owner,
         host,
         ifb,
@@ -174,31 +174,21 @@ fn set_tbf(
     Ok(())
 }
 
-/// Whether fq_codel goes under the TBFs: with `queue: auto` (the default)
-/// where the kernel has it.
-pub(crate) fn aqm(limits: &Limits, snap: &Snapshot) -> bool {
-    aqm_or_why(limits, snap).is_ok()
+/// The fq_codel to put under each TBF, if any: with `queue: auto` (the
+/// default) where the kernel has it.
+pub(crate) fn aqm(limits: &Limits, snap: &Snapshot) -> Option<FqCodel> {
+    choice(limits, snap).ok()
 }
 
-fn aqm_or_why(limits: &Limits, snap: &Snapshot) -> Result<(), &'static str> {
+/// fq_codel, or why the TBF keeps its own FIFO.
+fn choice(limits: &Limits, snap: &Snapshot) -> Result<FqCodel, &'static str> {
     if limits.queue != Queue::Auto {
         Err("as the queue field asks")
     } else if !snap.fq_codel {
         Err("no fq_codel in this kernel")
     } else {
-        Ok(())
+        Ok(FQ_CODEL)
     }
-}
-
-/// The fq_codel for the TBF of `l` on `host`'s veth, or why the TBF keeps its
-/// own FIFO.
-pub(crate) fn choice(
-    limits: &Limits,
-    snap: &Snapshot,
-    l: Limit,
-    host: &HostSide,
-) -> Result<FqCodel, &'static str> {
-    aqm_or_why(limits, snap).map(|()| fq_codel_at(l.rate_bytes(), host.veth.mtu + ETH_HLEN))
 }
 
 /// The queue under our TBF (`root` as it was before the plan): fq_codel

@@ -54,17 +54,16 @@ fn check_tbf(dev: &str, accepted: &[Tbf], root: Root<'_>) -> CniResult<()> {
 }
 
 /// Where ADD puts fq_codel (queue auto, and the kernel has it), ours is
-/// under the TBF: with the target ADD sets for this rate, or the kernel's
-/// defaults our earlier releases set at every rate.
-fn check_queue(dev: &str, aqm: Result<FqCodel, &'static str>, qdiscs: &[Qdisc]) -> CniResult<()> {
-    let Ok(want) = aqm else {
+/// under the TBF.
+fn check_queue(dev: &str, limits: &Limits, snap: &Snapshot, qdiscs: &[Qdisc]) -> CniResult<()> {
+    if super::add::aqm(limits, snap).is_none() {
         return Ok(());
-    };
+    }
     match our_fq_codel(qdiscs) {
-        Some(h) if same_fq_codel(&h, &want) || same_fq_codel(&h, &FQ_CODEL) => Ok(()),
+        Some(h) if same_fq_codel(&h, &FQ_CODEL) => Ok(()),
         Some(h) => Err(mismatch(format!(
             "fq_codel under the tbf of {dev} has limit {} target {} us interval {} us ecn {}, want {} {} {} {}",
-            h.limit, h.target_us, h.interval_us, h.ecn, want.limit, want.target_us, want.interval_us, want.ecn
+            h.limit, h.target_us, h.interval_us, h.ecn, FQ_CODEL.limit, FQ_CODEL.target_us, FQ_CODEL.interval_us, FQ_CODEL.ecn
         ))),
         None => Err(mismatch(format!(
             "the tbf of {dev} has no fq_codel {} under it",
@@ -84,9 +83,16 @@ pub fn check(
     let host = snap.host()?;
     let veth = &host.veth.name;
     if let Some(l) = limits.ingress {
-        let accepted = accepted_tbfs("ingress", l, host, limits, super::add::aqm(limits, snap), psched)?;
+        let accepted = accepted_tbfs(
+            "ingress",
+            l,
+            host,
+            limits,
+            super::add::aqm(limits, snap).is_some(),
+            psched,
+        )?;
         check_tbf(veth, &accepted, host.root())?;
-        check_queue(veth, super::add::choice(limits, snap, l, host), &host.qdiscs)?;
+        check_queue(veth, limits, snap, &host.qdiscs)?;
     }
     let Some(l) = limits.egress else {
         return Ok(());
@@ -95,9 +101,16 @@ pub fn check(
         return Err(mismatch(format!("ifb {ifb_name} does not exist")));
     };
     check_ifb_link(&ifb.link, owner, ifb_name, host)?;
-    let accepted = accepted_tbfs("egress", l, host, limits, super::add::aqm(limits, snap), psched)?;
+    let accepted = accepted_tbfs(
+        "egress",
+        l,
+        host,
+        limits,
+        super::add::aqm(limits, snap).is_some(),
+        psched,
+    )?;
     check_tbf(ifb_name, &accepted, ifb.root())?;
-    check_queue(ifb_name, super::add::choice(limits, snap, l, host), &ifb.qdiscs)?;
+    check_queue(ifb_name, limits, snap, &ifb.qdiscs)?;
     check_redirect(host, &ifb.link, ifb_name)
 }
 

@@ -98,37 +98,15 @@ pub const QUEUE_CLASS: u32 = TBF_HANDLE | 1;
 /// Our fq_codel under the TBF (`10:`): the handle marks it ours.
 pub const FQ_CODEL_HANDLE: u32 = 0x10_0000;
 
-/// The kernel's fq_codel defaults (5 ms target, 100 ms interval, ECN), set
-/// explicitly so CHECK can compare them: what ADD puts under a TBF where a
-/// frame takes less than the target's two thirds (above about 3.6 Mbit/s
-/// with 1500-byte frames), and what our earlier releases put under every
-/// TBF.
+/// The fq_codel ADD puts under a TBF where the kernel has it: the kernel's
+/// defaults (5 ms target, 100 ms interval, ECN), set explicitly so CHECK
+/// can compare them.
 pub const FQ_CODEL: FqCodel = FqCodel {
     limit: 10_240,
     target_us: 5_000,
     interval_us: 100_000,
     ecn: true,
 };
-
-/// The fq_codel under a TBF of `rate` B/s on frames of `frame` bytes. CoDel
-/// drops from a flow whose packets wait longer than the target for an
-/// interval; at low rates one frame takes longer than 5 ms to leave (12 ms
-/// at 1 Mbit/s), so a bulk flow would be dropped from for the frame ahead of
-/// it alone (goodput into the pod 0.88 to 0.91 of 1 Mbit/s). As CAKE does,
-/// the target is at least one and a half frame times and the interval grows
-/// by as much.
-pub fn fq_codel_at(rate: u64, frame: u32) -> FqCodel {
-    let frame_us = u64::from(frame).saturating_mul(1_500_000) / rate.max(1);
-    let target = u64::from(FQ_CODEL.target_us).max(frame_us);
-    let target_us = u32::try_from(target).unwrap_or(u32::MAX);
-    FqCodel {
-        target_us,
-        interval_us: FQ_CODEL
-            .interval_us
-            .saturating_add(target_us - FQ_CODEL.target_us),
-        ..FQ_CODEL
-    }
-}
 
 /// The queue under our TBF, when it is the fq_codel ADD puts there. The
 /// kernel keeps CoDel's times in 1024 ns units, so a time dumps up to a

@@ -1195,68 +1195,6 @@ fn check_wants_our_fq_codel_where_the_kernel_has_it() {
     assert!(check(&lim, &owner(), "bwpx", &o, P).is_err());
 }
 
-/// Below about 3.6 Mbit/s a frame takes longer than two thirds of CoDel's
-/// 5 ms: the target is one and a half frame times there (18.2 ms at
-/// 1 Mbit/s), the interval longer by as much. CHECK accepts the kernel's
-/// defaults our earlier releases set at every rate; ADD converges them.
-#[test]
-fn fq_codel_target_holds_one_and_a_half_frames_at_low_rates() {
-    let one_mbit = Limit {
-        rate_bits: 1_000_000,
-        burst_bits: 4_294_967_295,
-    };
-    let lim = Limits {
-        ingress: Some(one_mbit),
-        egress: Some(Limit {
-            rate_bits: 10_000_000,
-            ..one_mbit
-        }),
-        ..Limits::default()
-    };
-    let slow = FqCodel {
-        target_us: 18_168,
-        interval_us: 113_168,
-        ..FQ_CODEL
-    };
-    assert_eq!(fq_codel_at(125_000, 1514), slow);
-    assert_eq!(fq_codel_at(1_250_000, 1514), FQ_CODEL);
-    assert_eq!(fq_codel_at(450_000, 1514).target_us, 5_046);
-    assert_eq!(fq_codel_at(460_000, 1514), FQ_CODEL);
-    let mut o = fresh();
-    o.fq_codel = true;
-    let changes = add(&lim, &o).unwrap().changes();
-    assert!(
-        changes.contains(&set_queue(Device::HostVeth, ChildQueue::FqCodel(slow))),
-        "{changes:?}"
-    );
-    assert!(
-        changes.contains(&set_queue(Device::Ifb, ChildQueue::FqCodel(FQ_CODEL))),
-        "{changes:?}"
-    );
-    // Done as the kernel dumps it: nothing to do, CHECK passes.
-    let mut o = done_aqm(&lim);
-    let q = host_mut(&mut o)
-        .qdiscs
-        .iter_mut()
-        .find(|q| q.kind == "fq_codel")
-        .unwrap();
-    q.fq_codel = Some(FqCodel {
-        target_us: slow.target_us - 1,
-        ..slow
-    });
-    let again = add(&lim, &o).unwrap();
-    assert!(again.is_empty(), "{:?}", again.changes());
-    check(&lim, &owner(), "bwpx", &o, P).unwrap();
-    // The defaults an earlier release set: CHECK passes, ADD converges.
-    let o = done_aqm(&lim);
-    check(&lim, &owner(), "bwpx", &o, P).unwrap();
-    let changes = add(&lim, &o).unwrap().changes();
-    assert_eq!(
-        changes,
-        vec![set_queue(Device::HostVeth, ChildQueue::FqCodel(slow))]
-    );
-}
-
 #[test]
 fn queue_bounded_or_reference_keeps_the_fifo_where_fq_codel_is() {
     for queue in [crate::config::Queue::Bounded, crate::config::Queue::Reference] {
