@@ -38,6 +38,12 @@ pub fn cases() -> Vec<Case> {
             unasked,
         )
         .needs(&["vrf"]),
+        Case::new(
+            "vrf",
+            "mode vrf: a failed ADD (unreachable gateway, code 7) rolls back to the namespace before; another's VRF of the name is joined, left by DEL, not deleted",
+            rollback_and_foreign,
+        )
+        .needs(&["vrf"]),
     ]
 }
 
@@ -90,6 +96,46 @@ fn unasked(ctx: &Ctx) -> CaseResult {
     restored(&s.pod, &before, "after DEL without prevResult")?;
     del(ctx, &s, &bare)?;
     restored(&s.pod, &before, "after a second DEL")
+}
+
+fn rollback_and_foreign(ctx: &Ctx) -> CaseResult {
+    not_reference(ctx)?;
+    let s = Site::new("vrf-rollback")?;
+    let before = State::read(&s.pod)?;
+    // The VRF is made and net1 is in it when the default route fails.
+    let bad = s.conf(
+        json!({"mode": "vrf", "gateways": ["10.9.9.9"]}),
+        s.prev_result(true),
+    );
+    match call(ctx, "sbr", &s.net1, "ADD", &bad)?.error() {
+        None => {
+            return Err(Failure::Fail(
+                "ADD with the unreachable gateway 10.9.9.9 succeeded".into(),
+            ))
+        }
+        Some(e) => ensure(e.code == Some(7), || {
+            format!(
+                "ADD with an unreachable gateway: code {:?} ({}), want 7",
+                e.code, e.msg
+            )
+        })?,
+    }
+    restored(&s.pod, &before, "after the failed ADD")?;
+    // Someone else's VRF with the name sbr would give its own.
+    s.pod.ip(&["link", "add", VRF, "type", "vrf", "table", "300"])?;
+    s.pod.ip(&["link", "set", VRF, "up"])?;
+    let with_theirs = State::read(&s.pod)?;
+    let conf = s.conf(json!({"mode": "vrf"}), s.prev_result(true));
+    add(ctx, &s, &conf)?;
+    let out = s.pod.ip(&["-j", "route", "show", "table", "300", "default"])?;
+    ensure(out.contains("\"dev\":\"net1\""), || {
+        format!("after ADD: table 300 of the existing {VRF} has no default route through net1: {out}")
+    })?;
+    del(ctx, &s, &conf)?;
+    ensure(s.pod.ip(&["link", "show", "dev", VRF]).is_ok(), || {
+        format!("DEL deleted {VRF}, which sbr did not make")
+    })?;
+    restored(&s.pod, &with_theirs, "after DEL")
 }
 
 /// Both sysctls, "tcp udp".
