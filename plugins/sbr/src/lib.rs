@@ -86,7 +86,10 @@ impl Plugin for Sbr {
             let path = netns_path(req)?;
             let ns = NetNs::open(path)?;
             let _lock = Lock::netns(&ns)?;
-            let (mut kernel, observed) = observe(ns, &req.ifname, false, &config)?;
+            // vrf mode: every address of the link, tentative IPv6 ones too: the
+            // kernel drops them as the link joins, and ADD adds them back.
+            let vrf = config.mode == Mode::Vrf;
+            let (mut kernel, observed) = observe(ns, &req.ifname, vrf, &config)?;
             let plan = plan::plan_add(&config, &addresses, &observed)?;
             log::info!("add {}: {} step(s)", req.ifname, plan.len());
             plan.apply(&mut kernel, &req.ifname)?;
@@ -116,7 +119,12 @@ impl Plugin for Sbr {
             }
         };
         let _lock = Lock::netns(&ns)?;
-        let (mut kernel, observed) = observe(ns, &req.ifname, req.conf.prev_result.is_none(), &config)?;
+        let (mut kernel, observed) = observe(
+            ns,
+            &req.ifname,
+            req.conf.prev_result.is_none() || config.mode == Mode::Vrf,
+            &config,
+        )?;
         let addresses = req
             .conf
             .prev_result

@@ -66,7 +66,7 @@ pub struct Snapshot {
     pub ifname: String,
     /// The interface's index; `None` when it does not exist.
     pub link: Option<u32>,
-    /// The link's addresses: with their prefix lengths for a DEL without
+    /// The link's addresses: with their prefix lengths in vrf mode and for a DEL without
     /// prevResult, else as host prefixes (only the addresses are compared)
     /// read from the local table, which holds an IPv6 address only once
     /// DAD is done: ADD and CHECK see the addresses usable as a source.
