@@ -69,6 +69,10 @@ fn answered(ctx: &Ctx) -> CaseResult {
     ensure(sysctls(&s.pod)? == "1 1", || {
         "after ADD with l3mdevAccept: net.ipv4.tcp_l3mdev_accept and udp_l3mdev_accept are not both 1".into()
     })?;
+    // Only the pod's: not the namespace the plugin ran in.
+    ensure(sysctls(&s.net1.host)? == "0 0", || {
+        "after ADD with l3mdevAccept: the l3mdev sysctls changed outside the pod".into()
+    })?;
     answers(&s, true, "after ADD")?;
     ok("CHECK", &call(ctx, "sbr", &s.net1, "CHECK", &conf)?)?;
     del(ctx, &s, &conf)?;
