@@ -161,14 +161,28 @@ const GREETING: &[u8] = b"sbr\n";
 /// when the handshake completes within `wait` and the server's greeting
 /// arrives, false when the connection never forms.
 pub fn tcp(server: &Ns, client: &Ns, addr: IpAddr, port: u16, wait: Duration) -> Result<bool, String> {
+    tcp_listening_on(server, client, addr, addr, port, wait)
+}
+
+/// [`tcp`] with the server listening on `listen` (the unspecified address:
+/// a socket bound to no address and no device).
+pub fn tcp_listening_on(
+    server: &Ns,
+    client: &Ns,
+    listen: IpAddr,
+    addr: IpAddr,
+    port: u16,
+    wait: Duration,
+) -> Result<bool, String> {
     let sa = SocketAddr::new(addr, port);
+    let la = SocketAddr::new(listen, port);
     let (server_path, client_path) = (server.path(), client.path());
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let stop_server = Arc::clone(&stop);
     let srv = std::thread::spawn(move || -> Result<bool, String> {
-        let listener = in_ns(&server_path, || TcpListener::bind(sa))
-            .and_then(|l| l.map_err(|e| format!("failed to listen on {sa}: {e}")))
+        let listener = in_ns(&server_path, || TcpListener::bind(la))
+            .and_then(|l| l.map_err(|e| format!("failed to listen on {la}: {e}")))
             .and_then(|l| {
                 l.set_nonblocking(true)
                     .map(|()| l)

@@ -1,8 +1,9 @@
-//! Addresses, read only.
+//! Addresses: list, and add (an address a link lost by joining a VRF).
 
 use ipnet::IpNet;
 
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::error::Result;
@@ -58,5 +59,32 @@ impl Socket {
             });
         }
         Ok(out)
+    }
+}
+
+impl Socket {
+    /// Adds `addr` (with its prefix length) to the link, permanent; `nodad`
+    /// skips IPv6 duplicate address detection, for an address the link
+    /// had already.
+    pub fn add_address(&mut self, index: u32, addr: IpNet, nodad: bool) -> Result<()> {
+        let mut m = AddressMessage::default();
+        m.header.index = index;
+        m.header.prefix_len = addr.prefix_len();
+        m.header.family = if addr.addr().is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        m.attributes.push(AddressAttribute::Local(addr.addr()));
+        m.attributes.push(AddressAttribute::Address(addr.addr()));
+        if nodad {
+            m.header.flags = AddressHeaderFlags::Nodad;
+            m.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        self.change(
+            RouteNetlinkMessage::NewAddress(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &|| format!("add address {addr} to link {index}"),
+        )
     }
 }

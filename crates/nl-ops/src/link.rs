@@ -1,7 +1,9 @@
-//! Links: lookup, ifb create/delete, up, MTU, alias, veth peer.
+//! Links: lookup, ifb and vrf create/delete, master, up, MTU, alias, veth peer.
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVrf, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
+};
 use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::error::{Error, Result};
@@ -21,6 +23,10 @@ pub struct Link {
     pub link: Option<u32>,
     pub link_netnsid: Option<i32>,
     pub mac: Option<String>,
+    /// IFLA_MASTER: the VRF (or bridge, bond) the link is enslaved to.
+    pub master: Option<u32>,
+    /// A VRF's table (IFLA_VRF_TABLE).
+    pub vrf_table: Option<u32>,
 }
 
 impl Link {
@@ -36,6 +42,8 @@ impl Link {
             link: None,
             link_netnsid: None,
             mac: None,
+            master: None,
+            vrf_table: None,
         };
         for a in &m.attributes {
             match a {
@@ -45,13 +53,22 @@ impl Link {
                 LinkAttribute::IfAlias(s) => l.alias = Some(s.clone()),
                 LinkAttribute::Link(v) => l.link = Some(*v),
                 LinkAttribute::LinkNetNsId(v) => l.link_netnsid = Some(*v),
+                LinkAttribute::Controller(v) if *v != 0 => l.master = Some(*v),
                 LinkAttribute::Address(b) if !b.is_empty() => {
                     l.mac = Some(b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":"));
                 }
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
-                        if let LinkInfo::Kind(k) = i {
-                            l.kind = Some(k.to_string());
+                        match i {
+                            LinkInfo::Kind(k) => l.kind = Some(k.to_string()),
+                            LinkInfo::Data(InfoData::Vrf(d)) => {
+                                for v in d {
+                                    if let InfoVrf::TableId(t) = v {
+                                        l.vrf_table = Some(*t);
+                                    }
+                                }
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -111,19 +128,56 @@ impl Socket {
 
     /// Creates an ifb, sets MTU, txqlen and alias, and brings it up.
     pub fn add_ifb(&mut self, name: &str, mtu: u32, txqlen: u32, alias: Option<&str>) -> Result<Link> {
+        let attrs = vec![
+            LinkAttribute::Mtu(mtu),
+            LinkAttribute::TxQueueLen(txqlen),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Ifb)]),
+        ];
+        self.add_link_up(name, "ifb", attrs, alias)
+    }
+
+    /// Creates a VRF device routing through `table`, with `alias`, up.
+    pub fn add_vrf(&mut self, name: &str, table: u32, alias: Option<&str>) -> Result<Link> {
+        let attrs = vec![LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Vrf),
+            LinkInfo::Data(InfoData::Vrf(vec![InfoVrf::TableId(table)])),
+        ])];
+        self.add_link_up(name, "vrf", attrs, alias)
+    }
+
+    /// Enslaves the link to `master` (IFLA_MASTER); 0 releases it. The
+    /// kernel takes a link down and up again as it joins or leaves a VRF.
+    pub fn set_link_master(&mut self, index: u32, master: u32) -> Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::Controller(master));
+        self.change(RouteNetlinkMessage::SetLink(m), 0, &|| {
+            if master == 0 {
+                format!("release link {index} from its master")
+            } else {
+                format!("set master {master} on link {index}")
+            }
+        })
+    }
+
+    /// Creates the link `name` of `kind` with `attrs`, up, and sets its alias.
+    fn add_link_up(
+        &mut self,
+        name: &str,
+        kind: &str,
+        attrs: Vec<LinkAttribute>,
+        alias: Option<&str>,
+    ) -> Result<Link> {
         let mut m = LinkMessage::default();
         // Up at creation: the kernel applies the header's flags to a new link.
         m.header.flags = LinkFlags::Up;
         m.header.change_mask = LinkFlags::Up;
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
-        m.attributes.push(LinkAttribute::Mtu(mtu));
-        m.attributes.push(LinkAttribute::TxQueueLen(txqlen));
-        m.attributes
-            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Ifb)]));
+        m.attributes.extend(attrs);
         self.change(
             RouteNetlinkMessage::NewLink(m),
             NLM_F_CREATE | NLM_F_EXCL,
-            &|| format!("add ifb {name}"),
+            &|| format!("add {kind} {name}"),
         )?;
         // The kernel takes IFLA_IFALIAS only on a set (found by name), so
         // the alias comes after the create; undo the create if it fails.

@@ -14,6 +14,8 @@ fn link(index: u32, name: &str, kind: &str, alias: Option<&str>) -> Link {
         link: None,
         link_netnsid: None,
         mac: None,
+        master: None,
+        vrf_table: None,
     }
 }
 

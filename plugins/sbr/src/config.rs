@@ -23,12 +23,38 @@ struct Fields {
     add_source_hints: Option<bool>,
     #[serde(default)]
     priority: Option<i64>,
+    #[serde(default)]
+    mode: Option<String>,
+    /// Upstream's `vrf` plugin spells it `vrfname`: keys fold, both match.
+    #[serde(default)]
+    vrf_name: Option<String>,
+    #[serde(default)]
+    l3mdev_accept: Option<bool>,
 }
+
+/// How the attachment's traffic finds its way out: rules by source
+/// address (`sbr`, the reference's), or a VRF device the interface is
+/// enslaved to (`vrf`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Sbr,
+    Vrf,
+}
+
+/// The kernel's limit on a link's name (IFNAMSIZ less the NUL).
+pub const MAX_LINK_NAME: usize = 15;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
-    /// One table for every address's rule; no routes are moved.
+    pub mode: Mode,
+    /// sbr mode: one table for every address's rule; no routes are moved.
+    /// vrf mode: the VRF's table, into which the routes move.
     pub table: Option<u32>,
+    /// vrf mode: the VRF device's name; `None` derives it from the interface.
+    pub vrf_name: Option<String>,
+    /// vrf mode: set `net.ipv4.{tcp,udp}_l3mdev_accept` in the namespace.
+    pub l3mdev_accept: bool,
     pub gateway_v4: Option<Ipv4Addr>,
     pub gateway_v6: Option<Ipv6Addr>,
     /// Keep the subnet route in main, with the address as source hint.
@@ -52,9 +78,14 @@ impl Config {
     /// touches.
     pub fn for_del(conf: &NetConf) -> Config {
         #[derive(Default, Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct DelFields {
             #[serde(default)]
             table: Option<serde_json::Value>,
+            #[serde(default)]
+            mode: Option<serde_json::Value>,
+            #[serde(default)]
+            vrf_name: Option<serde_json::Value>,
         }
         let fields: DelFields = conf.plugin(true).unwrap_or_else(|e| {
             log::warn!("ignoring sbr's fields on DEL: {}", e.msg);
@@ -70,8 +101,28 @@ impl Config {
                 }
             },
         };
+        // A mode or name ADD refuses reads as sbr's default: DEL then finds
+        // only what its marks (and the link's master) say is sbr's.
+        let mode = match fields.mode.as_ref().map(|m| mode(m.as_str())) {
+            None => Mode::Sbr,
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                log::warn!("ignoring mode on DEL: {}", e.msg);
+                Mode::Sbr
+            }
+        };
+        let vrf_name = fields
+            .vrf_name
+            .and_then(|v| v.as_str().map(str::to_string))
+            .and_then(|n| {
+                vrf_name(n)
+                    .map_err(|e| log::warn!("ignoring on DEL: {}", e.msg))
+                    .ok()
+            });
         Config {
+            mode,
             table,
+            vrf_name,
             ..Config::default()
         }
     }
@@ -108,8 +159,33 @@ impl Config {
             })?;
             cfg.priority = Some(p);
         }
+        cfg.mode = mode(fields.mode.as_deref())?;
+        if cfg.mode == Mode::Vrf {
+            cfg.vrf_name = fields.vrf_name.map(vrf_name).transpose()?;
+            cfg.l3mdev_accept = fields.l3mdev_accept.unwrap_or(false);
+            if let Some(t) = cfg.table.filter(|t| RESERVED_TABLES.contains(t)) {
+                return Err(CniError::invalid_config(format!(
+                    "invalid table {t} for a vrf: the kernel's own tables (253, 254, 255) cannot be a vrf's"
+                )));
+            }
+            if cfg.priority.take().is_some() {
+                log::warn!("ignoring priority in vrf mode: the kernel's l3mdev rule selects the vrf's table");
+            }
+            if std::mem::take(&mut cfg.add_source_hints) {
+                log::warn!("ignoring addSourceHints in vrf mode: the subnet's routes are the vrf's");
+            }
+        } else {
+            for (set, key) in [
+                (fields.vrf_name.is_some(), "vrfName"),
+                (fields.l3mdev_accept.is_some(), "l3mdevAccept"),
+            ] {
+                if set {
+                    log::warn!("ignoring {key}: it applies only with \"mode\": \"vrf\"");
+                }
+            }
+        }
         let gateways = fields.gateways.unwrap_or_default();
-        if let Some(t) = cfg.table {
+        if let (Some(t), Mode::Sbr) = (cfg.table, cfg.mode) {
             // Upstream reads gateways only when it moves routes, which table
             // mode never does (v1.1.1 not at all): ignored, not refused.
             if !gateways.is_empty() {
@@ -163,6 +239,26 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The VRF's name for the interface `ifname`: `vrfName`, else
+    /// `vrf-IFNAME`, or for a name too long for that `vrf-` and eleven hex
+    /// digits of a hash of it: the same every time, so DEL finds it
+    /// without saved state.
+    pub fn vrf_for(&self, ifname: &str) -> String {
+        if let Some(n) = &self.vrf_name {
+            return n.clone();
+        }
+        let plain = format!("vrf-{ifname}");
+        if plain.len() <= MAX_LINK_NAME {
+            return plain;
+        }
+        // FNV-1a: stable across builds and platforms, unlike std's hasher.
+        let h = ifname.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        let hex = format!("{h:016x}");
+        format!("vrf-{}", &hex[..MAX_LINK_NAME - 4])
+    }
+
     /// The static gateway for an address of this family.
     pub fn static_gateway(&self, v4: bool) -> Option<IpAddr> {
         if v4 {
@@ -171,6 +267,32 @@ impl Config {
             self.gateway_v6.map(IpAddr::V6)
         }
     }
+}
+
+fn mode(m: Option<&str>) -> CniResult<Mode> {
+    match m {
+        None | Some("sbr") => Ok(Mode::Sbr),
+        Some("vrf") => Ok(Mode::Vrf),
+        Some(other) => Err(CniError::invalid_config(format!(
+            "invalid mode {other:?}: must be \"sbr\" or \"vrf\""
+        ))),
+    }
+}
+
+/// A name the kernel takes for a link, that is no path component trick.
+fn vrf_name(n: String) -> CniResult<String> {
+    let bad = n.is_empty()
+        || n.len() > MAX_LINK_NAME
+        || n == "."
+        || n == ".."
+        || n.chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+    if bad {
+        return Err(CniError::invalid_config(format!(
+            "invalid vrfName {n:?}: must be a link name of 1 to {MAX_LINK_NAME} bytes without '/', ':' or spaces"
+        )));
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -327,5 +449,98 @@ mod tests {
         let c = cfg(json!({"gateways": ["::ffff:10.0.0.1"]})).unwrap();
         assert_eq!(c.gateway_v4, Some("10.0.0.1".parse().unwrap()));
         assert_eq!(c.gateway_v6, None);
+    }
+}
+
+#[cfg(test)]
+mod vrf_tests {
+    use super::*;
+    use cni_core::Code;
+    use serde_json::json;
+
+    fn cfg(v: serde_json::Value) -> CniResult<Config> {
+        Config::from_json(&v)
+    }
+
+    #[test]
+    fn mode_defaults_to_sbr_and_vrf_reads_its_fields() {
+        assert_eq!(cfg(json!({})).unwrap().mode, Mode::Sbr);
+        assert_eq!(cfg(json!({"mode": "sbr"})).unwrap().mode, Mode::Sbr);
+        let c = cfg(
+            json!({"mode": "vrf", "vrfName": "blue", "table": 1001, "l3mdevAccept": true,
+            "gateways": ["10.1.0.1"], "priority": 5, "addSourceHints": true}),
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Config {
+                mode: Mode::Vrf,
+                table: Some(1001),
+                vrf_name: Some("blue".into()),
+                l3mdev_accept: true,
+                // With a table, vrf mode still makes the default route.
+                gateway_v4: Some("10.1.0.1".parse().unwrap()),
+                ..Config::default()
+            }
+        );
+        // In sbr mode the vrf fields change nothing.
+        assert_eq!(
+            cfg(json!({"vrfName": "blue", "l3mdevAccept": true})).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_mode_and_bad_vrf_fields_are_code_7() {
+        for v in [
+            json!({"mode": "VRF"}),
+            json!({"mode": "rules"}),
+            json!({"mode": 1}),
+            json!({"mode": "vrf", "vrfName": ""}),
+            json!({"mode": "vrf", "vrfName": "a-name-too-long0"}),
+            json!({"mode": "vrf", "vrfName": "a/b"}),
+            json!({"mode": "vrf", "vrfName": "a b"}),
+            json!({"mode": "vrf", "vrfName": ".."}),
+            json!({"mode": "vrf", "table": 254}),
+            json!({"mode": "vrf", "table": 0}),
+            json!({"mode": "vrf", "l3mdevAccept": "yes"}),
+        ] {
+            let e = cfg(v.clone()).unwrap_err();
+            assert_eq!(e.code, Code::InvalidConfig, "{v}: {e}");
+        }
+    }
+
+    #[test]
+    fn vrf_names_are_derived_and_fit_a_link_name() {
+        let c = Config::default();
+        assert_eq!(c.vrf_for("net1"), "vrf-net1");
+        assert_eq!(c.vrf_for("abcdefghijk"), "vrf-abcdefghijk");
+        let long = c.vrf_for("abcdefghijkl");
+        assert_eq!(long.len(), MAX_LINK_NAME);
+        assert_eq!(long, c.vrf_for("abcdefghijkl"));
+        assert_ne!(long, c.vrf_for("abcdefghijkm"));
+        let named = Config {
+            vrf_name: Some("blue".into()),
+            ..Config::default()
+        };
+        assert_eq!(named.vrf_for("net1"), "blue");
+    }
+
+    #[test]
+    fn del_reads_mode_and_vrf_name_leniently() {
+        let conf = |v: serde_json::Value| {
+            let mut base = json!({"cniVersion": "1.0.0", "name": "n", "type": "sbr"});
+            base.as_object_mut()
+                .unwrap()
+                .extend(v.as_object().unwrap().clone());
+            NetConf::parse(base.to_string().as_bytes()).unwrap()
+        };
+        let c = Config::for_del(&conf(json!({"mode": "vrf", "vrfname": "blue", "gateways": 3})));
+        assert_eq!((c.mode, c.vrf_name.as_deref()), (Mode::Vrf, Some("blue")));
+        // Upstream's vrf plugin spells it `vrfname`: keys fold as in Go.
+        let add = Config::from_netconf(&conf(json!({"mode": "vrf", "vrfname": "red"}))).unwrap();
+        assert_eq!(add.vrf_name.as_deref(), Some("red"));
+        let c = Config::for_del(&conf(json!({"mode": "nope", "vrfName": "a/b"})));
+        assert_eq!((c.mode, c.vrf_name), (Mode::Sbr, None));
     }
 }

@@ -13,21 +13,26 @@ use cni_core::netns::{Found, NetNs};
 use cni_core::{CniError, CniResult, NetResult, Plugin, Request};
 use nl_ops::Socket;
 
-use crate::config::Config;
+use crate::apply::Kernel;
+use crate::config::{Config, Mode};
 use crate::plan::{Address, Snapshot};
 
 /// The plugin, for `cni_core::plugin_main!`.
 pub struct Sbr;
 
 /// Opens a socket inside the namespace and reads the snapshot (with the
-/// link's address prefixes when `prefixes`).
-fn observe(ns: &NetNs, ifname: &str, prefixes: bool) -> CniResult<(Socket, Snapshot)> {
+/// link's address prefixes when `prefixes`; the VRFs in vrf mode; the
+/// l3mdev sysctls when `l3mdevAccept` asks for them).
+fn observe(ns: NetNs, ifname: &str, prefixes: bool, config: &Config) -> CniResult<(Kernel, Snapshot)> {
     let where_ = ns.path().display();
-    let mut sock = Socket::in_netns(ns)
+    let mut sock = Socket::in_netns(&ns)
         .map_err(|e| CniError::from(e).context(format!("failed to open netlink in {where_}")))?;
-    let observed = snapshot::read(&mut sock, ifname, prefixes)
+    let mut observed = snapshot::read(&mut sock, ifname, prefixes, config.mode == Mode::Vrf)
         .map_err(|e| CniError::from(e).context(format!("failed to read routing state of {where_}")))?;
-    Ok((sock, observed))
+    if config.mode == Mode::Vrf && config.l3mdev_accept {
+        observed.l3mdev_accept = Some(apply::l3mdev_accept(&ns)?);
+    }
+    Ok((Kernel { sock, ns }, observed))
 }
 
 /// No prevResult: the reference's words exactly, ours in `details`.
@@ -84,10 +89,13 @@ impl Plugin for Sbr {
             let path = netns_path(req)?;
             let ns = NetNs::open(path)?;
             let _lock = Lock::netns(&ns)?;
-            let (mut sock, observed) = observe(&ns, &req.ifname, false)?;
+            // vrf mode: every address of the link, tentative IPv6 ones too: the
+            // kernel drops them as the link joins, and ADD adds them back.
+            let vrf = config.mode == Mode::Vrf;
+            let (mut kernel, observed) = observe(ns, &req.ifname, vrf, &config)?;
             let plan = plan::plan_add(&config, &addresses, &observed)?;
             log::info!("add {}: {} step(s)", req.ifname, plan.len());
-            plan.apply(&mut sock, &req.ifname)?;
+            plan.apply(&mut kernel, &req.ifname)?;
         }
         // Passed through unchanged: the dispatcher prints it in the config's version.
         req.conf.prev_result.clone().ok_or_else(not_chained)
@@ -114,7 +122,12 @@ impl Plugin for Sbr {
             }
         };
         let _lock = Lock::netns(&ns)?;
-        let (mut sock, observed) = observe(&ns, &req.ifname, req.conf.prev_result.is_none())?;
+        let (mut kernel, observed) = observe(
+            ns,
+            &req.ifname,
+            req.conf.prev_result.is_none() || config.mode == Mode::Vrf,
+            &config,
+        )?;
         let addresses = req
             .conf
             .prev_result
@@ -122,7 +135,7 @@ impl Plugin for Sbr {
             .map(|p| plan::addresses_from_result(p, &req.ifname));
         let plan = plan::plan_del(&config, addresses.as_deref(), &observed);
         log::info!("del {}: {} step(s)", req.ifname, plan.len());
-        plan.apply_best_effort(&mut sock, &req.ifname)
+        plan.apply_best_effort(&mut kernel, &req.ifname)
     }
 
     fn check(&self, req: &Request) -> CniResult<()> {
@@ -136,7 +149,7 @@ impl Plugin for Sbr {
         let ns = NetNs::open(path)?;
         // Not in the middle of an ADD or DEL: that would read as drift.
         let _lock = Lock::netns(&ns)?;
-        let (_sock, observed) = observe(&ns, &req.ifname, false)?;
+        let (_kernel, observed) = observe(ns, &req.ifname, false, &config)?;
         plan::check(&config, &addresses, &observed)
     }
 }

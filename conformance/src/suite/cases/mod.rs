@@ -12,6 +12,7 @@ pub mod sbr;
 pub mod spec;
 pub mod traffic;
 pub mod upstream;
+pub mod vrf;
 
 use serde_json::Value;
 
@@ -33,6 +34,7 @@ pub fn all() -> Vec<Case> {
     v.extend(acceptance::cases());
     v.extend(foreign::cases());
     v.extend(traffic::cases());
+    v.extend(vrf::cases());
     v.extend(upstream::cases());
     v.extend(robust::cases());
     v.extend(podman::cases());

@@ -51,20 +51,20 @@ pub fn cases() -> Vec<Case> {
 }
 
 /// One address family of the site.
-struct Family {
-    name: &'static str,
-    flag: &'static str,
-    eth0: &'static str,
-    eth0_gw: &'static str,
-    net1: &'static str,
-    net1_gw: &'static str,
-    net1_subnet: &'static str,
-    prefix: u8,
-    peer: &'static str,
+pub(super) struct Family {
+    pub(super) name: &'static str,
+    pub(super) flag: &'static str,
+    pub(super) eth0: &'static str,
+    pub(super) eth0_gw: &'static str,
+    pub(super) net1: &'static str,
+    pub(super) net1_gw: &'static str,
+    pub(super) net1_subnet: &'static str,
+    pub(super) prefix: u8,
+    pub(super) peer: &'static str,
 }
 
 /// `Pod::attach` gives eth0 10.250.0.2/24 and net1 10.250.1.2/24.
-const FAMILIES: [Family; 2] = [
+pub(super) const FAMILIES: [Family; 2] = [
     Family {
         name: "IPv4",
         flag: "-4",
@@ -90,15 +90,15 @@ const FAMILIES: [Family; 2] = [
 ];
 
 /// The port the peer connects to on net1's address (SIP's).
-const PORT: u16 = 5060;
-const TCP_WAIT: Duration = Duration::from_secs(1);
+pub(super) const PORT: u16 = 5060;
+pub(super) const TCP_WAIT: Duration = Duration::from_secs(1);
 
 /// The pod, its two routers and the peer. Dropping it deletes the namespaces.
-struct Site {
-    mgmt: Arc<Ns>,
-    pod: Arc<Ns>,
-    peer: Arc<Ns>,
-    net1: Pod,
+pub(super) struct Site {
+    pub(super) mgmt: Arc<Ns>,
+    pub(super) pod: Arc<Ns>,
+    pub(super) peer: Arc<Ns>,
+    pub(super) net1: Pod,
 }
 
 /// rp_filter=1 and no DAD for every interface the namespace will have.
@@ -115,7 +115,7 @@ fn strict(ns: &Ns) -> Result<(), String> {
 }
 
 impl Site {
-    fn new(container_id: &str) -> Result<Site, String> {
+    pub(super) fn new(container_id: &str) -> Result<Site, String> {
         let [mgmt, pod, sip, peer] = [Ns::new()?, Ns::new()?, Ns::new()?, Ns::new()?].map(Arc::new);
         for ns in [&mgmt, &pod, &sip, &peer] {
             strict(ns)?;
@@ -194,7 +194,7 @@ impl Site {
     /// net1's prevResult as the interface plugin returns it: both
     /// addresses, with their gateways when `gateways`, and no routes (the
     /// main table's default is eth0's).
-    fn prev_result(&self, gateways: bool) -> Value {
+    pub(super) fn prev_result(&self, gateways: bool) -> Value {
         let ips: Vec<Value> = FAMILIES
             .iter()
             .map(|f| {
@@ -214,7 +214,7 @@ impl Site {
     }
 
     /// An sbr config for net1 with the `extra` fields.
-    fn conf(&self, extra: Value, prev: Value) -> Value {
+    pub(super) fn conf(&self, extra: Value, prev: Value) -> Value {
         let mut c = json!({"cniVersion": "1.0.0", "name": "sip", "type": "sbr"});
         if let (Some(c), Some(x)) = (c.as_object_mut(), extra.as_object()) {
             c.extend(x.clone());
@@ -290,7 +290,7 @@ fn probe(s: &Site, dev: &str, why: &str, when: &str) -> Result<Probe, Failure> {
 
 /// Without sbr (before ADD, after DEL): the replies' route is eth0 and the
 /// peer gets no answer; the counters say where the packets died.
-fn lost(s: &Site, when: &str) -> CaseResult {
+pub(super) fn lost(s: &Site, when: &str) -> CaseResult {
     let p = probe(s, "eth0", " (the main table's default)", when)?;
     for (f, (answers, connected)) in FAMILIES.iter().zip(&p.results) {
         ensure(*answers == 0, || {
@@ -368,7 +368,7 @@ fn symmetric(s: &Site, when: &str) -> CaseResult {
 }
 
 /// A failure, not a skip: a missing tool must not pass for a plugin in CI.
-fn need_ping() -> CaseResult {
+pub(super) fn need_ping() -> CaseResult {
     ensure(have_ping(), || {
         "ping (iputils-ping) is not installed; scripts/test installs it".into()
     })
@@ -386,11 +386,11 @@ fn ignored(ctx: &Ctx, option: &str, what: String) -> CaseResult {
     }
 }
 
-fn add(ctx: &Ctx, s: &Site, conf: &Value) -> CaseResult {
+pub(super) fn add(ctx: &Ctx, s: &Site, conf: &Value) -> CaseResult {
     ok("ADD", &call(ctx, "sbr", &s.net1, "ADD", conf)?).map(|_| ())
 }
 
-fn del(ctx: &Ctx, s: &Site, conf: &Value) -> CaseResult {
+pub(super) fn del(ctx: &Ctx, s: &Site, conf: &Value) -> CaseResult {
     ok("DEL", &call(ctx, "sbr", &s.net1, "DEL", conf)?).map(|_| ())
 }
 

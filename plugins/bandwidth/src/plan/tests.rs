@@ -36,6 +36,8 @@ fn link(index: u32, name: &str, kind: &str, alias: Option<String>) -> Link {
         link: None,
         link_netnsid: None,
         mac: None,
+        master: None,
+        vrf_table: None,
     }
 }
 

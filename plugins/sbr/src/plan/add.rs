@@ -25,6 +25,9 @@ fn new_rule(src: IpNet, table: u32, priority: Option<u32>) -> Rule {
 /// place is not planned again; an address keeps the table of its rule (sbr's
 /// or the reference's), or takes up the table that lost its rule.
 pub fn plan_add(config: &Config, addresses: &[Address], snap: &Snapshot) -> Result<Plan, CniError> {
+    if config.mode == crate::config::Mode::Vrf {
+        return super::vrf::plan_add(config, addresses, snap);
+    }
     if let Some(table) = config.table {
         return Ok(undoable(rules_into(table, config, addresses, snap)));
     }

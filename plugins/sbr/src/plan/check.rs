@@ -12,10 +12,17 @@ pub fn check(config: &Config, addresses: &[Address], snap: &Snapshot) -> Result<
         return Err(link_missing(snap));
     }
     let plan = plan_add(config, addresses, snap)?;
-    if let Some(op) = plan.changes().next() {
+    // A missing VRF, or the link outside it, says more than the routes
+    // that would move as a consequence.
+    let first = plan
+        .changes()
+        .find(|c| matches!(c, Change::AddVrf(_) | Change::Enslave(_)))
+        .or_else(|| plan.changes().next());
+    if let Some(op) = first {
         return fail(drift(op, config, snap.ifname.as_str()));
     }
-    if config.table.is_some() {
+    // In vrf mode the kernel makes the subnet's routes in the VRF's table.
+    if config.table.is_some() || config.mode == crate::config::Mode::Vrf {
         return Ok(());
     }
     subnet_routes(config, addresses, snap)
@@ -46,6 +53,12 @@ fn drift(op: &Change, config: &Config, ifname: &str) -> String {
             TableText(r.table)
         ),
         Change::DelRule(r) => format!("unexpected rule {}", RuleText(r)),
+        Change::AddVrf(v) => format!("missing vrf {} (table {})", v.name, v.table),
+        Change::Enslave(p) => format!("{ifname} is not in vrf {}", p.vrf),
+        Change::Sysctl(s) => format!("net.ipv4.{} is not {}", s.key, u8::from(s.on)),
+        // ADD plans none of these.
+        Change::DelVrf(v) => format!("unexpected vrf {}", v.name),
+        Change::Release(p) => format!("{ifname} is in vrf {}", p.vrf),
     }
 }
 

@@ -31,9 +31,15 @@ pub fn plan_del(config: &Config, prev: Option<&[Address]>, snap: &Snapshot) -> P
         Some(addresses) => addresses.iter().map(|a| a.addr).collect(),
         None => snap.link_addresses.clone(),
     };
+    // The VRF's part first; in vrf mode that is all there is.
+    let vrf_ops = super::vrf::plan_del(config, &sources, snap);
+    if config.mode == crate::config::Mode::Vrf {
+        return once(vrf_ops);
+    }
     let ours = |r: &Rule| owned_rule(config, &sources, snap, r);
     let rules: Vec<&Rule> = snap.rules.iter().filter(|r| ours(r)).collect();
-    let mut ops: Vec<Change> = rules.iter().map(|r| Change::DelRule((*r).clone())).collect();
+    let mut ops = vrf_ops;
+    ops.extend(rules.iter().map(|r| Change::DelRule((*r).clone())));
     if config.table.is_some() {
         return once(ops);
     }
@@ -148,7 +154,7 @@ fn restore_main(
 /// from main, one via a gateway (a default through each link; a table
 /// without markers may hold the reference's own default, which main never
 /// had). IPv6 would join such routes into one multipath route.
-fn give_back(ops: &mut Vec<Change>, snap: &Snapshot, want: Route, marked: bool) {
+pub(super) fn give_back(ops: &mut Vec<Change>, snap: &Snapshot, want: Route, marked: bool) {
     if snap.routes.iter().any(|r| same_route(r, &want)) {
         return;
     }

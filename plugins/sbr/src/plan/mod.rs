@@ -12,6 +12,9 @@ mod del;
 mod sim;
 #[cfg(test)]
 mod tests;
+mod vrf;
+#[cfg(test)]
+mod vrf_tests;
 
 pub use add::plan_add;
 pub use check::check;
@@ -63,7 +66,7 @@ pub struct Snapshot {
     pub ifname: String,
     /// The interface's index; `None` when it does not exist.
     pub link: Option<u32>,
-    /// The link's addresses: with their prefix lengths for a DEL without
+    /// The link's addresses: with their prefix lengths in vrf mode and for a DEL without
     /// prevResult, else as host prefixes (only the addresses are compared)
     /// read from the local table, which holds an IPv6 address only once
     /// DAD is done: ADD and CHECK see the addresses usable as a source.
@@ -71,7 +74,32 @@ pub struct Snapshot {
     /// Every table, both families.
     pub routes: Vec<Route>,
     pub rules: Vec<Rule>,
+    /// The link's master (IFLA_MASTER): a VRF's index in vrf mode.
+    pub master: Option<u32>,
+    /// The namespace's VRF devices; read only for vrf mode or a link that
+    /// has a master.
+    pub vrfs: Vec<VrfLink>,
+    /// `net.ipv4.tcp_l3mdev_accept` and `udp_l3mdev_accept` as set; read
+    /// only when `l3mdevAccept` asks for them.
+    pub l3mdev_accept: Option<[bool; 2]>,
 }
+
+/// A VRF device as read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VrfLink {
+    pub index: u32,
+    pub name: String,
+    pub table: u32,
+    /// It carries sbr's alias ([`VRF_ALIAS`]): sbr made it.
+    pub ours: bool,
+    /// The links enslaved to it.
+    pub ports: Vec<u32>,
+}
+
+/// The alias sbr gives each VRF device it makes (IFLA_IFALIAS): the mark
+/// DEL knows it by, with no saved state. A VRF without it is someone
+/// else's: sbr may join it, never deletes it.
+pub const VRF_ALIAS: &str = "cni-sbr";
 
 /// One change to the namespace's routing state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +111,43 @@ pub enum Change {
     /// subnet two links share), as the kernel adds prefix routes.
     AppendRoute(Route),
     DelRoute(Route),
+    /// `ip link add NAME type vrf table T` (with sbr's alias), up.
+    AddVrf(Vrf),
+    DelVrf(Vrf),
+    /// `ip link set dev LINK master VRF`; then the IPv6 addresses the
+    /// kernel drops as the link goes down and up are added back.
+    Enslave(Port),
+    /// `ip link set dev LINK nomaster`; the same addresses come back.
+    Release(Port),
+    /// `sysctl -w net.ipv4.KEY=0|1` in the namespace.
+    Sysctl(Sysctl),
 }
+
+/// A VRF device sbr makes or deletes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vrf {
+    pub name: String,
+    pub table: u32,
+}
+
+/// The interface joining or leaving a VRF, known by name (a VRF the same
+/// plan makes has no index yet), with the addresses to keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    pub link: u32,
+    pub vrf: String,
+    pub keep: Vec<IpNet>,
+}
+
+/// One of the two l3mdev sysctls of the namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sysctl {
+    pub key: &'static str,
+    pub on: bool,
+}
+
+/// The sysctls `l3mdevAccept` sets, in [`Snapshot::l3mdev_accept`]'s order.
+pub const L3MDEV_SYSCTLS: [&str; 2] = ["tcp_l3mdev_accept", "udp_l3mdev_accept"];
 
 pub type Plan = cni_core::plan::Plan<Change>;
 
@@ -94,6 +158,11 @@ impl Change {
             Change::DelRule(r) => Change::AddRule(r.clone()),
             Change::AddRoute(r) | Change::AppendRoute(r) => Change::DelRoute(r.clone()),
             Change::DelRoute(r) => Change::AddRoute(r.clone()),
+            Change::AddVrf(v) => Change::DelVrf(v.clone()),
+            Change::DelVrf(v) => Change::AddVrf(v.clone()),
+            Change::Enslave(p) => Change::Release(p.clone()),
+            Change::Release(p) => Change::Enslave(p.clone()),
+            Change::Sysctl(s) => Change::Sysctl(Sysctl { on: !s.on, ..*s }),
         }
     }
 
@@ -117,6 +186,11 @@ impl Change {
                 RouteText(r, ifname),
                 TableText(r.table)
             ),
+            Change::AddVrf(v) => format!("add vrf {} table {}", v.name, v.table),
+            Change::DelVrf(v) => format!("delete vrf {} (table {})", v.name, v.table),
+            Change::Enslave(p) => format!("enslave {ifname} to vrf {}{}", p.vrf, KeepText(&p.keep)),
+            Change::Release(p) => format!("release {ifname} from vrf {}{}", p.vrf, KeepText(&p.keep)),
+            Change::Sysctl(s) => format!("set net.ipv4.{} to {}", s.key, u8::from(s.on)),
         }
     }
 }
@@ -135,6 +209,19 @@ fn undoable(changes: Vec<Change>) -> Plan {
 /// DEL's steps: nothing to take back.
 fn once(changes: Vec<Change>) -> Plan {
     changes.into_iter().map(Step::once).collect()
+}
+
+/// ", keeping fd00::2/64": the addresses a port change adds back.
+struct KeepText<'a>(&'a [IpNet]);
+
+impl fmt::Display for KeepText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, a) in self.0.iter().enumerate() {
+            f.write_str(if i == 0 { ", keeping " } else { " " })?;
+            write!(f, "{a}")?;
+        }
+        Ok(())
+    }
 }
 
 pub struct TableText(pub u32);

@@ -5,7 +5,9 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use nl_ops::route::{Route, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_DEFAULT};
+use nl_ops::route::{
+    Route, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_DEFAULT, RT_TABLE_LOCAL, RT_TABLE_MAIN,
+};
 use nl_ops::rule::Rule;
 
 use super::*;
@@ -113,6 +115,7 @@ pub(super) fn snap() -> Snapshot {
             local,
         ],
         rules: default_rules(),
+        ..Snapshot::default()
     }
 }
 
@@ -199,6 +202,41 @@ pub(super) fn simulate_changes<'a>(
                 );
                 o.routes.push(r.clone());
             }
+            Change::AddVrf(v) => {
+                assert!(!o.vrfs.iter().any(|x| x.name == v.name), "duplicate vrf {v:?}");
+                let index = 100 + o.vrfs.iter().map(|x| x.index).max().unwrap_or(0);
+                o.vrfs.push(VrfLink {
+                    index,
+                    name: v.name.clone(),
+                    table: v.table,
+                    ours: true,
+                    ports: Vec::new(),
+                });
+            }
+            Change::DelVrf(v) => {
+                let i = o.vrfs.iter().position(|x| x.name == v.name).expect("vrf exists");
+                assert!(o.vrfs[i].ports.is_empty(), "vrf {v:?} deleted with ports");
+                o.vrfs.remove(i);
+            }
+            Change::Enslave(p) => {
+                let v = o.vrfs.iter_mut().find(|x| x.name == p.vrf).expect("vrf exists");
+                assert_eq!(o.master, None, "enslaved twice");
+                v.ports.push(p.link);
+                let table = v.table;
+                o.master = Some(v.index);
+                cycle(&mut o, p, table);
+            }
+            Change::Release(p) => {
+                let v = o.vrfs.iter_mut().find(|x| x.name == p.vrf).expect("vrf exists");
+                assert_eq!(o.master, Some(v.index), "released from another master");
+                v.ports.retain(|l| *l != p.link);
+                o.master = None;
+                cycle(&mut o, p, RT_TABLE_MAIN);
+            }
+            Change::Sysctl(s) => {
+                let i = L3MDEV_SYSCTLS.iter().position(|k| *k == s.key).unwrap();
+                o.l3mdev_accept.get_or_insert_default()[i] = s.on;
+            }
             Change::DelRoute(r) => {
                 let i = o
                     .routes
@@ -222,4 +260,52 @@ pub(super) fn sorted(mut o: Snapshot) -> Snapshot {
     o.routes.sort_by_key(|r| format!("{r:?}"));
     o.rules.sort_by_key(|r| format!("{r:?}"));
     o
+}
+
+/// The kernel as the link goes down and up into `table` (a VRF's, or main
+/// as it leaves): every route through it goes; its addresses' routes come
+/// back in `table` (local routes in the local table outside a VRF); its
+/// IPv6 addresses are dropped (a link-local comes back on its own) and the
+/// port change adds back those it keeps.
+fn cycle(o: &mut Snapshot, p: &Port, table: u32) {
+    let link = Some(p.link);
+    let mut back = Vec::new();
+    o.routes.retain(|r| {
+        if r.oif != link {
+            return true;
+        }
+        let v4 = is_v4(&r.dst);
+        let of_address = r.protocol == RTPROT_KERNEL && (v4 || link_local(&r.dst));
+        if of_address {
+            let to = match (r.kind, table) {
+                (RTN_LOCAL, RT_TABLE_MAIN) => RT_TABLE_LOCAL,
+                _ => table,
+            };
+            back.push(Route {
+                table: to,
+                ..r.clone()
+            });
+        }
+        false
+    });
+    o.routes.extend(back);
+    o.link_addresses.retain(|a| is_v4(a) || link_local(a));
+    for a in &p.keep {
+        o.link_addresses.push(host(a));
+        let mut local = route(&host(a).to_string(), None, None, p.link, table);
+        local.kind = RTN_LOCAL;
+        local.metric = Some(0);
+        local.table = if table == RT_TABLE_MAIN {
+            RT_TABLE_LOCAL
+        } else {
+            table
+        };
+        o.routes.push(local);
+        o.routes
+            .push(route(&a.trunc().to_string(), None, None, p.link, table));
+    }
+}
+
+fn link_local(n: &IpNet) -> bool {
+    matches!(n, IpNet::V6(v) if v.addr().is_unicast_link_local())
 }

@@ -1369,6 +1369,7 @@ fn pod20(links: &[(u32, &str)]) -> Snapshot {
             local("10.99.0.2", ETH0),
         ],
         rules: default_rules(),
+        ..Snapshot::default()
     };
     for (i, a) in links {
         let n = net(&format!("{a}/24"));
