@@ -86,6 +86,8 @@ fn vrf_mode_add_check_del_or_a_clear_refusal() {
     let (ok, out, err) = cni("ADD", &ctr, &conf);
     if !has_vrf {
         assert!(!ok, "ADD in vrf mode succeeded on a kernel without vrf: {out}");
+        // What the config asks this node cannot do; no retry helps.
+        assert_eq!(out["code"], 7, "{out}");
         let msg = out["msg"].as_str().unwrap_or_default();
         assert!(
             msg.contains("add vrf vrf-net1 table 100") && msg.contains("this kernel has no vrf devices"),
