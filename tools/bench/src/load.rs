@@ -483,15 +483,25 @@ pub fn merge_saved(b: &mut Bench) -> Result<(), String> {
         .filter(|(k, _)| !b.args.load_rates.contains(&k.0) || !b.args.load_cc.contains(&k.3))
         .collect();
     merged.extend(std::mem::take(&mut b.results.load));
-    let mut m = Map::new();
-    for ((rate, burst, d, cc, imp), p) in &merged {
-        m.insert(
-            format!("{rate}|{burst}|{d}|{cc}|{imp}"),
-            json!({"goodput": num(p.goodput), "lost": num(p.lost), "p50_ms": num(p.p50_ms), "p90_ms": num(p.p90_ms), "run": p.run}),
-        );
-    }
+    // Sorted as text, as the file has always been written.
+    let mut entries: Vec<(String, Value)> = merged
+        .iter()
+        .map(|((rate, burst, d, cc, imp), p)| {
+            (
+                format!("{rate}|{burst}|{d}|{cc}|{imp}"),
+                json!({"goodput": num(p.goodput), "lost": num(p.lost), "p50_ms": num(p.p50_ms), "p90_ms": num(p.p90_ms), "run": p.run}),
+            )
+        })
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let m: Map<String, Value> = entries.into_iter().collect();
     b.results.load = merged;
-    let text = serde_json::to_string_pretty(&Value::Object(m)).map_err(|e| e.to_string())? + "\n";
+    // One space of indent, as the file has always been written.
+    let mut text = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut text, fmt);
+    serde::Serialize::serialize(&Value::Object(m), &mut ser).map_err(|e| e.to_string())?;
+    text.push(b'\n');
     std::fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))
 }
 
