@@ -184,6 +184,10 @@ fn run(a: Args) -> i32 {
         eprintln!("bench: cannot make the output directories: {e}");
         return 1;
     }
+    if let Err(e) = pod::unwind_on_signals() {
+        eprintln!("bench: {e}");
+        return 1;
+    }
     let t0 = Instant::now();
     let mut b = measure::Bench::new(a.clone());
     if let Err(e) = b.run() {

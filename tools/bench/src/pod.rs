@@ -6,8 +6,34 @@
 use std::fs::File;
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{json, Value};
+
+/// Set by SIGINT or SIGTERM: the next pod is not made, the run unwinds and
+/// its namespaces are deleted (the children in the terminal's process
+/// group, iperf3 and ping, got the signal too).
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: nix::libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Ctrl-C and kill end the run through its cleanup.
+pub fn unwind_on_signals() -> Result<(), String> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe.
+        unsafe { sigaction(sig, &action) }.map_err(|e| format!("sigaction {sig}: {e}"))?;
+    }
+    Ok(())
+}
 
 pub const NETNS_DIR: &str = "/var/run/netns";
 /// The pod's addresses: the host end and the container end of its veth.
@@ -143,6 +169,9 @@ fn mac(dev: &str, ns: Option<&str>) -> Result<String, String> {
 /// addresses and routes, and the prevResult a ptp plugin would have
 /// returned for it.
 pub fn up(ctr: &str) -> Result<Value, String> {
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        return Err("interrupted".into());
+    }
     ip_batch(
         &[
             format!("link add {HOST_VETH} type veth peer name eth0 netns {ctr}"),
