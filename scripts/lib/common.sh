@@ -27,7 +27,7 @@ plugins_sorted() { printf '%s\n' "${PLUGINS[@]}" | sort | tr '\n' ' '; }
 
 # Everything an operator script may need, as Debian packages.
 ALL_PACKAGES=(iproute2 containernetworking-plugins iperf3 iputils-ping podman runc containerd protobuf-compiler
-  busybox-static buildah file time shellcheck python3 qemu-user-static qemu-system-arm
+  busybox-static buildah file time shellcheck jq qemu-user-static qemu-system-arm
   qemu-system-x86)
 
 if [[ -t 1 ]]; then
@@ -101,7 +101,7 @@ build_release() { build_release_for amd64; }
 
 # The version of the workspace (workspace.package in Cargo.toml), e.g. 0.1.0.
 workspace_version() {
-  python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["workspace"]["package"]["version"])' \
+  awk '/^\[/ { section = $0 } section == "[workspace.package]" && $1 == "version" { gsub(/"/, "", $3); print $3; exit }' \
     "$ROOT/Cargo.toml"
 }
 
