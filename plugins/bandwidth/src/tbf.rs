@@ -77,12 +77,30 @@ pub const PEAK_RATE: u64 = 12_500_000_000;
 /// of pings). Less than a frame, so it holds no more bulk.
 pub const SMALL_PACKETS: u64 = 512;
 
+/// A bucket above this (1 MiB) must drain through split GSO packets, whose
+/// frames reach the FIFO at once: behind two frames TCP loses most of each
+/// and a full bucket passed at about 24 Mbit/s (containerd's 34 MB at
+/// 1 Mbit/s took over 8 s, so the pod ran unshaped that long); behind
+/// [`LARGE_BUCKET_FRAMES`] it drained in 2 s. Smaller buckets drain in
+/// well under a second either way.
+pub const LARGE_BUCKET: u64 = 1 << 20;
+
+/// The fewest full frames the FIFO holds behind a [`LARGE_BUCKET`] (four
+/// still left the pod unshaped for over 8 s in the containerd case).
+pub const LARGE_BUCKET_FRAMES: u64 = 8;
+
 /// The bounded FIFO: as many full frames as the rate drains in 25 ms, at
-/// least two (one can wait while the other leaves), and [`SMALL_PACKETS`].
-pub fn bounded_limit(rate: u64, frame: u32) -> u64 {
+/// least two (one can wait while the other leaves) or, behind a
+/// [`LARGE_BUCKET`], [`LARGE_BUCKET_FRAMES`], and [`SMALL_PACKETS`].
+pub fn bounded_limit(rate: u64, burst: u64, frame: u32) -> u64 {
     let frame = u64::from(frame).max(1);
     let drain = rate.saturating_mul(LATENCY_US) / 1_000_000;
-    (drain / frame).max(2).saturating_mul(frame) + SMALL_PACKETS
+    let least = if burst > LARGE_BUCKET {
+        LARGE_BUCKET_FRAMES
+    } else {
+        2
+    };
+    (drain / frame).max(least).saturating_mul(frame) + SMALL_PACKETS
 }
 
 /// The shapes our earlier releases installed, which CHECK accepts on pods
@@ -112,7 +130,7 @@ pub fn earlier_bounded(rate: u64, burst: u64, frame: u32) -> [(u64, Option<Peak>
 /// tens of times the rate (77 Mbit/s to 0.9 Gbit/s at 1 Mbit/s), not at
 /// line rate.
 pub fn peak(rate: u64, burst: u64, frame: u32) -> Option<Peak> {
-    split_peak(bounded_limit(rate, frame), rate, burst, frame)
+    split_peak(bounded_limit(rate, burst, frame), rate, burst, frame)
 }
 
 fn split_peak(fifo: u64, rate: u64, burst: u64, frame: u32) -> Option<Peak> {
@@ -127,7 +145,7 @@ fn split_peak(fifo: u64, rate: u64, burst: u64, frame: u32) -> Option<Peak> {
 /// the FIFO's alike): the bounded FIFO, with the TBF splitting GSO packets
 /// where its bucket would pass larger ones whole.
 pub fn bounded(rate: u64, burst: u64, frame: u32) -> (u64, Option<Peak>) {
-    (bounded_limit(rate, frame), peak(rate, burst, frame))
+    (bounded_limit(rate, burst, frame), peak(rate, burst, frame))
 }
 
 /// Why the installed bucket differs from the configured one.
@@ -795,17 +813,31 @@ mod tests {
             // A bucket of 2000 B: two frames hold what it passes.
             (1_000_000, 2000, 3540, false),
             (100_000, 2000, 3540, false),
-            // 512 kbit static burst (64000 B) and containerd's at 1 Mbit/s:
-            // two frames and the room for small packets, split.
+            // 512 kbit static burst (64000 B) at 1 Mbit/s: two frames and
+            // the room for small packets, split.
             (1_000_000, 64_000, 3540, true),
-            (1_000_000, 536_870_911, 3540, true),
             // One byte short of a third frame in 25 ms: still two.
-            (1_453_432, 536_870_911, 3540, true),
-            (1_453_440, 536_870_911, 3 * 1514 + 512, true),
+            (1_453_432, 64_000, 3540, true),
+            (1_453_440, 64_000, 3 * 1514 + 512, true),
+            // containerd's burst (and any above 1 MiB) at 1 Mbit/s: eight
+            // frames, up to the rate that drains eight in 25 ms.
+            (1_000_000, 536_870_911, 8 * 1514 + 512, true),
+            (1_000_000, LARGE_BUCKET + 1, 8 * 1514 + 512, true),
+            (1_000_000, LARGE_BUCKET, 3540, true),
+            (3_875_840, 536_870_911, 8 * 1514 + 512, true),
+            (4_360_320, 536_870_911, 9 * 1514 + 512, true),
         ] {
             let rate = rate_bits / 8;
-            assert_eq!(bounded_limit(rate, FRAME), fifo, "{rate_bits}");
-            assert!(bounded_limit(rate, FRAME) - SMALL_PACKETS <= (rate * 25 / 1000).max(2 * 1514));
+            assert_eq!(
+                bounded_limit(rate, burst_bytes, FRAME),
+                fifo,
+                "{rate_bits} {burst_bytes}"
+            );
+            let least = if burst_bytes > LARGE_BUCKET { 8 } else { 2 };
+            assert!(
+                bounded_limit(rate, burst_bytes, FRAME) - SMALL_PACKETS
+                    <= (rate * 25 / 1000).max(least * 1514)
+            );
             let p = peak(rate, burst_bytes, FRAME);
             assert_eq!(p.is_some(), split, "{rate_bits} {burst_bytes}");
             assert_eq!(bounded(rate, burst_bytes, FRAME), (fifo, p));
@@ -837,7 +869,7 @@ mod tests {
         assert_eq!(got.adjusted, Some(Adjusted::ToKernelMax));
         let l = limit_(1_000_000, u64::from(u32::MAX));
         let fifo = b(l.rate_bits, l.burst_bits).queued(Bounded, FRAME);
-        assert_eq!((fifo.tbf.limit, fifo.tbf.peak.is_some()), (3540, true));
+        assert_eq!((fifo.tbf.limit, fifo.tbf.peak.is_some()), (8 * 1514 + 512, true));
         let aqm = b(l.rate_bits, l.burst_bits).queued(FqCodel, FRAME);
         assert_eq!(aqm.tbf, fifo.tbf);
         let l = limit_(1_000_000_000, u64::from(u32::MAX) * 8 - 1);

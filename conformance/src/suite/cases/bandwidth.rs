@@ -113,18 +113,20 @@ fn has_tbf(host: &State, dev: &str, rate_bits: u64, burst_bits: u64) -> CaseResu
 
 /// Our queue limit and whether the TBF has a peak bucket of one frame, by
 /// the rule docs/bandwidth.md states: the FIFO holds the whole frames of
-/// 25 ms of rate, at least two, and 512 bytes for small packets; where the
-/// bucket (up to a 72 KiB GSO packet) is larger, the TBF splits GSO packets
-/// (peak bucket), whatever queue is under it.
+/// 25 ms of rate, at least two (eight behind a bucket above 1 MiB), and 512
+/// bytes for small packets; where the bucket (up to a 72 KiB GSO packet) is
+/// larger, the TBF splits GSO packets (peak bucket), whatever queue is
+/// under it.
 fn ours_bounded(rate: u64, burst: u64, frame: u64) -> (u64, bool) {
     const GSO_MAX: u64 = 72 * 1024;
-    let fifo = bounded_fifo(rate, frame);
+    let fifo = bounded_fifo(rate, burst, frame);
     (fifo, burst.min(GSO_MAX) > fifo && rate < 12_500_000_000)
 }
 
 /// The bounded FIFO of docs/bandwidth.md, in bytes.
-pub(crate) fn bounded_fifo(rate: u64, frame: u64) -> u64 {
-    (rate * 25 / 1000 / frame).max(2) * frame + 512
+pub(crate) fn bounded_fifo(rate: u64, burst: u64, frame: u64) -> u64 {
+    let least = if burst > 1 << 20 { 8 } else { 2 };
+    (rate * 25 / 1000 / frame).max(least) * frame + 512
 }
 
 fn no_root_tbf(host: &State, dev: &str) -> CaseResult {

@@ -469,14 +469,15 @@ fn tbf_of(st: &State, dev: &str) -> Result<(u64, u64), String> {
 /// upstream's numbers exactly for the reference. For ours, where upstream
 /// wants a bucket below one frame (every full-size packet dropped), the
 /// bug fix: the same rate, the bucket raised to one full frame (MTU + 14
-/// bytes), behind the bounded queue (see [`super::bandwidth::bounded_fifo`]).
+/// bytes), behind the bounded queue of that bucket (see
+/// [`super::bandwidth::bounded_fifo`]).
 fn want_tbf(ctx: &Ctx, st: &State, dev: &str, rate: u64, limit: u64) -> CaseResult {
     let got = tbf_of(st, dev)?;
     let frame = HOST_MTU.parse::<u64>().unwrap_or(0) + 14;
     let want = if ctx.is_reference() || limit >= frame {
         (rate, limit)
     } else {
-        (rate, super::bandwidth::bounded_fifo(rate, frame))
+        (rate, super::bandwidth::bounded_fifo(rate, frame, frame))
     };
     ensure(got == want, || {
         format!("tbf on {dev}: (rate, limit) {got:?} B, want {want:?} (upstream: ({rate}, {limit}))")

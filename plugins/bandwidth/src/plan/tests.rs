@@ -1233,8 +1233,9 @@ fn fresh_done(lim: &Limits) -> Snapshot {
 }
 
 /// At 1 Mbit/s with containerd's burst the TBF splits GSO packets (a peak
-/// bucket of one frame) in front of fq_codel and of its own FIFO of two
-/// frames and room for small packets alike. CHECK wants what ADD installs on
+/// bucket of one frame) in front of fq_codel and of its own FIFO of eight
+/// frames (the floor behind a bucket above 1 MiB) and room for small
+/// packets alike. CHECK wants what ADD installs on
 /// each kernel.
 #[test]
 fn the_tbf_splits_gso_packets_at_low_rates() {
@@ -1246,7 +1247,7 @@ fn the_tbf_splits_gso_packets_at_low_rates() {
         ingress: Some(l),
         ..Limits::default()
     };
-    for (fq_codel, limit, split) in [(true, 3540, true), (false, 3540, true)] {
+    for (fq_codel, limit, split) in [(true, 12_624, true), (false, 12_624, true)] {
         let mut o = fresh();
         o.fq_codel = fq_codel;
         let Change::AddTbf { tbf: got, .. } = add(&lim, &o).unwrap().changes()[0] else {
