@@ -12,8 +12,8 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use cni_testkit::program_or_skip;
 use common::*;
-use nl_ops::testutil::program_or_skip;
 use serde_json::{json, Value};
 
 const NET: &str = "latencynet";
@@ -35,8 +35,8 @@ const BOUND_MS: f64 = 60.0;
 /// an iperf3 client there and a server at `server_ip` in `server_ns`
 /// (`reverse`: the server sends), after the flow's first SETTLE seconds.
 fn rtts_under_load(
-    server_ns: &TestNs,
-    client_ns: &TestNs,
+    server_ns: &Ns,
+    client_ns: &Ns,
     server_ip: &str,
     reverse: bool,
     ping_to: &str,
@@ -126,7 +126,7 @@ fn ping_beside_a_bulk_flow_waits_under_100_ms_with_containerds_burst() {
     if !root_or_skip(test) || !program_or_skip(test, "iperf3") || !program_or_skip(test, "ping") {
         return;
     }
-    let host = TestNs::new(test);
+    let host = Ns::new(test);
     let a = Attachment::new(&host, test, 1);
     let bw = json!({"runtimeConfig": {"bandwidth": {
         "ingressRate": RATE, "ingressBurst": CONTAINERD_BURST,

@@ -22,7 +22,7 @@ fn parallel_adds_and_dels_in_one_host_namespace() {
     if !root_or_skip("parallel") {
         return;
     }
-    let host = TestNs::new("parallel");
+    let host = Ns::new("parallel");
     let atts: Vec<Attachment> = (0..N).map(|n| Attachment::new(&host, "par", n)).collect();
 
     run_all(&host, &atts, "ADD");
@@ -46,7 +46,7 @@ fn killed_add_is_cleaned_by_del_and_converged_by_add() {
     if !root_or_skip("killed") {
         return;
     }
-    let host = TestNs::new("killed");
+    let host = Ns::new("killed");
     let a = Attachment::new(&host, "killed", 1);
     let conf = a.conf(NET, both());
     let clean = (qdiscs(&host, &a.veth).len(), ifb_names(&host));
@@ -86,7 +86,7 @@ fn killed_add_is_cleaned_by_del_and_converged_by_add() {
 }
 
 /// Runs `command` for every attachment at once and wants each to succeed.
-fn run_all(host: &TestNs, atts: &[Attachment], command: &str) {
+fn run_all(host: &Ns, atts: &[Attachment], command: &str) {
     let children: Vec<_> = atts
         .iter()
         .map(|a| {
