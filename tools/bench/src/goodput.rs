@@ -34,7 +34,7 @@ const GOODPUT_USAGE: &str = "usage: bench goodput REPORT.json [-R]
 const SHAPED_USAGE: &str = "usage: bench shaped RATIO | --range
   exits 0 when goodput / configured rate RATIO is shaped correctly (the
   workspace's one verdict, cni_testkit::SHAPED), 1 otherwise;
-  --range prints the verdict's bounds (\"0.80 to 1.10\")";
+  --range prints the verdict's bounds";
 
 /// `bench goodput REPORT.json [-R]`.
 pub fn goodput_main(args: &[String]) -> i32 {
