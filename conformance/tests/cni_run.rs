@@ -140,7 +140,7 @@ fn add_chains_results_and_caches_like_libcni() {
     assert_eq!(cached["networkName"], "net");
     assert_eq!(cached["ifName"], "eth0");
     assert_eq!(cached["result"], result);
-    let config = conformance::cache::base64_decode(cached["config"].as_str().unwrap()).unwrap();
+    let config = cni_runtime::cache::base64_decode(cached["config"].as_str().unwrap()).unwrap();
     assert_eq!(config, LIST.as_bytes());
 }
 

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cni_core::testutil;
-use conformance::suite::{cases, ns, Case, Ctx, Failure, RefStates};
+use cni_testkit::{ns, skip};
+use conformance::suite::{cases, Case, Ctx, Failure, RefStates};
 
 const USAGE: &str = "usage: cni-conformance --plugins DIR [--plugins DIR ...] [options]
 
@@ -219,7 +219,7 @@ fn main() -> ExitCode {
     let mut first_failed = 0;
     // scripts/test sets it (as for cargo test): where every case must run, a
     // skipped case of the first column fails the run.
-    let no_skip = testutil::no_skip();
+    let no_skip = skip::no_skip();
     for (di, d) in opts.dirs.iter().enumerate() {
         let (mut pass, mut fail, mut skip, mut not_here) = (0, 0, 0, 0);
         for (ci, case) in all.iter().enumerate() {
@@ -280,7 +280,7 @@ fn main() -> ExitCode {
             if skip > 0 && no_skip {
                 println!(
                     "{skip} case(s) skipped and {} is set: a skip is a failure here",
-                    testutil::NO_SKIP_ENV
+                    skip::NO_SKIP_ENV
                 );
                 first_failed += skip;
             }

@@ -3,11 +3,8 @@
 
 pub mod cases;
 pub mod cri;
-pub mod kernel;
-pub mod ns;
 pub mod pod;
 pub mod probe;
-pub mod state;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,9 +14,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::exec::{Invocation, Outcome};
-use ns::Ns;
-use state::State;
+use cni_runtime::exec::{Invocation, Outcome};
+use cni_testkit::kernel;
+use cni_testkit::state::State;
+use cni_testkit::Ns;
 
 /// Why a case did not pass.
 #[derive(Debug, Clone)]

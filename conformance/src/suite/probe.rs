@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use cni_core::netns::NetNs;
+use cni_netns::NetNs;
 use serde_json::Value;
 
-use super::ns::Ns;
-use super::state::{json_list, text};
+use cni_testkit::state::{json_list, text};
+use cni_testkit::Ns;
 
 /// Echo requests per ping; a lost one costs about one second in all.
 pub const PINGS: u32 = 3;
@@ -176,7 +176,7 @@ pub fn tcp_listening_on(
 ) -> Result<bool, String> {
     let sa = SocketAddr::new(addr, port);
     let la = SocketAddr::new(listen, port);
-    let (server_path, client_path) = (server.path(), client.path());
+    let (server_path, client_path) = (server.path_str(), client.path_str());
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let stop_server = Arc::clone(&stop);
@@ -241,7 +241,7 @@ pub fn route_get(ns: &Ns, dst: &str, src: Option<&str>) -> Result<Value, String>
     if let Some(s) = src {
         args.extend(["from", s]);
     }
-    let out = ns.ip(&args)?;
+    let out = ns.try_ip(&args)?;
     let v: Value = serde_json::from_str(&out).map_err(|e| format!("bad ip route get output {out}: {e}"))?;
     Ok(v.get(0).cloned().unwrap_or(Value::Null))
 }
@@ -254,7 +254,7 @@ pub fn route_dev(ns: &Ns, dst: &str, src: Option<&str>) -> Result<String, String
 /// How often the root TBF of `dev` in `ns` held a packet back for want of
 /// tokens (`tc -s`'s overlimits): it grows only while the bucket is empty.
 pub fn tbf_overlimits(ns: &Ns, dev: &str) -> Result<u64, String> {
-    let out = ns.tc(&["-s", "-j", "qdisc", "show", "dev", dev])?;
+    let out = ns.try_tc(&["-s", "-j", "qdisc", "show", "dev", dev])?;
     let qs = json_list(&out)?;
     qs.iter()
         .find(|q| text(q, "kind") == "tbf" && q.get("root") == Some(&Value::Bool(true)))
@@ -267,7 +267,7 @@ pub fn tbf_overlimits(ns: &Ns, dev: &str) -> Result<u64, String> {
 /// Every SNMP and netstat counter of `ns` (`nstat -asz`: absolute, zeros
 /// too, history untouched).
 pub fn counters(ns: &Ns) -> Result<HashMap<String, u64>, String> {
-    ns.exec(&["nstat", "-asz"]).map(|out| parse_nstat(&out))
+    ns.try_exec(&["nstat", "-asz"]).map(|out| parse_nstat(&out))
 }
 
 /// `NAME VALUE RATE` lines; the header ("#kernel") and anything else skipped.

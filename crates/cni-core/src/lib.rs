@@ -14,8 +14,6 @@ pub mod lock;
 pub mod logging;
 mod nofollow;
 pub mod plan;
-#[cfg(feature = "testutil")]
-pub mod testutil;
 
 pub use cni_netns as netns;
 pub use cni_spec::{conf, error, names, types, version};

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use cni_core::lock::{slot_name, Lock, LOCK_DIR};
 use cni_core::netns::{Found, NetNs};
-use cni_core::testutil::root_or_skip;
 use cni_core::Code;
+use cni_testkit::skip::root_or_skip;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{killpg, Signal};

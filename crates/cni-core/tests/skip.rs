@@ -4,7 +4,7 @@
 
 use std::process::{Command, Output};
 
-use cni_core::testutil::{skip, NO_SKIP_ENV, SKIP_TAG};
+use cni_testkit::skip::{skip, NO_SKIP_ENV, SKIP_TAG};
 
 /// Run only through `a_skip_is_reported_and_fails_where_forbidden`.
 #[test]

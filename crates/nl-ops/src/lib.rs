@@ -13,8 +13,6 @@ mod raw;
 pub mod route;
 pub mod rule;
 pub mod socket;
-#[cfg(feature = "testutil")]
-pub mod testutil;
 
 pub use error::{Error, Result};
 pub use socket::Socket;

@@ -359,10 +359,10 @@ impl Socket {
     }
 }
 
-#[cfg(all(test, feature = "testutil"))]
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{root_or_skip, TestNs};
+    use cni_testkit::{root_or_skip, Ns};
 
     /// The kernel answers a v4 dump of a table that does not exist with
     /// ENOENT inside NLMSG_DONE: the socket must report it, not an empty list.
@@ -371,8 +371,8 @@ mod tests {
         if !root_or_skip("error_in_done_from_the_kernel") {
             return;
         }
-        let ns = TestNs::new("route-done");
-        let mut s = ns.socket();
+        let ns = Ns::new("route-done");
+        let mut s = ns.inside(crate::Socket::new).expect("netlink socket");
         let mut m = RouteMessage::default();
         m.header.address_family = AddressFamily::Inet;
         m.attributes.push(RouteAttribute::Table(4242));

@@ -1,19 +1,19 @@
 #![allow(clippy::unwrap_used)]
 //! Addresses against `ip -j addr`.
 
-use nl_ops::testutil::{root_or_skip, TestNs};
+use cni_testkit::{root_or_skip, Ns};
 
 #[test]
 fn addresses_per_link_both_families() {
     if !root_or_skip("addresses_per_link_both_families") {
         return;
     }
-    let ns = TestNs::new("addr");
+    let ns = Ns::new("addr");
     ns.veth("eth0", "eth1", None);
     ns.ip(&["addr", "add", "10.3.0.2/24", "dev", "eth0"]);
     ns.ip(&["addr", "add", "fd00:3::2/64", "dev", "eth0", "nodad"]);
     ns.ip(&["addr", "add", "10.4.0.2/16", "dev", "eth1"]);
-    let mut s = ns.socket();
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let idx = ns.ifindex("eth0");
     let mut got: Vec<String> = s
         .addresses(Some(idx))

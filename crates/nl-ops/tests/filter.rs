@@ -1,15 +1,15 @@
 #![allow(clippy::unwrap_used)]
 //! u32 redirect filters: structure against `tc -j filter`, and real traffic.
 
+use cni_testkit::{root_or_skip, Ns};
 use nl_ops::filter::ETH_P_ALL;
 use nl_ops::qdisc::INGRESS_HANDLE;
-use nl_ops::testutil::{root_or_skip, TestNs};
 
 /// The first node of u32's root hash table, the handle the kernel gives the
 /// first filter added without one.
 const U32_FIRST: u32 = 0x8000_0800;
 
-fn tx_packets(ns: &TestNs, dev: &str) -> u64 {
+fn tx_packets(ns: &Ns, dev: &str) -> u64 {
     let j = ns.ip_json(&["-s", "link", "show", "dev", dev]);
     j[0]["stats64"]["tx"]["packets"].as_u64().unwrap()
 }
@@ -19,9 +19,9 @@ fn redirect_filter_structure_replace_and_precise_delete() {
     if !root_or_skip("redirect_filter_structure_replace_and_precise_delete") {
         return;
     }
-    let ns = TestNs::new("filter");
+    let ns = Ns::new("filter");
     ns.veth("v0", "v1", None);
-    let mut s = ns.socket();
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let idx = ns.ifindex("v0");
     let ifb = s.add_ifb("ifbf0", 1500, 0, None).unwrap();
     let ifb2 = s.add_ifb("ifbf1", 1500, 0, None).unwrap();
@@ -127,14 +127,14 @@ fn redirect_moves_real_traffic_into_the_ifb() {
     if !root_or_skip("redirect_moves_real_traffic_into_the_ifb") {
         return;
     }
-    let host = TestNs::new("redir-host");
-    let cont = TestNs::new("redir-cont");
+    let host = Ns::new("redir-host");
+    let cont = Ns::new("redir-cont");
     host.veth("vhost0", "eth0", Some(&cont));
     host.ip(&["addr", "add", "10.66.0.1/24", "dev", "vhost0"]);
     host.ip(&["link", "set", "vhost0", "up"]);
     cont.ip(&["addr", "add", "10.66.0.2/24", "dev", "eth0"]);
     cont.ip(&["link", "set", "eth0", "up"]);
-    let mut s = host.socket();
+    let mut s = host.inside(nl_ops::Socket::new).expect("netlink socket");
     let vh = host.ifindex("vhost0");
     let ifb = s.add_ifb("ifbr0", 1500, 0, Some("test")).unwrap();
     s.add_ingress_qdisc(vh).unwrap();
@@ -160,9 +160,9 @@ fn ingress_qdisc_and_redirect_in_one_datagram() {
     if !root_or_skip("ingress_qdisc_and_redirect_in_one_datagram") {
         return;
     }
-    let ns = TestNs::new("filterdg");
+    let ns = Ns::new("filterdg");
     ns.veth("v0", "v1", None);
-    let mut s = ns.socket();
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let idx = ns.ifindex("v0");
     let ifb = s.add_ifb("ifbd0", 1500, 0, None).unwrap();
     let (q, f) = s

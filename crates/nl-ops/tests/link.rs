@@ -1,15 +1,15 @@
 #![allow(clippy::unwrap_used)]
 //! Links against `ip -j link`, each test in its own namespaces.
 
-use nl_ops::testutil::{root_or_skip, TestNs};
+use cni_testkit::{root_or_skip, Ns};
 
 #[test]
 fn ifb_create_alias_mtu_up_and_delete() {
     if !root_or_skip("ifb_create_alias_mtu_up_and_delete") {
         return;
     }
-    let ns = TestNs::new("link-ifb");
-    let mut s = ns.socket();
+    let ns = Ns::new("link-ifb");
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let l = s.add_ifb("ifbtest0", 1400, 32, Some("owner/abc")).unwrap();
     assert_eq!(l.name, "ifbtest0");
     assert_eq!(l.mtu, 1400);
@@ -44,8 +44,7 @@ fn ifb_create_alias_mtu_up_and_delete() {
     assert!(!s.delete_link(l.index).unwrap());
     assert_eq!(s.link_by_name("ifbtest0").unwrap(), None);
     assert_eq!(s.link_by_index(l.index).unwrap(), None);
-    let (ok, _, _) = ns.try_exec(&["ip", "link", "show", "dev", "ifbtest0"]);
-    assert!(!ok);
+    assert!(ns.try_exec(&["ip", "link", "show", "dev", "ifbtest0"]).is_err());
 }
 
 #[test]
@@ -53,10 +52,10 @@ fn list_and_lookup_match_ip() {
     if !root_or_skip("list_and_lookup_match_ip") {
         return;
     }
-    let ns = TestNs::new("link-list");
+    let ns = Ns::new("link-list");
     ns.veth("va", "vb", None);
     ns.ip(&["link", "set", "va", "mtu", "1450"]);
-    let mut s = ns.socket();
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let links = s.links().unwrap();
     let names: Vec<_> = links.iter().map(|l| l.name.as_str()).collect();
     assert!(
@@ -80,11 +79,11 @@ fn veth_peer_index_and_netnsid_across_namespaces() {
     if !root_or_skip("veth_peer_index_and_netnsid_across_namespaces") {
         return;
     }
-    let host = TestNs::new("link-host");
-    let cont = TestNs::new("link-cont");
+    let host = Ns::new("link-host");
+    let cont = Ns::new("link-cont");
     host.veth("vhost", "eth0", Some(&cont));
-    let mut hs = host.socket();
-    let mut cs = cont.socket();
+    let mut hs = host.inside(nl_ops::Socket::new).expect("netlink socket");
+    let mut cs = cont.inside(nl_ops::Socket::new).expect("netlink socket");
     let eth0 = cs.link_by_name("eth0").unwrap().unwrap();
     let vhost = hs.link_by_name("vhost").unwrap().unwrap();
     // Each side names the other's index, in another namespace.
@@ -106,15 +105,15 @@ fn veth_peer_namespace_id_matches_nsid_of() {
     if !root_or_skip("veth_peer_namespace_id_matches_nsid_of") {
         return;
     }
-    let host = TestNs::new("nsid-host");
-    let ctr = TestNs::new("nsid-ctr");
-    let other = TestNs::new("nsid-other");
+    let host = Ns::new("nsid-host");
+    let ctr = Ns::new("nsid-ctr");
+    let other = Ns::new("nsid-other");
     host.veth("vh0", "eth0", Some(&ctr));
     host.veth("vo0", "eth9", Some(&other));
-    let mut s = host.socket();
+    let mut s = host.inside(nl_ops::Socket::new).expect("netlink socket");
     let vh = s.link_by_name("vh0").unwrap().unwrap();
     let vo = s.link_by_name("vo0").unwrap().unwrap();
-    let open = |ns: &TestNs| std::fs::File::open(ns.path()).unwrap();
+    let open = |ns: &Ns| std::fs::File::open(ns.path()).unwrap();
     let (fc, fo) = (open(&ctr), open(&other));
     use std::os::fd::AsFd;
     let id_ctr = s.nsid_of(fc.as_fd()).unwrap();
@@ -126,9 +125,9 @@ fn veth_peer_namespace_id_matches_nsid_of() {
 }
 
 /// Whether this kernel makes VRF devices (CONFIG_NET_VRF, vrf.ko).
-fn kernel_has_vrf(ns: &TestNs) -> bool {
+fn kernel_has_vrf(ns: &Ns) -> bool {
     ns.try_exec(&["ip", "link", "add", "probevrf0", "type", "vrf", "table", "4242"])
-        .0
+        .is_ok()
 }
 
 /// A VRF with its table and alias, a veth enslaved to it (IFLA_MASTER) and
@@ -142,8 +141,8 @@ fn vrf_create_enslave_release_and_delete() {
     if !root_or_skip("vrf_create_enslave_release_and_delete") {
         return;
     }
-    let ns = TestNs::new("link-vrf");
-    let mut s = ns.socket();
+    let ns = Ns::new("link-vrf");
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     if !kernel_has_vrf(&ns) {
         let e = s.add_vrf("vrftest0", 1234, Some("sbr")).unwrap_err();
         assert_eq!(e.errno(), Some(libc::EOPNOTSUPP), "{e}");
@@ -179,7 +178,7 @@ fn vrf_create_enslave_release_and_delete() {
     let j = ns.ip_json(&["link", "show", "dev", "va"]);
     assert_eq!(j[0]["master"], "vrftest0");
     // The kernel dropped the IPv6 address as va joined; it comes back, without DAD.
-    let has = |ns: &TestNs| {
+    let has = |ns: &Ns| {
         let j = ns.ip_json(&["-6", "addr", "show", "dev", "va", "scope", "global"]);
         j[0]["addr_info"].as_array().map_or(Vec::new(), |a| {
             a.iter()

@@ -1,12 +1,12 @@
 #![allow(clippy::unwrap_used)]
 //! Qdiscs against `tc -j qdisc`, each test in its own namespace.
 
+use cni_testkit::{root_or_skip, Ns};
 use nl_ops::qdisc::{ChildQueue, FqCodel, Peak, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
-use nl_ops::testutil::{root_or_skip, TestNs};
 
 const H1: u32 = 0x1_0000;
 
-fn tbf_json(ns: &TestNs, dev: &str) -> serde_json::Value {
+fn tbf_json(ns: &Ns, dev: &str) -> serde_json::Value {
     let j = ns.tc_json(&["qdisc", "show", "dev", dev, "root"]);
     let q = j.as_array().unwrap().iter().find(|q| q["kind"] == "tbf").cloned();
     q.unwrap_or_else(|| panic!("no tbf on {dev}: {j}"))
@@ -15,7 +15,7 @@ fn tbf_json(ns: &TestNs, dev: &str) -> serde_json::Value {
 /// What tc makes of rate, burst and latency, read back through nl-ops and
 /// written again through nl-ops on another link: the same qdisc.
 fn same_as_tc(tag: &str, rate_bits: u64, burst: u32) {
-    let ns = TestNs::new(tag);
+    let ns = Ns::new(tag);
     ns.veth("vtc", "vnl", None);
     let rate_arg = format!("{rate_bits}bit");
     let burst_arg = burst.to_string();
@@ -23,7 +23,7 @@ fn same_as_tc(tag: &str, rate_bits: u64, burst: u32) {
         "tc", "qdisc", "add", "dev", "vtc", "root", "tbf", "rate", &rate_arg, "burst", &burst_arg, "latency",
         "25ms",
     ]);
-    let mut s = ns.socket();
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let theirs = s.qdiscs(ns.ifindex("vtc")).unwrap()[0].tbf.unwrap();
     assert_eq!(theirs.rate, rate_bits / 8);
     let idx = ns.ifindex("vnl");
@@ -63,12 +63,12 @@ fn tbf_burst_in_bytes_is_tcs_qdisc() {
     if !root_or_skip("tbf_burst_in_bytes_is_tcs_qdisc") {
         return;
     }
-    let ns = TestNs::new("tbf-burst");
+    let ns = Ns::new("tbf-burst");
     ns.veth("vtc", "vnl", None);
     ns.exec(&[
         "tc", "qdisc", "add", "dev", "vtc", "root", "tbf", "rate", "800bit", "burst", "1514", "limit", "1516",
     ]);
-    let mut s = ns.socket();
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let theirs = s.qdiscs(ns.ifindex("vtc")).unwrap()[0].tbf.unwrap();
     let idx = ns.ifindex("vnl");
     let ours = Tbf {
@@ -94,13 +94,13 @@ fn tbf_peak_bucket_is_tcs_qdisc() {
     if !root_or_skip("tbf_peak_bucket_is_tcs_qdisc") {
         return;
     }
-    let ns = TestNs::new("tbf-peak");
+    let ns = Ns::new("tbf-peak");
     ns.veth("vtc", "vnl", None);
     ns.exec(&[
         "tc", "qdisc", "add", "dev", "vtc", "root", "handle", "1:", "tbf", "rate", "1mbit", "burst", "64000",
         "limit", "3125", "peakrate", "100gbit", "mtu", "1514",
     ]);
-    let mut s = ns.socket();
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let theirs = s.qdiscs(ns.ifindex("vtc")).unwrap()[0].tbf.unwrap();
     let idx = ns.ifindex("vnl");
     let ours = Tbf {
@@ -126,10 +126,10 @@ fn tbf_add_change_delete_by_handle() {
     if !root_or_skip("tbf_add_change_delete_by_handle") {
         return;
     }
-    let ns = TestNs::new("tbf-r64");
+    let ns = Ns::new("tbf-r64");
     ns.veth("v0", "v1", None);
     let idx = ns.ifindex("v0");
-    let mut s = ns.socket();
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     // 2^32 B/s and above needs TCA_TBF_RATE64.
     let big = Tbf {
         rate: 1 << 33,
@@ -181,7 +181,7 @@ fn tbf_add_change_delete_by_handle() {
     assert_eq!(tbf_json_kind(&ns, "v0"), "htb");
 }
 
-fn tbf_json_kind(ns: &TestNs, dev: &str) -> String {
+fn tbf_json_kind(ns: &Ns, dev: &str) -> String {
     ns.tc_json(&["qdisc", "show", "dev", dev, "root"])[0]["kind"]
         .as_str()
         .unwrap()
@@ -195,10 +195,10 @@ fn tbf_buffer_of_zero_ticks_is_refused() {
     if !root_or_skip("tbf_buffer_of_zero_ticks_is_refused") {
         return;
     }
-    let ns = TestNs::new("tbf-zero");
+    let ns = Ns::new("tbf-zero");
     ns.veth("v0", "v1", None);
     let idx = ns.ifindex("v0");
-    let mut s = ns.socket();
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     // At 1000 B/s a byte takes 1 ms, 15625 ticks of 64 ns; at 125 GB/s one
     // tick holds 8000 bytes.
     for (rate, too_small, enough) in [(1_000, 15_000, 15_700), (125_000_000_000, 0, 1)] {
@@ -251,10 +251,10 @@ fn ingress_add_is_idempotent_and_delete_tolerates_absence() {
     if !root_or_skip("ingress_add_is_idempotent_and_delete_tolerates_absence") {
         return;
     }
-    let ns = TestNs::new("ingress");
+    let ns = Ns::new("ingress");
     ns.veth("v0", "v1", None);
     let idx = ns.ifindex("v0");
-    let mut s = ns.socket();
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     assert!(!s.delete_ingress_qdisc(idx).unwrap());
     assert!(s.add_ingress_qdisc(idx).unwrap());
     assert!(!s.add_ingress_qdisc(idx).unwrap());
@@ -281,10 +281,14 @@ fn ingress_on_a_shared_block_is_decoded() {
     if !root_or_skip("ingress_on_a_shared_block_is_decoded") {
         return;
     }
-    let ns = TestNs::new("ingress-blk");
+    let ns = Ns::new("ingress-blk");
     ns.veth("v0", "v1", None);
     ns.exec(&["tc", "qdisc", "add", "dev", "v0", "ingress_block", "7", "ingress"]);
-    let q = ns.socket().qdiscs(ns.ifindex("v0")).unwrap();
+    let q = ns
+        .inside(nl_ops::Socket::new)
+        .expect("netlink socket")
+        .qdiscs(ns.ifindex("v0"))
+        .unwrap();
     let ing: Vec<_> = q.iter().filter(|q| q.parent == TC_H_INGRESS).collect();
     assert_eq!(ing.len(), 1, "{q:?}");
     assert_eq!((ing[0].kind.as_str(), ing[0].ingress_block), ("ingress", Some(7)));
@@ -295,8 +299,8 @@ fn qdisc_errors_name_the_link() {
     if !root_or_skip("qdisc_errors_name_the_link") {
         return;
     }
-    let ns = TestNs::new("qdisc-err");
-    let mut s = ns.socket();
+    let ns = Ns::new("qdisc-err");
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let e = s
         .add_root_tbf(
             9999,
@@ -330,10 +334,10 @@ fn queue_under_a_tbf_is_read_and_replaced() {
     if !root_or_skip("queue_under_a_tbf_is_read_and_replaced") {
         return;
     }
-    let ns = TestNs::new("tbf-leaf");
+    let ns = Ns::new("tbf-leaf");
     ns.veth("v0", "v1", None);
     let idx = ns.ifindex("v0");
-    let mut s = ns.socket();
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let class = H1 | 1;
     assert_eq!(s.leaf_qdisc(idx, class).unwrap(), None, "no tbf, no class");
     let tbf = Tbf {

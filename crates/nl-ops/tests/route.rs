@@ -3,19 +3,19 @@
 
 use std::net::IpAddr;
 
+use cni_testkit::{root_or_skip, Ns};
 use nl_ops::route::{Route, RouteFilter, RTN_THROW, RT_SCOPE_LINK, RT_TABLE_MAIN};
-use nl_ops::testutil::{root_or_skip, TestNs};
 use nl_ops::Socket;
 
 /// A namespace with a veth end "eth0" up, holding 10.9.0.2/24 and fd00:9::2/64.
-fn setup(tag: &str) -> (TestNs, Socket, u32) {
-    let ns = TestNs::new(tag);
+fn setup(tag: &str) -> (Ns, Socket, u32) {
+    let ns = Ns::new(tag);
     ns.veth("eth0", "peer0", None);
     ns.ip(&["link", "set", "eth0", "up"]);
     ns.ip(&["link", "set", "peer0", "up"]);
     ns.ip(&["addr", "add", "10.9.0.2/24", "dev", "eth0"]);
     ns.ip(&["addr", "add", "fd00:9::2/64", "dev", "eth0", "nodad"]);
-    let s = ns.socket();
+    let s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let idx = ns.ifindex("eth0");
     (ns, s, idx)
 }

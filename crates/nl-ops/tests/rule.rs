@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used)]
 //! Rules against `ip -j rule`, each test in its own namespace.
 
+use cni_testkit::{root_or_skip, Ns};
 use nl_ops::rule::{Rule, RuleFilter, FR_ACT_TO_TBL};
-use nl_ops::testutil::{root_or_skip, TestNs};
 
 fn rule(src: &str, table: u32, priority: Option<u32>) -> Rule {
     let src: ipnet::IpNet = src.parse().unwrap();
@@ -22,8 +22,8 @@ fn add_dump_filter_delete() {
     if !root_or_skip("add_dump_filter_delete") {
         return;
     }
-    let ns = TestNs::new("rule-basic");
-    let mut s = ns.socket();
+    let ns = Ns::new("rule-basic");
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let a = rule("10.1.0.2/32", 100, Some(1000));
     let b = rule("10.1.0.3/32", 300, None);
     let c = rule("fd00:1::2/128", 100, Some(1000));
@@ -131,14 +131,14 @@ fn rule_routes_traffic_by_source() {
     if !root_or_skip("rule_routes_traffic_by_source") {
         return;
     }
-    let ns = TestNs::new("rule-lookup");
+    let ns = Ns::new("rule-lookup");
     ns.veth("eth0", "peer0", None);
     ns.ip(&["link", "set", "eth0", "up"]);
     ns.ip(&["addr", "add", "10.7.0.2/24", "dev", "eth0"]);
     ns.ip(&[
         "route", "add", "default", "via", "10.7.0.9", "dev", "eth0", "table", "123",
     ]);
-    let mut s = ns.socket();
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     s.add_rule(&rule("10.7.0.2/32", 123, Some(500))).unwrap();
     // The rule has action to-table: the lookup goes to table 123, not a black hole.
     let j = ns.ip_json(&["route", "get", "192.0.2.7", "from", "10.7.0.2"]);
@@ -153,8 +153,8 @@ fn protocol_and_other_selectors_from_dumps() {
     if !root_or_skip("protocol_and_other_selectors_from_dumps") {
         return;
     }
-    let ns = TestNs::new("rule-owner");
-    let mut s = ns.socket();
+    let ns = Ns::new("rule-owner");
+    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let mut marked = rule("10.1.0.2/32", 100, Some(500));
     marked.protocol = 83;
     s.add_rule(&marked).unwrap();

@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used)]
 //! Sockets bound to another namespace through cni-core's scoped switch.
 
-use cni_core::netns::NetNs;
-use nl_ops::testutil::{root_or_skip, TestNs};
+use cni_netns::NetNs;
+use cni_testkit::{root_or_skip, Ns};
 use nl_ops::Socket;
 
 #[test]
@@ -10,8 +10,8 @@ fn in_netns_socket_stays_in_its_namespace() {
     if !root_or_skip("in_netns_socket_stays_in_its_namespace") {
         return;
     }
-    let host = TestNs::new("sock-host");
-    let cont = TestNs::new("sock-cont");
+    let host = Ns::new("sock-host");
+    let cont = Ns::new("sock-cont");
     host.veth("vsockh0", "vsockc0", Some(&cont));
     let before = NetNs::current().unwrap();
     let hns = NetNs::open(&host.path()).unwrap();

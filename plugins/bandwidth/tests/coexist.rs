@@ -11,7 +11,7 @@ use serde_json::Value;
 
 const NET: &str = "coexnet";
 
-fn tc(host: &TestNs, args: &[&str]) {
+fn tc(host: &Ns, args: &[&str]) {
     let mut a = vec!["tc"];
     a.extend_from_slice(args);
     host.exec(&a);
@@ -19,7 +19,7 @@ fn tc(host: &TestNs, args: &[&str]) {
 
 /// The filters on the veth's ingress hook (`ffff:fff2`, as tc prints them
 /// for ingress and clsact alike).
-fn ingress_filters(host: &TestNs, veth: &str) -> Vec<Value> {
+fn ingress_filters(host: &Ns, veth: &str) -> Vec<Value> {
     host.tc_json(&["filter", "show", "dev", veth, "ingress"])
         .as_array()
         .cloned()
@@ -27,7 +27,7 @@ fn ingress_filters(host: &TestNs, veth: &str) -> Vec<Value> {
 }
 
 /// Qdiscs without counters, and the filters, of the veth.
-fn veth_state(host: &TestNs, veth: &str) -> (Vec<Value>, Vec<Value>) {
+fn veth_state(host: &Ns, veth: &str) -> (Vec<Value>, Vec<Value>) {
     (qdiscs(host, veth), ingress_filters(host, veth))
 }
 
@@ -44,7 +44,7 @@ fn redirecting_to<'a>(filters: &'a [Value], to_dev: &str) -> Vec<&'a Value> {
 }
 
 /// Packets the root qdisc of `dev` has sent.
-fn sent(host: &TestNs, dev: &str) -> u64 {
+fn sent(host: &Ns, dev: &str) -> u64 {
     host.tc_json(&["-s", "qdisc", "show", "dev", dev, "root"])[0]["packets"]
         .as_u64()
         .unwrap()

@@ -14,7 +14,7 @@ const NET: &str = "bwnet";
 
 /// An oracle of our own, not the plugin's probe: tc making one.
 fn kernel_has_fq_codel() -> bool {
-    let ns = TestNs::new("fqprobe");
+    let ns = Ns::new("fqprobe");
     let st = std::process::Command::new("ip")
         .args([
             "netns", "exec", &ns.name, "tc", "qdisc", "add", "dev", "lo", "root", "fq_codel",
@@ -25,7 +25,7 @@ fn kernel_has_fq_codel() -> bool {
 }
 
 /// The qdisc under the TBF's class `1:1` of `dev`, as tc shows it.
-fn child(host: &TestNs, dev: &str) -> Option<Value> {
+fn child(host: &Ns, dev: &str) -> Option<Value> {
     qdiscs(host, dev).into_iter().find(|q| q["parent"] == "1:1")
 }
 

@@ -6,8 +6,9 @@
 mod common;
 
 use cni_core::lock::Lock;
+use cni_testkit::plugin::{must_succeed, spawn_plugin};
+use cni_testkit::run_dir::{waits_in_flock, PrivateRun};
 use common::*;
-use nl_ops::testutil::{must_succeed, spawn_plugin, waits_in_flock, PrivateRun};
 
 const NET: &str = "locknet";
 const SLOTS: u32 = bandwidth::LOCK_SLOTS;
@@ -23,7 +24,7 @@ fn lock_files_stay_within_the_slots() {
     }
     // A /run/cni-rs of this test's own, so other runs on the machine do not count.
     let run = PrivateRun::new();
-    let host = TestNs::new("bwslots");
+    let host = Ns::new("bwslots");
     let a = Attachment::new(&host, "bwslots", 1);
     let conf = a.conf(NET, both());
     for i in 0..100 {
@@ -32,7 +33,10 @@ fn lock_files_stay_within_the_slots() {
         for verb in ["ADD", "DEL"] {
             let mut c = run.command("ip");
             c.args(["netns", "exec", &host.name, BIN]);
-            must_succeed(spawn_plugin(c, verb, &cid, &a.ctr.path(), "eth0", &conf), verb);
+            must_succeed(
+                spawn_plugin(c, verb, &cid, Some(&a.ctr.path()), "eth0", &conf),
+                verb,
+            );
         }
     }
     assert!(ifb_names(&host).is_empty());
@@ -63,7 +67,7 @@ fn add_check_and_del_wait_for_the_attachment_lock() {
     if !root_or_skip("add_check_and_del_wait_for_the_attachment_lock") {
         return;
     }
-    let host = TestNs::new("bwlockwait");
+    let host = Ns::new("bwlockwait");
     let a = Attachment::new(&host, "bwlockwait", 1);
     let conf = a.conf(NET, both());
     // CHECK too: unlocked it could run during a half-done ADD and report drift that is not there.
@@ -84,7 +88,7 @@ fn gc_waits_for_the_attachment_lock() {
     if !root_or_skip("gc_waits_for_the_attachment_lock") {
         return;
     }
-    let host = TestNs::new("bwlockgc");
+    let host = Ns::new("bwlockgc");
     let a = Attachment::new(&host, "bwlockgc", 1);
     a.run(&host, "ADD", &a.conf(NET, both())).assert_ok();
     let gc = serde_json::json!({

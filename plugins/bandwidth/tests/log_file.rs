@@ -5,12 +5,12 @@
 
 #[test]
 fn unsafe_log_files_are_not_used_and_fail_nothing() {
-    nl_ops::testutil::assert_unsafe_log_files_unused(env!("CARGO_BIN_EXE_bandwidth"), "bandwidth");
+    cni_testkit::log_file::assert_unsafe_log_files_unused(env!("CARGO_BIN_EXE_bandwidth"), "bandwidth");
 }
 
 /// sysfs and procfs files pass "regular file, one link"; they are refused by
 /// their file system.
 #[test]
 fn kernel_interface_files_are_not_used() {
-    nl_ops::testutil::assert_kernel_files_unused(env!("CARGO_BIN_EXE_bandwidth"), "bandwidth");
+    cni_testkit::log_file::assert_kernel_files_unused(env!("CARGO_BIN_EXE_bandwidth"), "bandwidth");
 }

@@ -5,13 +5,13 @@
 
 mod common;
 
+use cni_testkit::path_or_skip;
 use common::*;
-use nl_ops::testutil::path_or_skip;
 use serde_json::{json, Value};
 
 const NET: &str = "ownnet";
 
-fn tc(host: &TestNs, args: &[&str]) {
+fn tc(host: &Ns, args: &[&str]) {
     let mut a = vec!["tc"];
     a.extend_from_slice(args);
     host.exec(&a);
@@ -19,7 +19,7 @@ fn tc(host: &TestNs, args: &[&str]) {
 
 /// Qdiscs and filters of the veth as tc prints them, counters left out
 /// (the kernel's IPv6 neighbour discovery passes packets meanwhile).
-fn veth_state(host: &TestNs, a: &Attachment) -> (Value, Value) {
+fn veth_state(host: &Ns, a: &Attachment) -> (Value, Value) {
     let mut qdiscs = host.tc_json(&["qdisc", "show", "dev", &a.veth]);
     for q in qdiscs.as_array_mut().into_iter().flatten() {
         if let Some(o) = q["options"].as_object_mut() {
@@ -319,10 +319,10 @@ fn a_veth_that_only_looks_like_the_peer_is_refused() {
     if !root_or_skip("a_veth_that_only_looks_like_the_peer_is_refused") {
         return;
     }
-    let host = TestNs::new("nsidhost");
-    let ctr = TestNs::new("nsidctr");
-    let other = TestNs::new("nsidother");
-    let elsewhere = TestNs::new("nsidelse");
+    let host = Ns::new("nsidhost");
+    let ctr = Ns::new("nsidctr");
+    let other = Ns::new("nsidother");
+    let elsewhere = Ns::new("nsidelse");
     // The container's eth0 (index 60) pairs with index 50 in `other`.
     other.ip(&[
         "link", "add", "p0", "index", "50", "type", "veth", "peer", "name", "eth0", "index", "60", "netns",

@@ -5,14 +5,14 @@
 
 mod common;
 
+use cni_testkit::path_or_skip;
 use common::*;
-use nl_ops::testutil::path_or_skip;
 use serde_json::{json, Value};
 
 const NET: &str = "bwnet";
 
 /// Everything bandwidth could have put on the host side.
-fn snapshot(host: &TestNs, a: &Attachment) -> (Vec<Value>, Vec<(String, String)>, Vec<String>) {
+fn snapshot(host: &Ns, a: &Attachment) -> (Vec<Value>, Vec<(String, String)>, Vec<String>) {
     let mut q = qdiscs(host, &a.veth);
     for x in &mut q {
         x.as_object_mut().unwrap().remove("refcnt");
@@ -137,7 +137,7 @@ fn matches_reference_tc_values() {
     ];
     let mut mismatches = Vec::new();
     for (i, (rate, burst)) in (0u32..).zip(configs) {
-        let host = TestNs::new("refcmp");
+        let host = Ns::new("refcmp");
         let ours = Attachment::new(&host, "refours", 2 * i);
         let theirs = Attachment::new(&host, "reftheirs", 2 * i + 1);
         let l = limits((rate, burst), (rate, burst));
@@ -283,7 +283,7 @@ fn check_verifies_everything() {
     let Some((host, a)) = setup("check") else { return };
     let conf = a.conf(NET, both());
     let ifb = ifb_name(NET, &a.cid);
-    type Break = Box<dyn Fn(&TestNs, &Attachment, &str)>;
+    type Break = Box<dyn Fn(&Ns, &Attachment, &str)>;
     let cases: Vec<(Break, &str)> = vec![
         (
             Box::new(|h, a, _| {
@@ -367,7 +367,7 @@ fn gc_deletes_only_this_networks_stale_ifbs() {
     if !root_or_skip("gc") {
         return;
     }
-    let host = TestNs::new("gc");
+    let host = Ns::new("gc");
     let a1 = Attachment::new(&host, "gc", 1);
     let a2 = Attachment::new(&host, "gc", 2);
     let a3 = Attachment::new(&host, "gc", 3);
@@ -403,7 +403,7 @@ fn status_reports_kernel_support() {
     if !root_or_skip("status") {
         return;
     }
-    let host = TestNs::new("status");
+    let host = Ns::new("status");
     let before = host.ip_json(&["link", "show"]);
     let conf = json!({"cniVersion": "1.1.0", "name": NET, "type": "bandwidth"});
     let out = cni(BIN, &host, "STATUS", "", None, "", &conf);
@@ -549,7 +549,7 @@ fn host_veth_errors() {
     );
     out.assert_err(4, "eth9 not found");
     // The peer lives in a third namespace, not the host's.
-    let third = TestNs::new("third");
+    let third = Ns::new("third");
     a.ctr
         .ip(&["link", "add", "eth1", "type", "veth", "peer", "name", "p1"]);
     a.ctr.ip(&["link", "set", "p1", "netns", &third.name]);

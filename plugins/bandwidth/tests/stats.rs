@@ -9,15 +9,15 @@ mod common;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use cni_core::testutil::SHAPED;
+use cni_testkit::SHAPED;
+use cni_testkit::{path_or_skip, program_or_skip};
 use common::*;
-use nl_ops::testutil::{path_or_skip, program_or_skip};
 use serde_json::{json, Value};
 
 const RATE: u64 = 8_000_000;
 
 /// `bandwidth stats ARGS` inside `host`, no CNI variables.
-fn stats(host: &TestNs, args: &[&str]) -> Output {
+fn stats(host: &Ns, args: &[&str]) -> Output {
     Command::new("ip")
         .args(["netns", "exec", &host.name, BIN, "stats"])
         .args(args)
@@ -28,7 +28,7 @@ fn stats(host: &TestNs, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn stats_json(host: &TestNs, args: &[&str]) -> Value {
+fn stats_json(host: &Ns, args: &[&str]) -> Value {
     let mut a = vec!["--json"];
     a.extend_from_slice(args);
     let out = stats(host, &a);
@@ -51,14 +51,14 @@ fn find<'a>(report: &'a Value, cid: &str) -> &'a Value {
 }
 
 /// The root TBF's sent bytes as `tc -s` reads them.
-fn tc_bytes(host: &TestNs, dev: &str) -> u64 {
+fn tc_bytes(host: &Ns, dev: &str) -> u64 {
     host.tc_json(&["-s", "qdisc", "show", "dev", dev, "root"])[0]["bytes"]
         .as_u64()
         .unwrap()
 }
 
 /// An upload from the container to the host for `secs` seconds.
-fn upload(host: &TestNs, a: &Attachment, secs: u32) -> (Child, Child) {
+fn upload(host: &Ns, a: &Attachment, secs: u32) -> (Child, Child) {
     let server = Command::new("ip")
         .args([
             "netns", "exec", &host.name, "timeout", "30", "iperf3", "-s", "-1", "-B", &a.host_ip, "-p",
@@ -110,7 +110,7 @@ fn stats_lists_attachments_with_kernel_counters_and_the_current_rate() {
     if !root_or_skip("stats") || !program_or_skip("stats", "iperf3") || !program_or_skip("stats", "ping") {
         return;
     }
-    let host = TestNs::new("stats");
+    let host = Ns::new("stats");
     let a = Attachment::new(&host, "stats", 1);
     let b = Attachment::new(&host, "stats", 2);
     a.run(
@@ -237,7 +237,7 @@ fn reference_attachments_are_listed_as_unknown() {
     if !root_or_skip("stats-ref") || !path_or_skip("stats-ref", REFERENCE) {
         return;
     }
-    let host = TestNs::new("statsref");
+    let host = Ns::new("statsref");
     let a = Attachment::new(&host, "statsref", 1);
     cni(
         REFERENCE,

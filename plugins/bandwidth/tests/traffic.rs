@@ -8,15 +8,15 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use cni_core::testutil::SHAPED;
+use cni_testkit::program_or_skip;
+use cni_testkit::SHAPED;
 use common::*;
-use nl_ops::testutil::program_or_skip;
 use serde_json::Value;
 
 const NET: &str = "trafficnet";
 
 /// A one-shot server bound to `addr` inside `ns`.
-fn server(ns: &TestNs, addr: &str) -> Child {
+fn server(ns: &Ns, addr: &str) -> Child {
     Command::new("ip")
         .args([
             "netns", "exec", &ns.name, "iperf3", "-s", "-1", "-B", addr, "-p", "5201",
@@ -29,9 +29,9 @@ fn server(ns: &TestNs, addr: &str) -> Child {
 
 /// Receiver goodput in bit/s of a 3 s run after 1 s warm-up (which also
 /// drains the initial bucket).
-fn goodput(client_ns: &TestNs, from: &str, to: &str) -> f64 {
+fn goodput(client_ns: &Ns, from: &str, to: &str) -> f64 {
     for _ in 0..50 {
-        let (ok, out, err) = client_ns.try_exec(&[
+        let (ok, out, err) = client_ns.exec_unchecked(&[
             "iperf3", "-c", to, "-B", from, "-p", "5201", "-t", "3", "-O", "1", "-J",
         ]);
         let v: Option<Value> = serde_json::from_str(&out).ok();
@@ -55,7 +55,7 @@ fn goodput(client_ns: &TestNs, from: &str, to: &str) -> f64 {
 }
 
 fn run_at(rate: u64) -> (f64, f64) {
-    let host = TestNs::new("traffic");
+    let host = Ns::new("traffic");
     let a = Attachment::new(&host, "traffic", 1);
     // A bucket of 10 ms at the rate: large buckets let a TCP sender that
     // backs off after drops catch up above the rate.
@@ -102,7 +102,7 @@ fn goodput_follows_configured_rate() {
 /// `server_ns` reporting as JSON, a client sending from `client_ns` for
 /// `secs` seconds. The server gives up after a while, so a client that never
 /// connects fails the test instead of hanging it.
-fn received_per_second(server_ns: &TestNs, client_ns: &TestNs, from: &str, to: &str, secs: u32) -> Vec<f64> {
+fn received_per_second(server_ns: &Ns, client_ns: &Ns, from: &str, to: &str, secs: u32) -> Vec<f64> {
     let srv = Command::new("ip")
         .args([
             "netns",
@@ -128,7 +128,7 @@ fn received_per_second(server_ns: &TestNs, client_ns: &TestNs, from: &str, to: &
     for _ in 0..200 {
         // iperf3 -J exits 0 also when it could not connect: the JSON says.
         let (ok, out, err) =
-            client_ns.try_exec(&["iperf3", "-c", to, "-B", from, "-p", "5202", "-t", &t, "-J"]);
+            client_ns.exec_unchecked(&["iperf3", "-c", to, "-B", from, "-p", "5202", "-t", &t, "-J"]);
         let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
         match v["error"].as_str() {
             None if ok && v["end"].is_object() => {
@@ -174,7 +174,7 @@ fn max_burst_ms_bounds_the_first_second() {
     };
     let mut report = Vec::new();
     for cap in [Some(20), None] {
-        let host = TestNs::new("maxburst");
+        let host = Ns::new("maxburst");
         let a = Attachment::new(&host, "maxburst", 1);
         a.run(&host, "ADD", &a.conf(NET, containerd(cap))).assert_ok();
         let into = received_per_second(&a.ctr, &host, &a.host_ip, &a.ctr_ip, 4);
@@ -230,7 +230,7 @@ fn full_size_packets_pass_both_ways_at_any_rate() {
         (800, 80_000, 1500),
     ] {
         for from_container in [true, false] {
-            let host = TestNs::new("fullframe");
+            let host = Ns::new("fullframe");
             let a = Attachment::new(&host, "fullframe", 1);
             // No IPv6 chatter queueing ahead of the ping in buckets that
             // fill at a few bytes per second.
@@ -252,7 +252,7 @@ fn full_size_packets_pass_both_ways_at_any_rate() {
                 (&host, &a.ctr_ip)
             };
             let (ok, out, err) =
-                ns.try_exec(&["ping", "-c", "1", "-W", "30", "-M", "do", "-s", &payload, to]);
+                ns.exec_unchecked(&["ping", "-c", "1", "-W", "30", "-M", "do", "-s", &payload, to]);
             let qdiscs = host.exec(&["tc", "-s", "qdisc", "show"]);
             assert!(
                 ok,

@@ -2,11 +2,11 @@
 //! The binary enters through `cni_core::plugin_main!` instead of std's
 //! runtime: what std's start-up did for us must still hold. No root needed.
 
-mod common;
-
 use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
+
+use cni_testkit::plugin::run_with_input;
 
 const CONF: &[u8] = br#"{"cniVersion": "1.0.0", "name": "n", "type": "sbr"}"#;
 
@@ -51,7 +51,7 @@ fn closed_stdout_is_not_taken_by_the_log_file() {
             Ok(())
         });
     }
-    let status = common::run_with_input(&mut c, conf.to_string().as_bytes()).status;
+    let status = run_with_input(&mut c, conf.to_string().as_bytes()).status;
     assert_eq!(status.code(), Some(1), "{status:?}");
     let text = std::fs::read_to_string(&log);
     std::fs::remove_dir_all(&dir).unwrap();

@@ -8,9 +8,9 @@ use std::process::{Child, Command};
 
 use cni_core::lock::Lock;
 use cni_core::netns::NetNs;
-use nl_ops::testutil::{
-    must_succeed, path_or_skip, root_or_skip, spawn_plugin, waits_in_flock, PrivateRun, TestNs,
-};
+use cni_testkit::plugin::{must_succeed, spawn_plugin};
+use cni_testkit::run_dir::{waits_in_flock, PrivateRun};
+use cni_testkit::{path_or_skip, root_or_skip, Ns};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sbr");
@@ -19,13 +19,13 @@ const REFERENCE: &str = "/usr/lib/cni/sbr";
 /// A container namespace with `net1` (10.1.0.2/24, IPv6 off so the
 /// reference behaves alike) whose peer sits in a host namespace.
 struct Pod {
-    ctr: TestNs,
-    _host: TestNs,
+    ctr: Ns,
+    _host: Ns,
 }
 
 fn pod(tag: &str) -> Pod {
-    let ctr = TestNs::new(tag);
-    let host = TestNs::new(&format!("{tag}h"));
+    let ctr = Ns::new(tag);
+    let host = Ns::new(&format!("{tag}h"));
     ctr.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
     ctr.veth("net1", "h1", Some(&host));
     host.ip(&["link", "set", "h1", "up"]);
@@ -46,7 +46,7 @@ fn conf() -> Value {
 }
 
 fn spawn(cmd: Command, verb: &str, netns: &Path) -> Child {
-    spawn_plugin(cmd, verb, "lockctr", netns, "net1", &conf())
+    spawn_plugin(cmd, verb, "lockctr", Some(netns), "net1", &conf())
 }
 
 #[test]

@@ -5,9 +5,9 @@
 //! namespace path is in the test's own directory and cannot be one, so
 //! nothing is there to change.
 
-mod common;
-
 use std::process::Command;
+
+use cni_testkit::plugin::run_with_input;
 
 fn sbr(cmd: &str, netns: &std::path::Path, name: &str) -> (Option<i32>, serde_json::Value) {
     let conf = serde_json::json!({
@@ -21,7 +21,7 @@ fn sbr(cmd: &str, netns: &std::path::Path, name: &str) -> (Option<i32>, serde_js
         .env("CNI_NETNS", netns)
         .env("CNI_IFNAME", "namenone0")
         .env("CNI_PATH", "/usr/lib/cni");
-    let out = common::run_with_input(&mut c, conf.to_string().as_bytes());
+    let out = run_with_input(&mut c, conf.to_string().as_bytes());
     let json = serde_json::from_slice(&out.stdout).unwrap_or_default();
     (out.status.code(), json)
 }

@@ -5,15 +5,14 @@
 //! ADD, CHECK and DEL run through (the conformance suite's `vrf` cases run
 //! the traffic on Debian's 6.1 kernel, `scripts/test-vm`).
 
-mod common;
-
 use std::process::Command;
 
-use nl_ops::testutil::{root_or_skip, TestNs};
+use cni_testkit::plugin::run_with_input;
+use cni_testkit::{root_or_skip, Ns};
 use serde_json::{json, Value};
 
-fn cni(cmd: &str, ns: &TestNs, conf: &Value) -> (bool, Value, String) {
-    let out = common::run_with_input(
+fn cni(cmd: &str, ns: &Ns, conf: &Value) -> (bool, Value, String) {
+    let out = run_with_input(
         Command::new(env!("CARGO_BIN_EXE_sbr"))
             .env("CNI_COMMAND", cmd)
             .env("CNI_CONTAINERID", "ctr1")
@@ -32,7 +31,7 @@ fn cni(cmd: &str, ns: &TestNs, conf: &Value) -> (bool, Value, String) {
 
 /// Rules (but the kernel's l3mdev rule, which stays), routes of every
 /// table and the links' names and masters.
-fn state(ns: &TestNs) -> Vec<String> {
+fn state(ns: &Ns) -> Vec<String> {
     let mut v = Vec::new();
     for fam in ["-4", "-6"] {
         for r in ns.ip_json(&[fam, "rule"]).as_array().unwrap() {
@@ -60,8 +59,8 @@ fn vrf_mode_add_check_del_or_a_clear_refusal() {
     if !root_or_skip("vrf_mode_add_check_del_or_a_clear_refusal") {
         return;
     }
-    let ctr = TestNs::new("sbrvrf");
-    let host = TestNs::new("sbrvrfh");
+    let ctr = Ns::new("sbrvrf");
+    let host = Ns::new("sbrvrfh");
     ctr.veth("net1", "h1", Some(&host));
     host.ip(&["addr", "add", "10.1.0.1/24", "dev", "h1"]);
     host.ip(&["link", "set", "h1", "up"]);
@@ -70,7 +69,7 @@ fn vrf_mode_add_check_del_or_a_clear_refusal() {
     ctr.ip(&["route", "add", "10.9.0.0/16", "via", "10.1.0.1", "dev", "net1"]);
     let has_vrf = ctr
         .try_exec(&["ip", "link", "add", "probevrf", "type", "vrf", "table", "4242"])
-        .0;
+        .is_ok();
     if has_vrf {
         ctr.ip(&["link", "del", "probevrf"]);
     }

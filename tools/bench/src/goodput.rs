@@ -1,10 +1,10 @@
 //! TCP goodput of an iperf3 run as its receiver counts it, and the one
-//! verdict on it: `cni_core::testutil::SHAPED`. `bench goodput` and `bench
+//! verdict on it: `cni_testkit::SHAPED`. `bench goodput` and `bench
 //! shaped` give scripts/demo the same formula and the same verdict.
 
 use serde_json::Value;
 
-pub use cni_core::testutil::SHAPED;
+pub use cni_testkit::SHAPED;
 
 /// Bits per second in the receiver's intervals from `skip` seconds on (TCP
 /// slow start and the bucket's initial burst left out). The receiver is the
@@ -33,8 +33,8 @@ const GOODPUT_USAGE: &str = "usage: bench goodput REPORT.json [-R]
 
 const SHAPED_USAGE: &str = "usage: bench shaped RATIO | --range
   exits 0 when goodput / configured rate RATIO is shaped correctly (the
-  workspace's one verdict, cni_core::testutil::SHAPED), 1 otherwise;
-  --range prints the verdict's bounds (\"0.80 to 1.10\")";
+  workspace's one verdict, cni_testkit::SHAPED), 1 otherwise;
+  --range prints the verdict's bounds";
 
 /// `bench goodput REPORT.json [-R]`.
 pub fn goodput_main(args: &[String]) -> i32 {

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::pod::{self, Namespaces, CTR_IP, HOST_IP, HOST_VETH};
+use crate::pod::{self, CTR_IP, HOST_IP, HOST_VETH};
 use crate::spawn::{median, median_ok, spawn, Run};
 use crate::{floor, goodput, load, log, Args};
+use cni_testkit::Ns;
 
 pub const OURS: &str = "ours";
 pub const REF: &str = "reference";
@@ -57,9 +58,9 @@ pub struct Bench {
     /// Implementation -> its directory, ours and the reference first.
     pub impls: Vec<(String, String)>,
     pub host: String,
-    pub others: String,
     pub ctr: String,
-    pub ns: Namespaces,
+    /// The namespaces this run made, deleted when it ends.
+    pub ns: Vec<Ns>,
     pub load_start: String,
     /// (implementation, what, detail)
     pub failures: Vec<(String, String, String)>,
@@ -73,14 +74,12 @@ impl Bench {
             (REF.to_string(), args.reference.clone()),
         ];
         impls.extend(args.also.iter().cloned());
-        let tag = std::process::id();
         Bench {
             args,
             impls,
-            host: format!("cnibench-host-{tag}"),
-            others: format!("cnibench-others-{tag}"),
-            ctr: format!("cnibench-ctr-{tag}"),
-            ns: Namespaces::default(),
+            host: String::new(),
+            ctr: String::new(),
+            ns: Vec::new(),
             load_start: loadavg(),
             failures: Vec::new(),
             results: Results::default(),
@@ -98,11 +97,18 @@ impl Bench {
             .map_or("", |(_, d)| d.as_str())
     }
 
+    /// A fresh namespace kept until the run ends; its name.
+    fn netns(&mut self, tag: &str) -> Result<String, String> {
+        let ns = Ns::try_new(tag)?;
+        let name = ns.name.clone();
+        self.ns.push(ns);
+        Ok(name)
+    }
+
     pub fn run(&mut self) -> Result<(), String> {
-        let (host, ctr) = (self.host.clone(), self.ctr.clone());
-        self.ns.add(&host)?;
-        self.ns.add(&ctr)?;
-        pod::enter(&host)?;
+        self.host = self.netns("benchhost")?;
+        self.ctr = self.netns("benchctr")?;
+        pod::enter(&self.host)?;
         if self.args.only_load {
             log("latency under load");
             return load::measure(self);
@@ -312,9 +318,9 @@ impl Bench {
     }
 
     fn scaling(&mut self) -> Result<(), String> {
-        let others = self.others.clone();
+        let others_ns = Ns::try_new("benchothers")?;
+        let others = others_ns.name.clone();
         let ctr = self.ctr.clone();
-        self.ns.add(&others)?;
         let mut have = 0;
         for n in self.args.veths.clone() {
             let t0 = Instant::now();
@@ -327,13 +333,11 @@ impl Bench {
             let m = self.add_medians("bandwidth", &ctr)?;
             self.results.scaling.push((("bandwidth".into(), n), m));
         }
-        self.ns.delete(&others);
+        drop(others_ns);
         // Extra container interfaces: veths with an address each, their
         // peers up in another namespace.
-        let multi = format!("{ctr}-multi");
-        let peers = format!("{others}-peers");
-        self.ns.add(&multi)?;
-        self.ns.add(&peers)?;
+        let multi = self.netns("benchmulti")?;
+        let peers = self.netns("benchpeers")?;
         let mut have = 1;
         for n in self.args.ifaces.clone() {
             pod::container_ifaces(&multi, &peers, have, n)?;

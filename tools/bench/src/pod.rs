@@ -1,7 +1,7 @@
-//! The bench's namespaces and its one pod shape, kept together so that the
-//! shared test kit's namespace type and pod builder can replace them in one
-//! place: a "host" namespace this process's thread enters, a container
-//! namespace per scenario, and namespaces for the peers of extra veths.
+//! The bench's one pod shape in namespaces of the test kit (`cni_testkit::Ns`):
+//! a "host" namespace this process's thread enters, a container namespace per
+//! scenario, and namespaces for the peers of extra veths. The pod differs from
+//! the kit's (a /32 host end, links made in `ip -batch` by the thousand).
 
 use std::fs::File;
 use std::io::Write;
@@ -110,33 +110,6 @@ pub fn ip_batch(lines: &[String], ns: Option<&str>) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// The namespaces this run made, deleted on drop.
-#[derive(Debug, Default)]
-pub struct Namespaces {
-    created: Vec<String>,
-}
-
-impl Namespaces {
-    pub fn add(&mut self, name: &str) -> Result<(), String> {
-        sh(&["ip", "netns", "add", name], None)?;
-        self.created.push(name.to_string());
-        sh(&["ip", "-n", name, "link", "set", "lo", "up"], None).map(drop)
-    }
-
-    pub fn delete(&mut self, name: &str) {
-        let _ = sh(&["ip", "netns", "del", name], None);
-        self.created.retain(|n| n != name);
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for name in self.created.iter().rev() {
-            let _ = sh(&["ip", "netns", "del", name], None);
-        }
-    }
 }
 
 /// Moves this thread (the bench runs on one) into namespace `name`: the

@@ -10,10 +10,10 @@ use serde_json::{json, Value};
 use super::bandwidth::root_tbf_burst;
 use super::chains::cni_run;
 use super::{call, pod};
-use crate::suite::ns::Ns;
 use crate::suite::pod::{bw_conf, ifb_name, Pod};
-use crate::suite::state::State;
 use crate::suite::{ensure, ok, ran, Case, CaseResult, Ctx, Failure};
+use cni_testkit::state::State;
+use cni_testkit::Ns;
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -104,15 +104,15 @@ fn sentinel(ctx: &Ctx, tag: &str, burst: u64, rates: &[u64]) -> CaseResult {
 
 fn set_mtu(p: &Pod, mtu: u32) -> Result<(), String> {
     let m = mtu.to_string();
-    p.host.ip(&["link", "set", &p.host_veth, "mtu", &m])?;
-    p.ctr.ip(&["link", "set", &p.ifname, "mtu", &m]).map(drop)
+    p.host.try_ip(&["link", "set", &p.host_veth, "mtu", &m])?;
+    p.ctr.try_ip(&["link", "set", &p.ifname, "mtu", &m]).map(drop)
 }
 
 /// No IPv6 chatter (router solicitations, MLD) in buckets that fill at a
 /// few bytes per second, ahead of the packet the case sends.
 fn ipv6_off(ns: &Ns) -> Result<(), String> {
     for key in ["all", "default"] {
-        ns.exec(&["sysctl", "-qw", &format!("net.ipv6.conf.{key}.disable_ipv6=1")])?;
+        ns.try_exec(&["sysctl", "-qw", &format!("net.ipv6.conf.{key}.disable_ipv6=1")])?;
     }
     Ok(())
 }
@@ -186,8 +186,8 @@ fn upstream_chain(ctx: &Ctx) -> CaseResult {
         ]
     });
     std::fs::write(netd.join("chain.conflist"), list.to_string()).map_err(|e| format!("write: {e}"))?;
-    let host = Ns::new()?;
-    let ctr = Ns::new()?;
+    let host = Ns::try_new("cnf")?;
+    let ctr = Ns::try_new("cnf")?;
     ipv6_off(&host)?;
     ipv6_off(&ctr)?;
     let before = (State::read(&host)?, State::read(&ctr)?);
@@ -196,7 +196,7 @@ fn upstream_chain(ctx: &Ctx) -> CaseResult {
         ("CNI_PATH", ctx.cni_path()),
         ("CNI_CACHE_DIR", cache.display().to_string()),
     ];
-    let netns = ctr.path();
+    let netns = ctr.path_str();
     let result = ran(
         "cni-run add",
         &cni_run(ctx, &host, &["add", "chained-ptp-bandwidth", &netns], &env)?,
@@ -238,7 +238,7 @@ fn full_size_pings(ctx: &Ctx) -> CaseResult {
         for (ns, to) in [(&p.ctr, p.gateway()), (&p.host, p.addr())] {
             // With a deadline (-w), ping fails unless all three replies come
             // back; with -c alone one reply of three would do.
-            let out = ns.exec(&[
+            let out = ns.try_exec(&[
                 "ping", "-c", "3", "-w", "5", "-i", "0.3", "-W", "2", "-M", "do", "-s", &size, &to,
             ]);
             ensure(out.is_ok(), || {

@@ -5,16 +5,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cni_core::testutil::SHAPED;
+use cni_testkit::SHAPED;
 use serde_json::{json, Value};
 
 use super::{call, pod};
 use crate::suite::cri::goodput::{transfer_with, Direction, PodServer};
-use crate::suite::ns::Ns;
 use crate::suite::pod::{bw_conf, bytes, ifb_name, Pod, BOTH};
 use crate::suite::probe::{have_ping, percentile, ping_rtts};
-use crate::suite::state::{text, State};
 use crate::suite::{block_on, ensure, ok, Case, CaseResult, Ctx, Failure};
+use cni_testkit::state::{text, State};
+use cni_testkit::Ns;
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -294,7 +294,7 @@ fn check(ctx: &Ctx) -> CaseResult {
         "CHECK after ADD",
         &call(ctx, "bandwidth", &p, "CHECK", &check_conf)?,
     )?;
-    p.host.tc(&[
+    p.host.try_tc(&[
         "qdisc", "change", "dev", "vh0", "root", "tbf", "rate", "3mbit", "burst", "12500", "latency", "25ms",
     ])?;
     let out = call(ctx, "bandwidth", &p, "CHECK", &check_conf)?;
@@ -304,7 +304,7 @@ fn check(ctx: &Ctx) -> CaseResult {
 }
 
 fn gc(ctx: &Ctx) -> CaseResult {
-    let host = Arc::new(Ns::new()?);
+    let host = Arc::new(Ns::try_new("cnf")?);
     let mut pods = Vec::new();
     let attachments = [
         ("gc-keep", "bwnet"),
@@ -312,14 +312,14 @@ fn gc(ctx: &Ctx) -> CaseResult {
         ("gc-other", "othernet"),
     ];
     for (i, (cid, net)) in (0u8..).zip(attachments) {
-        let ctr = Arc::new(Ns::new()?);
+        let ctr = Arc::new(Ns::try_new("cnf")?);
         let p = Pod::attach(host.clone(), ctr, cid, "eth0", &format!("vh{i}"), i)?;
         let mut conf = bw_conf("1.1.0", EGRESS, Some(p.prev_result("1.1.0")));
         conf["name"] = json!(net);
         ok(&format!("ADD {cid}"), &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
         pods.push(p);
     }
-    host.ip(&["link", "add", "bwpforeign0", "type", "ifb"])?;
+    host.try_ip(&["link", "add", "bwpforeign0", "type", "ifb"])?;
     let mut conf = bw_conf("1.1.0", EGRESS, None);
     conf["cni.dev/valid-attachments"] = json!([{"containerID": "gc-keep", "ifname": "eth0"}]);
     let env = vec![
@@ -422,7 +422,7 @@ fn stats(ctx: &Ctx) -> CaseResult {
     let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
     ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
     p.host
-        .exec(&["ping", "-c", "5", "-i", "0.2", "-W", "1", "-q", &p.addr()])
+        .try_exec(&["ping", "-c", "5", "-i", "0.2", "-W", "1", "-q", &p.addr()])
         .map_err(|e| format!("ping through the shaped veth: {e}"))?;
     let mut inv = ctx.invocation(&ctx.plugin("bandwidth"), &p.host, &[], b"");
     inv.args = ["stats", "--json", "--interval", "0.2"].map(Into::into).to_vec();
@@ -490,7 +490,7 @@ fn have_iperf3() -> bool {
 fn wait_listening(ctr: &Ns, port: &str) -> CaseResult {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if ctr.exec(&["ss", "-ltnH"])?.contains(&format!(":{port} ")) {
+        if ctr.try_exec(&["ss", "-ltnH"])?.contains(&format!(":{port} ")) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -5,12 +5,12 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::cache;
-use crate::exec::Outcome;
-use crate::suite::ns::Ns;
 use crate::suite::pod::{ifb_name, Pod};
-use crate::suite::state::{text, State};
 use crate::suite::{block_on, ensure, ok, ran, Case, CaseResult, Ctx, Failure};
+use cni_runtime::cache;
+use cni_runtime::exec::Outcome;
+use cni_testkit::state::{text, State};
+use cni_testkit::Ns;
 
 pub fn cases() -> Vec<Case> {
     (0u8..)
@@ -47,7 +47,7 @@ pub fn conflist(name: &str, version: &str, subnet: &str, data_dir: &Path, with_p
 
 /// Runs cni-run inside `host` with the given environment.
 pub fn cni_run(ctx: &Ctx, host: &Ns, args: &[&str], env: &[(&str, String)]) -> Result<Outcome, String> {
-    let mut inv = crate::exec::Invocation::new(&ctx.cni_run);
+    let mut inv = cni_runtime::exec::Invocation::new(&ctx.cni_run);
     inv.wrapper = vec![
         "ip".into(),
         "netns".into(),
@@ -97,8 +97,8 @@ pub fn chain(ctx: &Ctx, version: &str, k: u8, del_again: bool) -> CaseResult {
     // the same cached result.
     write(&netd_check, &conflist(&name, version, &subnet, &ipam, false))?;
 
-    let host = Ns::new()?;
-    let ctr = Ns::new()?;
+    let host = Ns::try_new("cnf")?;
+    let ctr = Ns::try_new("cnf")?;
     let host_before = State::read(&host)?;
     let ctr_before = State::read(&ctr)?;
     let env = |dir: &Path| {
@@ -109,7 +109,7 @@ pub fn chain(ctx: &Ctx, version: &str, k: u8, del_again: bool) -> CaseResult {
             ("CAP_ARGS", CAPS.to_string()),
         ]
     };
-    let netns = ctr.path();
+    let netns = ctr.path_str();
     let out = cni_run(ctx, &host, &["add", &name, &netns], &env(&netd))?;
     let result = ran("cni-run add", &out)?.ok_or("cni-run add printed no result")?;
     ensure(text(&result, "cniVersion") == version, || {
@@ -211,12 +211,12 @@ fn gc_status(ctx: &Ctx) -> CaseResult {
     let list = json!({"cniVersion": "1.1.0", "name": "bwnet", "plugins": [
         {"type": "bandwidth", "egressRate": 8_000_000, "egressBurst": 80_000}]});
     std::fs::write(netd.join("bwnet.conflist"), list.to_string()).map_err(|e| format!("conflist: {e}"))?;
-    let host = std::sync::Arc::new(Ns::new()?);
+    let host = std::sync::Arc::new(Ns::try_new("cnf")?);
     let mut pods = Vec::new();
     for (i, cid) in (0u8..).zip(["gc-kept", "gc-forgotten"]) {
         let p = Pod::attach(
             host.clone(),
-            std::sync::Arc::new(Ns::new()?),
+            std::sync::Arc::new(Ns::try_new("cnf")?),
             cid,
             "eth0",
             &format!("vh{i}"),

@@ -13,16 +13,16 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use cni_core::testutil::SHAPED;
+use cni_testkit::SHAPED;
 use serde_json::{json, Value};
 
-use crate::cache;
 use crate::suite::cri::goodput::{self, Direction, PodServer};
 use crate::suite::cri::{self, image, Containerd, PodInfo, Setup};
 use crate::suite::pod::ifb_name;
 use crate::suite::probe;
-use crate::suite::state::{text, State};
 use crate::suite::{ensure, Case, CaseResult, Ctx, Failure};
+use cni_runtime::cache;
+use cni_testkit::state::{text, State};
 
 /// The pods' subnet, inside the daemon's own namespace (no other case uses it).
 const SUBNET: &str = "10.254.0.0/24";

@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::{call, conf_for, pod};
 use crate::suite::pod::{bw_conf, ifb_name, sbr_conf, Pod, BOTH};
-use crate::suite::state::{json_list, State};
 use crate::suite::{ensure, error_code, ok, Case, CaseResult, Ctx, Failure};
+use cni_testkit::state::{json_list, State};
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -81,11 +81,11 @@ pub fn cases() -> Vec<Case> {
 
 /// `args` as one `ip` command in the pod's container namespace.
 fn ctr_ip(p: &Pod, args: &[&str]) -> Result<(), Failure> {
-    p.ctr.ip(args).map(drop).map_err(Failure::Fail)
+    p.ctr.try_ip(args).map(drop).map_err(Failure::Fail)
 }
 
 fn host_tc(p: &Pod, args: &[&str]) -> Result<(), Failure> {
-    p.host.tc(args).map(drop).map_err(Failure::Fail)
+    p.host.try_tc(args).map(drop).map_err(Failure::Fail)
 }
 
 fn unchanged(now: &[State], before: &[State], what: &str) -> CaseResult {
@@ -169,7 +169,7 @@ fn sbr_foreign(ctx: &Ctx) -> CaseResult {
         ],
     )?;
     ok("DEL", &call(ctx, "sbr", &p, "DEL", &conf)?)?;
-    let rules = p.ctr.ip(&["rule"]).map_err(Failure::Fail)?;
+    let rules = p.ctr.try_ip(&["rule"]).map_err(Failure::Fail)?;
     ensure(rules.contains("92:\tfrom 10.250.0.2 iif lo lookup 202"), || {
         format!("DEL removed a rule added between ADD and DEL:\n{rules}")
     })?;
@@ -325,7 +325,7 @@ fn bw_foreign_root(ctx: &Ctx) -> CaseResult {
 fn bw_foreign_filters(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-filters")?;
     p.host
-        .ip(&["link", "add", "theirs0", "type", "ifb"])
+        .try_ip(&["link", "add", "theirs0", "type", "ifb"])
         .map_err(Failure::Fail)?;
     host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
     for prio in ["1", "7"] {
@@ -420,7 +420,7 @@ fn after_reference(ctx: &Ctx, plugin: &str) -> CaseResult {
 fn vh0_ingress_filters(p: &Pod) -> Result<Vec<Value>, Failure> {
     let out = p
         .host
-        .tc(&["-j", "filter", "show", "dev", "vh0", "ingress"])
+        .try_tc(&["-j", "filter", "show", "dev", "vh0", "ingress"])
         .map_err(Failure::Fail)?;
     json_list(&out).map_err(Failure::Fail)
 }
@@ -508,7 +508,7 @@ fn bw_clsact(ctx: &Ctx) -> CaseResult {
 fn bw_priority_1_taken(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-prio1")?;
     p.host
-        .ip(&["link", "add", "theirs0", "type", "ifb"])
+        .try_ip(&["link", "add", "theirs0", "type", "ifb"])
         .map_err(Failure::Fail)?;
     host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
     host_tc(
@@ -578,7 +578,7 @@ fn bw_egress_only_keeps_qdiscs(ctx: &Ctx) -> CaseResult {
 fn bw_egress_only_keeps_a_dead_redirect(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-egdead")?;
     p.host
-        .ip(&["link", "add", "gone0", "type", "ifb"])
+        .try_ip(&["link", "add", "gone0", "type", "ifb"])
         .map_err(Failure::Fail)?;
     host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
     host_tc(
@@ -607,7 +607,7 @@ fn bw_egress_only_keeps_a_dead_redirect(ctx: &Ctx) -> CaseResult {
             "gone0",
         ],
     )?;
-    p.host.ip(&["link", "del", "gone0"]).map_err(Failure::Fail)?;
+    p.host.try_ip(&["link", "del", "gone0"]).map_err(Failure::Fail)?;
     let before = p.states()?;
     let egress = bw_conf("1.0.0", &BOTH[2..], Some(p.prev_result("1.0.0")));
     ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &egress)?)?;

@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cni_core::netns::NetNs;
+use cni_netns::NetNs;
 use serde_json::{json, Value};
 
 use super::{call, pod};
-use crate::suite::ns::Ns;
 use crate::suite::pod::{bw_conf, ifb_name, Pod};
 use crate::suite::{ensure, ok, Case, CaseResult, Ctx, Failure};
+use cni_testkit::Ns;
 
 /// containerd's burst for a pod with a bandwidth annotation (2^32-1 bits).
 const CONTAINERD_BURST: u64 = u32::MAX as u64;
@@ -51,14 +51,14 @@ pub fn cases() -> Vec<Case> {
 }
 
 fn in_ns<T>(ns: &Ns, f: impl FnOnce() -> T) -> Result<T, String> {
-    NetNs::open(Path::new(&ns.path()))
+    NetNs::open(Path::new(&ns.path_str()))
         .and_then(|n| n.run(f))
         .map_err(|e| e.to_string())
 }
 
 /// The child of the TBF on `dev` in `tc -j` (kind, handle).
 fn child_of(host: &Ns, dev: &str) -> Result<Option<(String, String)>, String> {
-    let out = host.tc(&["-j", "qdisc", "show", "dev", dev])?;
+    let out = host.try_tc(&["-j", "qdisc", "show", "dev", dev])?;
     let v: Value = serde_json::from_str(&out).map_err(|e| format!("tc -j qdisc: {e}: {out}"))?;
     Ok(v.as_array().into_iter().flatten().find_map(|q| {
         (q["parent"] == "1:1").then(|| {
@@ -120,9 +120,11 @@ fn one_row(ctx: &Ctx, i: usize, rate: u64, burst: u64, into_pod: bool) -> CaseRe
     })?;
     ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
     // The ifb goes, and its TBF and fq_codel with it.
-    let left = p.host.tc(&["qdisc", "show"])?;
+    let left = p.host.try_tc(&["qdisc", "show"])?;
     ensure(
-        !left.contains("fq_codel") && !left.contains("tbf") && p.host.ip(&["link", "show", &ifb]).is_err(),
+        !left.contains("fq_codel")
+            && !left.contains("tbf")
+            && p.host.try_ip(&["link", "show", &ifb]).is_err(),
         || format!("DEL left {ifb} or its qdiscs: {left}"),
     )
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::pod::{bw_conf, bytes, sbr_conf, Pod, BOTH};
 use super::{Case, Ctx};
-use crate::exec::Outcome;
+use cni_runtime::exec::Outcome;
 
 /// The plugins of this project, each checked by the spec and robustness cases.
 pub const PLUGINS: &[&str] = &["sbr", "bandwidth"];

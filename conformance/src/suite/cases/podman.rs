@@ -14,12 +14,12 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::cache::{self, Cached};
-use crate::exec::Invocation;
 use crate::suite::cri::{find_program, image};
-use crate::suite::ns::{self, Ns};
-use crate::suite::state::State;
 use crate::suite::{block_on, ensure, Case, CaseResult, Ctx, Failure};
+use cni_runtime::cache::{self, Cached};
+use cni_runtime::exec::Invocation;
+use cni_testkit::ns::{self, Ns};
+use cni_testkit::state::State;
 
 pub fn cases() -> Vec<Case> {
     vec![Case::new(
@@ -51,7 +51,7 @@ struct Podman {
 impl Podman {
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", self.ns.path()))
+        cmd.arg(format!("--net={}", self.ns.path_str()))
             .arg("podman")
             .args(args)
             .env("CONTAINERS_CONF", &self.conf)
@@ -150,7 +150,7 @@ fn podman_case(ctx: &Ctx) -> CaseResult {
         conf: conf.clone(),
         names: vec![server.clone(), client.clone()],
         image: format!("localhost/cnf{pid}:test"),
-        ns: Ns::new()?,
+        ns: Ns::try_new("cnf")?,
     };
     let image = podman.image.clone();
     make_image(&base, &podman)?;
@@ -211,7 +211,7 @@ fn podman_case(ctx: &Ctx) -> CaseResult {
     inv.clear_env = true;
     inv.timeout = ctx.timeout;
     // Where podman ran the chain: bandwidth's host side is the case's namespace.
-    inv.wrapper = vec!["nsenter".into(), format!("--net={}", podman.ns.path()).into()];
+    inv.wrapper = vec!["nsenter".into(), format!("--net={}", podman.ns.path_str()).into()];
     let out = block_on(inv.run()).map_err(|e| e.to_string())?;
     // A failed CHECK is reported at the end: traffic and cleanup are still judged.
     let check_failed =

@@ -9,11 +9,11 @@ use serde_json::{json, Value};
 
 use super::spec::{row, run_rows};
 use super::{call, conf_for, pod, PLUGINS};
-use crate::exec::{Invocation, Outcome};
-use crate::suite::ns::Ns;
 use crate::suite::pod::{bw_conf, bytes, ifb_name, sbr_conf, Pod, BOTH};
-use crate::suite::state::State;
 use crate::suite::{block_on, ensure, ok, Case, CaseResult, Ctx, Rng};
+use cni_runtime::exec::{Invocation, Outcome};
+use cni_testkit::state::State;
+use cni_testkit::Ns;
 
 pub fn cases() -> Vec<Case> {
     let mut v = Vec::new();
@@ -79,17 +79,17 @@ fn del_no_prev(ctx: &Ctx, plugin: &str) -> CaseResult {
 }
 
 fn del_netns_gone(ctx: &Ctx, plugin: &str) -> CaseResult {
-    let host = Arc::new(Ns::new()?);
-    let mut ctr = Ns::new()?;
+    let host = Arc::new(Ns::try_new("cnf")?);
+    let mut ctr = Ns::try_new("cnf")?;
     let ctr_name = ctr.name.clone();
-    host.ip(&[
+    host.try_ip(&[
         "link", "add", "vh0", "type", "veth", "peer", "name", "eth0", "netns", &ctr_name,
     ])?;
-    host.ip(&["link", "set", "vh0", "up"])?;
-    ctr.ip(&["addr", "add", "10.250.0.2/24", "dev", "eth0"])?;
-    ctr.ip(&["link", "set", "eth0", "up"])?;
-    ctr.ip(&["route", "add", "default", "via", "10.250.0.1", "dev", "eth0"])?;
-    let netns = ctr.path();
+    host.try_ip(&["link", "set", "vh0", "up"])?;
+    ctr.try_ip(&["addr", "add", "10.250.0.2/24", "dev", "eth0"])?;
+    ctr.try_ip(&["link", "set", "eth0", "up"])?;
+    ctr.try_ip(&["route", "add", "default", "via", "10.250.0.1", "dev", "eth0"])?;
+    let netns = ctr.path_str();
     let prev = json!({"cniVersion": "1.0.0",
         "interfaces": [{"name": "vh0"}, {"name": "eth0", "sandbox": netns}],
         "ips": [{"address": "10.250.0.2/24", "gateway": "10.250.0.1", "interface": 1}],
@@ -109,7 +109,7 @@ fn del_netns_gone(ctx: &Ctx, plugin: &str) -> CaseResult {
     ctr.delete()?;
     // The kernel destroys the veth pair shortly after the namespace goes.
     for _ in 0..400 {
-        if !host.ip(&["link", "show"])?.contains("vh0") {
+        if !host.try_ip(&["link", "show"])?.contains("vh0") {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -348,14 +348,18 @@ fn failures(what: &str, outs: &[Result<Outcome, String>]) -> Vec<String> {
 const N: u8 = 32;
 
 fn parallel(ctx: &Ctx, plugin: &str) -> CaseResult {
-    let host = Arc::new(Ns::new()?);
-    let shared_ctr = Arc::new(Ns::new()?);
+    let host = Arc::new(Ns::try_new("cnf")?);
+    let shared_ctr = Arc::new(Ns::try_new("cnf")?);
     let mut pods = Vec::new();
     for i in 0..N {
         // bandwidth: 32 containers on one host; sbr: 32 interfaces of one container.
         let (ctr, cid, ifname) = match plugin {
             "sbr" => (shared_ctr.clone(), "rb-par".to_string(), format!("net{i}")),
-            _ => (Arc::new(Ns::new()?), format!("rb-par-{i}"), "eth0".to_string()),
+            _ => (
+                Arc::new(Ns::try_new("cnf")?),
+                format!("rb-par-{i}"),
+                "eth0".to_string(),
+            ),
         };
         pods.push(Pod::attach(
             host.clone(),
@@ -403,7 +407,7 @@ fn parallel(ctx: &Ctx, plugin: &str) -> CaseResult {
             let rules = cs.extra_rules();
             let tables: std::collections::BTreeSet<String> = rules
                 .iter()
-                .map(|r| crate::suite::state::text(r, "table"))
+                .map(|r| cni_testkit::state::text(r, "table"))
                 .collect();
             if rules.len() != N as usize || tables.len() != N as usize {
                 bad.push(format!(

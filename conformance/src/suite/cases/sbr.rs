@@ -12,10 +12,10 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::{call, pod};
-use crate::suite::ns::Ns;
 use crate::suite::pod::{sbr_conf, Pod};
-use crate::suite::state::{text, State};
 use crate::suite::{ensure, ok, Case, CaseResult, Ctx, Failure};
+use cni_testkit::state::{text, State};
+use cni_testkit::Ns;
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -54,8 +54,8 @@ pub fn cases() -> Vec<Case> {
 /// A pod like [`pod`] whose container has IPv6 disabled before its
 /// interfaces exist, so that no `fe80::/64` route is there to move.
 fn pod_v4(container_id: &str) -> Result<Pod, String> {
-    let host = Arc::new(Ns::new()?);
-    let ctr = Arc::new(Ns::new()?);
+    let host = Arc::new(Ns::try_new("cnf")?);
+    let ctr = Arc::new(Ns::try_new("cnf")?);
     disable_ipv6(&ctr)?;
     let p = Pod::attach(host, ctr, container_id, "eth0", "vh0", 0)?;
     p.default_route()?;
@@ -64,7 +64,7 @@ fn pod_v4(container_id: &str) -> Result<Pod, String> {
 
 fn disable_ipv6(ns: &Ns) -> Result<(), String> {
     for key in ["all", "default"] {
-        ns.exec(&["sysctl", "-qw", &format!("net.ipv6.conf.{key}.disable_ipv6=1")])?;
+        ns.try_exec(&["sysctl", "-qw", &format!("net.ipv6.conf.{key}.disable_ipv6=1")])?;
     }
     Ok(())
 }
@@ -157,8 +157,10 @@ fn second_interface(ctx: &Ctx) -> CaseResult {
 
 fn taken_scenario(ctx: &Ctx) -> Result<Vec<State>, Failure> {
     let p = pod_v4("sbr-taken")?;
-    p.ctr.ip(&["rule", "add", "from", "192.0.2.1", "lookup", "100"])?;
-    p.ctr.ip(&["rule", "add", "from", "192.0.2.2", "lookup", "101"])?;
+    p.ctr
+        .try_ip(&["rule", "add", "from", "192.0.2.1", "lookup", "100"])?;
+    p.ctr
+        .try_ip(&["rule", "add", "from", "192.0.2.2", "lookup", "101"])?;
     add(ctx, &p, &sbr_conf("1.0.0", Some(p.prev_result("1.0.0"))))
 }
 
@@ -210,7 +212,7 @@ fn versioned(ctx: &Ctx, v: &str, scenario: impl Fn(&Ctx) -> Result<Vec<State>, F
 /// mtu, and DEL gives it back to main with the mtu.
 fn mtu_add(ctx: &Ctx) -> Result<(Pod, Value, Vec<State>), Failure> {
     let p = pod_v4("sbr-mtu")?;
-    p.ctr.ip(&[
+    p.ctr.try_ip(&[
         "route",
         "change",
         "default",
@@ -278,10 +280,10 @@ fn link_local_stays(ctx: &Ctx) -> CaseResult {
 fn dual_stack(ctx: &Ctx) -> CaseResult {
     let p = pod("sbr-dual")?;
     p.ctr
-        .ip(&["-6", "addr", "add", "fd00:250::2/64", "dev", "eth0", "nodad"])?;
+        .try_ip(&["-6", "addr", "add", "fd00:250::2/64", "dev", "eth0", "nodad"])?;
     p.host
-        .ip(&["-6", "addr", "add", "fd00:250::1/64", "dev", "vh0", "nodad"])?;
-    p.ctr.ip(&[
+        .try_ip(&["-6", "addr", "add", "fd00:250::1/64", "dev", "vh0", "nodad"])?;
+    p.ctr.try_ip(&[
         "-6",
         "route",
         "add",
@@ -333,7 +335,7 @@ fn check(ctx: &Ctx) -> CaseResult {
     let conf = sbr_conf("1.0.0", Some(p.prev_result("1.0.0")));
     ok("ADD", &call(ctx, "sbr", &p, "ADD", &conf)?)?;
     ok("CHECK after ADD", &call(ctx, "sbr", &p, "CHECK", &conf)?)?;
-    p.ctr.ip(&["rule", "del", "from", "10.250.0.2"])?;
+    p.ctr.try_ip(&["rule", "del", "from", "10.250.0.2"])?;
     let out = call(ctx, "sbr", &p, "CHECK", &conf)?;
     ensure(!out.success(), || "CHECK passed with the rule gone".into())?;
     ok("DEL", &call(ctx, "sbr", &p, "DEL", &conf)?)?;
@@ -346,7 +348,7 @@ fn route_get(ctx: &Ctx) -> CaseResult {
     ok("ADD", &call(ctx, "sbr", &p, "ADD", &conf)?)?;
     let out = p
         .ctr
-        .exec(&["ip", "-j", "route", "get", "198.51.100.7", "from", "10.250.0.2"])?;
+        .try_exec(&["ip", "-j", "route", "get", "198.51.100.7", "from", "10.250.0.2"])?;
     let v: Value = serde_json::from_str(&out).map_err(|e| format!("bad ip route get output {out}: {e}"))?;
     let r = v.get(0).cloned().unwrap_or(Value::Null);
     ensure(
@@ -359,7 +361,7 @@ fn route_get(ctx: &Ctx) -> CaseResult {
 
 fn two_addresses(ctx: &Ctx) -> CaseResult {
     let p = pod("sbr-two")?;
-    p.ctr.ip(&["addr", "add", "10.250.0.3/24", "dev", "eth0"])?;
+    p.ctr.try_ip(&["addr", "add", "10.250.0.3/24", "dev", "eth0"])?;
     let mut prev = p.prev_result("1.0.0");
     prev["ips"] = json!([
         {"address": "10.250.0.2/24", "gateway": "10.250.0.1", "interface": 1},
@@ -383,7 +385,7 @@ fn add_with(
     let p = pod(cid)?;
     if extra.get("gateways").is_some() {
         // Only the configured gateway may give the table its default route.
-        p.ctr.ip(&["route", "del", "default"])?;
+        p.ctr.try_ip(&["route", "del", "default"])?;
     }
     let mut prev = p.prev_result("1.0.0");
     edit_prev(&mut prev);

@@ -4,9 +4,9 @@
 use serde_json::{json, Value};
 
 use super::{call, conf_for, pod, versions_of, PLUGINS};
-use crate::suite::ns::Ns;
 use crate::suite::pod::{bytes, ifb_name, Pod};
 use crate::suite::{ensure, error_code, ok, Case, CaseResult, Ctx};
+use cni_testkit::Ns;
 
 pub fn cases() -> Vec<Case> {
     let mut v = Vec::new();
@@ -70,7 +70,7 @@ fn malformed_args(ctx: &Ctx, plugin: &str) -> CaseResult {
 }
 
 fn version(ctx: &Ctx, plugin: &str) -> CaseResult {
-    let ns = Ns::new()?;
+    let ns = Ns::try_new("cnf")?;
     let env = vec![("CNI_COMMAND".to_string(), "VERSION".to_string())];
     let out = ctx.invoke(plugin, &ns, &env, br#"{"cniVersion":"1.0.0"}"#)?;
     let v = ok("VERSION", &out)?.ok_or("VERSION printed no json")?;
@@ -452,7 +452,7 @@ fn interface_minus_one(ctx: &Ctx, plugin: &str) -> CaseResult {
 }
 
 fn gc_status(ctx: &Ctx, plugin: &str) -> CaseResult {
-    let ns = Ns::new()?;
+    let ns = Ns::try_new("cnf")?;
     let dir = ctx.dir.display().to_string();
     let mut conf = conf_for(plugin, "1.1.0", None);
     conf["cni.dev/valid-attachments"] = json!([{"containerID": "keep", "ifname": "eth0"}]);

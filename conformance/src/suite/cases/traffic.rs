@@ -19,11 +19,11 @@ use serde_json::{json, Value};
 
 use super::call;
 use super::sbr::rule_table;
-use crate::suite::ns::Ns;
 use crate::suite::pod::Pod;
 use crate::suite::probe::{counters, grew, have_ping, ping, route_dev, route_get, tcp, PINGS};
-use crate::suite::state::{text, State};
 use crate::suite::{ensure, ok, Case, CaseResult, Ctx, Failure};
+use cni_testkit::state::{text, State};
+use cni_testkit::Ns;
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -104,7 +104,7 @@ pub(super) struct Site {
 /// rp_filter=1 and no DAD for every interface the namespace will have.
 fn strict(ns: &Ns) -> Result<(), String> {
     for key in ["all", "default"] {
-        ns.exec(&[
+        ns.try_exec(&[
             "sysctl",
             "-qw",
             &format!("net.ipv4.conf.{key}.rp_filter=1"),
@@ -116,12 +116,18 @@ fn strict(ns: &Ns) -> Result<(), String> {
 
 impl Site {
     pub(super) fn new(container_id: &str) -> Result<Site, String> {
-        let [mgmt, pod, sip, peer] = [Ns::new()?, Ns::new()?, Ns::new()?, Ns::new()?].map(Arc::new);
+        let [mgmt, pod, sip, peer] = [
+            Ns::try_new("cnf")?,
+            Ns::try_new("cnf")?,
+            Ns::try_new("cnf")?,
+            Ns::try_new("cnf")?,
+        ]
+        .map(Arc::new);
         for ns in [&mgmt, &pod, &sip, &peer] {
             strict(ns)?;
         }
         for router in [&mgmt, &sip] {
-            router.exec(&[
+            router.try_exec(&[
                 "sysctl",
                 "-qw",
                 "net.ipv4.ip_forward=1",
@@ -131,7 +137,7 @@ impl Site {
         let eth0 = Pod::attach(mgmt.clone(), pod.clone(), container_id, "eth0", "vh0", 0)?;
         let net1 = Pod::attach(sip.clone(), pod.clone(), container_id, "net1", "vh1", 1)?;
         let v6 = &FAMILIES[1];
-        mgmt.ip(&[
+        mgmt.try_ip(&[
             "-6",
             "addr",
             "add",
@@ -140,7 +146,7 @@ impl Site {
             "vh0",
             "nodad",
         ])?;
-        pod.ip(&[
+        pod.try_ip(&[
             "-6",
             "addr",
             "add",
@@ -149,7 +155,7 @@ impl Site {
             "eth0",
             "nodad",
         ])?;
-        sip.ip(&[
+        sip.try_ip(&[
             "-6",
             "addr",
             "add",
@@ -158,7 +164,7 @@ impl Site {
             "vh1",
             "nodad",
         ])?;
-        pod.ip(&[
+        pod.try_ip(&[
             "-6",
             "addr",
             "add",
@@ -170,19 +176,19 @@ impl Site {
         // The main table's default routes belong to eth0, as the first
         // network's plugin leaves them.
         eth0.default_route()?;
-        pod.ip(&["-6", "route", "add", "default", "via", v6.eth0_gw, "dev", "eth0"])?;
+        pod.try_ip(&["-6", "route", "add", "default", "via", v6.eth0_gw, "dev", "eth0"])?;
         // The peer, behind net1's router only.
-        sip.ip(&[
+        sip.try_ip(&[
             "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", &peer.name,
         ])?;
-        sip.ip(&["addr", "add", "203.0.113.1/24", "dev", "up0"])?;
-        sip.ip(&["-6", "addr", "add", "2001:db8:113::1/64", "dev", "up0", "nodad"])?;
-        sip.ip(&["link", "set", "up0", "up"])?;
-        peer.ip(&["addr", "add", "203.0.113.10/24", "dev", "eth0"])?;
-        peer.ip(&["-6", "addr", "add", "2001:db8:113::10/64", "dev", "eth0", "nodad"])?;
-        peer.ip(&["link", "set", "eth0", "up"])?;
-        peer.ip(&["route", "add", "default", "via", "203.0.113.1"])?;
-        peer.ip(&["-6", "route", "add", "default", "via", "2001:db8:113::1"])?;
+        sip.try_ip(&["addr", "add", "203.0.113.1/24", "dev", "up0"])?;
+        sip.try_ip(&["-6", "addr", "add", "2001:db8:113::1/64", "dev", "up0", "nodad"])?;
+        sip.try_ip(&["link", "set", "up0", "up"])?;
+        peer.try_ip(&["addr", "add", "203.0.113.10/24", "dev", "eth0"])?;
+        peer.try_ip(&["-6", "addr", "add", "2001:db8:113::10/64", "dev", "eth0", "nodad"])?;
+        peer.try_ip(&["link", "set", "eth0", "up"])?;
+        peer.try_ip(&["route", "add", "default", "via", "203.0.113.1"])?;
+        peer.try_ip(&["-6", "route", "add", "default", "via", "2001:db8:113::1"])?;
         Ok(Site {
             mgmt,
             pod,
@@ -431,7 +437,7 @@ fn option_table(ctx: &Ctx) -> CaseResult {
     };
     for f in &FAMILIES {
         for r in operator_routes(f) {
-            s.pod.ip(&r)?;
+            s.pod.try_ip(&r)?;
         }
     }
     let table_before = State::read(&s.pod)?.routes_in(TABLE);

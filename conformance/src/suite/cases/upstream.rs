@@ -16,11 +16,11 @@
 use serde_json::{json, Value};
 
 use super::{call, pod};
-use crate::exec::Outcome;
-use crate::suite::ns::Ns;
 use crate::suite::pod::{bw_conf, bytes, ifb_name, Pod};
-use crate::suite::state::{text, State};
 use crate::suite::{ensure, ok, Case, CaseResult, Ctx, Failure};
+use cni_runtime::exec::Outcome;
+use cni_testkit::state::{text, State};
+use cni_testkit::Ns;
 
 /// The versions every bandwidth spec runs in, as upstream loops them.
 const BW_VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0"];
@@ -146,10 +146,10 @@ impl SbrPod {
     /// 192.168.1.209/24 and its route, as in `createDefaultStatus`, else
     /// only `extra_net1` (upstream's IPv6-only spec replaces them).
     fn with(v6: bool, v4_net1: bool, extra_net1: &[&str]) -> Result<SbrPod, String> {
-        let (host, ctr) = (Ns::new()?, Ns::new()?);
+        let (host, ctr) = (Ns::try_new("cnf")?, Ns::try_new("cnf")?);
         let off = if v6 { "0" } else { "1" };
-        ctr.exec(&["sysctl", "-qw", &format!("net.ipv6.conf.all.disable_ipv6={off}")])?;
-        ctr.exec(&[
+        ctr.try_exec(&["sysctl", "-qw", &format!("net.ipv6.conf.all.disable_ipv6={off}")])?;
+        ctr.try_exec(&[
             "sysctl",
             "-qw",
             &format!("net.ipv6.conf.default.disable_ipv6={off}"),
@@ -158,23 +158,23 @@ impl SbrPod {
         // veth whose peer stays in the namespace is as good a link for sbr.
         for dev in ["eth0", "net1"] {
             let peer = format!("{dev}p");
-            ctr.ip(&["link", "add", dev, "type", "veth", "peer", "name", &peer])?;
-            ctr.ip(&["link", "set", &peer, "up"])?;
-            ctr.ip(&["link", "set", dev, "up"])?;
+            ctr.try_ip(&["link", "add", dev, "type", "veth", "peer", "name", &peer])?;
+            ctr.try_ip(&["link", "set", &peer, "up"])?;
+            ctr.try_ip(&["link", "set", dev, "up"])?;
         }
-        ctr.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"])?;
-        ctr.ip(&["route", "add", "10.2.0.0/24", "via", "10.0.0.5", "dev", "eth0"])?;
-        ctr.ip(&["route", "add", "default", "via", "10.0.0.1", "dev", "eth0"])?;
+        ctr.try_ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"])?;
+        ctr.try_ip(&["route", "add", "10.2.0.0/24", "via", "10.0.0.5", "dev", "eth0"])?;
+        ctr.try_ip(&["route", "add", "default", "via", "10.0.0.1", "dev", "eth0"])?;
         for a in extra_net1 {
             let mut args = vec!["addr", "add", a, "dev", "net1"];
             if a.contains(':') {
                 args.push("nodad");
             }
-            ctr.ip(&args)?;
+            ctr.try_ip(&args)?;
         }
         if v4_net1 {
-            ctr.ip(&["addr", "add", "192.168.1.209/24", "dev", "net1"])?;
-            ctr.ip(&[
+            ctr.try_ip(&["addr", "add", "192.168.1.209/24", "dev", "net1"])?;
+            ctr.try_ip(&[
                 "route",
                 "add",
                 "192.168.2.0/24",
@@ -192,7 +192,7 @@ impl SbrPod {
         let env = vec![
             ("CNI_COMMAND".to_string(), cmd.to_string()),
             ("CNI_CONTAINERID".to_string(), "dummy".to_string()),
-            ("CNI_NETNS".to_string(), self.ctr.path()),
+            ("CNI_NETNS".to_string(), self.ctr.path_str()),
             ("CNI_IFNAME".to_string(), "net1".to_string()),
             ("CNI_PATH".to_string(), dir),
         ];
@@ -201,7 +201,7 @@ impl SbrPod {
 
     /// `ip rule` lines of both families other than the kernel's three.
     fn rules(&self) -> Result<Vec<String>, String> {
-        let both = self.ctr.ip(&["-4", "rule", "show"])? + &self.ctr.ip(&["-6", "rule", "show"])?;
+        let both = self.ctr.try_ip(&["-4", "rule", "show"])? + &self.ctr.try_ip(&["-6", "rule", "show"])?;
         Ok(both
             .lines()
             .filter(|l| {
@@ -214,7 +214,11 @@ impl SbrPod {
     /// Both families' routes of table `t` (a family without the table
     /// has none: ip says so as an error).
     fn table(&self, t: &str) -> Result<String, String> {
-        let read = |f: &str| self.ctr.ip(&[f, "route", "show", "table", t]).unwrap_or_default();
+        let read = |f: &str| {
+            self.ctr
+                .try_ip(&[f, "route", "show", "table", t])
+                .unwrap_or_default()
+        };
         Ok(read("-4") + &read("-6"))
     }
 
@@ -283,7 +287,7 @@ fn sbr_works(ctx: &Ctx) -> CaseResult {
     has_line("table 100", &t, "192.168.2.0/24 via 192.168.1.2 dev net1")?;
     has_line("table 100", &t, "192.168.1.0/24 dev net1")?;
     // eth0's routes stay in main.
-    let main = p.ctr.ip(&["route", "show"])?;
+    let main = p.ctr.try_ip(&["route", "show"])?;
     has_line("main", &main, "default via 10.0.0.1 dev eth0")?;
     has_line("main", &main, "10.2.0.0/24 via 10.0.0.5 dev eth0")?;
     let del = json!({"cniVersion": "0.3.0", "name": "cni-plugin-sbr-test", "type": "sbr"});
@@ -423,7 +427,7 @@ fn sbr_source_hints(ctx: &Ctx) -> CaseResult {
         rules.len() == 1 && rules[0].contains("from 192.168.1.209 lookup 100"),
         || format!("want one rule from 192.168.1.209 lookup 100, got {rules:?}"),
     )?;
-    let main = p.ctr.ip(&["route", "show"])?;
+    let main = p.ctr.try_ip(&["route", "show"])?;
     // The subnet route stays in main, scope link, with the source hint.
     ensure(
         main.lines().any(|l| {
@@ -443,8 +447,8 @@ fn sbr_source_hints(ctx: &Ctx) -> CaseResult {
 /// A pod as upstream's `createVeth` makes it: host veth at MTU 1024.
 fn bw_pod(cid: &str) -> Result<Pod, String> {
     let p = pod(cid)?;
-    p.host.ip(&["link", "set", &p.host_veth, "mtu", HOST_MTU])?;
-    p.ctr.ip(&["link", "set", &p.ifname, "mtu", HOST_MTU])?;
+    p.host.try_ip(&["link", "set", &p.host_veth, "mtu", HOST_MTU])?;
+    p.ctr.try_ip(&["link", "set", &p.ifname, "mtu", HOST_MTU])?;
     Ok(p)
 }
 
@@ -644,7 +648,7 @@ fn bw_several_host_veths(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-many")?;
         p.host
-            .ip(&["link", "add", "vx0", "type", "veth", "peer", "name", "vx1"])?;
+            .try_ip(&["link", "add", "vx0", "type", "veth", "peer", "name", "vx1"])?;
         let limits = [
             ("ingressRate", 8),
             ("ingressBurst", 8),
@@ -675,7 +679,7 @@ fn bw_host_errors(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         // The container interface a macvlan on top of the veth: no veth peer.
         let p = bw_pod("up-bw-macv")?;
-        p.ctr.ip(&[
+        p.ctr.try_ip(&[
             "link", "add", "link", &p.ifname, "name", "macv0", "type", "macvlan",
         ])?;
         let mut conf = bw(v, &p, &limits);

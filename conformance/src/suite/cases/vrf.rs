@@ -16,10 +16,10 @@ use serde_json::{json, Value};
 
 use super::call;
 use super::traffic::{add, del, lost, need_ping, Site, FAMILIES, PORT, TCP_WAIT};
-use crate::suite::ns::Ns;
 use crate::suite::probe::{counters, grew, ping, tcp_listening_on, PINGS};
-use crate::suite::state::{text, State};
 use crate::suite::{ensure, ok, Case, CaseResult, Ctx, Failure};
+use cni_testkit::state::{text, State};
+use cni_testkit::Ns;
 
 /// The VRF sbr names after net1.
 const VRF: &str = "vrf-net1";
@@ -126,17 +126,20 @@ fn rollback_and_foreign(ctx: &Ctx) -> CaseResult {
     }
     restored(&s.pod, &before, "after the failed ADD")?;
     // Someone else's VRF with the name sbr would give its own.
-    s.pod.ip(&["link", "add", VRF, "type", "vrf", "table", "300"])?;
-    s.pod.ip(&["link", "set", VRF, "up"])?;
+    s.pod
+        .try_ip(&["link", "add", VRF, "type", "vrf", "table", "300"])?;
+    s.pod.try_ip(&["link", "set", VRF, "up"])?;
     let with_theirs = State::read(&s.pod)?;
     let conf = s.conf(json!({"mode": "vrf"}), s.prev_result(true));
     add(ctx, &s, &conf)?;
-    let out = s.pod.ip(&["-j", "route", "show", "table", "300", "default"])?;
+    let out = s
+        .pod
+        .try_ip(&["-j", "route", "show", "table", "300", "default"])?;
     ensure(out.contains("\"dev\":\"net1\""), || {
         format!("after ADD: table 300 of the existing {VRF} has no default route through net1: {out}")
     })?;
     del(ctx, &s, &conf)?;
-    ensure(s.pod.ip(&["link", "show", "dev", VRF]).is_ok(), || {
+    ensure(s.pod.try_ip(&["link", "show", "dev", VRF]).is_ok(), || {
         format!("DEL deleted {VRF}, which sbr did not make")
     })?;
     restored(&s.pod, &with_theirs, "after DEL")
@@ -144,7 +147,7 @@ fn rollback_and_foreign(ctx: &Ctx) -> CaseResult {
 
 /// Both sysctls, "tcp udp".
 fn sysctls(pod: &Ns) -> Result<String, String> {
-    let out = pod.exec(&[
+    let out = pod.try_exec(&[
         "sysctl",
         "-n",
         "net.ipv4.tcp_l3mdev_accept",
@@ -156,7 +159,7 @@ fn sysctls(pod: &Ns) -> Result<String, String> {
 /// net1 in sbr's VRF: alias `cni-sbr`, table 100 (the first free).
 fn in_vrf(pod: &Ns, when: &str) -> CaseResult {
     let link = |dev: &str| -> Result<Value, String> {
-        let out = pod.ip(&["-j", "-d", "link", "show", "dev", dev])?;
+        let out = pod.try_ip(&["-j", "-d", "link", "show", "dev", dev])?;
         let v: Value = serde_json::from_str(&out).map_err(|e| format!("ip -j link: {e}: {out}"))?;
         Ok(v.get(0).cloned().unwrap_or(Value::Null))
     };
@@ -179,7 +182,7 @@ fn in_vrf(pod: &Ns, when: &str) -> CaseResult {
 /// management router; the management path works both ways.
 fn answers(s: &Site, tcp: bool, when: &str) -> CaseResult {
     for f in &FAMILIES {
-        let out = s.pod.ip(&["-j", "route", "get", f.peer, "vrf", VRF])?;
+        let out = s.pod.try_ip(&["-j", "route", "get", f.peer, "vrf", VRF])?;
         let r: Value = serde_json::from_str(&out).map_err(|e| format!("ip route get: {e}: {out}"))?;
         let dev = text(&r[0], "dev");
         ensure(dev == "net1", || {

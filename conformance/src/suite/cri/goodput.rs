@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::exec::Invocation;
 use crate::suite::block_on;
-use crate::suite::ns::Ns;
+use cni_runtime::exec::Invocation;
+use cni_testkit::Ns;
 
 /// Intervals above this factor of the rate are the bucket's burst.
 pub const BURST_FACTOR: f64 = 1.25;

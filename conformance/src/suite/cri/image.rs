@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::suite::ns::sh;
+use cni_testkit::ns::sh;
 
 /// The name the CRI plugin is configured to use as `sandbox_image`.
 pub const PAUSE_REF: &str = "localhost/cnf-pause:1";

@@ -29,7 +29,7 @@ use serde_json::Value;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::block_on;
-use super::ns::{sh, Ns};
+use cni_testkit::ns::{sh, Ns};
 
 /// Programs the daemon and the cases need, with the Debian package of each.
 pub const TOOLS: &[(&str, &str)] = &[
@@ -57,7 +57,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(90);
 pub fn find_program(prog: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
     let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    crate::exec::find_in_path(prog, &dirs)
+    cni_runtime::exec::find_in_path(prog, &dirs)
 }
 
 /// What is missing to run containerd here, as one sentence; `None` when all is there.
@@ -234,12 +234,12 @@ impl Containerd {
             .map(PathBuf::from)
             .filter(|p| !p.exists())
             .collect();
-        let ns = Ns::new()?;
+        let ns = Ns::try_new("cnf")?;
         let log = std::fs::File::create(base.join("containerd.log"))
             .map_err(|e| format!("failed to create the daemon's log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("log: {e}"))?;
         let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", ns.path()))
+        cmd.arg(format!("--net={}", ns.path_str()))
             .arg("containerd")
             .arg("--config")
             .arg(&config)
@@ -611,7 +611,7 @@ pub fn is_loopback_entry(name: &str) -> bool {
 }
 
 /// The sandbox (network namespace path) a loopback cache entry names.
-pub fn loopback_sandbox(c: &crate::cache::Cached) -> Option<String> {
+pub fn loopback_sandbox(c: &cni_runtime::cache::Cached) -> Option<String> {
     c.result()?
         .pointer("/interfaces/0/sandbox")?
         .as_str()
@@ -621,8 +621,8 @@ pub fn loopback_sandbox(c: &crate::cache::Cached) -> Option<String> {
 /// The suite run a loopback cache entry belongs to: its sandbox lies under
 /// that run's scratch dir and its pod UID (`cnf-<label>-<pid>`, see
 /// [`Containerd::run_pod`]) names the same run.
-fn loopback_run(c: &crate::cache::Cached) -> Option<u32> {
-    let crate::cache::Cached::V1(e) = c else {
+fn loopback_run(c: &cni_runtime::cache::Cached) -> Option<u32> {
+    let cni_runtime::cache::Cached::V1(e) = c else {
         return None;
     };
     let run = run_of(&loopback_sandbox(c)?)?;
@@ -691,11 +691,11 @@ pub fn sweep_stale() {
     // networks are named cnfcri<pid>-<dir> (the links went with the
     // namespaces), and go-cni's loopback entries name the run in their
     // sandbox path and pod UID.
-    if let Ok(rd) = std::fs::read_dir(Path::new(crate::cache::DEFAULT_DIR).join("results")) {
+    if let Ok(rd) = std::fs::read_dir(Path::new(cni_runtime::cache::DEFAULT_DIR).join("results")) {
         for e in rd.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
             let run = if is_loopback_entry(&name) {
-                crate::cache::read(&e.path())
+                cni_runtime::cache::read(&e.path())
                     .ok()
                     .flatten()
                     .and_then(|c| loopback_run(&c))
@@ -750,7 +750,7 @@ mod tests {
                 "networkName": "cni-loopback", "config": "",
                 "cniArgs": [["K8S_POD_NAMESPACE", "cnf"], ["K8S_POD_UID", uid]],
                 "result": {"cniVersion": "0.3.1", "interfaces": [{"name": "lo", "sandbox": sandbox}]}});
-            crate::cache::Cached::V1(Box::new(crate::cache::Entry::from_json(&v).unwrap()))
+            cni_runtime::cache::Cached::V1(Box::new(cni_runtime::cache::Entry::from_json(&v).unwrap()))
         };
         let ns = "/tmp/cni-conformance-15240/0/containerd-1m/state/io.containerd.grpc.v1.cri/netns/cni-083e";
         assert_eq!(loopback_run(&entry(ns, "cnf-1m-15240")), Some(15240));

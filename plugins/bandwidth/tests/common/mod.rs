@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-pub use nl_ops::testutil::{root_or_skip, TestNs};
+pub use cni_testkit::plugin::Out;
+use cni_testkit::plugin::{in_ns, spawn_plugin};
+pub use cni_testkit::{root_or_skip, Ns};
 use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_bandwidth");
@@ -16,7 +16,7 @@ pub const REFERENCE: &str = "/usr/lib/cni/bandwidth";
 /// One container's attachment: `eth0` in `ctr`, its peer `veth` in a host
 /// namespace owned by the caller.
 pub struct Attachment {
-    pub ctr: TestNs,
+    pub ctr: Ns,
     pub veth: String,
     pub cid: String,
     pub host_ip: String,
@@ -25,8 +25,8 @@ pub struct Attachment {
 
 impl Attachment {
     /// Subnet 10.`n / 250`.`n % 250`.0/30-ish: .1 host, .2 container.
-    pub fn new(host: &TestNs, tag: &str, n: u32) -> Attachment {
-        let ctr = TestNs::new(tag);
+    pub fn new(host: &Ns, tag: &str, n: u32) -> Attachment {
+        let ctr = Ns::new(tag);
         let veth = format!("vb{n}x{}", std::process::id() % 10000);
         host.veth(&veth, "eth0", Some(&ctr));
         let net = format!("10.{}.{}", 100 + n / 250, n % 250);
@@ -70,17 +70,17 @@ impl Attachment {
         c
     }
 
-    pub fn run(&self, host: &TestNs, cmd: &str, conf: &Value) -> Out {
+    pub fn run(&self, host: &Ns, cmd: &str, conf: &Value) -> Out {
         cni(BIN, host, cmd, &self.cid, Some(&self.ctr.path()), "eth0", conf)
     }
 }
 
 /// A host namespace with one attachment, `None` (and the skip said) without root.
-pub fn setup(tag: &str) -> Option<(TestNs, Attachment)> {
+pub fn setup(tag: &str) -> Option<(Ns, Attachment)> {
     if !root_or_skip(tag) {
         return None;
     }
-    let host = TestNs::new(tag);
+    let host = Ns::new(tag);
     let a = Attachment::new(&host, tag, 1);
     Some((host, a))
 }
@@ -95,100 +95,34 @@ pub fn limits(ingress: (u64, u64), egress: (u64, u64)) -> Value {
     json!({"ingressRate": ingress.0, "ingressBurst": ingress.1, "egressRate": egress.0, "egressBurst": egress.1})
 }
 
-#[derive(Debug)]
-pub struct Out {
-    pub ok: bool,
-    pub stdout: Value,
-    pub stderr: String,
-}
-
-impl Out {
-    pub fn code(&self) -> u64 {
-        self.stdout["code"].as_u64().unwrap_or(0)
-    }
-
-    pub fn msg(&self) -> String {
-        self.stdout["msg"].as_str().unwrap_or_default().to_string()
-    }
-
-    #[track_caller]
-    pub fn assert_ok(&self) -> &Self {
-        assert!(self.ok, "plugin failed: {} {}", self.stdout, self.stderr);
-        self
-    }
-
-    #[track_caller]
-    pub fn assert_err(&self, code: u64, msg_part: &str) {
-        assert!(!self.ok, "plugin succeeded, wanted code {code}: {}", self.stdout);
-        assert_eq!(self.code(), code, "{}", self.stdout);
-        assert!(
-            self.msg().contains(msg_part),
-            "want {msg_part:?} in {:?}",
-            self.msg()
-        );
-    }
-}
-
 /// Runs a plugin binary inside `host`'s namespace (its "host namespace").
 pub fn cni(
     bin: &str,
-    host: &TestNs,
+    host: &Ns,
     cmd: &str,
     cid: &str,
     netns: Option<&Path>,
     ifname: &str,
     conf: &Value,
 ) -> Out {
-    let child = spawn(bin, host, cmd, cid, netns, ifname, conf);
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stdout = if text.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("stdout is not json ({e}): {text}"))
-    };
-    Out {
-        ok: out.status.success(),
-        stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Out::wait(spawn(bin, host, cmd, cid, netns, ifname, conf))
 }
 
-/// The same, left running: `ip netns exec` execs the plugin in place, so the
-/// child's pid is the plugin's.
+/// The same, left running (the child's pid is the plugin's).
 pub fn spawn(
     bin: &str,
-    host: &TestNs,
+    host: &Ns,
     cmd: &str,
     cid: &str,
     netns: Option<&Path>,
     ifname: &str,
     conf: &Value,
 ) -> std::process::Child {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", &host.name, bin])
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("CNI_COMMAND", cmd)
-        .env("CNI_CONTAINERID", cid)
-        .env("CNI_IFNAME", ifname)
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(p) = netns {
-        c.env("CNI_NETNS", p);
-    }
-    let mut child = c.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    // A killed plugin may not read its input.
-    let _ = stdin.write_all(conf.to_string().as_bytes());
-    drop(stdin);
-    child
+    spawn_plugin(in_ns(host, bin), cmd, cid, netns, ifname, conf)
 }
 
 /// `tc -j qdisc show dev DEV`.
-pub fn qdiscs(host: &TestNs, dev: &str) -> Vec<Value> {
+pub fn qdiscs(host: &Ns, dev: &str) -> Vec<Value> {
     host.tc_json(&["qdisc", "show", "dev", dev])
         .as_array()
         .cloned()
@@ -196,7 +130,7 @@ pub fn qdiscs(host: &TestNs, dev: &str) -> Vec<Value> {
 }
 
 /// The root TBF's (rate, burst) as tc prints them, if any.
-pub fn root_tbf(host: &TestNs, dev: &str) -> Option<(u64, u64)> {
+pub fn root_tbf(host: &Ns, dev: &str) -> Option<(u64, u64)> {
     qdiscs(host, dev)
         .into_iter()
         .find(|q| q["kind"] == "tbf" && q["root"] == true)
@@ -208,19 +142,19 @@ pub fn root_tbf(host: &TestNs, dev: &str) -> Option<(u64, u64)> {
         })
 }
 
-pub fn has_ingress_qdisc(host: &TestNs, dev: &str) -> bool {
+pub fn has_ingress_qdisc(host: &Ns, dev: &str) -> bool {
     qdiscs(host, dev).iter().any(|q| q["kind"] == "ingress")
 }
 
 /// Names of the ifbs in `host` (the `bwp` ones).
-pub fn ifbs(host: &TestNs) -> Vec<Value> {
+pub fn ifbs(host: &Ns) -> Vec<Value> {
     host.ip_json(&["-d", "link", "show", "type", "ifb"])
         .as_array()
         .cloned()
         .unwrap_or_default()
 }
 
-pub fn ifb_names(host: &TestNs) -> Vec<String> {
+pub fn ifb_names(host: &Ns) -> Vec<String> {
     ifbs(host)
         .iter()
         .map(|l| l["ifname"].as_str().unwrap().to_string())
@@ -228,7 +162,7 @@ pub fn ifb_names(host: &TestNs) -> Vec<String> {
 }
 
 /// The mirred actions of the filters on DEV's ingress: (to_dev, control).
-pub fn redirects(host: &TestNs, dev: &str) -> Vec<(String, String)> {
+pub fn redirects(host: &Ns, dev: &str) -> Vec<(String, String)> {
     let f = host.tc_json(&["filter", "show", "dev", dev, "ingress"]);
     let mut out = Vec::new();
     for filter in f.as_array().cloned().unwrap_or_default() {

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use serde_json::{Map, Value};
 
-use super::ns::Ns;
+use crate::ns::Ns;
 
 /// A tbf without its queue limit (and the latency tc derives from it) and
 /// its peak bucket: bandwidth's bounded queue differs from the reference's
@@ -70,10 +70,10 @@ impl State {
     pub fn read(ns: &Ns) -> Result<State, String> {
         let mut st = State::default();
         for fam in ["-4", "-6"] {
-            for r in json_list(&ns.ip(&["-j", fam, "rule", "show"])?)? {
+            for r in json_list(&ns.try_ip(&["-j", fam, "rule", "show"])?)? {
                 st.rules.insert(format!("{fam} {r}"));
             }
-            for mut r in json_list(&ns.ip(&["-j", fam, "route", "show", "table", "all"])?)? {
+            for mut r in json_list(&ns.try_ip(&["-j", fam, "route", "show", "table", "all"])?)? {
                 // The local table follows addresses (random IPv6 link-local ones).
                 if r.get("table").and_then(Value::as_str) == Some("local") {
                     continue;
@@ -90,7 +90,7 @@ impl State {
                 st.routes.insert(format!("{fam} {r}"));
             }
         }
-        for l in json_list(&ns.ip(&["-j", "-d", "link", "show"])?)? {
+        for l in json_list(&ns.try_ip(&["-j", "-d", "link", "show"])?)? {
             let kind = l.pointer("/linkinfo/info_kind").cloned().unwrap_or(Value::Null);
             let up = l
                 .get("flags")
@@ -104,7 +104,7 @@ impl State {
             st.links.insert(m.to_string());
             st.raw_links.push(l);
         }
-        for q in json_list(&ns.tc(&["-j", "-raw", "qdisc", "show"])?)? {
+        for q in json_list(&ns.try_tc(&["-j", "-raw", "qdisc", "show"])?)? {
             let kind = q.get("kind").and_then(Value::as_str).unwrap_or_default();
             // Default qdiscs the kernel attaches by itself.
             if kind == "noqueue" || (kind == "pfifo_fast" && q.get("root").is_some()) {
@@ -117,14 +117,14 @@ impl State {
             }
             st.qdiscs.insert(q.to_string());
         }
-        let ingress_devs: Vec<String> = json_list(&ns.tc(&["-j", "qdisc", "show"])?)?
+        let ingress_devs: Vec<String> = json_list(&ns.try_tc(&["-j", "qdisc", "show"])?)?
             .iter()
             .filter(|q| q.get("kind").and_then(Value::as_str) == Some("ingress"))
             .filter_map(|q| q.get("dev").and_then(Value::as_str).map(str::to_string))
             .collect();
         for dev in ingress_devs {
             // A device may vanish between the two dumps (its peer namespace went).
-            let listed = match ns.tc(&["-j", "filter", "show", "dev", &dev, "ingress"]) {
+            let listed = match ns.try_tc(&["-j", "filter", "show", "dev", &dev, "ingress"]) {
                 Ok(out) => out,
                 Err(e) if e.contains("Cannot find device") => continue,
                 Err(e) => return Err(e),

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::cache::{self, Cached, Entry};
 use crate::conflist::{describe, NetworkList};
 use crate::exec::{find_in_path, ExecError, Invocation, PluginError};
-use cni_core::version::greater_or_equal;
+use cni_spec::version::greater_or_equal;
 
 /// How plugins are found and run.
 #[derive(Debug, Clone)]
@@ -141,7 +141,7 @@ pub fn convert_result(result: &Value, to: &str) -> Result<Value, String> {
     if from == to {
         return Ok(result.clone());
     }
-    let parsed = cni_core::NetResult::parse(from, result).map_err(|e| e.msg)?;
+    let parsed = cni_spec::NetResult::parse(from, result).map_err(|e| e.msg)?;
     parsed.to_json(to).map_err(|e| e.msg)
 }
 

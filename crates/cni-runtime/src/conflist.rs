@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use cni_core::version::list_version;
+use cni_spec::version::list_version;
 
 #[derive(Debug, Clone)]
 pub struct NetworkList {

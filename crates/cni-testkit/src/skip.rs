@@ -1,4 +1,4 @@
-//! How this workspace's tests skip (feature `testutil`): a test that cannot
+//! How this workspace's tests skip: a test that cannot
 //! run here must say so where a reader of the test run sees it, and where
 //! every test must run (scripts/test sets [`NO_SKIP_ENV`]) it fails instead,
 //! so a skipped test never counts as a pass in CI.
@@ -11,11 +11,6 @@ pub const SKIP_TAG: &str = "cni-test-skip:";
 
 /// Set to a non-empty value where no test may skip (scripts/test, CI).
 pub const NO_SKIP_ENV: &str = "CNI_TEST_NO_SKIP";
-
-/// Goodput / configured rate of a flow shaped correctly, the one verdict of
-/// every Rust test that measures shaping: an exact TBF reads about 0.96 at
-/// MTU 1500 (Ethernet, IP and TCP headers), iperf3 up to 1.10 at low rates.
-pub const SHAPED: std::ops::RangeInclusive<f64> = 0.80..=1.10;
 
 /// Whether skipping is forbidden in this run.
 pub fn no_skip() -> bool {

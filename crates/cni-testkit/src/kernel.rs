@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use super::ns::Ns;
+use crate::ns::Ns;
 
 /// The features a case may name, and how each is made.
 const FEATURES: &[(&str, Probe)] = &[
@@ -31,13 +31,13 @@ enum Probe {
 }
 
 fn probe(p: Probe) -> Result<bool, String> {
-    let ns = Ns::new()?;
+    let ns = Ns::try_new("probe")?;
     Ok(match p {
-        Probe::Qdisc(kind) => ns.tc(&["qdisc", "add", "dev", "lo", "root", kind]).is_ok(),
+        Probe::Qdisc(kind) => ns.try_tc(&["qdisc", "add", "dev", "lo", "root", kind]).is_ok(),
         Probe::Link(args) => {
             let mut v = vec!["link", "add", "probe0"];
             v.extend_from_slice(args);
-            ns.ip(&v).is_ok()
+            ns.try_ip(&v).is_ok()
         }
     })
 }
