@@ -28,17 +28,7 @@ pub fn spawn_plugin(
     if let Some(p) = netns {
         cmd.env("CNI_NETNS", p);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    if let Some(mut stdin) = child.stdin.take() {
-        // A plugin that exits before reading it all is the caller's to judge.
-        let _ = stdin.write_all(conf.to_string().as_bytes());
-    }
-    child
+    spawn_with_input(&mut cmd, conf.to_string().as_bytes())
 }
 
 /// `bin` run inside `ns` (its "host namespace"): `ip netns exec` execs the
@@ -49,8 +39,8 @@ pub fn in_ns(ns: &Ns, bin: &str) -> Command {
     c
 }
 
-/// Runs `cmd` with `input` on stdin (closed after it), stdout and stderr captured.
-pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+/// Starts `cmd` with `input` on stdin (closed after it), stdout and stderr piped.
+fn spawn_with_input(cmd: &mut Command, input: &[u8]) -> Child {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -62,6 +52,11 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
         let _ = stdin.write_all(input);
     }
     child
+}
+
+/// Runs `cmd` with `input` on stdin (closed after it), stdout and stderr captured.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    spawn_with_input(cmd, input)
         .wait_with_output()
         .unwrap_or_else(|e| panic!("wait for {cmd:?}: {e}"))
 }
