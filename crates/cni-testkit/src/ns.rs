@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-const PREFIX: &str = "t-";
+/// Specific enough that the sweep deletes no one else's namespace.
+const PREFIX: &str = "cnitest-";
 const NETNS_DIR: &str = "/run/netns";
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
