@@ -127,6 +127,11 @@ fn refused_with(ctx: &Ctx, what: &str, out: &Outcome, msg: &str) -> CaseResult {
 
 // ---- sbr ----
 
+/// `ip` in `ns` with the words of `cmd`.
+fn ip(ns: &Ns, cmd: &str) -> Result<String, String> {
+    ns.try_ip(&cmd.split_whitespace().collect::<Vec<_>>())
+}
+
 /// upstream's `createDefaultStatus`: links eth0 10.0.0.2/24 (10.2.0.0/24
 /// via 10.0.0.5, default via 10.0.0.1) and net1 192.168.1.209/24
 /// (192.168.2.0/24 via 192.168.1.2), inside a container namespace; sbr runs
@@ -148,41 +153,30 @@ impl SbrPod {
     fn with(v6: bool, v4_net1: bool, extra_net1: &[&str]) -> Result<SbrPod, String> {
         let (host, ctr) = (Ns::try_new("cnf")?, Ns::try_new("cnf")?);
         let off = if v6 { "0" } else { "1" };
-        ctr.try_exec(&["sysctl", "-qw", &format!("net.ipv6.conf.all.disable_ipv6={off}")])?;
-        ctr.try_exec(&[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.default.disable_ipv6={off}"),
-        ])?;
+        for key in ["all", "default"] {
+            ctr.try_exec(&[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{key}.disable_ipv6={off}"),
+            ])?;
+        }
         // upstream makes dummies; not every kernel has the module, and a
         // veth whose peer stays in the namespace is as good a link for sbr.
         for dev in ["eth0", "net1"] {
-            let peer = format!("{dev}p");
-            ctr.try_ip(&["link", "add", dev, "type", "veth", "peer", "name", &peer])?;
-            ctr.try_ip(&["link", "set", &peer, "up"])?;
-            ctr.try_ip(&["link", "set", dev, "up"])?;
+            ip(&ctr, &format!("link add {dev} type veth peer name {dev}p"))?;
+            ip(&ctr, &format!("link set {dev}p up"))?;
+            ip(&ctr, &format!("link set {dev} up"))?;
         }
-        ctr.try_ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"])?;
-        ctr.try_ip(&["route", "add", "10.2.0.0/24", "via", "10.0.0.5", "dev", "eth0"])?;
-        ctr.try_ip(&["route", "add", "default", "via", "10.0.0.1", "dev", "eth0"])?;
+        ip(&ctr, "addr add 10.0.0.2/24 dev eth0")?;
+        ip(&ctr, "route add 10.2.0.0/24 via 10.0.0.5 dev eth0")?;
+        ip(&ctr, "route add default via 10.0.0.1 dev eth0")?;
         for a in extra_net1 {
-            let mut args = vec!["addr", "add", a, "dev", "net1"];
-            if a.contains(':') {
-                args.push("nodad");
-            }
-            ctr.try_ip(&args)?;
+            let dad = if a.contains(':') { "nodad" } else { "" };
+            ip(&ctr, &format!("addr add {a} dev net1 {dad}"))?;
         }
         if v4_net1 {
-            ctr.try_ip(&["addr", "add", "192.168.1.209/24", "dev", "net1"])?;
-            ctr.try_ip(&[
-                "route",
-                "add",
-                "192.168.2.0/24",
-                "via",
-                "192.168.1.2",
-                "dev",
-                "net1",
-            ])?;
+            ip(&ctr, "addr add 192.168.1.209/24 dev net1")?;
+            ip(&ctr, "route add 192.168.2.0/24 via 192.168.1.2 dev net1")?;
         }
         Ok(SbrPod { host, ctr })
     }
@@ -199,9 +193,14 @@ impl SbrPod {
         ctx.invoke("sbr", &self.host, &env, &bytes(conf))
     }
 
+    /// ADD with upstream's 0.3.0 config of `ips` and `extra`.
+    fn add(&self, ctx: &Ctx, ips: &[(&str, &str, usize)], extra: Value) -> CaseResult {
+        ok("ADD", &self.run(ctx, "ADD", &sbr_conf("0.3.0", ips, extra))?).map(drop)
+    }
+
     /// `ip rule` lines of both families other than the kernel's three.
     fn rules(&self) -> Result<Vec<String>, String> {
-        let both = self.ctr.try_ip(&["-4", "rule", "show"])? + &self.ctr.try_ip(&["-6", "rule", "show"])?;
+        let both = ip(&self.ctr, "-4 rule show")? + &ip(&self.ctr, "-6 rule show")?;
         Ok(both
             .lines()
             .filter(|l| {
@@ -211,26 +210,42 @@ impl SbrPod {
             .collect())
     }
 
-    /// Both families' routes of table `t` (a family without the table
-    /// has none: ip says so as an error).
-    fn table(&self, t: &str) -> Result<String, String> {
-        let read = |f: &str| {
-            self.ctr
-                .try_ip(&[f, "route", "show", "table", t])
-                .unwrap_or_default()
-        };
-        Ok(read("-4") + &read("-6"))
+    /// Fails unless there are as many rules as `want` and each of `want`
+    /// is in one of them.
+    fn want_rules(&self, want: &[&str]) -> CaseResult {
+        let rules = self.rules()?;
+        ensure(
+            rules.len() == want.len() && want.iter().all(|w| rules.iter().any(|r| r.contains(w))),
+            || format!("want rules {want:?}, got {rules:?}"),
+        )
     }
 
-    /// The routes of every table a rule looks up.
-    fn rule_tables(&self) -> Result<String, String> {
-        let mut all = String::new();
-        for r in self.rules()? {
-            if let Some(t) = r.split_whitespace().skip_while(|w| *w != "lookup").nth(1) {
-                all += &self.table(t)?;
-            }
-        }
-        Ok(all)
+    /// Both families' routes of table `t` (a family without the table
+    /// has none: ip says so as an error).
+    fn table(&self, t: &str) -> String {
+        let read = |f: &str| ip(&self.ctr, &format!("{f} route show table {t}")).unwrap_or_default();
+        read("-4") + &read("-6")
+    }
+
+    /// Fails unless each of `lines` is part of a route of table `t`
+    /// (`*`: of any table a rule looks up).
+    fn want_routes(&self, t: &str, lines: &[&str]) -> CaseResult {
+        let routes = if t == "*" {
+            let rules = self.rules()?;
+            let looked_up = rules
+                .iter()
+                .filter_map(|r| r.split_whitespace().skip_while(|w| *w != "lookup").nth(1));
+            looked_up.map(|t| self.table(t)).collect()
+        } else {
+            self.table(t)
+        };
+        let missing: Vec<_> = lines
+            .iter()
+            .filter(|n| !routes.lines().any(|l| l.contains(*n)))
+            .collect();
+        ensure(missing.is_empty(), || {
+            format!("table {t}: no line with {missing:?} in:\n{routes}")
+        })
     }
 }
 
@@ -255,11 +270,13 @@ fn sbr_conf(version: &str, ips: &[(&str, &str, usize)], extra: Value) -> Value {
     c
 }
 
-fn has_line(what: &str, text: &str, needle: &str) -> CaseResult {
-    ensure(text.lines().any(|l| l.contains(needle)), || {
-        format!("{what}: no line with {needle:?} in:\n{text}")
-    })
-}
+/// net1's address of `createDefaultStatus` and a second one, as
+/// upstream's multiple-IPs specs list them.
+const TWO_IPS: [(&str, &str, usize); 2] = [
+    ("192.168.1.209/24", "192.168.1.1", 0),
+    ("192.168.101.209/24", "192.168.101.1", 1),
+];
+const NET1_IP: [(&str, &str, usize); 1] = [("192.168.1.209/24", "192.168.1.1", 0)];
 
 fn sbr_not_chained(ctx: &Ctx) -> CaseResult {
     let p = SbrPod::new(&[])?;
@@ -275,73 +292,45 @@ fn sbr_not_chained(ctx: &Ctx) -> CaseResult {
 
 fn sbr_works(ctx: &Ctx) -> CaseResult {
     let p = SbrPod::new(&[])?;
-    let conf = sbr_conf("0.3.0", &[("192.168.1.209/24", "192.168.1.1", 0)], json!({}));
-    ok("ADD", &p.run(ctx, "ADD", &conf)?)?;
-    let rules = p.rules()?;
-    ensure(
-        rules.len() == 1 && rules[0].contains("from 192.168.1.209 lookup 100"),
-        || format!("want one rule from 192.168.1.209 lookup 100, got {rules:?}"),
+    p.add(ctx, &NET1_IP, json!({}))?;
+    p.want_rules(&["from 192.168.1.209 lookup 100"])?;
+    p.want_routes(
+        "100",
+        &[
+            "default via 192.168.1.1 dev net1",
+            "192.168.2.0/24 via 192.168.1.2 dev net1",
+            "192.168.1.0/24 dev net1",
+        ],
     )?;
-    let t = p.table("100")?;
-    has_line("table 100", &t, "default via 192.168.1.1 dev net1")?;
-    has_line("table 100", &t, "192.168.2.0/24 via 192.168.1.2 dev net1")?;
-    has_line("table 100", &t, "192.168.1.0/24 dev net1")?;
     // eth0's routes stay in main.
-    let main = p.ctr.try_ip(&["route", "show"])?;
-    has_line("main", &main, "default via 10.0.0.1 dev eth0")?;
-    has_line("main", &main, "10.2.0.0/24 via 10.0.0.5 dev eth0")?;
+    p.want_routes(
+        "main",
+        &[
+            "default via 10.0.0.1 dev eth0",
+            "10.2.0.0/24 via 10.0.0.5 dev eth0",
+        ],
+    )?;
     let del = json!({"cniVersion": "0.3.0", "name": "cni-plugin-sbr-test", "type": "sbr"});
     ok("DEL", &p.run(ctx, "DEL", &del)?)?;
-    let rules = p.rules()?;
-    ensure(rules.is_empty(), || format!("rules left after DEL: {rules:?}"))
+    p.want_rules(&[])
 }
 
 fn sbr_multiple_ips(ctx: &Ctx) -> CaseResult {
     let p = SbrPod::new(&["192.168.101.209/24"])?;
-    let conf = sbr_conf(
-        "0.3.0",
-        &[
-            ("192.168.1.209/24", "192.168.1.1", 0),
-            ("192.168.101.209/24", "192.168.101.1", 1),
-        ],
-        json!({}),
-    );
-    ok("ADD", &p.run(ctx, "ADD", &conf)?)?;
-    let rules = p.rules()?;
-    let want = ["from 192.168.101.209 lookup 101", "from 192.168.1.209 lookup 100"];
-    ensure(
-        rules.len() == 2 && want.iter().all(|w| rules.iter().any(|r| r.contains(w))),
-        || format!("want rules {want:?}, got {rules:?}"),
-    )?;
-    has_line("table 100", &p.table("100")?, "default via 192.168.1.1 dev net1")?;
-    has_line(
-        "table 101",
-        &p.table("101")?,
-        "default via 192.168.101.1 dev net1",
-    )
+    p.add(ctx, &TWO_IPS, json!({}))?;
+    p.want_rules(&["from 192.168.101.209 lookup 101", "from 192.168.1.209 lookup 100"])?;
+    p.want_routes("100", &["default via 192.168.1.1 dev net1"])?;
+    p.want_routes("101", &["default via 192.168.101.1 dev net1"])
 }
 
 fn sbr_table_id(ctx: &Ctx) -> CaseResult {
     let p = SbrPod::new(&["192.168.101.209/24"])?;
     let before = State::read(&p.ctr)?;
-    let conf = sbr_conf(
-        "0.3.0",
-        &[
-            ("192.168.1.209/24", "192.168.1.1", 0),
-            ("192.168.101.209/24", "192.168.101.1", 1),
-        ],
-        json!({"table": 5000}),
-    );
-    ok("ADD", &p.run(ctx, "ADD", &conf)?)?;
-    let rules = p.rules()?;
-    let want = [
+    p.add(ctx, &TWO_IPS, json!({"table": 5000}))?;
+    p.want_rules(&[
         "from 192.168.101.209 lookup 5000",
         "from 192.168.1.209 lookup 5000",
-    ];
-    ensure(
-        rules.len() == 2 && want.iter().all(|w| rules.iter().any(|r| r.contains(w))),
-        || format!("want rules {want:?}, got {rules:?}"),
-    )?;
+    ])?;
     // No route moved.
     let after = State::read(&p.ctr)?;
     ensure(before.route_values() == after.route_values(), || {
@@ -351,95 +340,59 @@ fn sbr_table_id(ctx: &Ctx) -> CaseResult {
 
 fn sbr_static_gateway(ctx: &Ctx) -> CaseResult {
     let p = SbrPod::new(&[])?;
-    let conf = sbr_conf(
-        "0.3.0",
-        &[("192.168.1.209/24", "192.168.1.1", 0)],
-        json!({"gateways": ["192.168.1.254"]}),
-    );
-    ok("ADD", &p.run(ctx, "ADD", &conf)?)?;
-    ensure(p.rules()?.len() == 1, || "want one rule".into())?;
-    has_line(
-        "table 100",
-        &p.table("100")?,
-        "default via 192.168.1.254 dev net1",
-    )
+    p.add(ctx, &NET1_IP, json!({"gateways": ["192.168.1.254"]}))?;
+    p.want_rules(&["from 192.168.1.209 lookup 100"])?;
+    p.want_routes("100", &["default via 192.168.1.254 dev net1"])
 }
 
 fn sbr_static_gateway_v6(ctx: &Ctx) -> CaseResult {
     let p = SbrPod::with(true, false, &["fd00::10/64"])?;
-    let conf = sbr_conf(
-        "0.3.0",
-        &[("fd00::10/64", "fd00::ffff", 0)],
-        json!({"gateways": ["fd00::1"]}),
-    );
-    ok("ADD", &p.run(ctx, "ADD", &conf)?)?;
-    let rules = p.rules()?;
-    ensure(
-        rules.len() == 1 && rules[0].contains("from fd00::10 lookup 100"),
-        || format!("want one rule from fd00::10 lookup 100, got {rules:?}"),
-    )?;
-    has_line("table 100", &p.table("100")?, "default via fd00::1 dev net1")
+    let ips = [("fd00::10/64", "fd00::ffff", 0)];
+    p.add(ctx, &ips, json!({"gateways": ["fd00::1"]}))?;
+    p.want_rules(&["from fd00::10 lookup 100"])?;
+    p.want_routes("100", &["default via fd00::1 dev net1"])
 }
 
 fn sbr_static_gateways_dual(ctx: &Ctx) -> CaseResult {
     let p = SbrPod::with(true, true, &["fd00::10/64"])?;
-    let conf = sbr_conf(
-        "0.3.0",
+    let ips = [NET1_IP[0], ("fd00::10/64", "fd00::ffff", 0)];
+    p.add(ctx, &ips, json!({"gateways": ["192.168.1.254", "fd00::1"]}))?;
+    p.want_rules(&["from 192.168.1.209", "from fd00::10"])?;
+    p.want_routes(
+        "*",
         &[
-            ("192.168.1.209/24", "192.168.1.1", 0),
-            ("fd00::10/64", "fd00::ffff", 0),
+            "default via 192.168.1.254 dev net1",
+            "default via fd00::1 dev net1",
         ],
-        json!({"gateways": ["192.168.1.254", "fd00::1"]}),
-    );
-    ok("ADD", &p.run(ctx, "ADD", &conf)?)?;
-    let rules = p.rules()?;
-    ensure(rules.len() == 2, || format!("want two rules, got {rules:?}"))?;
-    let routes = p.rule_tables()?;
-    has_line("the rules' tables", &routes, "default via 192.168.1.254 dev net1")?;
-    has_line("the rules' tables", &routes, "default via fd00::1 dev net1")
+    )
 }
 
 fn sbr_two_v4_gateways(ctx: &Ctx) -> CaseResult {
     let p = SbrPod::new(&[])?;
-    let conf = sbr_conf(
-        "0.3.0",
-        &[("192.168.1.209/24", "192.168.1.1", 0)],
-        json!({"gateways": ["192.168.1.1", "192.168.1.254"]}),
-    );
+    let extra = json!({"gateways": ["192.168.1.1", "192.168.1.254"]});
     refused_with(
         ctx,
         "ADD",
-        &p.run(ctx, "ADD", &conf)?,
+        &p.run(ctx, "ADD", &sbr_conf("0.3.0", &NET1_IP, extra))?,
         "gateways list contains multiple IPv4 addresses: 192.168.1.1 and 192.168.1.254",
     )
 }
 
 fn sbr_source_hints(ctx: &Ctx) -> CaseResult {
     let p = SbrPod::new(&[])?;
-    let conf = sbr_conf(
-        "0.3.0",
-        &[("192.168.1.209/24", "192.168.1.1", 0)],
-        json!({"addSourceHints": true}),
-    );
-    ok("ADD", &p.run(ctx, "ADD", &conf)?)?;
-    let rules = p.rules()?;
-    ensure(
-        rules.len() == 1 && rules[0].contains("from 192.168.1.209 lookup 100"),
-        || format!("want one rule from 192.168.1.209 lookup 100, got {rules:?}"),
-    )?;
-    let main = p.ctr.try_ip(&["route", "show"])?;
+    p.add(ctx, &NET1_IP, json!({"addSourceHints": true}))?;
+    p.want_rules(&["from 192.168.1.209 lookup 100"])?;
     // The subnet route stays in main, scope link, with the source hint.
+    let main = p.table("main");
     ensure(
-        main.lines().any(|l| {
-            l.starts_with("192.168.1.0/24 dev net1")
-                && l.contains("scope link")
-                && l.contains("src 192.168.1.209")
-        }),
+        main.lines()
+            .any(|l| l.starts_with("192.168.1.0/24 dev net1") && l.contains("scope link src 192.168.1.209")),
         || format!("main: no 192.168.1.0/24 dev net1 scope link src 192.168.1.209 in:\n{main}"),
     )?;
-    let t = p.table("100")?;
-    has_line("table 100", &t, "192.168.1.0/24 dev net1")?;
-    has_line("table 100", &t, "default via 192.168.1.1 dev net1")
+    p.want_routes(
+        "100",
+        &["192.168.1.0/24 dev net1", "default via 192.168.1.1 dev net1"],
+    )
 }
 
 // ---- bandwidth ----
@@ -452,8 +405,23 @@ fn bw_pod(cid: &str) -> Result<Pod, String> {
     Ok(p)
 }
 
+/// ingressRate, ingressBurst, egressRate and egressBurst.
+fn lim(ir: u64, ib: u64, er: u64, eb: u64) -> [(&'static str, u64); 4] {
+    [
+        ("ingressRate", ir),
+        ("ingressBurst", ib),
+        ("egressRate", er),
+        ("egressBurst", eb),
+    ]
+}
+
 fn bw(version: &str, p: &Pod, limits: &[(&str, u64)]) -> Value {
     bw_conf(version, limits, Some(p.prev_result(version)))
+}
+
+/// ADD of upstream's config with `limits` in `version`.
+fn add(ctx: &Ctx, version: &str, p: &Pod, limits: &[(&str, u64)]) -> Result<Outcome, String> {
+    call(ctx, "bandwidth", p, "ADD", &bw(version, p, limits))
 }
 
 /// The root tbf of `dev`: (rate, limit) in bytes, as upstream reads them.
@@ -520,13 +488,7 @@ fn each_version(f: impl Fn(&str) -> CaseResult) -> CaseResult {
 fn bw_veth_pair(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-pair")?;
-        let limits = [
-            ("ingressRate", 8),
-            ("ingressBurst", 8),
-            ("egressRate", 16),
-            ("egressBurst", 8),
-        ];
-        let out = call(ctx, "bandwidth", &p, "ADD", &bw(v, &p, &limits))?;
+        let out = add(ctx, v, &p, &lim(8, 8, 16, 8))?;
         upstream_pair_shaped(ctx, &p, &out, 3)
     })
 }
@@ -546,13 +508,7 @@ fn upstream_pair_shaped(ctx: &Ctx, p: &Pod, out: &Outcome, count: usize) -> Case
 fn bw_no_ingress(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-noin")?;
-        let limits = [
-            ("ingressRate", 0),
-            ("ingressBurst", 0),
-            ("egressRate", 8000),
-            ("egressBurst", 80),
-        ];
-        ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &bw(v, &p, &limits))?)?;
+        ok("ADD", &add(ctx, v, &p, &lim(0, 0, 8000, 80))?)?;
         let st = State::read(&p.host)?;
         ensure(st.has_link(&ifb_name("bwnet", &p.container_id)), || {
             "no ifb".into()
@@ -567,13 +523,7 @@ fn bw_no_ingress(ctx: &Ctx) -> CaseResult {
 fn bw_no_egress(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-noeg")?;
-        let limits = [
-            ("egressRate", 0),
-            ("egressBurst", 0),
-            ("ingressRate", 8000),
-            ("ingressBurst", 80),
-        ];
-        ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &bw(v, &p, &limits))?)?;
+        ok("ADD", &add(ctx, v, &p, &lim(8000, 80, 0, 0))?)?;
         let st = State::read(&p.host)?;
         let ifb = ifb_name("bwnet", &p.container_id);
         ensure(!st.has_link(&ifb), || {
@@ -586,13 +536,7 @@ fn bw_no_egress(ctx: &Ctx) -> CaseResult {
 fn bw_invalid_ingress(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-inval")?;
-        let limits = [
-            ("ingressRate", 0),
-            ("ingressBurst", 123),
-            ("egressRate", 123),
-            ("egressBurst", 123),
-        ];
-        let out = call(ctx, "bandwidth", &p, "ADD", &bw(v, &p, &limits))?;
+        let out = add(ctx, v, &p, &lim(0, 123, 123, 123))?;
         refused_with(ctx, "ADD", &out, "if burst is set, rate must also be set")
     })
 }
@@ -611,13 +555,7 @@ fn bw_runtime_config(ctx: &Ctx) -> CaseResult {
 fn bw_static_wins(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-static")?;
-        let limits = [
-            ("ingressRate", 0),
-            ("ingressBurst", 123),
-            ("egressRate", 123),
-            ("egressBurst", 123),
-        ];
-        let mut conf = bw(v, &p, &limits);
+        let mut conf = bw(v, &p, &lim(0, 123, 123, 123));
         conf["runtimeConfig"] =
             json!({"bandWidth": {"ingressRate": 8, "ingressBurst": 8, "egressRate": 16, "egressBurst": 9}});
         let out = call(ctx, "bandwidth", &p, "ADD", &conf)?;
@@ -628,13 +566,7 @@ fn bw_static_wins(ctx: &Ctx) -> CaseResult {
 fn bw_del(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-del")?;
-        let limits = [
-            ("ingressRate", 8),
-            ("ingressBurst", 8),
-            ("egressRate", 9),
-            ("egressBurst", 9),
-        ];
-        let conf = bw(v, &p, &limits);
+        let conf = bw(v, &p, &lim(8, 8, 9, 9));
         ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
         ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
         let ifb = ifb_name("bwnet", &p.container_id);
@@ -649,13 +581,7 @@ fn bw_several_host_veths(ctx: &Ctx) -> CaseResult {
         let p = bw_pod("up-bw-many")?;
         p.host
             .try_ip(&["link", "add", "vx0", "type", "veth", "peer", "name", "vx1"])?;
-        let limits = [
-            ("ingressRate", 8),
-            ("ingressBurst", 8),
-            ("egressRate", 16),
-            ("egressBurst", 8),
-        ];
-        let mut conf = bw(v, &p, &limits);
+        let mut conf = bw(v, &p, &lim(8, 8, 16, 8));
         let prev = &mut conf["prevResult"];
         let mut list = vec![
             json!({"name": "vx0", "sandbox": ""}),
@@ -670,12 +596,7 @@ fn bw_several_host_veths(ctx: &Ctx) -> CaseResult {
 }
 
 fn bw_host_errors(ctx: &Ctx) -> CaseResult {
-    let limits = [
-        ("ingressRate", 8),
-        ("ingressBurst", 8),
-        ("egressRate", 16),
-        ("egressBurst", 8),
-    ];
+    let limits = lim(8, 8, 16, 8);
     each_version(|v| {
         // The container interface a macvlan on top of the veth: no veth peer.
         let p = bw_pod("up-bw-macv")?;
