@@ -354,21 +354,24 @@ fn symmetric(s: &Site, when: &str) -> CaseResult {
             format!("{when}: {name} of the {ns} grew by {n}, want 0")
         })?;
     }
+    management_path(s, when)
+}
+
+/// Fails unless `who` in `from` got every answer from `dst` (`whom`).
+pub(super) fn all_answered(from: &Ns, who: &str, dst: &str, whom: &str, when: &str) -> CaseResult {
+    let n = ping(from, dst, None)?;
+    ensure(n == PINGS, || {
+        format!("{when}: {who} got {n} of {PINGS} answers from {whom}")
+    })
+}
+
+/// The pod and the management router answer each other over eth0.
+pub(super) fn management_path(s: &Site, when: &str) -> CaseResult {
     for f in &FAMILIES {
-        let out = ping(&s.pod, f.eth0_gw, None)?;
-        ensure(out == PINGS, || {
-            format!(
-                "{when}: the pod got {out} of {PINGS} answers from the management router {}",
-                f.eth0_gw
-            )
-        })?;
-        let back = ping(&s.mgmt, f.eth0, None)?;
-        ensure(back == PINGS, || {
-            format!(
-                "{when}: the management router got {back} of {PINGS} answers from eth0's {}",
-                f.eth0
-            )
-        })?;
+        let router = format!("the management router {}", f.eth0_gw);
+        all_answered(&s.pod, "the pod", f.eth0_gw, &router, when)?;
+        let eth0 = format!("eth0's {}", f.eth0);
+        all_answered(&s.mgmt, "the management router", f.eth0, &eth0, when)?;
     }
     Ok(())
 }
@@ -538,13 +541,14 @@ fn option_hints(ctx: &Ctx) -> CaseResult {
                 f.net1_gw, f.net1
             )
         })?;
-        let answers = ping(&s.pod, f.net1_gw, None)?;
-        ensure(answers == PINGS, || {
-            format!(
-                "an unbound ping from the pod to net1's neighbour {} got {answers} of {PINGS} answers",
-                f.net1_gw
-            )
-        })?;
+        let neighbour = format!("net1's neighbour {}", f.net1_gw);
+        all_answered(
+            &s.pod,
+            "an unbound ping from the pod",
+            f.net1_gw,
+            &neighbour,
+            "after ADD",
+        )?;
     }
     del(ctx, &s, &conf)?;
     lost(&s, "after DEL")

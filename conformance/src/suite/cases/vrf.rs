@@ -15,8 +15,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde_json::{json, Value};
 
 use super::call;
-use super::traffic::{add, del, lost, need_ping, Site, FAMILIES, PORT, TCP_WAIT};
-use crate::suite::probe::{counters, grew, ping, tcp_listening_on, PINGS};
+use super::traffic::{
+    add, all_answered, del, lost, management_path, need_ping, Site, FAMILIES, PORT, TCP_WAIT,
+};
+use crate::suite::probe::{counters, grew, tcp_listening_on};
 use crate::suite::{ensure, ok, Case, CaseResult, Ctx, Failure};
 use cni_testkit::state::{text, State};
 use cni_testkit::Ns;
@@ -194,13 +196,8 @@ fn answers(s: &Site, tcp: bool, when: &str) -> CaseResult {
     }
     let (pod0, mgmt0) = (counters(&s.pod)?, counters(&s.mgmt)?);
     for (i, f) in FAMILIES.iter().enumerate() {
-        let answers = ping(&s.peer, f.net1, None)?;
-        ensure(answers == PINGS, || {
-            format!(
-                "{when}: the peer got {answers} of {PINGS} answers from {} ({})",
-                f.net1, f.name
-            )
-        })?;
+        let net1 = format!("{} ({})", f.net1, f.name);
+        all_answered(&s.peer, "the peer", f.net1, &net1, when)?;
         let addr: IpAddr = f.net1.parse().map_err(|e| format!("{}: {e}", f.net1))?;
         let any = if addr.is_ipv4() {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
@@ -233,23 +230,7 @@ fn answers(s: &Site, tcp: bool, when: &str) -> CaseResult {
             format!("{when}: {name} of the {what} grew by {n}, want 0")
         })?;
     }
-    for f in &FAMILIES {
-        let out = ping(&s.pod, f.eth0_gw, None)?;
-        ensure(out == PINGS, || {
-            format!(
-                "{when}: the pod got {out} of {PINGS} answers from the management router {}",
-                f.eth0_gw
-            )
-        })?;
-        let back = ping(&s.mgmt, f.eth0, None)?;
-        ensure(back == PINGS, || {
-            format!(
-                "{when}: the management router got {back} of {PINGS} answers from eth0's {}",
-                f.eth0
-            )
-        })?;
-    }
-    Ok(())
+    management_path(s, when)
 }
 
 /// Rules, routes and links as before ADD, but the l3mdev rule the kernel
