@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use cni_core::lock::{slot_name, Lock, LOCK_DIR};
 use cni_core::netns::{Found, NetNs};
 use cni_core::Code;
-use cni_testkit::skip::root_or_skip;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{killpg, Signal};
@@ -140,9 +139,7 @@ fn fifo_does_not_hang() {
 
 #[test]
 fn run_enters_and_always_returns() {
-    if !root_or_skip("run_enters_and_always_returns") {
-        return;
-    }
+    cni_testkit::need_root!("run_enters_and_always_returns");
     let before = ns_inode("/proc/thread-self/ns/net");
     let ns = new_netns();
     let target = fs::metadata(format!(
@@ -223,9 +220,7 @@ impl Drop for Made {
 
 #[test]
 fn netns_lock_is_the_namespace_across_processes_and_paths() {
-    if !root_or_skip("netns_lock_is_the_namespace_across_processes_and_paths") {
-        return;
-    }
+    cni_testkit::need_root!("netns_lock_is_the_namespace_across_processes_and_paths");
     let name = format!("cnicore-lock-{}", std::process::id());
     assert!(Command::new("ip")
         .args(["netns", "add", &name])
@@ -406,9 +401,7 @@ fn slot_lock_refuses_a_planted_symlink() {
 
 #[test]
 fn default_slot_dir_under_run() {
-    if !root_or_skip("default_slot_dir_under_run") {
-        return;
-    }
+    cni_testkit::need_root!("default_slot_dir_under_run");
     let plugin = format!("cni-core-test-{}", std::process::id());
     let l = Lock::slot(&plugin, "k", 1).unwrap();
     assert_eq!(

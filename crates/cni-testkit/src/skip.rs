@@ -40,6 +40,17 @@ pub fn skip(label: &str, why: &str) {
     );
 }
 
+/// Returns from the calling test, after [`skip`]ping it, unless running
+/// as root: the one guard every root test starts with.
+#[macro_export]
+macro_rules! need_root {
+    ($label:expr) => {
+        if !$crate::root_or_skip($label) {
+            return;
+        }
+    };
+}
+
 /// True when running as root; otherwise [`skip`]s the test.
 pub fn root_or_skip(label: &str) -> bool {
     // SAFETY: geteuid has no preconditions.

@@ -1,13 +1,11 @@
 #![allow(clippy::unwrap_used)]
 //! Addresses against `ip -j addr`.
 
-use cni_testkit::{root_or_skip, Ns};
+use cni_testkit::Ns;
 
 #[test]
 fn addresses_per_link_both_families() {
-    if !root_or_skip("addresses_per_link_both_families") {
-        return;
-    }
+    cni_testkit::need_root!("addresses_per_link_both_families");
     let ns = Ns::new("addr");
     ns.veth("eth0", "eth1", None);
     ns.ip(&["addr", "add", "10.3.0.2/24", "dev", "eth0"]);

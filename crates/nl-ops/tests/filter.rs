@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! u32 redirect filters: structure against `tc -j filter`, and real traffic.
 
-use cni_testkit::{root_or_skip, Ns};
+use cni_testkit::Ns;
 use nl_ops::filter::ETH_P_ALL;
 use nl_ops::qdisc::INGRESS_HANDLE;
 
@@ -16,9 +16,7 @@ fn tx_packets(ns: &Ns, dev: &str) -> u64 {
 
 #[test]
 fn redirect_filter_structure_replace_and_precise_delete() {
-    if !root_or_skip("redirect_filter_structure_replace_and_precise_delete") {
-        return;
-    }
+    cni_testkit::need_root!("redirect_filter_structure_replace_and_precise_delete");
     let ns = Ns::new("filter");
     ns.veth("v0", "v1", None);
     let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
@@ -124,9 +122,7 @@ fn redirect_filter_structure_replace_and_precise_delete() {
 
 #[test]
 fn redirect_moves_real_traffic_into_the_ifb() {
-    if !root_or_skip("redirect_moves_real_traffic_into_the_ifb") {
-        return;
-    }
+    cni_testkit::need_root!("redirect_moves_real_traffic_into_the_ifb");
     let host = Ns::new("redir-host");
     let cont = Ns::new("redir-cont");
     host.veth("vhost0", "eth0", Some(&cont));
@@ -157,9 +153,7 @@ fn redirect_moves_real_traffic_into_the_ifb() {
 /// fails (EEXIST) and the second still runs, as the kernel takes them.
 #[test]
 fn ingress_qdisc_and_redirect_in_one_datagram() {
-    if !root_or_skip("ingress_qdisc_and_redirect_in_one_datagram") {
-        return;
-    }
+    cni_testkit::need_root!("ingress_qdisc_and_redirect_in_one_datagram");
     let ns = Ns::new("filterdg");
     ns.veth("v0", "v1", None);
     let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");

@@ -1,13 +1,11 @@
 #![allow(clippy::unwrap_used)]
 //! Links against `ip -j link`, each test in its own namespaces.
 
-use cni_testkit::{root_or_skip, Ns};
+use cni_testkit::Ns;
 
 #[test]
 fn ifb_create_alias_mtu_up_and_delete() {
-    if !root_or_skip("ifb_create_alias_mtu_up_and_delete") {
-        return;
-    }
+    cni_testkit::need_root!("ifb_create_alias_mtu_up_and_delete");
     let ns = Ns::new("link-ifb");
     let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let l = s.add_ifb("ifbtest0", 1400, 32, Some("owner/abc")).unwrap();
@@ -49,9 +47,7 @@ fn ifb_create_alias_mtu_up_and_delete() {
 
 #[test]
 fn list_and_lookup_match_ip() {
-    if !root_or_skip("list_and_lookup_match_ip") {
-        return;
-    }
+    cni_testkit::need_root!("list_and_lookup_match_ip");
     let ns = Ns::new("link-list");
     ns.veth("va", "vb", None);
     ns.ip(&["link", "set", "va", "mtu", "1450"]);
@@ -76,9 +72,7 @@ fn list_and_lookup_match_ip() {
 
 #[test]
 fn veth_peer_index_and_netnsid_across_namespaces() {
-    if !root_or_skip("veth_peer_index_and_netnsid_across_namespaces") {
-        return;
-    }
+    cni_testkit::need_root!("veth_peer_index_and_netnsid_across_namespaces");
     let host = Ns::new("link-host");
     let cont = Ns::new("link-cont");
     host.veth("vhost", "eth0", Some(&cont));
@@ -102,9 +96,7 @@ fn veth_peer_index_and_netnsid_across_namespaces() {
 /// same id `nsid_of` gives for that namespace, and another for a third.
 #[test]
 fn veth_peer_namespace_id_matches_nsid_of() {
-    if !root_or_skip("veth_peer_namespace_id_matches_nsid_of") {
-        return;
-    }
+    cni_testkit::need_root!("veth_peer_namespace_id_matches_nsid_of");
     let host = Ns::new("nsid-host");
     let ctr = Ns::new("nsid-ctr");
     let other = Ns::new("nsid-other");
@@ -138,9 +130,7 @@ fn kernel_has_vrf(ns: &Ns) -> bool {
 /// (scripts/test-vm) runs sbr's vrf mode end to end.
 #[test]
 fn vrf_create_enslave_release_and_delete() {
-    if !root_or_skip("vrf_create_enslave_release_and_delete") {
-        return;
-    }
+    cni_testkit::need_root!("vrf_create_enslave_release_and_delete");
     let ns = Ns::new("link-vrf");
     let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     if !kernel_has_vrf(&ns) {

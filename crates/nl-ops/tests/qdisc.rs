@@ -12,27 +12,36 @@ fn tbf_json(ns: &Ns, dev: &str) -> serde_json::Value {
     q.unwrap_or_else(|| panic!("no tbf on {dev}: {j}"))
 }
 
-/// What tc makes of rate, burst and latency, read back through nl-ops and
-/// written again through nl-ops on another link: the same qdisc.
-fn same_as_tc(tag: &str, rate_bits: u64, burst: u32) {
+/// tc adds a root tbf with `tc_args` on "vtc", nl-ops adds `ours(tc's)`
+/// with handle 1: on "vnl" of the same namespace; both must dump the same
+/// to `tc -j`. Returns (tc's qdisc, ours) as nl-ops reads them back.
+fn beside_tc(tag: &str, tc_args: &[&str], ours: impl FnOnce(Tbf) -> Tbf) -> (Tbf, Tbf) {
     let ns = Ns::new(tag);
     ns.veth("vtc", "vnl", None);
-    let rate_arg = format!("{rate_bits}bit");
-    let burst_arg = burst.to_string();
-    ns.exec(&[
-        "tc", "qdisc", "add", "dev", "vtc", "root", "tbf", "rate", &rate_arg, "burst", &burst_arg, "latency",
-        "25ms",
-    ]);
+    ns.exec(&[&["tc", "qdisc", "add", "dev", "vtc", "root"], tc_args].concat());
     let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let theirs = s.qdiscs(ns.ifindex("vtc")).unwrap()[0].tbf.unwrap();
-    assert_eq!(theirs.rate, rate_bits / 8);
     let idx = ns.ifindex("vnl");
-    s.add_root_tbf(idx, H1, &theirs).unwrap();
-    let ours = s.qdiscs(idx).unwrap();
-    assert_eq!((ours[0].handle, ours[0].tbf), (H1, Some(theirs)));
+    s.add_root_tbf(idx, H1, &ours(theirs)).unwrap();
+    let dumped = s.qdiscs(idx).unwrap();
+    assert_eq!(dumped[0].handle, H1);
     let (a, b) = (tbf_json(&ns, "vtc"), tbf_json(&ns, "vnl"));
     eprintln!("{tag}: tc: {}  nl-ops: {}", a["options"], b["options"]);
     assert_eq!(a["options"], b["options"]);
+    (theirs, dumped[0].tbf.unwrap())
+}
+
+/// What tc makes of rate, burst and latency, read back through nl-ops and
+/// written again through nl-ops on another link: the same qdisc.
+fn same_as_tc(tag: &str, rate_bits: u64, burst: u32) {
+    let (rate, burst) = (format!("{rate_bits}bit"), burst.to_string());
+    let (theirs, ours) = beside_tc(
+        tag,
+        &["tbf", "rate", &rate, "burst", &burst, "latency", "25ms"],
+        |t| t,
+    );
+    assert_eq!(theirs.rate, rate_bits / 8);
+    assert_eq!(ours, theirs);
 }
 
 #[test]
@@ -60,17 +69,8 @@ fn tbf_matches_tc_rate64_50gbit() {
 /// own from the bytes: the same qdisc as tc's (tc always sends the bytes).
 #[test]
 fn tbf_burst_in_bytes_is_tcs_qdisc() {
-    if !root_or_skip("tbf_burst_in_bytes_is_tcs_qdisc") {
-        return;
-    }
-    let ns = Ns::new("tbf-burst");
-    ns.veth("vtc", "vnl", None);
-    ns.exec(&[
-        "tc", "qdisc", "add", "dev", "vtc", "root", "tbf", "rate", "800bit", "burst", "1514", "limit", "1516",
-    ]);
-    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
-    let theirs = s.qdiscs(ns.ifindex("vtc")).unwrap()[0].tbf.unwrap();
-    let idx = ns.ifindex("vnl");
+    cni_testkit::need_root!("tbf_burst_in_bytes_is_tcs_qdisc");
+    let tc = ["tbf", "rate", "800bit", "burst", "1514", "limit", "1516"];
     let ours = Tbf {
         rate: 100,
         buffer: 1,
@@ -78,12 +78,10 @@ fn tbf_burst_in_bytes_is_tcs_qdisc() {
         burst: Some(1514),
         peak: None,
     };
-    s.add_root_tbf(idx, H1, &ours).unwrap();
-    let dumped = s.qdiscs(idx).unwrap()[0].tbf.unwrap();
+    let (theirs, dumped) = beside_tc("tbf-burst", &tc, |_| ours);
     // 1514 bytes at 100 B/s: 15.14 s, 236562500 ticks of 64 ns.
     assert_eq!(dumped.buffer, 236_562_500);
     assert_eq!(dumped, theirs);
-    assert_eq!(tbf_json(&ns, "vtc")["options"], tbf_json(&ns, "vnl")["options"]);
 }
 
 /// A peak bucket in bytes (TCA_TBF_PBURST) at a peak rate past 2^32 B/s
@@ -91,41 +89,34 @@ fn tbf_burst_in_bytes_is_tcs_qdisc() {
 /// 1514`: the kernel dumps it as time (one 64 ns tick), never in bytes.
 #[test]
 fn tbf_peak_bucket_is_tcs_qdisc() {
-    if !root_or_skip("tbf_peak_bucket_is_tcs_qdisc") {
-        return;
-    }
-    let ns = Ns::new("tbf-peak");
-    ns.veth("vtc", "vnl", None);
-    ns.exec(&[
-        "tc", "qdisc", "add", "dev", "vtc", "root", "handle", "1:", "tbf", "rate", "1mbit", "burst", "64000",
-        "limit", "3125", "peakrate", "100gbit", "mtu", "1514",
-    ]);
-    let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
-    let theirs = s.qdiscs(ns.ifindex("vtc")).unwrap()[0].tbf.unwrap();
-    let idx = ns.ifindex("vnl");
-    let ours = Tbf {
-        rate: 125_000,
-        buffer: theirs.buffer,
-        limit: 3125,
-        burst: None,
-        peak: Some(Peak {
-            rate: 12_500_000_000,
-            mtu: 1,
-            burst: Some(1514),
-        }),
-    };
-    s.add_root_tbf(idx, H1, &ours).unwrap();
-    let dumped = s.qdiscs(idx).unwrap()[0].tbf.unwrap();
-    assert_eq!(dumped, ours.dumped());
+    cni_testkit::need_root!("tbf_peak_bucket_is_tcs_qdisc");
+    let tc = [
+        "handle", "1:", "tbf", "rate", "1mbit", "burst", "64000", "limit", "3125", "peakrate", "100gbit",
+        "mtu", "1514",
+    ];
+    let mut ours = None;
+    let (theirs, dumped) = beside_tc("tbf-peak", &tc, |t| {
+        let o = Tbf {
+            rate: 125_000,
+            buffer: t.buffer,
+            limit: 3125,
+            burst: None,
+            peak: Some(Peak {
+                rate: 12_500_000_000,
+                mtu: 1,
+                burst: Some(1514),
+            }),
+        };
+        ours = Some(o);
+        o
+    });
+    assert_eq!(Some(dumped), ours.map(|o| o.dumped()));
     assert_eq!(dumped, theirs);
-    assert_eq!(tbf_json(&ns, "vtc")["options"], tbf_json(&ns, "vnl")["options"]);
 }
 
 #[test]
 fn tbf_add_change_delete_by_handle() {
-    if !root_or_skip("tbf_add_change_delete_by_handle") {
-        return;
-    }
+    cni_testkit::need_root!("tbf_add_change_delete_by_handle");
     let ns = Ns::new("tbf-r64");
     ns.veth("v0", "v1", None);
     let idx = ns.ifindex("v0");
@@ -192,9 +183,7 @@ fn tbf_json_kind(ns: &Ns, dev: &str) -> String {
 /// for less than one byte), and a rate of zero.
 #[test]
 fn tbf_buffer_of_zero_ticks_is_refused() {
-    if !root_or_skip("tbf_buffer_of_zero_ticks_is_refused") {
-        return;
-    }
+    cni_testkit::need_root!("tbf_buffer_of_zero_ticks_is_refused");
     let ns = Ns::new("tbf-zero");
     ns.veth("v0", "v1", None);
     let idx = ns.ifindex("v0");
@@ -248,9 +237,7 @@ fn tbf_buffer_of_zero_ticks_is_refused() {
 
 #[test]
 fn ingress_add_is_idempotent_and_delete_tolerates_absence() {
-    if !root_or_skip("ingress_add_is_idempotent_and_delete_tolerates_absence") {
-        return;
-    }
+    cni_testkit::need_root!("ingress_add_is_idempotent_and_delete_tolerates_absence");
     let ns = Ns::new("ingress");
     ns.veth("v0", "v1", None);
     let idx = ns.ifindex("v0");
@@ -278,9 +265,7 @@ fn ingress_add_is_idempotent_and_delete_tolerates_absence() {
 /// An ingress qdisc on a shared filter block says which block.
 #[test]
 fn ingress_on_a_shared_block_is_decoded() {
-    if !root_or_skip("ingress_on_a_shared_block_is_decoded") {
-        return;
-    }
+    cni_testkit::need_root!("ingress_on_a_shared_block_is_decoded");
     let ns = Ns::new("ingress-blk");
     ns.veth("v0", "v1", None);
     ns.exec(&["tc", "qdisc", "add", "dev", "v0", "ingress_block", "7", "ingress"]);
@@ -296,9 +281,7 @@ fn ingress_on_a_shared_block_is_decoded() {
 
 #[test]
 fn qdisc_errors_name_the_link() {
-    if !root_or_skip("qdisc_errors_name_the_link") {
-        return;
-    }
+    cni_testkit::need_root!("qdisc_errors_name_the_link");
     let ns = Ns::new("qdisc-err");
     let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let e = s
@@ -331,9 +314,7 @@ fn qdisc_errors_name_the_link() {
 /// the fq_codel side on a kernel that has it).
 #[test]
 fn queue_under_a_tbf_is_read_and_replaced() {
-    if !root_or_skip("queue_under_a_tbf_is_read_and_replaced") {
-        return;
-    }
+    cni_testkit::need_root!("queue_under_a_tbf_is_read_and_replaced");
     let ns = Ns::new("tbf-leaf");
     ns.veth("v0", "v1", None);
     let idx = ns.ifindex("v0");

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use cni_testkit::{root_or_skip, Ns};
+use cni_testkit::Ns;
 use nl_ops::route::{Route, RouteFilter, RTN_THROW, RT_SCOPE_LINK, RT_TABLE_MAIN};
 use nl_ops::Socket;
 
@@ -20,33 +20,35 @@ fn setup(tag: &str) -> (Ns, Socket, u32) {
     (ns, s, idx)
 }
 
+fn filter(v4: Option<bool>, table: Option<u32>, oif: Option<u32>) -> RouteFilter {
+    RouteFilter { v4, table, oif }
+}
+
+/// `ip -j route show table t`'s routes.
+fn in_table(ns: &Ns, t: &str) -> Vec<serde_json::Value> {
+    let j = ns.ip_json(&["route", "show", "table", t]);
+    j.as_array().cloned().unwrap_or_default()
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
 #[test]
 fn v4_default_route_in_table_100_round_trip() {
-    if !root_or_skip("v4_default_route_in_table_100_round_trip") {
-        return;
-    }
+    cni_testkit::need_root!("v4_default_route_in_table_100_round_trip");
     let (ns, mut s, idx) = setup("route-v4");
     let mut r = Route::new("0.0.0.0/0".parse().unwrap(), 100);
     r.gateway = Some(ip("10.9.0.1"));
     r.oif = Some(idx);
     s.add_route(&r).unwrap();
-    let j = ns.ip_json(&["route", "show", "table", "100"]);
-    assert_eq!(j.as_array().unwrap().len(), 1, "{j}");
+    let j = in_table(&ns, "100");
+    assert_eq!(j.len(), 1, "{j:?}");
     assert_eq!(j[0]["dst"], "default");
     assert_eq!(j[0]["gateway"], "10.9.0.1");
     assert_eq!(j[0]["dev"], "eth0");
 
-    let got = s
-        .routes(&RouteFilter {
-            v4: Some(true),
-            table: Some(100),
-            oif: None,
-        })
-        .unwrap();
+    let got = s.routes(&filter(Some(true), Some(100), None)).unwrap();
     assert_eq!(got, vec![r.clone()]);
 
     let e = s.add_route(&r).unwrap_err();
@@ -60,33 +62,20 @@ fn v4_default_route_in_table_100_round_trip() {
     let mut r2 = r.clone();
     r2.gateway = Some(ip("10.9.0.254"));
     s.replace_route(&r2).unwrap();
-    let j = ns.ip_json(&["route", "show", "table", "100"]);
-    assert_eq!(j.as_array().unwrap().len(), 1);
+    let j = in_table(&ns, "100");
+    assert_eq!(j.len(), 1, "{j:?}");
     assert_eq!(j[0]["gateway"], "10.9.0.254");
 
     assert!(s.delete_route(&r2).unwrap());
     assert!(!s.delete_route(&r2).unwrap());
-    assert!(ns
-        .ip_json(&["route", "show", "table", "100"])
-        .as_array()
-        .unwrap()
-        .is_empty());
+    assert!(in_table(&ns, "100").is_empty());
     // The table is gone now: an empty list, not an error.
-    assert!(s
-        .routes(&RouteFilter {
-            v4: Some(true),
-            table: Some(100),
-            oif: None
-        })
-        .unwrap()
-        .is_empty());
+    assert!(s.routes(&filter(Some(true), Some(100), None)).unwrap().is_empty());
 }
 
 #[test]
 fn table_above_255_round_trip() {
-    if !root_or_skip("table_above_255_round_trip") {
-        return;
-    }
+    cni_testkit::need_root!("table_above_255_round_trip");
     let (ns, mut s, idx) = setup("route-big");
     let mut link = Route::new("10.9.0.0/24".parse().unwrap(), 1000);
     link.oif = Some(idx);
@@ -98,24 +87,14 @@ fn table_above_255_round_trip() {
     def.metric = Some(50);
     s.add_route(&link).unwrap();
     s.add_route(&def).unwrap();
-    let j = ns.ip_json(&["route", "show", "table", "1000"]);
-    assert_eq!(j.as_array().unwrap().len(), 2, "{j}");
-    let mut got = s
-        .routes(&RouteFilter {
-            v4: Some(true),
-            table: Some(1000),
-            oif: None,
-        })
-        .unwrap();
+    let j = in_table(&ns, "1000");
+    assert_eq!(j.len(), 2, "{j:?}");
+    let mut got = s.routes(&filter(Some(true), Some(1000), None)).unwrap();
     got.sort_by_key(|r| r.dst.prefix_len());
     assert_eq!(got, vec![def.clone(), link.clone()]);
     // Nothing of table 1000 leaks into main, and main is filtered by the kernel too.
     let main = s
-        .routes(&RouteFilter {
-            v4: Some(true),
-            table: Some(RT_TABLE_MAIN),
-            oif: Some(idx),
-        })
+        .routes(&filter(Some(true), Some(RT_TABLE_MAIN), Some(idx)))
         .unwrap();
     assert!(main
         .iter()
@@ -129,18 +108,12 @@ fn table_above_255_round_trip() {
     assert_eq!(all.iter().filter(|r| r.table == 1000).count(), 2);
     assert!(s.delete_route(&def).unwrap());
     assert!(s.delete_route(&link).unwrap());
-    assert!(ns
-        .ip_json(&["route", "show", "table", "1000"])
-        .as_array()
-        .unwrap()
-        .is_empty());
+    assert!(in_table(&ns, "1000").is_empty());
 }
 
 #[test]
 fn v6_routes_and_oif_filter() {
-    if !root_or_skip("v6_routes_and_oif_filter") {
-        return;
-    }
+    cni_testkit::need_root!("v6_routes_and_oif_filter");
     let (ns, mut s, idx) = setup("route-v6");
     let mut r = Route::new("fd00:77::/64".parse().unwrap(), 200);
     r.gateway = Some(ip("fd00:9::1"));
@@ -150,39 +123,18 @@ fn v6_routes_and_oif_filter() {
     let j = ns.ip_json(&["-6", "route", "show", "table", "200"]);
     assert_eq!(j[0]["dst"], "fd00:77::/64");
     assert_eq!(j[0]["gateway"], "fd00:9::1");
-    let got = s
-        .routes(&RouteFilter {
-            v4: Some(false),
-            table: Some(200),
-            oif: Some(idx),
-        })
-        .unwrap();
+    let got = s.routes(&filter(Some(false), Some(200), Some(idx))).unwrap();
     assert_eq!(got, vec![r.clone()]);
     // No v4 routes in table 200, and none on another oif.
-    assert!(s
-        .routes(&RouteFilter {
-            v4: Some(true),
-            table: Some(200),
-            oif: None
-        })
-        .unwrap()
-        .is_empty());
+    assert!(s.routes(&filter(Some(true), Some(200), None)).unwrap().is_empty());
     let lo = ns.ifindex("lo");
     assert!(s
-        .routes(&RouteFilter {
-            v4: Some(false),
-            table: Some(200),
-            oif: Some(lo)
-        })
+        .routes(&filter(Some(false), Some(200), Some(lo)))
         .unwrap()
         .is_empty());
     // Main table: the connected v6 route of eth0 is there, as the kernel made it.
     let main = s
-        .routes(&RouteFilter {
-            v4: Some(false),
-            table: Some(RT_TABLE_MAIN),
-            oif: Some(idx),
-        })
+        .routes(&filter(Some(false), Some(RT_TABLE_MAIN), Some(idx)))
         .unwrap();
     assert!(
         main.iter()
@@ -195,9 +147,7 @@ fn v6_routes_and_oif_filter() {
 
 #[test]
 fn bad_gateway_is_a_kernel_error_naming_the_route() {
-    if !root_or_skip("bad_gateway_is_a_kernel_error_naming_the_route") {
-        return;
-    }
+    cni_testkit::need_root!("bad_gateway_is_a_kernel_error_naming_the_route");
     let (_ns, mut s, idx) = setup("route-bad");
     let mut r = Route::new("10.50.0.0/16".parse().unwrap(), 100);
     r.gateway = Some(ip("192.0.2.1"));
@@ -213,9 +163,7 @@ fn bad_gateway_is_a_kernel_error_naming_the_route() {
 
 #[test]
 fn large_dump_spans_many_datagrams() {
-    if !root_or_skip("large_dump_spans_many_datagrams") {
-        return;
-    }
+    cni_testkit::need_root!("large_dump_spans_many_datagrams");
     let (ns, mut s, _idx) = setup("route-many");
     let batch: String = (0..3000)
         .map(|i| {
@@ -230,13 +178,7 @@ fn large_dump_spans_many_datagrams() {
     std::fs::write(&file, batch).unwrap();
     ns.ip(&["-batch", file.to_str().unwrap()]);
     std::fs::remove_file(&file).unwrap();
-    let got = s
-        .routes(&RouteFilter {
-            v4: Some(true),
-            table: Some(300),
-            oif: None,
-        })
-        .unwrap();
+    let got = s.routes(&filter(Some(true), Some(300), None)).unwrap();
     assert_eq!(got.len(), 3000);
     assert!(got
         .iter()
@@ -247,9 +189,7 @@ fn large_dump_spans_many_datagrams() {
 /// destination but made by someone else (another protocol) stays.
 #[test]
 fn delete_names_the_protocol() {
-    if !root_or_skip("delete_names_the_protocol") {
-        return;
-    }
+    cni_testkit::need_root!("delete_names_the_protocol");
     for (tag, dst, gw) in [
         ("v4", "10.77.0.0/16", "10.9.0.1"),
         ("v6", "fd00:77::/64", "fd00:9::1"),
@@ -266,13 +206,7 @@ fn delete_names_the_protocol() {
             !s.delete_route(&ours).unwrap(),
             "{tag}: deleted the other protocol's route"
         );
-        let left = s
-            .routes(&RouteFilter {
-                v4: None,
-                table: Some(100),
-                oif: None,
-            })
-            .unwrap();
+        let left = s.routes(&filter(None, Some(100), None)).unwrap();
         assert_eq!(left.len(), 1, "{tag}: {left:?}");
         assert_eq!(left[0].protocol, 4);
         assert!(s.delete_route(&theirs).unwrap());
@@ -285,9 +219,7 @@ fn delete_names_the_protocol() {
 /// gateway beside another link's, are "file exists" (never multipath).
 #[test]
 fn ipv6_direct_routes_per_link() {
-    if !root_or_skip("ipv6_direct_routes_per_link") {
-        return;
-    }
+    cni_testkit::need_root!("ipv6_direct_routes_per_link");
     let (ns, mut s, idx) = setup("route-v6link");
     ns.veth("eth1", "peer1", None);
     ns.ip(&["link", "set", "eth1", "up"]);
@@ -318,9 +250,7 @@ fn ipv6_direct_routes_per_link() {
 /// `initcwnd`, the `congctl` string), in both families.
 #[test]
 fn metrics_round_trip() {
-    if !root_or_skip("metrics_round_trip") {
-        return;
-    }
+    cni_testkit::need_root!("metrics_round_trip");
     let (ns, mut s, idx) = setup("route-mtu");
     ns.ip(&[
         "route",
@@ -400,9 +330,7 @@ fn metrics_round_trip() {
 /// back (via another family, multipath).
 #[test]
 fn tos_and_other_nexthops_from_dumps() {
-    if !root_or_skip("tos_and_other_nexthops_from_dumps") {
-        return;
-    }
+    cni_testkit::need_root!("tos_and_other_nexthops_from_dumps");
     let (ns, mut s, idx) = setup("route-tos");
     ns.ip(&["route", "add", "10.60.0.0/16", "via", "10.9.0.1", "dev", "eth0"]);
     ns.ip(&[
@@ -441,13 +369,7 @@ fn tos_and_other_nexthops_from_dumps() {
         "dev",
         "eth0",
     ]);
-    let all = s
-        .routes(&RouteFilter {
-            v4: Some(true),
-            table: Some(RT_TABLE_MAIN),
-            oif: None,
-        })
-        .unwrap();
+    let all = s.routes(&filter(Some(true), Some(RT_TABLE_MAIN), None)).unwrap();
     let of = |dst: &str| -> Vec<&Route> { all.iter().filter(|r| r.dst == dst.parse().unwrap()).collect() };
     let tos: Vec<u8> = of("10.60.0.0/16").iter().map(|r| r.tos).collect();
     assert_eq!(tos.len(), 2, "{all:?}");
@@ -476,9 +398,7 @@ fn tos_and_other_nexthops_from_dumps() {
 /// and metric, and the kernel reports an IPv6 one on `lo`.
 #[test]
 fn append_beside_another_link_and_throw_routes() {
-    if !root_or_skip("append_beside_another_link_and_throw_routes") {
-        return;
-    }
+    cni_testkit::need_root!("append_beside_another_link_and_throw_routes");
     let (ns, mut s, idx) = setup("route-append");
     ns.veth("eth1", "peer1", None);
     ns.ip(&["link", "set", "eth1", "up"]);
@@ -490,11 +410,7 @@ fn append_beside_another_link_and_throw_routes() {
     assert!(s.add_route(&b).unwrap_err().is_exists());
     s.append_route(&b).unwrap();
     let both = s
-        .routes(&RouteFilter {
-            v4: Some(true),
-            table: Some(RT_TABLE_MAIN),
-            oif: None,
-        })
+        .routes(&filter(Some(true), Some(RT_TABLE_MAIN), None))
         .unwrap()
         .into_iter()
         .filter(|r| r.dst == b.dst)
@@ -507,13 +423,7 @@ fn append_beside_another_link_and_throw_routes() {
         t.protocol = 83;
         t.metric = Some(1 << 31);
         s.add_route(&t).unwrap();
-        let got = s
-            .routes(&RouteFilter {
-                v4: Some(v4),
-                table: Some(100),
-                oif: None,
-            })
-            .unwrap();
+        let got = s.routes(&filter(Some(v4), Some(100), None)).unwrap();
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(
             (got[0].kind, got[0].protocol, got[0].metric),

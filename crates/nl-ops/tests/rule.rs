@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! Rules against `ip -j rule`, each test in its own namespace.
 
-use cni_testkit::{root_or_skip, Ns};
+use cni_testkit::Ns;
 use nl_ops::rule::{Rule, RuleFilter, FR_ACT_TO_TBL};
 
 fn rule(src: &str, table: u32, priority: Option<u32>) -> Rule {
@@ -19,9 +19,7 @@ fn rule(src: &str, table: u32, priority: Option<u32>) -> Rule {
 
 #[test]
 fn add_dump_filter_delete() {
-    if !root_or_skip("add_dump_filter_delete") {
-        return;
-    }
+    cni_testkit::need_root!("add_dump_filter_delete");
     let ns = Ns::new("rule-basic");
     let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let a = rule("10.1.0.2/32", 100, Some(1000));
@@ -128,9 +126,7 @@ fn add_dump_filter_delete() {
 
 #[test]
 fn rule_routes_traffic_by_source() {
-    if !root_or_skip("rule_routes_traffic_by_source") {
-        return;
-    }
+    cni_testkit::need_root!("rule_routes_traffic_by_source");
     let ns = Ns::new("rule-lookup");
     ns.veth("eth0", "peer0", None);
     ns.ip(&["link", "set", "eth0", "up"]);
@@ -150,9 +146,7 @@ fn rule_routes_traffic_by_source() {
 /// more than its source.
 #[test]
 fn protocol_and_other_selectors_from_dumps() {
-    if !root_or_skip("protocol_and_other_selectors_from_dumps") {
-        return;
-    }
+    cni_testkit::need_root!("protocol_and_other_selectors_from_dumps");
     let ns = Ns::new("rule-owner");
     let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     let mut marked = rule("10.1.0.2/32", 100, Some(500));

@@ -2,14 +2,12 @@
 //! Sockets bound to another namespace through cni-core's scoped switch.
 
 use cni_netns::NetNs;
-use cni_testkit::{root_or_skip, Ns};
+use cni_testkit::Ns;
 use nl_ops::Socket;
 
 #[test]
 fn in_netns_socket_stays_in_its_namespace() {
-    if !root_or_skip("in_netns_socket_stays_in_its_namespace") {
-        return;
-    }
+    cni_testkit::need_root!("in_netns_socket_stays_in_its_namespace");
     let host = Ns::new("sock-host");
     let cont = Ns::new("sock-cont");
     host.veth("vsockh0", "vsockc0", Some(&cont));
