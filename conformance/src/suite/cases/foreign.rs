@@ -84,8 +84,10 @@ fn ctr_ip(p: &Pod, args: &[&str]) -> Result<(), Failure> {
     p.ctr.try_ip(args).map(drop).map_err(Failure::Fail)
 }
 
-fn host_tc(p: &Pod, args: &[&str]) -> Result<(), Failure> {
-    p.host.try_tc(args).map(drop).map_err(Failure::Fail)
+/// `tc` in the host namespace with the words of `cmd`.
+fn host_tc(p: &Pod, cmd: &str) -> Result<(), Failure> {
+    let args: Vec<&str> = cmd.split_whitespace().collect();
+    p.host.try_tc(&args).map(drop).map_err(Failure::Fail)
 }
 
 fn unchanged(now: &[State], before: &[State], what: &str) -> CaseResult {
@@ -307,7 +309,7 @@ fn sbr_shared_subnet(ctx: &Ctx) -> CaseResult {
 
 fn bw_foreign_root(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-root")?;
-    host_tc(&p, &["qdisc", "add", "dev", "vh0", "root", "handle", "1:", "htb"])?;
+    host_tc(&p, "qdisc add dev vh0 root handle 1: htb")?;
     let before = p.states()?;
     let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
     let code = error_code(&call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
@@ -327,14 +329,12 @@ fn bw_foreign_filters(ctx: &Ctx) -> CaseResult {
     p.host
         .try_ip(&["link", "add", "theirs0", "type", "ifb"])
         .map_err(Failure::Fail)?;
-    host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
+    host_tc(&p, "qdisc add dev vh0 ingress")?;
     for prio in ["1", "7"] {
+        let mirror = "u32 match u32 0 0 action mirred egress mirror dev theirs0";
         host_tc(
             &p,
-            &[
-                "filter", "add", "dev", "vh0", "parent", "ffff:", "protocol", "all", "prio", prio, "u32",
-                "match", "u32", "0", "0", "action", "mirred", "egress", "mirror", "dev", "theirs0",
-            ],
+            &format!("filter add dev vh0 parent ffff: protocol all prio {prio} {mirror}"),
         )?;
     }
     let before = p.states()?;
@@ -368,10 +368,7 @@ fn bw_del_without_add(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-bwdel")?;
     host_tc(
         &p,
-        &[
-            "qdisc", "add", "dev", "vh0", "root", "tbf", "rate", "1mbit", "burst", "32kbit", "latency",
-            "400ms",
-        ],
+        "qdisc add dev vh0 root tbf rate 1mbit burst 32kbit latency 400ms",
     )?;
     let before = p.states()?;
     let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
@@ -443,44 +440,17 @@ fn prefs_to(filters: &[Value], dev: &str) -> Vec<u64> {
 /// redirect on clsact's ingress hook after theirs; DEL takes only it.
 fn bw_clsact(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-clsact")?;
-    host_tc(&p, &["qdisc", "add", "dev", "vh0", "clsact"])?;
+    host_tc(&p, "qdisc add dev vh0 clsact")?;
+    // One argument with spaces: the program (return 0) as tc's bytecode.
+    let bpf = [
+        "filter", "add", "dev", "vh0", "ingress", "prio", "1", "protocol", "all", "bpf", "bytecode",
+    ];
+    p.host
+        .try_tc(&[&bpf[..], &["1,6 0 0 0,"]].concat())
+        .map_err(Failure::Fail)?;
     host_tc(
         &p,
-        &[
-            "filter",
-            "add",
-            "dev",
-            "vh0",
-            "ingress",
-            "prio",
-            "1",
-            "protocol",
-            "all",
-            "bpf",
-            "bytecode",
-            "1,6 0 0 0,",
-        ],
-    )?;
-    host_tc(
-        &p,
-        &[
-            "filter",
-            "add",
-            "dev",
-            "vh0",
-            "ingress",
-            "prio",
-            "3",
-            "protocol",
-            "all",
-            "u32",
-            "match",
-            "ip",
-            "dst",
-            "192.0.2.0/24",
-            "flowid",
-            "1:1",
-        ],
+        "filter add dev vh0 ingress prio 3 protocol all u32 match ip dst 192.0.2.0/24 flowid 1:1",
     )?;
     let before = p.states()?;
     let theirs = vh0_ingress_filters(&p)?;
@@ -510,33 +480,8 @@ fn bw_priority_1_taken(ctx: &Ctx) -> CaseResult {
     p.host
         .try_ip(&["link", "add", "theirs0", "type", "ifb"])
         .map_err(Failure::Fail)?;
-    host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
-    host_tc(
-        &p,
-        &[
-            "filter",
-            "add",
-            "dev",
-            "vh0",
-            "parent",
-            "ffff:",
-            "protocol",
-            "ip",
-            "prio",
-            "1",
-            "u32",
-            "match",
-            "ip",
-            "dst",
-            "192.0.2.0/24",
-            "action",
-            "mirred",
-            "egress",
-            "mirror",
-            "dev",
-            "theirs0",
-        ],
-    )?;
+    host_tc(&p, "qdisc add dev vh0 ingress")?;
+    host_tc(&p, "filter add dev vh0 parent ffff: protocol ip prio 1 u32 match ip dst 192.0.2.0/24 action mirred egress mirror dev theirs0")?;
     let before = p.states()?;
     let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
     ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
@@ -557,13 +502,10 @@ fn bw_priority_1_taken(ctx: &Ctx) -> CaseResult {
 /// and an operator's root `tbf 1:` on the veth; its DEL keeps both.
 fn bw_egress_only_keeps_qdiscs(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-egqd")?;
-    host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
+    host_tc(&p, "qdisc add dev vh0 ingress")?;
     host_tc(
         &p,
-        &[
-            "qdisc", "add", "dev", "vh0", "root", "handle", "1:", "tbf", "rate", "1mbit", "burst", "32kbit",
-            "latency", "400ms",
-        ],
+        "qdisc add dev vh0 root handle 1: tbf rate 1mbit burst 32kbit latency 400ms",
     )?;
     let before = p.states()?;
     let egress = bw_conf("1.0.0", &BOTH[2..], Some(p.prev_result("1.0.0")));
@@ -580,33 +522,8 @@ fn bw_egress_only_keeps_a_dead_redirect(ctx: &Ctx) -> CaseResult {
     p.host
         .try_ip(&["link", "add", "gone0", "type", "ifb"])
         .map_err(Failure::Fail)?;
-    host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
-    host_tc(
-        &p,
-        &[
-            "filter",
-            "add",
-            "dev",
-            "vh0",
-            "parent",
-            "ffff:",
-            "protocol",
-            "all",
-            "prio",
-            "3",
-            "u32",
-            "match",
-            "ip",
-            "dst",
-            "192.0.2.0/24",
-            "action",
-            "mirred",
-            "egress",
-            "redirect",
-            "dev",
-            "gone0",
-        ],
-    )?;
+    host_tc(&p, "qdisc add dev vh0 ingress")?;
+    host_tc(&p, "filter add dev vh0 parent ffff: protocol all prio 3 u32 match ip dst 192.0.2.0/24 action mirred egress redirect dev gone0")?;
     p.host.try_ip(&["link", "del", "gone0"]).map_err(Failure::Fail)?;
     let before = p.states()?;
     let egress = bw_conf("1.0.0", &BOTH[2..], Some(p.prev_result("1.0.0")));
