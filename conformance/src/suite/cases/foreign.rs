@@ -80,8 +80,10 @@ pub fn cases() -> Vec<Case> {
 }
 
 /// `args` as one `ip` command in the pod's container namespace.
-fn ctr_ip(p: &Pod, args: &[&str]) -> Result<(), Failure> {
-    p.ctr.try_ip(args).map(drop).map_err(Failure::Fail)
+/// `ip` in the container with the words of `cmd`.
+fn ctr_ip(p: &Pod, cmd: &str) -> Result<(), Failure> {
+    let args: Vec<&str> = cmd.split_whitespace().collect();
+    p.ctr.try_ip(&args).map(drop).map_err(Failure::Fail)
 }
 
 /// `tc` in the host namespace with the words of `cmd`.
@@ -102,80 +104,26 @@ fn unchanged(now: &[State], before: &[State], what: &str) -> CaseResult {
 fn sbr_foreign(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-sbr")?;
     // A second address on the link and someone's policy for both.
-    ctr_ip(&p, &["addr", "add", "10.250.0.77/24", "dev", "eth0"])?;
-    for args in [
-        &[
-            "rule",
-            "add",
-            "from",
-            "10.250.0.2",
-            "to",
-            "198.51.100.0/24",
-            "lookup",
-            "200",
-            "pref",
-            "90",
-        ][..],
-        &[
-            "route",
-            "add",
-            "198.51.100.0/24",
-            "via",
-            "10.250.0.1",
-            "dev",
-            "eth0",
-            "table",
-            "200",
-        ],
-        &[
-            "rule",
-            "add",
-            "from",
-            "10.250.0.77",
-            "lookup",
-            "201",
-            "pref",
-            "91",
-        ],
-        &[
-            "route",
-            "add",
-            "203.0.113.0/24",
-            "via",
-            "10.250.0.1",
-            "dev",
-            "eth0",
-            "table",
-            "201",
-        ],
+    ctr_ip(&p, "addr add 10.250.0.77/24 dev eth0")?;
+    for cmd in [
+        "rule add from 10.250.0.2 to 198.51.100.0/24 lookup 200 pref 90",
+        "route add 198.51.100.0/24 via 10.250.0.1 dev eth0 table 200",
+        "rule add from 10.250.0.77 lookup 201 pref 91",
+        "route add 203.0.113.0/24 via 10.250.0.1 dev eth0 table 201",
     ] {
-        ctr_ip(&p, args)?;
+        ctr_ip(&p, cmd)?;
     }
     let before = p.states()?;
     let conf = sbr_conf("1.0.0", Some(p.prev_result("1.0.0")));
     ok("ADD", &call(ctx, "sbr", &p, "ADD", &conf)?)?;
     // Added between ADD and DEL, and removed again by its owner after.
-    ctr_ip(
-        &p,
-        &[
-            "rule",
-            "add",
-            "from",
-            "10.250.0.2",
-            "iif",
-            "lo",
-            "lookup",
-            "202",
-            "pref",
-            "92",
-        ],
-    )?;
+    ctr_ip(&p, "rule add from 10.250.0.2 iif lo lookup 202 pref 92")?;
     ok("DEL", &call(ctx, "sbr", &p, "DEL", &conf)?)?;
     let rules = p.ctr.try_ip(&["rule"]).map_err(Failure::Fail)?;
     ensure(rules.contains("92:\tfrom 10.250.0.2 iif lo lookup 202"), || {
         format!("DEL removed a rule added between ADD and DEL:\n{rules}")
     })?;
-    ctr_ip(&p, &["rule", "del", "pref", "92"])?;
+    ctr_ip(&p, "rule del pref 92")?;
     unchanged(
         &p.states()?,
         &before,
@@ -187,33 +135,9 @@ fn sbr_del_without_add(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-sbrdel")?;
     ctr_ip(
         &p,
-        &[
-            "rule",
-            "add",
-            "from",
-            "10.250.0.2",
-            "to",
-            "198.51.100.0/24",
-            "lookup",
-            "200",
-            "pref",
-            "90",
-        ],
+        "rule add from 10.250.0.2 to 198.51.100.0/24 lookup 200 pref 90",
     )?;
-    ctr_ip(
-        &p,
-        &[
-            "route",
-            "add",
-            "198.51.100.0/24",
-            "via",
-            "10.250.0.1",
-            "dev",
-            "eth0",
-            "table",
-            "200",
-        ],
-    )?;
+    ctr_ip(&p, "route add 198.51.100.0/24 via 10.250.0.1 dev eth0 table 200")?;
     let before = p.states()?;
     let conf = sbr_conf("1.0.0", Some(p.prev_result("1.0.0")));
     ok("DEL", &call(ctx, "sbr", &p, "DEL", &conf)?)?;
@@ -235,8 +159,8 @@ fn sbr_link(p: &Pod, ifname: &str, veth: &str, subnet: u8, addr: &str) -> Result
         subnet,
     )?;
     if addr != l.addr() {
-        ctr_ip(&l, &["addr", "del", &l.cidr(), "dev", ifname])?;
-        ctr_ip(&l, &["addr", "add", &format!("{addr}/24"), "dev", ifname])?;
+        ctr_ip(&l, &format!("addr del {} dev {ifname}", l.cidr()))?;
+        ctr_ip(&l, &format!("addr add {addr}/24 dev {ifname}"))?;
     }
     let prev = serde_json::json!({
         "cniVersion": "1.0.0",
