@@ -135,6 +135,22 @@ impl Ns {
         self.try_exec(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// [`Ns::try_ip`] with the words of one line, for commands that need
+    /// no argument with spaces: `ns.try_ip_line("route add default via 10.0.0.1")`.
+    pub fn try_ip_line(&self, line: &str) -> Result<String, String> {
+        self.try_ip(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
+    /// [`Ns::try_tc`] with the words of one line.
+    pub fn try_tc_line(&self, line: &str) -> Result<String, String> {
+        self.try_tc(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
+    #[track_caller]
+    pub fn ip_line(&self, line: &str) -> String {
+        self.try_ip_line(line).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// `ip -j ARGS` inside, parsed.
     #[track_caller]
     pub fn ip_json(&self, args: &[&str]) -> serde_json::Value {

@@ -252,36 +252,10 @@ fn ipv6_direct_routes_per_link() {
 fn metrics_round_trip() {
     cni_testkit::need_root!("metrics_round_trip");
     let (ns, mut s, idx) = setup("route-mtu");
-    ns.ip(&[
-        "route",
-        "add",
-        "10.50.0.0/16",
-        "via",
-        "10.9.0.1",
-        "dev",
-        "eth0",
-        "mtu",
-        "lock",
-        "1400",
-        "advmss",
-        "1360",
-        "initcwnd",
-        "10",
-        "congctl",
-        "cubic",
-    ]);
-    ns.ip(&[
-        "-6",
-        "route",
-        "add",
-        "fd00:50::/64",
-        "via",
-        "fd00:9::1",
-        "dev",
-        "eth0",
-        "mtu",
-        "1300",
-    ]);
+    ns.ip_line(
+        "route add 10.50.0.0/16 via 10.9.0.1 dev eth0 mtu lock 1400 advmss 1360 initcwnd 10 congctl cubic",
+    );
+    ns.ip_line("-6 route add fd00:50::/64 via fd00:9::1 dev eth0 mtu 1300");
     for (v4, fam, dst, mtu) in [
         (true, "-4", "10.50.0.0/16", 1400),
         (false, "-6", "fd00:50::/64", 1300),
@@ -333,42 +307,9 @@ fn tos_and_other_nexthops_from_dumps() {
     cni_testkit::need_root!("tos_and_other_nexthops_from_dumps");
     let (ns, mut s, idx) = setup("route-tos");
     ns.ip(&["route", "add", "10.60.0.0/16", "via", "10.9.0.1", "dev", "eth0"]);
-    ns.ip(&[
-        "route",
-        "add",
-        "10.60.0.0/16",
-        "tos",
-        "0x10",
-        "via",
-        "10.9.0.1",
-        "dev",
-        "eth0",
-    ]);
-    ns.ip(&[
-        "route",
-        "add",
-        "10.70.0.0/16",
-        "via",
-        "inet6",
-        "fd00:9::1",
-        "dev",
-        "eth0",
-    ]);
-    ns.ip(&[
-        "route",
-        "add",
-        "10.80.0.0/16",
-        "nexthop",
-        "via",
-        "10.9.0.1",
-        "dev",
-        "eth0",
-        "nexthop",
-        "via",
-        "10.9.0.3",
-        "dev",
-        "eth0",
-    ]);
+    ns.ip_line("route add 10.60.0.0/16 tos 0x10 via 10.9.0.1 dev eth0");
+    ns.ip_line("route add 10.70.0.0/16 via inet6 fd00:9::1 dev eth0");
+    ns.ip_line("route add 10.80.0.0/16 nexthop via 10.9.0.1 dev eth0 nexthop via 10.9.0.3 dev eth0");
     let all = s.routes(&filter(Some(true), Some(RT_TABLE_MAIN), None)).unwrap();
     let of = |dst: &str| -> Vec<&Route> { all.iter().filter(|r| r.dst == dst.parse().unwrap()).collect() };
     let tos: Vec<u8> = of("10.60.0.0/16").iter().map(|r| r.tos).collect();

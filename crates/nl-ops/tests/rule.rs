@@ -131,9 +131,7 @@ fn rule_routes_traffic_by_source() {
     ns.veth("eth0", "peer0", None);
     ns.ip(&["link", "set", "eth0", "up"]);
     ns.ip(&["addr", "add", "10.7.0.2/24", "dev", "eth0"]);
-    ns.ip(&[
-        "route", "add", "default", "via", "10.7.0.9", "dev", "eth0", "table", "123",
-    ]);
+    ns.ip_line("route add default via 10.7.0.9 dev eth0 table 123");
     let mut s = ns.inside(nl_ops::Socket::new).expect("netlink socket");
     s.add_rule(&rule("10.7.0.2/32", 123, Some(500))).unwrap();
     // The rule has action to-table: the lookup goes to table 123, not a black hole.

@@ -82,14 +82,12 @@ pub fn cases() -> Vec<Case> {
 /// `args` as one `ip` command in the pod's container namespace.
 /// `ip` in the container with the words of `cmd`.
 fn ctr_ip(p: &Pod, cmd: &str) -> Result<(), Failure> {
-    let args: Vec<&str> = cmd.split_whitespace().collect();
-    p.ctr.try_ip(&args).map(drop).map_err(Failure::Fail)
+    p.ctr.try_ip_line(cmd).map(drop).map_err(Failure::Fail)
 }
 
 /// `tc` in the host namespace with the words of `cmd`.
 fn host_tc(p: &Pod, cmd: &str) -> Result<(), Failure> {
-    let args: Vec<&str> = cmd.split_whitespace().collect();
-    p.host.try_tc(&args).map(drop).map_err(Failure::Fail)
+    p.host.try_tc_line(cmd).map(drop).map_err(Failure::Fail)
 }
 
 fn unchanged(now: &[State], before: &[State], what: &str) -> CaseResult {
@@ -251,7 +249,7 @@ fn bw_foreign_root(ctx: &Ctx) -> CaseResult {
 fn bw_foreign_filters(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-filters")?;
     p.host
-        .try_ip(&["link", "add", "theirs0", "type", "ifb"])
+        .try_ip_line("link add theirs0 type ifb")
         .map_err(Failure::Fail)?;
     host_tc(&p, "qdisc add dev vh0 ingress")?;
     for prio in ["1", "7"] {
@@ -341,7 +339,7 @@ fn after_reference(ctx: &Ctx, plugin: &str) -> CaseResult {
 fn vh0_ingress_filters(p: &Pod) -> Result<Vec<Value>, Failure> {
     let out = p
         .host
-        .try_tc(&["-j", "filter", "show", "dev", "vh0", "ingress"])
+        .try_tc_line("-j filter show dev vh0 ingress")
         .map_err(Failure::Fail)?;
     json_list(&out).map_err(Failure::Fail)
 }
@@ -402,7 +400,7 @@ fn bw_clsact(ctx: &Ctx) -> CaseResult {
 fn bw_priority_1_taken(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-prio1")?;
     p.host
-        .try_ip(&["link", "add", "theirs0", "type", "ifb"])
+        .try_ip_line("link add theirs0 type ifb")
         .map_err(Failure::Fail)?;
     host_tc(&p, "qdisc add dev vh0 ingress")?;
     host_tc(&p, "filter add dev vh0 parent ffff: protocol ip prio 1 u32 match ip dst 192.0.2.0/24 action mirred egress mirror dev theirs0")?;
@@ -444,7 +442,7 @@ fn bw_egress_only_keeps_qdiscs(ctx: &Ctx) -> CaseResult {
 fn bw_egress_only_keeps_a_dead_redirect(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-egdead")?;
     p.host
-        .try_ip(&["link", "add", "gone0", "type", "ifb"])
+        .try_ip_line("link add gone0 type ifb")
         .map_err(Failure::Fail)?;
     host_tc(&p, "qdisc add dev vh0 ingress")?;
     host_tc(&p, "filter add dev vh0 parent ffff: protocol all prio 3 u32 match ip dst 192.0.2.0/24 action mirred egress redirect dev gone0")?;

@@ -127,11 +127,6 @@ fn refused_with(ctx: &Ctx, what: &str, out: &Outcome, msg: &str) -> CaseResult {
 
 // ---- sbr ----
 
-/// `ip` in `ns` with the words of `cmd`.
-fn ip(ns: &Ns, cmd: &str) -> Result<String, String> {
-    ns.try_ip(&cmd.split_whitespace().collect::<Vec<_>>())
-}
-
 /// upstream's `createDefaultStatus`: links eth0 10.0.0.2/24 (10.2.0.0/24
 /// via 10.0.0.5, default via 10.0.0.1) and net1 192.168.1.209/24
 /// (192.168.2.0/24 via 192.168.1.2), inside a container namespace; sbr runs
@@ -163,20 +158,20 @@ impl SbrPod {
         // upstream makes dummies; not every kernel has the module, and a
         // veth whose peer stays in the namespace is as good a link for sbr.
         for dev in ["eth0", "net1"] {
-            ip(&ctr, &format!("link add {dev} type veth peer name {dev}p"))?;
-            ip(&ctr, &format!("link set {dev}p up"))?;
-            ip(&ctr, &format!("link set {dev} up"))?;
+            ctr.try_ip_line(&format!("link add {dev} type veth peer name {dev}p"))?;
+            ctr.try_ip_line(&format!("link set {dev}p up"))?;
+            ctr.try_ip_line(&format!("link set {dev} up"))?;
         }
-        ip(&ctr, "addr add 10.0.0.2/24 dev eth0")?;
-        ip(&ctr, "route add 10.2.0.0/24 via 10.0.0.5 dev eth0")?;
-        ip(&ctr, "route add default via 10.0.0.1 dev eth0")?;
+        ctr.try_ip_line("addr add 10.0.0.2/24 dev eth0")?;
+        ctr.try_ip_line("route add 10.2.0.0/24 via 10.0.0.5 dev eth0")?;
+        ctr.try_ip_line("route add default via 10.0.0.1 dev eth0")?;
         for a in extra_net1 {
             let dad = if a.contains(':') { "nodad" } else { "" };
-            ip(&ctr, &format!("addr add {a} dev net1 {dad}"))?;
+            ctr.try_ip_line(&format!("addr add {a} dev net1 {dad}"))?;
         }
         if v4_net1 {
-            ip(&ctr, "addr add 192.168.1.209/24 dev net1")?;
-            ip(&ctr, "route add 192.168.2.0/24 via 192.168.1.2 dev net1")?;
+            ctr.try_ip_line("addr add 192.168.1.209/24 dev net1")?;
+            ctr.try_ip_line("route add 192.168.2.0/24 via 192.168.1.2 dev net1")?;
         }
         Ok(SbrPod { host, ctr })
     }
@@ -200,7 +195,7 @@ impl SbrPod {
 
     /// `ip rule` lines of both families other than the kernel's three.
     fn rules(&self) -> Result<Vec<String>, String> {
-        let both = ip(&self.ctr, "-4 rule show")? + &ip(&self.ctr, "-6 rule show")?;
+        let both = self.ctr.try_ip_line("-4 rule show")? + &self.ctr.try_ip_line("-6 rule show")?;
         Ok(both
             .lines()
             .filter(|l| {
@@ -223,7 +218,11 @@ impl SbrPod {
     /// Both families' routes of table `t` (a family without the table
     /// has none: ip says so as an error).
     fn table(&self, t: &str) -> String {
-        let read = |f: &str| ip(&self.ctr, &format!("{f} route show table {t}")).unwrap_or_default();
+        let read = |f: &str| {
+            self.ctr
+                .try_ip_line(&format!("{f} route show table {t}"))
+                .unwrap_or_default()
+        };
         read("-4") + &read("-6")
     }
 
@@ -579,8 +578,7 @@ fn bw_del(ctx: &Ctx) -> CaseResult {
 fn bw_several_host_veths(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-many")?;
-        p.host
-            .try_ip(&["link", "add", "vx0", "type", "veth", "peer", "name", "vx1"])?;
+        p.host.try_ip_line("link add vx0 type veth peer name vx1")?;
         let mut conf = bw(v, &p, &lim(8, 8, 16, 8));
         let prev = &mut conf["prevResult"];
         let mut list = vec![

@@ -134,9 +134,7 @@ fn rollback_and_foreign(ctx: &Ctx) -> CaseResult {
     let with_theirs = State::read(&s.pod)?;
     let conf = s.conf(json!({"mode": "vrf"}), s.prev_result(true));
     add(ctx, &s, &conf)?;
-    let out = s
-        .pod
-        .try_ip(&["-j", "route", "show", "table", "300", "default"])?;
+    let out = s.pod.try_ip_line("-j route show table 300 default")?;
     ensure(out.contains("\"dev\":\"net1\""), || {
         format!("after ADD: table 300 of the existing {VRF} has no default route through net1: {out}")
     })?;
