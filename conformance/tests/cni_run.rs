@@ -51,6 +51,16 @@ impl Env {
         Env { dir }
     }
 
+    /// Runs with no extra environment; fails the test unless it succeeds.
+    fn ok(&self, args: &[&str]) {
+        let out = self.run(args, &[]);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
         let mut c = Command::new(cni_run());
         c.args(args)
@@ -147,10 +157,7 @@ fn add_chains_results_and_caches_like_libcni() {
 #[test]
 fn del_runs_in_reverse_with_cached_result_and_drops_cache() {
     let e = Env::new("del", LIST);
-    assert!(e
-        .run(&["add", "net", "/run/netns/y", "--container-id", "c1"], &[])
-        .status
-        .success());
+    e.ok(&["add", "net", "/run/netns/y", "--container-id", "c1"]);
     let out = e.run(&["del", "net", "/run/netns/y", "--container-id", "c1"], &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let calls = e.calls();
@@ -164,10 +171,7 @@ fn del_runs_in_reverse_with_cached_result_and_drops_cache() {
     }
     assert!(!e.cache_file("c1").exists());
     // Again, without a cache: no prevResult, still success.
-    assert!(e
-        .run(&["del", "net", "/run/netns/y", "--container-id", "c1"], &[])
-        .status
-        .success());
+    e.ok(&["del", "net", "/run/netns/y", "--container-id", "c1"]);
     assert!(e
         .calls()
         .iter()
@@ -179,14 +183,8 @@ fn del_runs_in_reverse_with_cached_result_and_drops_cache() {
 #[test]
 fn check_needs_0_4_0_and_uses_cache() {
     let e = Env::new("check", LIST);
-    assert!(e
-        .run(&["add", "net", "/run/netns/z", "-i", "net1"], &[])
-        .status
-        .success());
-    assert!(e
-        .run(&["check", "net", "/run/netns/z", "-i", "net1"], &[])
-        .status
-        .success());
+    e.ok(&["add", "net", "/run/netns/z", "-i", "net1"]);
+    e.ok(&["check", "net", "/run/netns/z", "-i", "net1"]);
     let checks: Vec<_> = e.calls().into_iter().filter(|c| c.0 == "CHECK").collect();
     assert_eq!(checks.len(), 2);
     assert_eq!(checks[0].3, "net1");
@@ -225,14 +223,8 @@ fn hanging_plugin_is_killed() {
 #[test]
 fn gc_and_status_on_1_1_0() {
     let e = Env::new("gc", &LIST.replace("1.0.0", "1.1.0"));
-    assert!(e
-        .run(&["add", "net", "/run/netns/a", "--container-id", "keep"], &[])
-        .status
-        .success());
-    assert!(e
-        .run(&["add", "net", "/run/netns/b", "--container-id", "stale"], &[])
-        .status
-        .success());
+    e.ok(&["add", "net", "/run/netns/a", "--container-id", "keep"]);
+    e.ok(&["add", "net", "/run/netns/b", "--container-id", "stale"]);
     // A runtime that only knows "keep": the stale one is deleted, then GC.
     let out = e.run(&["gc", "net", "--valid", "keep:eth0"], &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -250,14 +242,14 @@ fn gc_and_status_on_1_1_0() {
     assert!(!e.cache_file("stale").exists());
     assert!(e.cache_file("keep").exists());
     // Without --valid every cached attachment is valid.
-    assert!(e.run(&["gc", "net"], &[]).status.success());
+    e.ok(&["gc", "net"]);
     let last = e.calls().into_iter().rev().find(|c| c.0 == "GC").unwrap();
     assert_eq!(
         last.4["cni.dev/valid-attachments"],
         serde_json::json!([{"containerID":"keep","ifname":"eth0"}])
     );
 
-    assert!(e.run(&["status", "net"], &[]).status.success());
+    e.ok(&["status", "net"]);
     assert_eq!(e.calls().iter().filter(|c| c.0 == "STATUS").count(), 2);
     let failing = e.run(&["status", "net"], &[("FAKE_FAIL", "two")]);
     assert_eq!(failing.status.code(), Some(7));
