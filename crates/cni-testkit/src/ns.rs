@@ -190,15 +190,8 @@ impl Ns {
         let path = self.path();
         std::thread::spawn(move || {
             let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-            // SAFETY: plain setns on an fd we own; the thread ends right after.
-            let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
-            assert_eq!(
-                rc,
-                0,
-                "setns {}: {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            );
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("setns {}: {e}", path.display()));
             f()
         })
         .join()

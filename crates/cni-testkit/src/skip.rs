@@ -53,8 +53,7 @@ macro_rules! need_root {
 
 /// True when running as root; otherwise [`skip`]s the test.
 pub fn root_or_skip(label: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     if !root {
         skip(label, "needs root (network namespaces)");
     }
