@@ -1,6 +1,8 @@
 //! Running one plugin process: environment, stdin, a deadline, and the
 //! spec's error object read back from stdout.
 
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -102,9 +104,9 @@ impl Invocation {
             Ok(r) => r.map_err(|e| ExecError::Wait(self.program.clone(), e))?,
             Err(_) => {
                 if let Some(g) = pgid {
-                    // SAFETY: kill(2) on our own child's process group; the
-                    // child is not reaped yet, so the group id is still ours.
-                    unsafe { libc::kill(-g, libc::SIGKILL) };
+                    // Our own child's process group: the child is not
+                    // reaped yet, so the group id is still ours.
+                    let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
                 }
                 return Err(ExecError::Timeout(self.program.clone(), self.timeout));
             }
