@@ -15,7 +15,7 @@
 
 use serde_json::{json, Value};
 
-use super::{call, pod};
+use super::{call, has_line, pod};
 use crate::suite::pod::{bw_conf, bytes, ifb_name, Pod};
 use crate::suite::{ensure, ok, Case, CaseResult, Ctx, Failure};
 use cni_runtime::exec::Outcome;
@@ -253,12 +253,6 @@ fn sbr_conf(version: &str, ips: &[(&str, &str, usize)], extra: Value) -> Value {
         o.extend(x);
     }
     c
-}
-
-fn has_line(what: &str, text: &str, needle: &str) -> CaseResult {
-    ensure(text.lines().any(|l| l.contains(needle)), || {
-        format!("{what}: no line with {needle:?} in:\n{text}")
-    })
 }
 
 fn sbr_not_chained(ctx: &Ctx) -> CaseResult {
