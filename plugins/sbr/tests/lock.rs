@@ -9,44 +9,24 @@ use std::process::{Child, Command};
 use cni_core::lock::Lock;
 use cni_core::netns::NetNs;
 use cni_testkit::plugin::{must_succeed, spawn_plugin};
+use cni_testkit::pod::Pod;
 use cni_testkit::run_dir::{waits_in_flock, PrivateRun};
-use cni_testkit::{path_or_skip, root_or_skip, Ns};
+use cni_testkit::{path_or_skip, root_or_skip};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sbr");
 const REFERENCE: &str = "/usr/lib/cni/sbr";
 
-/// A container namespace with `net1` (10.1.0.2/24, IPv6 off so the
-/// reference behaves alike) whose peer sits in a host namespace.
-struct Pod {
-    ctr: Ns,
-    _host: Ns,
+fn pod() -> Pod {
+    Pod::new("lockctr").unwrap()
 }
 
-fn pod(tag: &str) -> Pod {
-    let ctr = Ns::new(tag);
-    let host = Ns::new(&format!("{tag}h"));
-    ctr.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-    ctr.veth("net1", "h1", Some(&host));
-    host.ip(&["link", "set", "h1", "up"]);
-    ctr.ip(&["addr", "add", "10.1.0.2/24", "dev", "net1"]);
-    ctr.ip(&["link", "set", "net1", "up"]);
-    Pod { ctr, _host: host }
+fn conf(p: &Pod) -> Value {
+    json!({"cniVersion": "1.0.0", "name": "locknet", "type": "sbr", "prevResult": p.prev_result("1.0.0")})
 }
 
-fn conf() -> Value {
-    json!({
-        "cniVersion": "1.0.0", "name": "locknet", "type": "sbr",
-        "prevResult": {
-            "cniVersion": "1.0.0",
-            "interfaces": [{"name": "net1", "sandbox": "/var/run/netns/x"}],
-            "ips": [{"address": "10.1.0.2/24", "gateway": "10.1.0.1", "interface": 0}]
-        }
-    })
-}
-
-fn spawn(cmd: Command, verb: &str, netns: &Path) -> Child {
-    spawn_plugin(cmd, verb, "lockctr", Some(netns), "net1", &conf())
+fn spawn(cmd: Command, verb: &str, p: &Pod, netns: &Path) -> Child {
+    spawn_plugin(cmd, verb, &p.container_id, Some(netns), &p.ifname, &conf(p))
 }
 
 #[test]
@@ -56,14 +36,16 @@ fn lock_files_never_pile_up() {
     }
     // A /run/cni-rs of this test's own, so other runs on the machine do not count.
     let run = PrivateRun::new();
-    for i in 0..8 {
-        let p = pod(&format!("pile{i}"));
+    for _ in 0..8 {
+        let p = pod();
         let path = p.ctr.path();
-        must_succeed(spawn(run.command(BIN), "ADD", &path), "ADD");
-        must_succeed(spawn(run.command(BIN), "DEL", &path), "DEL");
+        must_succeed(spawn(run.command(BIN), "ADD", &p, &path), "ADD");
+        must_succeed(spawn(run.command(BIN), "DEL", &p, &path), "DEL");
         // DEL again once the namespace is gone: nothing to do, nothing made.
+        let (c, cid, ifname) = (conf(&p), p.container_id.clone(), p.ifname.clone());
         drop(p);
-        must_succeed(spawn(run.command(BIN), "DEL", &path), "DEL of a gone namespace");
+        let del = spawn_plugin(run.command(BIN), "DEL", &cid, Some(&path), &ifname, &c);
+        must_succeed(del, "DEL of a gone namespace");
         assert!(!path.exists(), "DEL created {}", path.display());
     }
     assert_eq!(
@@ -78,7 +60,7 @@ fn add_check_and_del_wait_for_the_namespace_lock() {
     if !root_or_skip("add_check_and_del_wait_for_the_namespace_lock") {
         return;
     }
-    let p = pod("lockwait");
+    let p = pod();
     // The same namespace by another path: a process inside it, killed
     // however the test ends.
     let inside = Killed(
@@ -106,7 +88,7 @@ fn add_check_and_del_wait_for_the_namespace_lock() {
     ] {
         let ns = NetNs::open(&p.ctr.path()).unwrap();
         let held = Lock::netns(&ns).unwrap();
-        let mut child = spawn(Command::new(BIN), verb, &path);
+        let mut child = spawn(Command::new(BIN), verb, &p, &path);
         assert!(
             waits_in_flock(&mut child),
             "{verb} via {} did not wait for the namespace lock",
@@ -134,15 +116,15 @@ fn reference_sbr_waits_for_our_lock() {
     {
         return;
     }
-    let p = pod("lockref");
+    let p = pod();
     let ns = NetNs::open(&p.ctr.path()).unwrap();
     let held = Lock::netns(&ns).unwrap();
-    let mut child = spawn(Command::new(REFERENCE), "ADD", &p.ctr.path());
+    let mut child = spawn(Command::new(REFERENCE), "ADD", &p, &p.ctr.path());
     assert!(
         waits_in_flock(&mut child),
         "the reference sbr did not wait for the namespace lock"
     );
     drop(held);
     must_succeed(child, "reference ADD");
-    must_succeed(spawn(Command::new(BIN), "DEL", &p.ctr.path()), "DEL");
+    must_succeed(spawn(Command::new(BIN), "DEL", &p, &p.ctr.path()), "DEL");
 }

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::{call, conf_for, pod};
+use super::{call, conf_for, ip, pod, unchanged};
 use crate::suite::pod::{bw_conf, ifb_name, sbr_conf, Pod, BOTH};
 use crate::suite::{ensure, error_code, ok, Case, CaseResult, Ctx, Failure};
 use cni_testkit::state::{json_list, State};
@@ -79,63 +79,73 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// `args` as one `ip` command in the pod's container namespace.
-/// `ip` in the container with the words of `cmd`.
-fn ctr_ip(p: &Pod, cmd: &str) -> Result<(), Failure> {
-    p.ctr.try_ip_line(cmd).map(drop).map_err(Failure::Fail)
-}
-
 /// `tc` in the host namespace with the words of `cmd`.
 fn host_tc(p: &Pod, cmd: &str) -> Result<(), Failure> {
     p.host.try_tc_line(cmd).map(drop).map_err(Failure::Fail)
 }
 
-fn unchanged(now: &[State], before: &[State], what: &str) -> CaseResult {
-    let d: String = now
-        .iter()
-        .zip(before)
-        .map(|(a, b)| a.diff(b, "after", "before"))
-        .collect();
-    ensure(d.is_empty(), || format!("{what}:\n{d}"))
-}
-
+/// Someone's policy for the pod address (one rule with a selector, one
+/// plain into a table of theirs) and for a second address of the link: ADD
+/// neither adopts nor fills their tables, DEL keeps them and a rule added
+/// between ADD and DEL. With `table: 500`, a rule into 500 made before stays.
 fn sbr_foreign(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-sbr")?;
-    // A second address on the link and someone's policy for both.
-    ctr_ip(&p, "addr add 10.250.0.77/24 dev eth0")?;
-    for cmd in [
-        "rule add from 10.250.0.2 to 198.51.100.0/24 lookup 200 pref 90",
-        "route add 198.51.100.0/24 via 10.250.0.1 dev eth0 table 200",
-        "rule add from 10.250.0.77 lookup 201 pref 91",
-        "route add 203.0.113.0/24 via 10.250.0.1 dev eth0 table 201",
-    ] {
-        ctr_ip(&p, cmd)?;
-    }
+    ip(
+        &p.ctr,
+        &[
+            "addr add 10.250.0.77/24 dev eth0",
+            "rule add from 10.250.0.2 to 198.51.100.0/24 lookup 200 pref 90",
+            "route add 198.51.100.0/24 via 10.250.0.1 dev eth0 table 200",
+            "rule add from 10.250.0.77 lookup 201 pref 91",
+            "route add 203.0.113.0/24 via 10.250.0.1 dev eth0 table 201",
+            "rule add from 10.250.0.2 lookup 203 pref 1000",
+            "route add 192.0.2.0/24 via 10.250.0.1 dev eth0 table 203",
+        ],
+    )?;
     let before = p.states()?;
     let conf = sbr_conf("1.0.0", Some(p.prev_result("1.0.0")));
     ok("ADD", &call(ctx, "sbr", &p, "ADD", &conf)?)?;
+    let t203 = ip(&p.ctr, &["route show table 203"])?;
+    ensure(t203.trim() == "192.0.2.0/24 via 10.250.0.1 dev eth0", || {
+        format!("ADD changed someone's table 203:\n{t203}")
+    })?;
     // Added between ADD and DEL, and removed again by its owner after.
-    ctr_ip(&p, "rule add from 10.250.0.2 iif lo lookup 202 pref 92")?;
+    ip(&p.ctr, &["rule add from 10.250.0.2 iif lo lookup 202 pref 92"])?;
     ok("DEL", &call(ctx, "sbr", &p, "DEL", &conf)?)?;
-    let rules = p.ctr.try_ip(&["rule"]).map_err(Failure::Fail)?;
+    let rules = ip(&p.ctr, &["rule"])?;
     ensure(rules.contains("92:\tfrom 10.250.0.2 iif lo lookup 202"), || {
         format!("DEL removed a rule added between ADD and DEL:\n{rules}")
     })?;
-    ctr_ip(&p, "rule del pref 92")?;
+    ip(&p.ctr, &["rule del pref 92"])?;
     unchanged(
         &p.states()?,
         &before,
         "ADD and DEL changed others' rules or tables",
+    )?;
+
+    let p = pod("fr-sbr500")?;
+    ip(&p.ctr, &["rule add from 10.250.0.2 lookup 500 pref 1000"])?;
+    let before = p.states()?;
+    let mut conf = sbr_conf("1.0.0", Some(p.prev_result("1.0.0")));
+    conf["table"] = 500.into();
+    ok("ADD with table 500", &call(ctx, "sbr", &p, "ADD", &conf)?)?;
+    ok("DEL with table 500", &call(ctx, "sbr", &p, "DEL", &conf)?)?;
+    unchanged(
+        &p.states()?,
+        &before,
+        "DEL took a rule into table 500 made before ADD",
     )
 }
 
 fn sbr_del_without_add(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-sbrdel")?;
-    ctr_ip(
-        &p,
-        "rule add from 10.250.0.2 to 198.51.100.0/24 lookup 200 pref 90",
+    ip(
+        &p.ctr,
+        &[
+            "rule add from 10.250.0.2 to 198.51.100.0/24 lookup 200 pref 90",
+            "route add 198.51.100.0/24 via 10.250.0.1 dev eth0 table 200",
+        ],
     )?;
-    ctr_ip(&p, "route add 198.51.100.0/24 via 10.250.0.1 dev eth0 table 200")?;
     let before = p.states()?;
     let conf = sbr_conf("1.0.0", Some(p.prev_result("1.0.0")));
     ok("DEL", &call(ctx, "sbr", &p, "DEL", &conf)?)?;
@@ -147,7 +157,13 @@ fn sbr_del_without_add(ctx: &Ctx) -> CaseResult {
 /// A second (and third) attachment in the pod's namespaces: `ifname` on
 /// 10.250.`subnet`.0/24 with `addr` (the host side is `.1`), and its
 /// prevResult.
-fn sbr_link(p: &Pod, ifname: &str, veth: &str, subnet: u8, addr: &str) -> Result<(Pod, Value), Failure> {
+pub(super) fn sbr_link(
+    p: &Pod,
+    ifname: &str,
+    veth: &str,
+    subnet: u8,
+    addr: &str,
+) -> Result<(Pod, Value), Failure> {
     let l = Pod::attach(
         p.host.clone(),
         p.ctr.clone(),
@@ -157,8 +173,8 @@ fn sbr_link(p: &Pod, ifname: &str, veth: &str, subnet: u8, addr: &str) -> Result
         subnet,
     )?;
     if addr != l.addr() {
-        ctr_ip(&l, &format!("addr del {} dev {ifname}", l.cidr()))?;
-        ctr_ip(&l, &format!("addr add {addr}/24 dev {ifname}"))?;
+        ip(&l.ctr, &[&format!("addr del {} dev {ifname}", l.cidr())])?;
+        ip(&l.ctr, &[&format!("addr add {addr}/24 dev {ifname}")])?;
     }
     let prev = serde_json::json!({
         "cniVersion": "1.0.0",
@@ -170,31 +186,39 @@ fn sbr_link(p: &Pod, ifname: &str, veth: &str, subnet: u8, addr: &str) -> Result
 
 /// Issue 20 item 3: net1 and net2 both carry 10.250.1.2/24 beside eth0,
 /// which owns main's default. Each keeps its own state, or the second ADD
-/// is refused (7) with nothing changed; DEL of net2 leaves net1 whole, and
-/// both DELs restore the pod.
+/// is refused (7) with nothing changed; DEL of either leaves the other
+/// whole, and both DELs restore the pod.
 fn sbr_one_address_two_links(ctx: &Ctx) -> CaseResult {
-    let p = pod("fr-sbr2")?;
-    let (net1, c1) = sbr_link(&p, "net1", "vh1", 1, "10.250.1.2")?;
-    let (net2, c2) = sbr_link(&p, "net2", "vh2", 1, "10.250.1.2")?;
-    let before = p.states()?;
-    ok("ADD net1", &call(ctx, "sbr", &net1, "ADD", &c1)?)?;
-    let after1 = p.states()?;
-    let add2 = call(ctx, "sbr", &net2, "ADD", &c2)?;
-    if add2.error().is_some() {
-        let code = error_code(&add2)?;
-        ensure(code == 7, || format!("ADD net2 refused with code {code}, want 7"))?;
-        unchanged(&p.states()?, &after1, "the refused ADD of net2 changed the pod")?;
-    } else {
-        ok("CHECK net1", &call(ctx, "sbr", &net1, "CHECK", &c1)?)?;
-        ok("CHECK net2", &call(ctx, "sbr", &net2, "CHECK", &c2)?)?;
-        ok("DEL net2", &call(ctx, "sbr", &net2, "DEL", &c2)?)?;
+    for (cid, net1_first) in [("fr-sbr2", false), ("fr-sbr2b", true)] {
+        let p = pod(cid)?;
+        let (net1, c1) = sbr_link(&p, "net1", "vh1", 1, "10.250.1.2")?;
+        let (net2, c2) = sbr_link(&p, "net2", "vh2", 1, "10.250.1.2")?;
+        let before = p.states()?;
+        ok("ADD net1", &call(ctx, "sbr", &net1, "ADD", &c1)?)?;
+        let after1 = p.states()?;
+        let add2 = call(ctx, "sbr", &net2, "ADD", &c2)?;
+        let mut order = vec![(&net2, &c2), (&net1, &c1)];
+        if add2.error().is_some() {
+            let code = error_code(&add2)?;
+            ensure(code == 7, || format!("ADD net2 refused with code {code}, want 7"))?;
+            unchanged(&p.states()?, &after1, "the refused ADD of net2 changed the pod")?;
+            order.remove(0);
+        } else if net1_first {
+            order.reverse();
+        }
+        for (l, c) in &order {
+            ok("CHECK", &call(ctx, "sbr", l, "CHECK", c)?)?;
+        }
+        for (i, (l, c)) in order.iter().enumerate() {
+            ok(&format!("DEL {}", l.ifname), &call(ctx, "sbr", l, "DEL", c)?)?;
+            if let Some((other, oc)) = order.get(i + 1) {
+                let what = format!("CHECK {} after DEL of {}", other.ifname, l.ifname);
+                ok(&what, &call(ctx, "sbr", other, "CHECK", oc)?)?;
+            }
+        }
+        unchanged(&p.states()?, &before, "DEL of both did not restore the pod")?;
     }
-    ok(
-        "CHECK net1 after net2 is gone",
-        &call(ctx, "sbr", &net1, "CHECK", &c1)?,
-    )?;
-    ok("DEL net1", &call(ctx, "sbr", &net1, "DEL", &c1)?)?;
-    unchanged(&p.states()?, &before, "DEL of both did not restore the pod")
+    Ok(())
 }
 
 /// Issue 20 item 4: eth0 10.250.0.2/24 and net1 10.250.0.5/24 share a
@@ -209,6 +233,7 @@ fn sbr_shared_subnet(ctx: &Ctx) -> CaseResult {
     ok("DEL", &call(ctx, "sbr", &net1, "DEL", &c1)?)?;
     unchanged(&p.states()?, &before, "DEL did not give back what ADD moved")?;
     ok("ADD after DEL", &call(ctx, "sbr", &net1, "ADD", &c1)?)?;
+    ok("CHECK", &call(ctx, "sbr", &net1, "CHECK", &c1)?)?;
     ok("DEL", &call(ctx, "sbr", &net1, "DEL", &c1)?)?;
     unchanged(&p.states()?, &before, "the second DEL did not restore the pod")?;
 
@@ -330,8 +355,27 @@ fn after_reference(ctx: &Ctx, plugin: &str) -> CaseResult {
             format!("the reference made no ifb {ifb}")
         })?;
     }
+    if plugin == "sbr" {
+        // Its state passes CHECK, and ADD takes its table as this one's.
+        let theirs = p.states()?;
+        ok("CHECK", &call(ctx, plugin, &p, "CHECK", &conf)?)?;
+        ok("ADD", &call(ctx, plugin, &p, "ADD", &conf)?)?;
+        unchanged(&p.states()?, &theirs, "ADD over the reference's state changed it")?;
+    }
     ok("DEL", &call(ctx, plugin, &p, "DEL", &conf)?)?;
-    unchanged(&p.states()?, &before, "DEL left the reference's state behind")
+    unchanged(&p.states()?, &before, "DEL left the reference's state behind")?;
+    if plugin == "sbr" {
+        let reference = ctx.with_dir(&reference);
+        ok("reference ADD", &call(&reference, plugin, &p, "ADD", &conf)?)?;
+        let bare = conf_for(plugin, "1.0.0", None);
+        ok("DEL without prevResult", &call(ctx, plugin, &p, "DEL", &bare)?)?;
+        unchanged(
+            &p.states()?,
+            &before,
+            "DEL without prevResult left the reference's state",
+        )?;
+    }
+    Ok(())
 }
 
 /// The filters on vh0's ingress hook as tc prints them (for an ingress or a

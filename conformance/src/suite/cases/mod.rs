@@ -17,8 +17,10 @@ pub mod vrf;
 use serde_json::Value;
 
 use super::pod::{bw_conf, bytes, sbr_conf, Pod, BOTH};
-use super::{Case, Ctx};
+use super::{ensure, Case, CaseResult, Ctx, Failure};
 use cni_runtime::exec::Outcome;
+use cni_testkit::state::State;
+use cni_testkit::Ns;
 
 /// The plugins of this project, each checked by the spec and robustness cases.
 pub const PLUGINS: &[&str] = &["sbr", "bandwidth"];
@@ -69,4 +71,39 @@ pub fn pod(container_id: &str) -> Result<Pod, String> {
     let p = Pod::new(container_id)?;
     p.default_route()?;
     Ok(p)
+}
+
+/// Fails unless each namespace is as it was `before`.
+pub fn unchanged(now: &[State], before: &[State], what: &str) -> CaseResult {
+    let d: String = now
+        .iter()
+        .zip(before)
+        .map(|(a, b)| a.diff(b, "after", "before"))
+        .collect();
+    ensure(d.is_empty(), || format!("{what}:\n{d}"))
+}
+
+/// Fails unless a line of `text` (what `what` names) contains `needle`.
+pub fn has_line(what: &str, text: &str, needle: &str) -> CaseResult {
+    ensure(text.lines().any(|l| l.contains(needle)), || {
+        format!("{what}: no line with {needle:?} in:\n{text}")
+    })
+}
+
+/// `ip` commands in `ns`, each written as on the command line.
+pub fn ip(ns: &Ns, cmds: &[&str]) -> Result<String, String> {
+    let mut out = String::new();
+    for c in cmds {
+        out += &ns.try_ip_line(c)?;
+    }
+    Ok(out)
+}
+
+/// A case about what the reference lacks or gets wrong (its known bugs):
+/// a skip for the reference, naming why, so its column counts what it does.
+pub fn not_reference(ctx: &Ctx, why: &str) -> CaseResult {
+    if ctx.is_reference() {
+        return Err(Failure::Skip(format!("ours only: {why}")));
+    }
+    Ok(())
 }

@@ -11,9 +11,11 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{call, pod};
+use super::foreign::sbr_link;
+use super::{call, has_line, ip, not_reference, pod, unchanged};
 use crate::suite::pod::{sbr_conf, Pod};
 use crate::suite::{ensure, ok, Case, CaseResult, Ctx, Failure};
+use cni_runtime::exec::{Outcome, PluginError};
 use cni_testkit::state::{text, State};
 use cni_testkit::Ns;
 
@@ -40,14 +42,62 @@ pub fn cases() -> Vec<Case> {
             link_local_stays,
         ),
         Case::new("sbr", "dual stack: a rule and table per address", dual_stack),
+        Case::new(
+            "sbr",
+            "dual stack and a second address: fe80::/64 in the IPv6 table only, CHECK, DEL restores",
+            dual_stack_restored,
+        ),
         Case::new("sbr", "ADD ADD DEL DEL ADD DEL converges", reentrant),
-        Case::new("sbr", "CHECK passes, then finds a missing rule", check),
+        Case::new(
+            "sbr",
+            "ptp layout: CHECK names a missing route or rule, ADD repairs, DEL restores",
+            check,
+        ),
         Case::new("sbr", "ip route get from the address uses its table", route_get),
         Case::new("sbr", "two addresses: a rule and table each", two_addresses),
-        Case::new("sbr", "option table: that table, routes stay", option_table),
+        Case::new(
+            "sbr",
+            "option table: that table, routes stay, ADD twice, DEL restores",
+            option_table,
+        ),
         Case::new("sbr", "option priority: the rule's priority", option_priority),
         Case::new("sbr", "option gateways: static gateway", option_gateways),
-        Case::new("sbr", "option addSourceHints: subnet stays in main", option_hints),
+        Case::new(
+            "sbr",
+            "option addSourceHints: subnet stays in main, IPv6 too, DEL restores",
+            option_hints,
+        ),
+        Case::new(
+            "sbr",
+            "addSourceHints: an IPv6 address in DAD, a noprefixroute address",
+            hints_dad_noprefixroute,
+        ),
+        Case::new(
+            "sbr",
+            "refusals: their codes and words, nothing left; DEL takes what ADD refuses",
+            refusals,
+        ),
+        Case::new(
+            "sbr",
+            "DEL gives main back exactly what ADD moved, and no more",
+            del_exactly,
+        ),
+        Case::new(
+            "sbr",
+            "IPs only for another interface: ADD passes them on, changes nothing",
+            other_interface,
+        ),
+        Case::new("sbr", "the markers beside moved routes change no lookup", markers),
+        Case::new(
+            "sbr",
+            "/32 layout: ADD CHECK DEL, the pod keeps a way out",
+            slash32,
+        ),
+        Case::new(
+            "sbr",
+            "DEL: a stale netns file is nothing to do, one that cannot be opened is code 4",
+            netns_unopenable,
+        ),
     ]
 }
 
@@ -212,17 +262,7 @@ fn versioned(ctx: &Ctx, v: &str, scenario: impl Fn(&Ctx) -> Result<Vec<State>, F
 /// mtu, and DEL gives it back to main with the mtu.
 fn mtu_add(ctx: &Ctx) -> Result<(Pod, Value, Vec<State>), Failure> {
     let p = pod_v4("sbr-mtu")?;
-    p.ctr.try_ip(&[
-        "route",
-        "change",
-        "default",
-        "via",
-        "10.250.0.1",
-        "dev",
-        "eth0",
-        "mtu",
-        "1400",
-    ])?;
+    ip(&p.ctr, &["route change default via 10.250.0.1 dev eth0 mtu 1400"])?;
     let conf = sbr_conf("1.0.0", Some(p.prev_result("1.0.0")));
     let st = add(ctx, &p, &conf)?;
     Ok((p, conf, st))
@@ -264,46 +304,136 @@ fn link_local_stays(ctx: &Ctx) -> CaseResult {
     ensure(moved.is_empty(), || {
         format!("IPv6 routes in IPv4 table {t}: {moved:?}")
     })?;
-    ok(
-        "DEL",
-        &call(
-            ctx,
-            "sbr",
-            &p,
-            "DEL",
-            &sbr_conf("1.0.0", Some(p.prev_result("1.0.0"))),
-        )?,
+    run(ctx, &p, "DEL", &sbr_conf("1.0.0", Some(p.prev_result("1.0.0")))).map(drop)
+}
+
+/// fd00:250::2/64 on the pod's eth0, ::1 on the host side, main's IPv6
+/// default through it.
+fn add_v6(p: &Pod) -> Result<(), String> {
+    ip(
+        &p.ctr,
+        &[
+            "-6 addr add fd00:250::2/64 dev eth0 nodad",
+            "-6 route add default via fd00:250::1 dev eth0",
+        ],
     )?;
-    Ok(())
+    ip(&p.host, &["-6 addr add fd00:250::1/64 dev vh0 nodad"]).map(drop)
+}
+
+/// An entry of prevResult's `ips` on the pod's interface.
+fn ip_of(addr: &str, gateway: Option<&str>) -> Value {
+    let mut v = json!({"address": addr, "interface": 1});
+    if let Some(g) = gateway {
+        v["gateway"] = json!(g);
+    }
+    v
+}
+
+/// A 1.0.0 config for `p` with `ips` in its prevResult (`None`: the pod's)
+/// and the `extra` fields.
+fn conf_with(p: &Pod, ips: Option<Value>, extra: Value) -> Value {
+    let mut prev = p.prev_result("1.0.0");
+    if let Some(ips) = ips {
+        prev["ips"] = ips;
+    }
+    let mut c = sbr_conf("1.0.0", Some(prev));
+    if let (Some(o), Value::Object(x)) = (c.as_object_mut(), extra) {
+        o.extend(x);
+    }
+    c
+}
+
+/// sbr's `cmd` for `p`; fails unless it succeeded.
+fn run(ctx: &Ctx, p: &Pod, cmd: &str, conf: &Value) -> Result<Outcome, Failure> {
+    let out = call(ctx, "sbr", p, cmd, conf)?;
+    ok(cmd, &out)?;
+    Ok(out)
+}
+
+/// Fails unless `cmd` is refused with `code` and a message with `words`.
+fn refused(
+    ctx: &Ctx,
+    p: &Pod,
+    cmd: &str,
+    conf: &Value,
+    code: u64,
+    words: &str,
+) -> Result<PluginError, Failure> {
+    let out = call(ctx, "sbr", p, cmd, conf)?;
+    let e = out
+        .error()
+        .ok_or_else(|| format!("{cmd} succeeded, want code {code}: {words}"))?;
+    ensure(e.code == Some(code) && e.msg.contains(words), || {
+        format!("{cmd}: want code {code} with {words:?}, got {e}")
+    })?;
+    Ok(e)
 }
 
 fn dual_stack(ctx: &Ctx) -> CaseResult {
     let p = pod("sbr-dual")?;
-    p.ctr
-        .try_ip(&["-6", "addr", "add", "fd00:250::2/64", "dev", "eth0", "nodad"])?;
-    p.host
-        .try_ip(&["-6", "addr", "add", "fd00:250::1/64", "dev", "vh0", "nodad"])?;
-    p.ctr.try_ip(&[
-        "-6",
-        "route",
-        "add",
-        "default",
-        "via",
-        "fd00:250::1",
-        "dev",
-        "eth0",
-    ])?;
-    let mut prev = p.prev_result("1.0.0");
-    prev["ips"] = json!([
-        {"address": p.cidr(), "gateway": p.gateway(), "interface": 1},
-        {"address": "fd00:250::2/64", "gateway": "fd00:250::1", "interface": 1}
+    add_v6(&p)?;
+    let ips = json!([
+        ip_of(&p.cidr(), Some(&p.gateway())),
+        ip_of("fd00:250::2/64", Some("fd00:250::1"))
     ]);
-    let st = add(ctx, &p, &sbr_conf("1.0.0", Some(prev)))?;
+    let st = add(ctx, &p, &conf_with(&p, Some(ips), json!({})))?;
     let t4 = rule_table(&st[1], "10.250.0.2")?;
     let t6 = rule_table(&st[1], "fd00:250::2")?;
     ensure(t4 != t6, || format!("both addresses use table {t4}"))?;
     has_default_via(&st[1], &t4, "10.250.0.1", "eth0")?;
     has_default_via(&st[1], &t6, "fd00:250::1", "eth0")
+}
+
+fn dual_stack_restored(ctx: &Ctx) -> CaseResult {
+    not_reference(
+        ctx,
+        "the reference moves fe80::/64 into IPv4 tables too, and its DEL leaves its tables",
+    )?;
+    let p = pod("sbr-dual3")?;
+    add_v6(&p)?;
+    ip(&p.ctr, &["addr add 10.250.0.3/24 dev eth0"])?;
+    let before = p.states()?;
+    let gw = Some("10.250.0.1");
+    let ips = json!([
+        ip_of("10.250.0.2/24", gw),
+        ip_of("fd00:250::2/64", Some("fd00:250::1")),
+        ip_of("10.250.0.3/24", gw)
+    ]);
+    let conf = conf_with(&p, Some(ips), json!({}));
+    let st = add(ctx, &p, &conf)?;
+    let mut tables = Vec::new();
+    for a in ["10.250.0.2", "fd00:250::2", "10.250.0.3"] {
+        tables.push(rule_table(&st[1], a)?);
+    }
+    ensure(tables == ["100", "101", "102"], || {
+        format!("tables {tables:?}, want 100, 101, 102")
+    })?;
+    for (t, family, gw) in [
+        ("100", "4", "10.250.0.1"),
+        ("101", "6", "fd00:250::1"),
+        ("102", "4", "10.250.0.1"),
+    ] {
+        has_default_via(&st[1], t, gw, "eth0")?;
+        let other: Vec<Value> = st[1]
+            .routes_in(t)
+            .into_iter()
+            .filter(|r| text(r, "family") != family)
+            .collect();
+        ensure(other.is_empty(), || {
+            format!("table {t} holds routes of the other family: {other:?}")
+        })?;
+    }
+    let t101 = st[1].routes_in("101");
+    ensure(t101.iter().any(|r| text(r, "dst") == "fe80::/64"), || {
+        format!("fe80::/64 did not move into table 101: {t101:?}")
+    })?;
+    for family in ["4", "6"] {
+        let left = main_routes_on(&st[1], "eth0", family);
+        ensure(left.is_empty(), || format!("eth0 routes left in main: {left:?}"))?;
+    }
+    run(ctx, &p, "CHECK", &conf)?;
+    run(ctx, &p, "DEL", &conf)?;
+    unchanged(&p.states()?, &before, "DEL did not restore the pod")
 }
 
 fn reentrant(ctx: &Ctx) -> CaseResult {
@@ -330,44 +460,88 @@ fn reentrant(ctx: &Ctx) -> CaseResult {
     Ok(())
 }
 
+/// What ptp leaves in the container: a host route to the gateway and the
+/// subnet via the gateway in place of the kernel's subnet route. CHECK
+/// names what is missing, ADD puts a deleted rule back into its table, DEL
+/// (with or without prevResult) restores.
 fn check(ctx: &Ctx) -> CaseResult {
-    let p = pod("sbr-check")?;
+    let p = Pod::new("sbr-check")?;
+    ip(
+        &p.ctr,
+        &[
+            "route del 10.250.0.0/24 dev eth0",
+            "route add 10.250.0.1/32 dev eth0 scope link src 10.250.0.2",
+            "route add 10.250.0.0/24 via 10.250.0.1 dev eth0 src 10.250.0.2",
+            "route add default via 10.250.0.1 dev eth0",
+        ],
+    )?;
+    let before = p.states()?;
     let conf = sbr_conf("1.0.0", Some(p.prev_result("1.0.0")));
-    ok("ADD", &call(ctx, "sbr", &p, "ADD", &conf)?)?;
-    ok("CHECK after ADD", &call(ctx, "sbr", &p, "CHECK", &conf)?)?;
-    p.ctr.try_ip(&["rule", "del", "from", "10.250.0.2"])?;
-    let out = call(ctx, "sbr", &p, "CHECK", &conf)?;
-    ensure(!out.success(), || "CHECK passed with the rule gone".into())?;
-    ok("DEL", &call(ctx, "sbr", &p, "DEL", &conf)?)?;
-    Ok(())
+    let no_rule = "missing rule from 10.250.0.2/32";
+    refused(ctx, &p, "CHECK", &conf, 100, no_rule)?;
+    run(ctx, &p, "ADD", &conf)?;
+    let t100 = ip(&p.ctr, &["route show table 100"])?;
+    for want in [
+        "default via 10.250.0.1 dev eth0",
+        "10.250.0.0/24 via 10.250.0.1 dev eth0 src 10.250.0.2",
+        "10.250.0.1 dev eth0 scope link src 10.250.0.2",
+    ] {
+        has_line("table 100", &t100, want)?;
+    }
+    let main = main_routes_on(&State::read(&p.ctr)?, "eth0", "4");
+    ensure(main.is_empty(), || format!("eth0 routes left in main: {main:?}"))?;
+    run(ctx, &p, "CHECK", &conf)?;
+    for (route, add_back) in [
+        ("default via 10.250.0.1 dev eth0", ""),
+        ("10.250.0.0/24 dev eth0", " via 10.250.0.1 src 10.250.0.2"),
+    ] {
+        let dst = route.split(" via").next().unwrap_or_default();
+        ip(&p.ctr, &[&format!("route del {dst} table 100")])?;
+        let e = refused(ctx, &p, "CHECK", &conf, 100, "")?;
+        ensure(e.msg == format!("missing route {route} in table 100"), || {
+            format!("CHECK without {route}: {e}")
+        })?;
+        ip(&p.ctr, &[&format!("route add {route}{add_back} table 100")])?;
+        run(ctx, &p, "CHECK", &conf)?;
+    }
+    ip(&p.ctr, &["rule del from 10.250.0.2 lookup 100"])?;
+    refused(ctx, &p, "CHECK", &conf, 100, no_rule)?;
+    run(ctx, &p, "ADD", &conf)?;
+    let rules = ip(&p.ctr, &["rule"])?;
+    has_line(
+        "rules after the repairing ADD",
+        &rules,
+        "from 10.250.0.2 lookup 100 proto 83",
+    )?;
+    run(ctx, &p, "CHECK", &conf)?;
+    ip(&p.ctr, &["rule del from 10.250.0.2 lookup 100"])?;
+    run(ctx, &p, "DEL", &conf)?;
+    unchanged(&p.states()?, &before, "DEL with the rule gone did not restore")?;
+    run(ctx, &p, "ADD", &conf)?;
+    run(ctx, &p, "DEL", &sbr_conf("1.0.0", None))?;
+    unchanged(&p.states()?, &before, "DEL without prevResult did not restore")
 }
 
 fn route_get(ctx: &Ctx) -> CaseResult {
     let p = pod("sbr-get")?;
     let conf = sbr_conf("1.0.0", Some(p.prev_result("1.0.0")));
-    ok("ADD", &call(ctx, "sbr", &p, "ADD", &conf)?)?;
-    let out = p
-        .ctr
-        .try_exec(&["ip", "-j", "route", "get", "198.51.100.7", "from", "10.250.0.2"])?;
+    run(ctx, &p, "ADD", &conf)?;
+    let out = ip(&p.ctr, &["-j route get 198.51.100.7 from 10.250.0.2"])?;
     let v: Value = serde_json::from_str(&out).map_err(|e| format!("bad ip route get output {out}: {e}"))?;
     let r = v.get(0).cloned().unwrap_or(Value::Null);
     ensure(
         text(&r, "gateway") == "10.250.0.1" && text(&r, "dev") == "eth0",
         || format!("route get from 10.250.0.2 gave {r}"),
     )?;
-    let _keep = Arc::clone(&p.host);
     Ok(())
 }
 
 fn two_addresses(ctx: &Ctx) -> CaseResult {
     let p = pod("sbr-two")?;
-    p.ctr.try_ip(&["addr", "add", "10.250.0.3/24", "dev", "eth0"])?;
-    let mut prev = p.prev_result("1.0.0");
-    prev["ips"] = json!([
-        {"address": "10.250.0.2/24", "gateway": "10.250.0.1", "interface": 1},
-        {"address": "10.250.0.3/24", "gateway": "10.250.0.1", "interface": 1}
-    ]);
-    let st = add(ctx, &p, &sbr_conf("1.0.0", Some(prev)))?;
+    ip(&p.ctr, &["addr add 10.250.0.3/24 dev eth0"])?;
+    let gw = Some("10.250.0.1");
+    let ips = json!([ip_of("10.250.0.2/24", gw), ip_of("10.250.0.3/24", gw)]);
+    let st = add(ctx, &p, &conf_with(&p, Some(ips), json!({})))?;
     let a = rule_table(&st[1], "10.250.0.2")?;
     let b = rule_table(&st[1], "10.250.0.3")?;
     ensure(a != b, || format!("both addresses use table {a}"))?;
@@ -375,42 +549,34 @@ fn two_addresses(ctx: &Ctx) -> CaseResult {
     has_default_via(&st[1], &b, "10.250.0.1", "eth0")
 }
 
-/// ADD with extra config fields; the container state after.
-fn add_with(
-    ctx: &Ctx,
-    cid: &str,
-    extra: Value,
-    edit_prev: impl Fn(&mut Value),
-) -> Result<(Pod, State), Failure> {
-    let p = pod(cid)?;
-    if extra.get("gateways").is_some() {
-        // Only the configured gateway may give the table its default route.
-        p.ctr.try_ip(&["route", "del", "default"])?;
-    }
-    let mut prev = p.prev_result("1.0.0");
-    edit_prev(&mut prev);
-    let mut conf = sbr_conf("1.0.0", Some(prev));
-    if let (Some(c), Some(x)) = (conf.as_object_mut(), extra.as_object()) {
-        c.extend(x.clone());
-    }
-    let st = add(ctx, &p, &conf)?;
-    let ctr = st.into_iter().nth(1).ok_or("no container state")?;
-    Ok((p, ctr))
-}
-
 fn option_table(ctx: &Ctx) -> CaseResult {
-    let (_p, st) = add_with(ctx, "sbr-table", json!({"table": 200}), |_| {})?;
+    let p = pod("sbr-table")?;
+    let before = p.states()?;
+    let conf = conf_with(&p, None, json!({"table": 200, "priority": 777}));
+    run(ctx, &p, "ADD", &conf)?;
+    let st = State::read(&p.ctr)?;
     let t = rule_table(&st, "10.250.0.2")?;
     ensure(t == "200", || format!("rule uses table {t}, want 200"))?;
+    has_line(
+        "rules",
+        &ip(&p.ctr, &["rule"])?,
+        "777:\tfrom 10.250.0.2 lookup 200",
+    )?;
     let main = main_routes_on(&st, "eth0", "4");
     ensure(main.iter().any(|r| text(r, "dst") == "default"), || {
         format!("routes left main with a fixed table: {main:?}")
-    })
+    })?;
+    run(ctx, &p, "ADD", &conf)?;
+    unchanged(&[State::read(&p.ctr)?], &[st], "a second ADD changed the pod")?;
+    run(ctx, &p, "CHECK", &conf)?;
+    run(ctx, &p, "DEL", &conf)?;
+    unchanged(&p.states()?, &before, "DEL did not restore the pod")
 }
 
 fn option_priority(ctx: &Ctx) -> CaseResult {
-    let (_p, st) = add_with(ctx, "sbr-prio", json!({"priority": 1234}), |_| {})?;
-    let rules: Vec<Value> = st
+    let p = pod("sbr-prio")?;
+    let st = add(ctx, &p, &conf_with(&p, None, json!({"priority": 1234})))?;
+    let rules: Vec<Value> = st[1]
         .extra_rules()
         .into_iter()
         .filter(|r| text(r, "src") == "10.250.0.2")
@@ -420,21 +586,35 @@ fn option_priority(ctx: &Ctx) -> CaseResult {
     })
 }
 
+/// Only the configured gateway may give the table its default route: none
+/// in main, none in the prevResult.
 fn option_gateways(ctx: &Ctx) -> CaseResult {
-    let (_p, st) = add_with(ctx, "sbr-gws", json!({"gateways": ["10.250.0.1"]}), |prev| {
-        if let Some(ip) = prev["ips"].get_mut(0).and_then(Value::as_object_mut) {
-            ip.remove("gateway");
-        }
-        if let Some(o) = prev.as_object_mut() {
-            o.remove("routes");
-        }
-    })?;
-    let t = rule_table(&st, "10.250.0.2")?;
-    has_default_via(&st, &t, "10.250.0.1", "eth0")
+    let p = Pod::new("sbr-gws")?;
+    let mut conf = conf_with(
+        &p,
+        Some(json!([ip_of(&p.cidr(), None)])),
+        json!({"gateways": ["10.250.0.1"]}),
+    );
+    if let Some(prev) = conf["prevResult"].as_object_mut() {
+        prev.remove("routes");
+    }
+    let st = add(ctx, &p, &conf)?;
+    has_default_via(&st[1], &rule_table(&st[1], "10.250.0.2")?, "10.250.0.1", "eth0")
 }
 
+/// The IPv6 address has no gateway: no table of its own to take its subnet
+/// route from main, which keeps it with the hint (protocol 83, sbr's).
 fn option_hints(ctx: &Ctx) -> CaseResult {
-    let (_p, st) = add_with(ctx, "sbr-hints", json!({"addSourceHints": true}), |_| {})?;
+    let p = pod("sbr-hints")?;
+    ip(&p.ctr, &["-6 addr add fd00:250::2/64 dev eth0 nodad"])?;
+    let before = p.states()?;
+    let ips = json!([
+        ip_of(&p.cidr(), Some(&p.gateway())),
+        ip_of("fd00:250::2/64", None)
+    ]);
+    let conf = conf_with(&p, Some(ips), json!({"addSourceHints": true}));
+    run(ctx, &p, "ADD", &conf)?;
+    let st = State::read(&p.ctr)?;
     let t = rule_table(&st, "10.250.0.2")?;
     has_default_via(&st, &t, "10.250.0.1", "eth0")?;
     let main = main_routes_on(&st, "eth0", "4");
@@ -448,5 +628,499 @@ fn option_hints(ctx: &Ctx) -> CaseResult {
     )?;
     ensure(!main.iter().any(|r| text(r, "dst") == "default"), || {
         format!("default route stayed in main: {main:?}")
+    })?;
+    has_line(
+        "main's IPv6 routes",
+        &ip(&p.ctr, &["-6 route"])?,
+        "fd00:250::/64 dev eth0 proto 83 src fd00:250::2",
+    )?;
+    run(ctx, &p, "CHECK", &conf)?;
+    run(ctx, &p, "ADD", &conf)?;
+    run(ctx, &p, "DEL", &conf)?;
+    unchanged(&p.states()?, &before, "DEL did not restore the pod")
+}
+
+/// `addSourceHints` with an IPv6 address still in DAD (macvlan or ipvlan
+/// with static IPAM: nothing waited for it): the kernel refuses a tentative
+/// source, so ADD leaves main's subnet route as it was, with a warning.
+/// Then an address added `noprefixroute` with only a host route to its
+/// gateway: CHECK right after ADD passes, a second ADD changes nothing.
+fn hints_dad_noprefixroute(ctx: &Ctx) -> CaseResult {
+    not_reference(ctx, "the reference (v1.1.1) has no addSourceHints")?;
+    let p = pod("sbr-dad")?;
+    let tentative = |what: &str| -> Result<bool, String> {
+        Ok(ip(&p.ctr, &["-6 addr show dev eth0 tentative"])?.contains(what))
+    };
+    // The link-local address ends its DAD first: nothing changes on its own
+    // while states are compared.
+    for _ in 0..100 {
+        if !tentative("inet6")? {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    ensure(!tentative("inet6")?, || "fe80:: still tentative after 5 s".into())?;
+    // A thousand probes a second apart: tentative for the whole case.
+    p.ctr
+        .try_exec(&["sysctl", "-qw", "net.ipv6.conf.eth0.dad_transmits=1000"])?;
+    ip(&p.ctr, &["-6 addr add fd00:250::2/64 dev eth0"])?;
+    ensure(tentative("fd00:250::2/64")?, || {
+        "fd00:250::2 is not tentative".into()
+    })?;
+    let before = p.states()?;
+    let ips = json!([
+        ip_of(&p.cidr(), Some(&p.gateway())),
+        ip_of("fd00:250::2/64", None)
+    ]);
+    let conf = conf_with(&p, Some(ips), json!({"addSourceHints": true}));
+    let out = run(ctx, &p, "ADD", &conf)?;
+    has_line(
+        "stderr",
+        &out.stderr_text(),
+        "no source hint for fd00:250::/64 on eth0",
+    )?;
+    has_line(
+        "main",
+        &ip(&p.ctr, &["route"])?,
+        "10.250.0.0/24 dev eth0 proto kernel scope link src 10.250.0.2",
+    )?;
+    let main6 = ip(&p.ctr, &["-6 route"])?;
+    has_line(
+        "main's IPv6 routes",
+        &main6,
+        "fd00:250::/64 dev eth0 proto kernel metric 256",
+    )?;
+    ensure(!main6.contains("proto 83"), || format!("a hint in main: {main6}"))?;
+    has_line(
+        "table 101",
+        &ip(&p.ctr, &["-6 route show table 101"])?,
+        "fd00:250::/64 dev eth0",
+    )?;
+    run(ctx, &p, "CHECK", &conf)?;
+    run(ctx, &p, "DEL", &conf)?;
+    ensure(tentative("fd00:250::2/64")?, || {
+        "DAD finished during the case: it proved nothing".into()
+    })?;
+    unchanged(&p.states()?, &before, "DEL did not restore the pod")?;
+
+    let p = pod("sbr-nopfx")?;
+    let (net1, c1) = sbr_link(&p, "net1", "vh1", 1, "10.250.1.2")?;
+    ip(
+        &p.ctr,
+        &[
+            "addr del 10.250.1.2/24 dev net1",
+            "addr add 10.250.1.2/24 dev net1 noprefixroute",
+            "route add 10.250.1.1 dev net1 scope link",
+        ],
+    )?;
+    let before = p.states()?;
+    let mut conf = c1;
+    conf["addSourceHints"] = json!(true);
+    run(ctx, &net1, "ADD", &conf)?;
+    run(ctx, &net1, "CHECK", &conf)?;
+    let added = p.states()?;
+    run(ctx, &net1, "ADD", &conf)?;
+    unchanged(&p.states()?, &added, "a second ADD changed the pod")?;
+    run(ctx, &net1, "DEL", &conf)?;
+    unchanged(&p.states()?, &before, "DEL did not restore the pod")
+}
+
+/// Each refusal leaves the pod as it was: the reference's words where it
+/// has them, a failed step (a static gateway the kernel refuses, a source
+/// hint for an address the link lacks, after the routes left main) rolled
+/// back. DEL never refuses over sbr's own fields: a runtime tears down a
+/// failed ADD with the same config, and a refusal would stop the chain's
+/// DEL and leak the main plugin's address.
+fn refusals(ctx: &Ctx) -> CaseResult {
+    not_reference(
+        ctx,
+        "the reference refuses with code 999 and has no static gateways",
+    )?;
+    // No default in main: it would win over a static gateway.
+    let p = Pod::new("sbr-refuse")?;
+    ip(&p.ctr, &["-6 addr add fd00:250::2/64 dev eth0 nodad"])?;
+    let before = p.states()?;
+    let no_gw = json!([ip_of(&p.cidr(), None), ip_of("fd00:250::2/64", None)]);
+    let gateways = |g: &str| conf_with(&p, Some(no_gw.clone()), json!({"gateways": [g]}));
+    let no_ips = conf_with(&p, Some(json!([])), json!({}));
+    let no_ips_words = "No IP addresses supplied on interface: eth0";
+    let cases = [
+        (
+            "ADD",
+            sbr_conf("1.0.0", None),
+            "This plugin must be called as chained plugin",
+        ),
+        ("ADD", no_ips.clone(), no_ips_words),
+        ("CHECK", no_ips, no_ips_words),
+        (
+            "ADD",
+            gateways("0.0.0.0"),
+            "invalid static gateway IP address: 0.0.0.0",
+        ),
+        ("ADD", gateways("::"), "invalid static gateway IP address: ::"),
+        (
+            "ADD",
+            gateways("fd00:ffff::1"),
+            "failed to add route default via fd00:ffff::1 dev eth0 to table 101",
+        ),
+        (
+            "ADD",
+            gateways("10.77.0.1"),
+            "failed to add route default via 10.77.0.1 dev eth0 to table 100",
+        ),
+        (
+            "ADD",
+            conf_with(
+                &p,
+                Some(json!([ip_of("10.250.0.9/24", Some("10.250.0.1"))])),
+                json!({"addSourceHints": true}),
+            ),
+            "failed to add route 10.250.0.0/24 dev eth0 src 10.250.0.9 scope link to table main:",
+        ),
+        ("ADD", conf_with(&p, None, json!({"table": -1})), ""),
+        ("ADD", conf_with(&p, None, json!({"priority": "x"})), ""),
+    ];
+    for (cmd, conf, words) in &cases {
+        let e = refused(ctx, &p, cmd, conf, 7, words)?;
+        let rolled = e.details.contains("rolled back") || !words.contains("table main");
+        let chained = e.details.contains("no prevResult") || !words.contains("chained");
+        ensure(rolled && chained, || format!("{cmd}: details {e}"))?;
+        unchanged(
+            &p.states()?,
+            &before,
+            &format!("{cmd} refused with {e} left changes"),
+        )?;
+    }
+    let good = sbr_conf("1.0.0", Some(p.prev_result("1.0.0")));
+    for (_, bad, _) in &cases[cases.len() - 2..] {
+        run(ctx, &p, "ADD", &good)?;
+        // The table reads as absent: DEL removes what the ADD made.
+        run(ctx, &p, "DEL", bad)?;
+        unchanged(&p.states()?, &before, &format!("DEL with {bad} did not clean up"))?;
+    }
+    Ok(())
+}
+
+/// net1 (and net2) beside eth0, which owns main's default: DEL gives main
+/// back what ADD moved, whatever the prevResult lists, and nothing it did
+/// not: not a default it never had, not another address's routes (they
+/// stay, with a warning), not a route or rule someone put into sbr's table.
+/// A protocol 83 route sbr did not make is moved and comes back.
+fn del_exactly(ctx: &Ctx) -> CaseResult {
+    not_reference(
+        ctx,
+        "the reference moves another address's routes too, and its DEL gives main nothing back",
+    )?;
+    // The prevResult lists no route while main's default is the link's;
+    // another address's routes stay.
+    let p = pod("sbr-exact")?;
+    ip(
+        &p.ctr,
+        &[
+            "addr add 10.3.0.2/24 dev eth0",
+            "route add 192.0.2.0/24 via 10.3.0.1 dev eth0",
+        ],
+    )?;
+    let before = p.states()?;
+    let mut conf = sbr_conf("1.0.0", Some(p.prev_result("1.0.0")));
+    if let Some(prev) = conf["prevResult"].as_object_mut() {
+        prev.remove("routes");
+    }
+    let out = run(ctx, &p, "ADD", &conf)?;
+    for route in [
+        "route 192.0.2.0/24 via 10.3.0.1 dev eth0",
+        "route 10.3.0.0/24 dev eth0 src 10.3.0.2 scope link",
+    ] {
+        let warning = format!("{route} stays in table main: it belongs to no address of eth0");
+        has_line("stderr", &out.stderr_text(), &warning)?;
+    }
+    let main = ip(&p.ctr, &["route"])?;
+    has_line("main", &main, "192.0.2.0/24 via 10.3.0.1 dev eth0")?;
+    has_line(
+        "main",
+        &main,
+        "10.3.0.0/24 dev eth0 proto kernel scope link src 10.3.0.2",
+    )?;
+    ensure(
+        !main.contains("10.250.0.0/24") && !main.contains("default"),
+        || format!("main kept eth0's routes: {main}"),
+    )?;
+    run(ctx, &p, "CHECK", &conf)?;
+    run(ctx, &p, "DEL", &conf)?;
+    unchanged(&p.states()?, &before, "DEL did not give main back exactly")?;
+
+    // The prevResults list a default that main never had through net1 or
+    // net2; net2's DEL has no prevResult.
+    let p = pod("sbr-exact2")?;
+    let (net1, mut c1) = sbr_link(&p, "net1", "vh1", 1, "10.250.1.2")?;
+    let (net2, mut c2) = sbr_link(&p, "net2", "vh2", 2, "10.250.2.2")?;
+    for c in [&mut c1, &mut c2] {
+        c["prevResult"]["routes"] = json!([{"dst": "0.0.0.0/0"}]);
+    }
+    ip(
+        &p.ctr,
+        &["route add 198.51.100.0/24 via 10.250.1.1 dev net1 proto 83"],
+    )?;
+    let before = p.states()?;
+    run(ctx, &net1, "ADD", &c1)?;
+    run(ctx, &net2, "ADD", &c2)?;
+    run(ctx, &net1, "DEL", &c1)?;
+    run(ctx, &net2, "DEL", &sbr_conf("1.0.0", None))?;
+    unchanged(&p.states()?, &before, "DEL of net1 and net2 did not restore")?;
+
+    // Someone's route in sbr's table and rule into it after ADD stay.
+    let main_before = ip(&p.ctr, &["route"])?;
+    run(ctx, &net1, "ADD", &c1)?;
+    ip(
+        &p.ctr,
+        &[
+            "route add default via 10.250.1.254 dev net1 metric 5 table 100 proto static onlink",
+            "rule add from 10.250.1.2 lookup 100 proto static pref 500",
+        ],
+    )?;
+    run(ctx, &net1, "DEL", &c1)?;
+    let main = ip(&p.ctr, &["route"])?;
+    ensure(main == main_before, || {
+        format!("main after DEL:\n{main}\nbefore ADD:\n{main_before}")
+    })?;
+    let t100 = ip(&p.ctr, &["route show table 100"])?;
+    ensure(
+        t100.trim() == "default via 10.250.1.254 dev net1 proto static metric 5 onlink",
+        || format!("table 100 after DEL: {t100}"),
+    )?;
+    has_line(
+        "rules",
+        &ip(&p.ctr, &["rule"])?,
+        "500:\tfrom 10.250.1.2 lookup 100 proto static",
+    )?;
+    has_line("route get", &ip(&p.ctr, &["route get 192.0.2.1"])?, "dev eth0")?;
+
+    // net2's link gone: DEL succeeds and removes the rule of its address.
+    run(ctx, &net2, "ADD", &c2)?;
+    ip(&p.ctr, &["link del net2"])?;
+    run(ctx, &net2, "DEL", &c2)?;
+    let rules = ip(&p.ctr, &["rule"])?;
+    ensure(!rules.contains("10.250.2.2"), || {
+        format!("net2's rule left: {rules}")
     })
+}
+
+/// IPs only for another interface: the reference's ADD succeeds too (and
+/// strips main of the link's routes with no rule instead); sbr changes
+/// nothing, says so, and passes the prevResult on.
+fn other_interface(ctx: &Ctx) -> CaseResult {
+    let p = pod("sbr-otherif")?;
+    let before = p.states()?;
+    let mut prev = p.prev_result("1.0.0");
+    prev["interfaces"] = json!([{"name": "eth1"}]);
+    prev["ips"] = json!([{"address": "10.0.0.2/24", "interface": 0}]);
+    let conf = sbr_conf("1.0.0", Some(prev.clone()));
+    let out = run(ctx, &p, "ADD", &conf)?;
+    let r = out.stdout_json().unwrap_or_default();
+    ensure(r["ips"] == prev["ips"], || {
+        format!("the prevResult is not passed on: {r}")
+    })?;
+    if ctx.is_reference() {
+        return Ok(());
+    }
+    has_line("stderr", &out.stderr_text(), "no ip address for eth0")?;
+    unchanged(&p.states()?, &before, "ADD changed the pod")?;
+    run(ctx, &p, "CHECK", &conf)?;
+    run(ctx, &p, "DEL", &conf)?;
+    unchanged(&p.states()?, &before, "DEL changed the pod")
+}
+
+/// `ip route get` from `src` to each of `dsts`, without IPv6's `pref`.
+fn lookups(ns: &Ns, src: &str, dsts: &[&str]) -> Result<Vec<String>, String> {
+    dsts.iter()
+        .map(|d| {
+            let out = ip(ns, &[&format!("route get {d} from {src}")])?;
+            Ok(out.split(" pref").next().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+/// Deletes the markers (throw routes) of `table` in `family`.
+fn drop_markers(ns: &Ns, family: &str, table: &str) -> Result<(), String> {
+    for m in ip(ns, &[&format!("{family} route show table {table}")])?
+        .lines()
+        .filter(|l| l.starts_with("throw "))
+    {
+        let m: Vec<&str> = m
+            .split_whitespace()
+            .filter(|w| !["pref", "medium"].contains(w))
+            .collect();
+        ip(
+            ns,
+            &[&format!("{family} route del {} table {table}", m.join(" "))],
+        )?;
+    }
+    Ok(())
+}
+
+/// The markers (throw routes, protocol 83, metric above 2^31) ADD puts
+/// beside the routes it moved change no lookup: with and without them the
+/// kernel picks the same route, and DEL still restores without them.
+fn markers(ctx: &Ctx) -> CaseResult {
+    not_reference(ctx, "the reference puts no markers")?;
+    let p = pod("sbr-mark")?;
+    let (net1, c1) = sbr_link(&p, "net1", "vh1", 1, "10.250.1.2")?;
+    ip(&p.ctr, &["route add 198.51.100.0/24 via 10.250.1.1 dev net1"])?;
+    run(ctx, &net1, "ADD", &c1)?;
+    let t100 = ip(&p.ctr, &["route show table 100"])?;
+    has_line(
+        "table 100",
+        &t100,
+        "throw 10.250.1.0/24 proto 83 metric 2147483648",
+    )?;
+    has_line(
+        "table 100",
+        &t100,
+        "throw 198.51.100.0/24 proto 83 metric 2147483648",
+    )?;
+    let dsts = ["10.250.1.9", "198.51.100.7", "192.0.2.1"];
+    let with = lookups(&p.ctr, "10.250.1.2", &dsts)?;
+    let want = [
+        "dev net1 table 100",
+        "via 10.250.1.1 dev net1 table 100",
+        "via 10.250.1.1 dev net1 table 100",
+    ];
+    ensure(with.iter().zip(want).all(|(w, x)| w.contains(x)), || {
+        format!("{with:?}")
+    })?;
+    drop_markers(&p.ctr, "-4", "100")?;
+    ensure(lookups(&p.ctr, "10.250.1.2", &dsts)? == with, || {
+        "the markers changed a lookup".into()
+    })?;
+
+    // IPv6, where the kernel keeps a throw route on lo.
+    let p = pod("sbr-mark6")?;
+    add_v6(&p)?;
+    ip(&p.ctr, &["-6 route add fd00:250:5::/64 via fd00:250::1 dev eth0"])?;
+    let before = p.states()?;
+    let conf = conf_with(
+        &p,
+        Some(json!([ip_of("fd00:250::2/64", Some("fd00:250::1"))])),
+        json!({}),
+    );
+    run(ctx, &p, "ADD", &conf)?;
+    let t100 = ip(&p.ctr, &["-6 route show table 100"])?;
+    // Metrics 256 (the kernel's subnet route) and 1024 (`ip route add`).
+    has_line(
+        "table 100",
+        &t100,
+        "throw fd00:250::/64 dev lo proto 83 metric 2147483904",
+    )?;
+    has_line(
+        "table 100",
+        &t100,
+        "throw fd00:250:5::/64 dev lo proto 83 metric 2147484672",
+    )?;
+    let dsts = ["fd00:250::9", "fd00:250:5::7", "fd00:250:9::1"];
+    let with = lookups(&p.ctr, "fd00:250::2", &dsts)?;
+    let want = [
+        "dev eth0 table 100",
+        "via fd00:250::1 dev eth0 table 100",
+        "via fd00:250::1 dev eth0 table 100",
+    ];
+    ensure(with.iter().zip(want).all(|(w, x)| w.contains(x)), || {
+        format!("{with:?}")
+    })?;
+    drop_markers(&p.ctr, "-6", "100")?;
+    ensure(lookups(&p.ctr, "fd00:250::2", &dsts)? == with, || {
+        "the markers changed a lookup".into()
+    })?;
+    run(ctx, &p, "DEL", &conf)?;
+    unchanged(&p.states()?, &before, "DEL without the markers did not restore")
+}
+
+/// The /32 layout: the address alone in its subnet reaches its gateway
+/// 169.254.1.1 through a link route. Main's default via it is the
+/// address's: it moves into the table in place of sbr's own; with no
+/// gateway in the prevResult it is no one's and stays in main, where the
+/// table's miss falls through. Either way the pod keeps a way out.
+fn slash32(ctx: &Ctx) -> CaseResult {
+    not_reference(
+        ctx,
+        "the reference's DEL does not give main the /32 layout's routes back",
+    )?;
+    let p = Pod::new("sbr-s32")?;
+    ip(
+        &p.ctr,
+        &[
+            "addr del 10.250.0.2/24 dev eth0",
+            "addr add 10.5.0.7/32 dev eth0",
+            "route add 169.254.1.1 dev eth0 scope link",
+            "route add default via 169.254.1.1 dev eth0",
+        ],
+    )?;
+    ip(
+        &p.host,
+        &[
+            "addr add 169.254.1.1/32 dev vh0",
+            "route add 10.5.0.7/32 dev vh0",
+            "addr add 10.99.0.1/32 dev lo",
+        ],
+    )?;
+    let before = p.states()?;
+    for gateway in [Some("169.254.1.1"), None] {
+        let conf = conf_with(&p, Some(json!([ip_of("10.5.0.7/32", gateway)])), json!({}));
+        run(ctx, &p, "ADD", &conf)?;
+        let (t100, main) = (ip(&p.ctr, &["route show table 100"])?, ip(&p.ctr, &["route"])?);
+        has_line("table 100", &t100, "169.254.1.1 dev eth0 scope link")?;
+        let mains_default = t100
+            .lines()
+            .any(|l| l.starts_with("default via 169.254.1.1 dev eth0") && !l.contains("proto"));
+        let ok = match gateway {
+            Some(_) => mains_default && !main.contains("eth0"),
+            None => !t100.contains("default") && main.contains("default via 169.254.1.1 dev eth0"),
+        };
+        ensure(ok, || {
+            format!("gateway {gateway:?}: table 100:\n{t100}main:\n{main}")
+        })?;
+        run(ctx, &p, "CHECK", &conf)?;
+        p.ctr
+            .try_exec(&["ping", "-c", "1", "-W", "2", "-I", "10.5.0.7", "10.99.0.1"])?;
+        run(ctx, &p, "DEL", &conf)?;
+        unchanged(
+            &p.states()?,
+            &before,
+            &format!("gateway {gateway:?}: DEL did not restore"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Only a namespace that is gone is nothing to do for DEL: a stale file
+/// where it was is too, a path that cannot be opened (a symlink loop here,
+/// ELOOP, as EACCES or EMFILE) is code 4 naming the path, so the runtime
+/// retries instead of leaking the rules.
+fn netns_unopenable(ctx: &Ctx) -> CaseResult {
+    not_reference(
+        ctx,
+        "the reference fails DEL on a stale netns file (code 999, unknown FS magic)",
+    )?;
+    let p = pod("sbr-nsopen")?;
+    let dir = ctx.scratch("sbr-nsopen")?;
+    let (stale, a, b) = (dir.join("stale"), dir.join("a"), dir.join("b"));
+    let made = std::fs::write(&stale, b"")
+        .and_then(|()| std::os::unix::fs::symlink(&b, &a))
+        .and_then(|()| std::os::unix::fs::symlink(&a, &b));
+    made.map_err(|e| format!("failed to make the netns paths: {e}"))?;
+    let conf = crate::suite::pod::bytes(&sbr_conf("1.0.0", Some(p.prev_result("1.0.0"))));
+    let dir = ctx.dir.display().to_string();
+    let del = |netns: &std::path::Path| {
+        let mut env = p.env("DEL", &dir);
+        env.retain(|(k, _)| k != "CNI_NETNS");
+        env.push(("CNI_NETNS".into(), netns.display().to_string()));
+        ctx.invoke("sbr", &p.host, &env, &conf)
+    };
+    ok("DEL with a stale file", &del(&stale)?)?;
+    let out = del(&a)?;
+    let e = out.error().ok_or("DEL through a symlink loop succeeded")?;
+    let path = a.display().to_string();
+    ensure(
+        e.code == Some(4) && e.msg.contains("failed to open network namespace") && e.msg.contains(&path),
+        || format!("DEL through a symlink loop: want code 4 naming {path}, got {e}"),
+    )
 }

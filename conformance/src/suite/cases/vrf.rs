@@ -51,12 +51,10 @@ pub fn cases() -> Vec<Case> {
 
 /// The reference has no vrf mode (v1.1.1 ignores the field).
 fn not_reference(ctx: &Ctx) -> CaseResult {
-    if ctx.is_reference() {
-        return Err(Failure::Skip(
-            "the reference has no `mode` option (v1.1.1 ignores the field)".into(),
-        ));
-    }
-    Ok(())
+    super::not_reference(
+        ctx,
+        "the reference has no `mode` option (v1.1.1 ignores the field)",
+    )
 }
 
 fn answered(ctx: &Ctx) -> CaseResult {
