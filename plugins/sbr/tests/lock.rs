@@ -31,9 +31,7 @@ fn spawn(cmd: Command, verb: &str, p: &Pod, netns: &Path) -> Child {
 
 #[test]
 fn lock_files_never_pile_up() {
-    if !root_or_skip("lock_files_never_pile_up") {
-        return;
-    }
+    cni_testkit::need_root!("lock_files_never_pile_up");
     // A /run/cni-rs of this test's own, so other runs on the machine do not count.
     let run = PrivateRun::new();
     for _ in 0..8 {
@@ -57,9 +55,7 @@ fn lock_files_never_pile_up() {
 
 #[test]
 fn add_check_and_del_wait_for_the_namespace_lock() {
-    if !root_or_skip("add_check_and_del_wait_for_the_namespace_lock") {
-        return;
-    }
+    cni_testkit::need_root!("add_check_and_del_wait_for_the_namespace_lock");
     let p = pod();
     // The same namespace by another path: a process inside it, killed
     // however the test ends.

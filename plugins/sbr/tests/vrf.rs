@@ -8,7 +8,7 @@
 use std::process::Command;
 
 use cni_testkit::plugin::run_with_input;
-use cni_testkit::{root_or_skip, Ns};
+use cni_testkit::Ns;
 use serde_json::{json, Value};
 
 fn cni(cmd: &str, ns: &Ns, conf: &Value) -> (bool, Value, String) {
@@ -56,9 +56,7 @@ fn state(ns: &Ns) -> Vec<String> {
 
 #[test]
 fn vrf_mode_add_check_del_or_a_clear_refusal() {
-    if !root_or_skip("vrf_mode_add_check_del_or_a_clear_refusal") {
-        return;
-    }
+    cni_testkit::need_root!("vrf_mode_add_check_del_or_a_clear_refusal");
     let ctr = Ns::new("sbrvrf");
     let host = Ns::new("sbrvrfh");
     ctr.veth("net1", "h1", Some(&host));
