@@ -16,7 +16,7 @@
 use serde_json::{json, Value};
 
 use super::{call, pod};
-use crate::suite::pod::{bw_conf, bytes, ifb_name, Pod};
+use crate::suite::pod::{bw_conf, bytes, ifb_name, limits, Pod};
 use crate::suite::{ensure, ok, Case, CaseResult, Ctx, Failure};
 use cni_runtime::exec::Outcome;
 use cni_testkit::state::{text, State};
@@ -520,12 +520,7 @@ fn each_version(f: impl Fn(&str) -> CaseResult) -> CaseResult {
 fn bw_veth_pair(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-pair")?;
-        let limits = [
-            ("ingressRate", 8),
-            ("ingressBurst", 8),
-            ("egressRate", 16),
-            ("egressBurst", 8),
-        ];
+        let limits = limits((8, 8), (16, 8));
         let out = call(ctx, "bandwidth", &p, "ADD", &bw(v, &p, &limits))?;
         upstream_pair_shaped(ctx, &p, &out, 3)
     })
@@ -546,12 +541,7 @@ fn upstream_pair_shaped(ctx: &Ctx, p: &Pod, out: &Outcome, count: usize) -> Case
 fn bw_no_ingress(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-noin")?;
-        let limits = [
-            ("ingressRate", 0),
-            ("ingressBurst", 0),
-            ("egressRate", 8000),
-            ("egressBurst", 80),
-        ];
+        let limits = limits((0, 0), (8000, 80));
         ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &bw(v, &p, &limits))?)?;
         let st = State::read(&p.host)?;
         ensure(st.has_link(&ifb_name("bwnet", &p.container_id)), || {
@@ -567,12 +557,7 @@ fn bw_no_ingress(ctx: &Ctx) -> CaseResult {
 fn bw_no_egress(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-noeg")?;
-        let limits = [
-            ("egressRate", 0),
-            ("egressBurst", 0),
-            ("ingressRate", 8000),
-            ("ingressBurst", 80),
-        ];
+        let limits = limits((8000, 80), (0, 0));
         ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &bw(v, &p, &limits))?)?;
         let st = State::read(&p.host)?;
         let ifb = ifb_name("bwnet", &p.container_id);
@@ -586,12 +571,7 @@ fn bw_no_egress(ctx: &Ctx) -> CaseResult {
 fn bw_invalid_ingress(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-inval")?;
-        let limits = [
-            ("ingressRate", 0),
-            ("ingressBurst", 123),
-            ("egressRate", 123),
-            ("egressBurst", 123),
-        ];
+        let limits = limits((0, 123), (123, 123));
         let out = call(ctx, "bandwidth", &p, "ADD", &bw(v, &p, &limits))?;
         refused_with(ctx, "ADD", &out, "if burst is set, rate must also be set")
     })
@@ -611,12 +591,7 @@ fn bw_runtime_config(ctx: &Ctx) -> CaseResult {
 fn bw_static_wins(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-static")?;
-        let limits = [
-            ("ingressRate", 0),
-            ("ingressBurst", 123),
-            ("egressRate", 123),
-            ("egressBurst", 123),
-        ];
+        let limits = limits((0, 123), (123, 123));
         let mut conf = bw(v, &p, &limits);
         conf["runtimeConfig"] =
             json!({"bandWidth": {"ingressRate": 8, "ingressBurst": 8, "egressRate": 16, "egressBurst": 9}});
@@ -628,12 +603,7 @@ fn bw_static_wins(ctx: &Ctx) -> CaseResult {
 fn bw_del(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-del")?;
-        let limits = [
-            ("ingressRate", 8),
-            ("ingressBurst", 8),
-            ("egressRate", 9),
-            ("egressBurst", 9),
-        ];
+        let limits = limits((8, 8), (9, 9));
         let conf = bw(v, &p, &limits);
         ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
         ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
@@ -649,12 +619,7 @@ fn bw_several_host_veths(ctx: &Ctx) -> CaseResult {
         let p = bw_pod("up-bw-many")?;
         p.host
             .try_ip(&["link", "add", "vx0", "type", "veth", "peer", "name", "vx1"])?;
-        let limits = [
-            ("ingressRate", 8),
-            ("ingressBurst", 8),
-            ("egressRate", 16),
-            ("egressBurst", 8),
-        ];
+        let limits = limits((8, 8), (16, 8));
         let mut conf = bw(v, &p, &limits);
         let prev = &mut conf["prevResult"];
         let mut list = vec![
@@ -670,12 +635,7 @@ fn bw_several_host_veths(ctx: &Ctx) -> CaseResult {
 }
 
 fn bw_host_errors(ctx: &Ctx) -> CaseResult {
-    let limits = [
-        ("ingressRate", 8),
-        ("ingressBurst", 8),
-        ("egressRate", 16),
-        ("egressBurst", 8),
-    ];
+    let limits = limits((8, 8), (16, 8));
     each_version(|v| {
         // The container interface a macvlan on top of the veth: no veth peer.
         let p = bw_pod("up-bw-macv")?;
