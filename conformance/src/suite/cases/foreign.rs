@@ -394,10 +394,7 @@ fn bw_del_without_add(ctx: &Ctx) -> CaseResult {
     host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
     host_tc(
         &p,
-        &[
-            "qdisc", "add", "dev", "vh0", "root", "tbf", "rate", "1mbit", "burst", "32kbit", "latency",
-            "400ms",
-        ],
+        &words("qdisc add dev vh0 root tbf rate 1mbit burst 32kbit latency 400ms"),
     )?;
     let before = p.states()?;
     let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
@@ -471,43 +468,13 @@ fn prefs_to(filters: &[Value], dev: &str) -> Vec<u64> {
 fn bw_clsact(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-clsact")?;
     host_tc(&p, &["qdisc", "add", "dev", "vh0", "clsact"])?;
+    // The bytecode is one argument.
+    let mut bpf = words("filter add dev vh0 ingress prio 1 protocol all bpf bytecode");
+    bpf.push("1,6 0 0 0,");
+    host_tc(&p, &bpf)?;
     host_tc(
         &p,
-        &[
-            "filter",
-            "add",
-            "dev",
-            "vh0",
-            "ingress",
-            "prio",
-            "1",
-            "protocol",
-            "all",
-            "bpf",
-            "bytecode",
-            "1,6 0 0 0,",
-        ],
-    )?;
-    host_tc(
-        &p,
-        &[
-            "filter",
-            "add",
-            "dev",
-            "vh0",
-            "ingress",
-            "prio",
-            "3",
-            "protocol",
-            "all",
-            "u32",
-            "match",
-            "ip",
-            "dst",
-            "192.0.2.0/24",
-            "flowid",
-            "1:1",
-        ],
+        &words("filter add dev vh0 ingress prio 3 protocol all u32 match ip dst 192.0.2.0/24 flowid 1:1"),
     )?;
     let before = p.states()?;
     let theirs = vh0_ingress_filters(&p)?;
@@ -538,32 +505,7 @@ fn bw_priority_1_taken(ctx: &Ctx) -> CaseResult {
         .try_ip(&["link", "add", "theirs0", "type", "ifb"])
         .map_err(Failure::Fail)?;
     host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
-    host_tc(
-        &p,
-        &[
-            "filter",
-            "add",
-            "dev",
-            "vh0",
-            "parent",
-            "ffff:",
-            "protocol",
-            "ip",
-            "prio",
-            "1",
-            "u32",
-            "match",
-            "ip",
-            "dst",
-            "192.0.2.0/24",
-            "action",
-            "mirred",
-            "egress",
-            "mirror",
-            "dev",
-            "theirs0",
-        ],
-    )?;
+    host_tc(&p, &words("filter add dev vh0 parent ffff: protocol ip prio 1 u32 match ip dst 192.0.2.0/24 action mirred egress mirror dev theirs0"))?;
     let before = p.states()?;
     let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
     ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
@@ -587,10 +529,7 @@ fn bw_egress_only_keeps_qdiscs(ctx: &Ctx) -> CaseResult {
     host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
     host_tc(
         &p,
-        &[
-            "qdisc", "add", "dev", "vh0", "root", "handle", "1:", "tbf", "rate", "1mbit", "burst", "32kbit",
-            "latency", "400ms",
-        ],
+        &words("qdisc add dev vh0 root handle 1: tbf rate 1mbit burst 32kbit latency 400ms"),
     )?;
     let before = p.states()?;
     let egress = bw_conf("1.0.0", &BOTH[2..], Some(p.prev_result("1.0.0")));
@@ -608,32 +547,7 @@ fn bw_egress_only_keeps_a_dead_redirect(ctx: &Ctx) -> CaseResult {
         .try_ip(&["link", "add", "gone0", "type", "ifb"])
         .map_err(Failure::Fail)?;
     host_tc(&p, &["qdisc", "add", "dev", "vh0", "ingress"])?;
-    host_tc(
-        &p,
-        &[
-            "filter",
-            "add",
-            "dev",
-            "vh0",
-            "parent",
-            "ffff:",
-            "protocol",
-            "all",
-            "prio",
-            "3",
-            "u32",
-            "match",
-            "ip",
-            "dst",
-            "192.0.2.0/24",
-            "action",
-            "mirred",
-            "egress",
-            "redirect",
-            "dev",
-            "gone0",
-        ],
-    )?;
+    host_tc(&p, &words("filter add dev vh0 parent ffff: protocol all prio 3 u32 match ip dst 192.0.2.0/24 action mirred egress redirect dev gone0"))?;
     // And one for IPv4 alone matching every packet: ours are for all protocols.
     host_tc(
         &p,
