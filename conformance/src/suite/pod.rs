@@ -37,6 +37,16 @@ pub fn bw_conf(version: &str, limits: &[(&str, u64)], prev: Option<Value>) -> Va
     c
 }
 
+/// The four limits: (rate bit/s, burst bits) in, then out.
+pub fn limits(ingress: (u64, u64), egress: (u64, u64)) -> [(&'static str, u64); 4] {
+    [
+        ("ingressRate", ingress.0),
+        ("ingressBurst", ingress.1),
+        ("egressRate", egress.0),
+        ("egressBurst", egress.1),
+    ]
+}
+
 /// 1 Mbit/s each way with a 100 kbit burst (above a 1500 MTU).
 pub const BOTH: &[(&str, u64)] = &[
     ("ingressRate", 1_000_000),

@@ -13,33 +13,27 @@ use common::*;
 const NET: &str = "locknet";
 const SLOTS: u32 = bandwidth::LOCK_SLOTS;
 
-fn both() -> serde_json::Value {
-    limits((10_000_000, 1_000_000), (20_000_000, 2_000_000))
-}
-
 #[test]
 fn lock_files_stay_within_the_slots() {
-    if !root_or_skip("lock_files_stay_within_the_slots") {
+    let Some(a) = setup("lock_files_stay_within_the_slots") else {
         return;
-    }
+    };
     // A /run/cni-rs of this test's own, so other runs on the machine do not count.
     let run = PrivateRun::new();
-    let host = Ns::new("bwslots");
-    let a = Attachment::new(&host, "bwslots", 1);
-    let conf = a.conf(NET, both());
+    let conf = conf(&a, NET, both());
     for i in 0..100 {
         // One more attachment key each time: the ifb (and lock key) follows the container ID.
         let cid = format!("slots-{i}");
         for verb in ["ADD", "DEL"] {
             let mut c = run.command("ip");
-            c.args(["netns", "exec", &host.name, BIN]);
+            c.args(["netns", "exec", &a.host.name, BIN]);
             must_succeed(
                 spawn_plugin(c, verb, &cid, Some(&a.ctr.path()), "eth0", &conf),
                 verb,
             );
         }
     }
-    assert!(ifb_names(&host).is_empty());
+    assert!(ifb_names(&a.host).is_empty());
     let files = run.files();
     let locks: Vec<String> = files
         .iter()
@@ -64,16 +58,22 @@ fn lock_files_stay_within_the_slots() {
 
 #[test]
 fn add_check_and_del_wait_for_the_attachment_lock() {
-    if !root_or_skip("add_check_and_del_wait_for_the_attachment_lock") {
+    let Some(a) = setup("add_check_and_del_wait_for_the_attachment_lock") else {
         return;
-    }
-    let host = Ns::new("bwlockwait");
-    let a = Attachment::new(&host, "bwlockwait", 1);
-    let conf = a.conf(NET, both());
+    };
+    let conf = conf(&a, NET, both());
     // CHECK too: unlocked it could run during a half-done ADD and report drift that is not there.
     for verb in ["ADD", "CHECK", "DEL"] {
-        let held = Lock::slot("bandwidth", &ifb_name(NET, &a.cid), SLOTS).unwrap();
-        let mut child = spawn(BIN, &host, verb, &a.cid, Some(&a.ctr.path()), "eth0", &conf);
+        let held = Lock::slot("bandwidth", &ifb_name(NET, &a.container_id), SLOTS).unwrap();
+        let mut child = spawn(
+            BIN,
+            &a.host,
+            verb,
+            &a.container_id,
+            Some(&a.ctr.path()),
+            "eth0",
+            &conf,
+        );
         assert!(
             waits_in_flock(&mut child),
             "{verb} did not wait for the attachment's lock"
@@ -85,23 +85,21 @@ fn add_check_and_del_wait_for_the_attachment_lock() {
 
 #[test]
 fn gc_waits_for_the_attachment_lock() {
-    if !root_or_skip("gc_waits_for_the_attachment_lock") {
+    let Some(a) = setup("gc_waits_for_the_attachment_lock") else {
         return;
-    }
-    let host = Ns::new("bwlockgc");
-    let a = Attachment::new(&host, "bwlockgc", 1);
-    a.run(&host, "ADD", &a.conf(NET, both())).assert_ok();
+    };
+    run(&a, "ADD", &conf(&a, NET, both())).assert_ok();
     let gc = serde_json::json!({
         "cniVersion": "1.1.0", "name": NET, "type": "bandwidth", "cni.dev/valid-attachments": []
     });
-    let held = Lock::slot("bandwidth", &ifb_name(NET, &a.cid), SLOTS).unwrap();
-    let mut child = spawn(BIN, &host, "GC", "", None, "", &gc);
+    let held = Lock::slot("bandwidth", &ifb_name(NET, &a.container_id), SLOTS).unwrap();
+    let mut child = spawn(BIN, &a.host, "GC", "", None, "", &gc);
     assert!(
         waits_in_flock(&mut child),
         "GC did not wait for the attachment's lock"
     );
-    assert_eq!(ifb_names(&host), [ifb_name(NET, &a.cid)]);
+    assert_eq!(ifb_names(&a.host), [ifb_name(NET, &a.container_id)]);
     drop(held);
     must_succeed(child, "GC");
-    assert!(ifb_names(&host).is_empty());
+    assert!(ifb_names(&a.host).is_empty());
 }

@@ -58,10 +58,20 @@ fn tc_bytes(host: &Ns, dev: &str) -> u64 {
 }
 
 /// An upload from the container to the host for `secs` seconds.
-fn upload(host: &Ns, a: &Attachment, secs: u32) -> (Child, Child) {
+fn upload(a: &Pod, secs: u32) -> (Child, Child) {
     let server = Command::new("ip")
         .args([
-            "netns", "exec", &host.name, "timeout", "30", "iperf3", "-s", "-1", "-B", &a.host_ip, "-p",
+            "netns",
+            "exec",
+            &a.host.name,
+            "timeout",
+            "30",
+            "iperf3",
+            "-s",
+            "-1",
+            "-B",
+            &a.gateway(),
+            "-p",
             "5203",
         ])
         .stdout(Stdio::null())
@@ -76,9 +86,9 @@ fn upload(host: &Ns, a: &Attachment, secs: u32) -> (Child, Child) {
             &a.ctr.name,
             "iperf3",
             "-c",
-            &a.host_ip,
+            &a.gateway(),
             "-B",
-            &a.ctr_ip,
+            &a.addr(),
             "-p",
             "5203",
             "-t",
@@ -107,58 +117,56 @@ fn prometheus_line_ok(line: &str) -> bool {
 
 #[test]
 fn stats_lists_attachments_with_kernel_counters_and_the_current_rate() {
-    if !root_or_skip("stats") || !program_or_skip("stats", "iperf3") || !program_or_skip("stats", "ping") {
+    if !program_or_skip("stats", "iperf3") || !program_or_skip("stats", "ping") {
         return;
     }
-    let host = Ns::new("stats");
-    let a = Attachment::new(&host, "stats", 1);
-    let b = Attachment::new(&host, "stats", 2);
-    a.run(
-        &host,
-        "ADD",
-        &a.conf("statnet", limits((RATE, 80_000), (RATE, 80_000))),
-    )
-    .assert_ok();
-    b.run(
-        &host,
-        "ADD",
-        &b.conf("othernet", json!({"ingressRate": 2_000_000, "ingressBurst": 40_000, "egressRate": 3_000_000, "egressBurst": 60_000})),
-    )
-    .assert_ok();
-    let ifb_a = ifb_name("statnet", &a.cid);
+    let Some(a) = setup("stats") else { return };
+    let b = attach(&a, "ctr-b", 1);
+    let host = &a.host;
+    let conf_a = conf(&a, "statnet", limits((RATE, 80_000), (RATE, 80_000)));
+    run(&a, "ADD", &conf_a).assert_ok();
+    let conf_b = conf(&b, "othernet", limits((2_000_000, 40_000), (3_000_000, 60_000)));
+    run(&b, "ADD", &conf_b).assert_ok();
+    let ifb_a = ifb_name("statnet", &a.container_id);
 
     // Before traffic: both listed, with what was configured.
-    let r = stats_json(&host, &["--interval", "0"]);
+    let r = stats_json(host, &["--interval", "0"]);
     assert_eq!(r["attachments"].as_array().unwrap().len(), 2, "{r}");
-    let ra = find(&r, &a.cid);
-    assert_eq!(
-        (&ra["network"], &ra["ifName"], &ra["hostVeth"], &ra["ifb"]),
-        (&json!("statnet"), &json!("eth0"), &json!(a.veth), &json!(ifb_a)),
-        "{ra}"
-    );
+    // Its names and rates as the suite's case checks them, and more.
+    let ra = find(&r, &a.container_id);
+    assert_eq!(ra["ifb"], json!(ifb_a), "{ra}");
     assert_eq!(ra["egress"]["rateBitsPerSecond"], RATE);
     assert_eq!(ra["egress"]["burstBytes"], 10_000);
-    assert_eq!(ra["ingress"]["device"], json!(a.veth));
-    let rb = find(&r, &b.cid);
+    assert_eq!(ra["ingress"]["device"], json!(a.host_veth));
+    let rb = find(&r, &b.container_id);
     assert_eq!(rb["network"], "othernet");
     assert_eq!(rb["ingress"]["rateBitsPerSecond"], 2_000_000);
     assert_eq!(rb["egress"]["burstBytes"], 7_500);
     assert!(rb["egress"]["lastIntervalBitsPerSecond"].is_null(), "{rb}");
 
     // Ten pings into B: its ingress TBF sends at least their replies' requests.
-    host.exec(&["ping", "-c", "10", "-i", "0.05", "-q", &b.ctr_ip]);
+    host.exec(&["ping", "-c", "10", "-i", "0.05", "-q", &b.addr()]);
 
     // A qdisc grafted under B's ingress TBF (as an AQM would be) is named.
     host.exec(&[
-        "tc", "qdisc", "add", "dev", &b.veth, "parent", "1:1", "handle", "10:", "pfifo",
+        "tc",
+        "qdisc",
+        "add",
+        "dev",
+        &b.host_veth,
+        "parent",
+        "1:1",
+        "handle",
+        "10:",
+        "pfifo",
     ]);
 
     // A bulk upload from A, its bucket drained: the last second's rate is A's.
-    let (mut server, client) = upload(&host, &a, 6);
+    let (mut server, client) = upload(&a, 6);
     std::thread::sleep(Duration::from_secs(3));
-    let r = stats_json(&host, &[]);
-    let prom = stats(&host, &["--prometheus"]);
-    let table = stats(&host, &[]);
+    let r = stats_json(host, &[]);
+    let prom = stats(host, &["--prometheus"]);
+    let table = stats(host, &[]);
     let out = client.wait_with_output().unwrap();
     let _ = server.wait();
     assert!(
@@ -167,7 +175,7 @@ fn stats_lists_attachments_with_kernel_counters_and_the_current_rate() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let eg = &find(&r, &a.cid)["egress"];
+    let eg = &find(&r, &a.container_id)["egress"];
     let now = eg["lastIntervalBitsPerSecond"].as_f64().unwrap();
     let ratio = now / RATE as f64;
     eprintln!("stats: egress of A over the last second {now:.0} bit/s, ratio {ratio:.3}: {eg}");
@@ -182,10 +190,10 @@ fn stats_lists_attachments_with_kernel_counters_and_the_current_rate() {
     );
     // The kernel's own count, read after, is at least what stats saw.
     let bytes = eg["bytes"].as_u64().unwrap();
-    let tc = tc_bytes(&host, &ifb_a);
+    let tc = tc_bytes(host, &ifb_a);
     assert!(bytes > 3 * RATE / 8 && bytes <= tc, "stats {bytes} B, tc {tc} B");
     // B was idle but for the pings.
-    let rb = find(&r, &b.cid);
+    let rb = find(&r, &b.container_id);
     let b_in = &rb["ingress"];
     assert!(b_in["packets"].as_u64().unwrap() >= 10, "{b_in}");
     assert_eq!(b_in["childQdisc"], "pfifo", "{b_in}");
@@ -204,7 +212,7 @@ fn stats_lists_attachments_with_kernel_counters_and_the_current_rate() {
     assert!(help > 5 && help == types, "{prom}");
     let want = format!(
         "cni_bandwidth_rate_bits_per_second{{network=\"statnet\",container_id=\"{}\",interface=\"eth0\",device=\"{ifb_a}\",direction=\"egress\"}} {RATE}",
-        a.cid
+        a.container_id
     );
     assert!(prom.contains(&want), "no {want:?} in\n{prom}");
     assert!(
@@ -215,18 +223,13 @@ fn stats_lists_attachments_with_kernel_counters_and_the_current_rate() {
     let table = String::from_utf8(table.stdout).unwrap();
     eprintln!("{table}");
     assert!(table.starts_with("NETWORK"), "{table}");
-    for want in [&a.cid, &b.cid, &ifb_a, &a.veth] {
+    for want in [&a.container_id, &b.container_id, &ifb_a, &a.host_veth] {
         assert!(table.contains(want.as_str()), "no {want} in\n{table}");
     }
 
     // After DEL it is gone.
-    a.run(
-        &host,
-        "DEL",
-        &a.conf("statnet", limits((RATE, 80_000), (RATE, 80_000))),
-    )
-    .assert_ok();
-    let r = stats_json(&host, &["--interval", "0"]);
+    run(&a, "DEL", &conf_a).assert_ok();
+    let r = stats_json(host, &["--interval", "0"]);
     assert_eq!(r["attachments"].as_array().unwrap().len(), 1, "{r}");
 }
 
@@ -234,29 +237,26 @@ fn stats_lists_attachments_with_kernel_counters_and_the_current_rate() {
 /// unknown, with its counters.
 #[test]
 fn reference_attachments_are_listed_as_unknown() {
-    if !root_or_skip("stats-ref") || !path_or_skip("stats-ref", REFERENCE) {
+    if !path_or_skip("stats-ref", REFERENCE) {
         return;
     }
-    let host = Ns::new("statsref");
-    let a = Attachment::new(&host, "statsref", 1);
-    cni(
+    let Some(a) = setup("stats-ref") else { return };
+    let host = &a.host;
+    run_as(
         REFERENCE,
-        &host,
+        &a,
         "ADD",
-        &a.cid,
-        Some(&a.ctr.path()),
-        "eth0",
-        &a.conf("refnet", limits((RATE, 80_000), (RATE, 80_000))),
+        &conf(&a, "refnet", limits((RATE, 80_000), (RATE, 80_000))),
     )
     .assert_ok();
-    let r = stats_json(&host, &["--interval", "0.2"]);
+    let r = stats_json(host, &["--interval", "0.2"]);
     let list = r["attachments"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{r}");
     let x = &list[0];
     assert_eq!(x["known"], false, "{x}");
     assert!(x["network"].is_null() && x["containerID"].is_null(), "{x}");
-    assert_eq!(x["ifb"], json!(ifb_name("refnet", &a.cid)));
-    assert_eq!(x["hostVeth"], json!(a.veth));
+    assert_eq!(x["ifb"], json!(ifb_name("refnet", &a.container_id)));
+    assert_eq!(x["hostVeth"], json!(a.host_veth));
     assert_eq!(x["egress"]["rateBitsPerSecond"], RATE);
     assert_eq!(x["ingress"]["rateBitsPerSecond"], RATE);
 }

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::{call, conf_for, ip, pod, unchanged};
-use crate::suite::pod::{bw_conf, ifb_name, sbr_conf, Pod, BOTH};
+use crate::suite::pod::{bw_conf, ifb_name, limits, sbr_conf, Pod, BOTH};
 use crate::suite::{ensure, error_code, ok, Case, CaseResult, Ctx, Failure};
 use cni_testkit::state::{json_list, State};
 
@@ -75,6 +75,16 @@ pub fn cases() -> Vec<Case> {
             "foreign",
             "bandwidth: egress-only DEL keeps a partial redirect to a deleted link",
             bw_egress_only_keeps_a_dead_redirect,
+        ),
+        Case::new(
+            "foreign",
+            "bandwidth: an ingress qdisc on a shared block is refused (7), kept",
+            bw_shared_block,
+        ),
+        Case::new(
+            "foreign",
+            "bandwidth: the reference's ADD, then this CHECK, ADD (converged), DEL",
+            bw_converge_reference,
         ),
     ]
 }
@@ -307,12 +317,26 @@ fn bw_foreign_filters(ctx: &Ctx) -> CaseResult {
             )
         },
     )?;
+    // One more of theirs between ADD and DEL, removed by them after.
+    host_tc(
+        &p,
+        &format!("filter add dev vh0 parent ffff: protocol all prio 9 u32 {MATCH_ALL} mirror dev theirs0"),
+    )?;
     ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
+    let left = theirs(&State::read(&p.host)?);
+    ensure(left == 3, || format!("{left} of their 3 filters left after DEL"))?;
+    host_tc(&p, "filter del dev vh0 parent ffff: prio 9")?;
     unchanged(&p.states()?, &before, "DEL changed someone's filters or qdisc")
 }
 
+/// A u32 matching every packet, with a mirred action to complete.
+const MATCH_ALL: &str = "match u32 0 0 action mirred egress";
+
+/// Someone's root tbf and empty ingress qdisc: DEL without ADD keeps both,
+/// as do an egress-only ADD (which CHECK accepts) and its DEL.
 fn bw_del_without_add(ctx: &Ctx) -> CaseResult {
     let p = pod("fr-bwdel")?;
+    host_tc(&p, "qdisc add dev vh0 ingress")?;
     host_tc(
         &p,
         "qdisc add dev vh0 root tbf rate 1mbit burst 32kbit latency 400ms",
@@ -320,7 +344,7 @@ fn bw_del_without_add(ctx: &Ctx) -> CaseResult {
     let before = p.states()?;
     let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
     ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
-    unchanged(&p.states()?, &before, "DEL without ADD deleted someone's tbf")?;
+    unchanged(&p.states()?, &before, "DEL without ADD deleted someone's qdiscs")?;
     // An egress-only ADD leaves it too.
     let egress = bw_conf("1.0.0", &BOTH[2..], Some(p.prev_result("1.0.0")));
     ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &egress)?)?;
@@ -332,6 +356,7 @@ fn bw_del_without_add(ctx: &Ctx) -> CaseResult {
     ensure(root.len() == 1 && root[0]["handle"] != "1:", || {
         format!("an egress-only ADD replaced someone's root tbf: {root:?}")
     })?;
+    ok("CHECK", &call(ctx, "bandwidth", &p, "CHECK", &egress)?)?;
     ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &egress)?)?;
     unchanged(&p.states()?, &before, "DEL changed someone's tbf")
 }
@@ -496,4 +521,83 @@ fn bw_egress_only_keeps_a_dead_redirect(ctx: &Ctx) -> CaseResult {
     ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &egress)?)?;
     ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &egress)?)?;
     unchanged(&p.states()?, &before, "egress-only ADD and DEL changed the veth")
+}
+
+/// An ingress qdisc on a shared filter block takes no filter of the veth's
+/// own: ADD is refused (7) before anything changes, naming the device and
+/// the block; DEL keeps it; ingress shaping alone does not need it.
+fn bw_shared_block(ctx: &Ctx) -> CaseResult {
+    let p = pod("fr-block")?;
+    host_tc(&p, "qdisc add dev vh0 ingress_block 7 ingress")?;
+    let before = p.states()?;
+    let conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
+    let e = call(ctx, "bandwidth", &p, "ADD", &conf)?.error();
+    ensure(
+        e.as_ref().is_some_and(|e| {
+            e.code == Some(7) && e.msg.contains("vh0 has an ingress qdisc on shared block 7")
+        }),
+        || format!("ADD beside a shared block: {e:?}, want code 7 naming vh0 and block 7"),
+    )?;
+    unchanged(&p.states()?, &before, "the refused ADD changed the veth")?;
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
+    unchanged(&p.states()?, &before, "DEL changed the shared block's qdisc")?;
+    let ingress = bw_conf("1.0.0", &BOTH[..2], Some(p.prev_result("1.0.0")));
+    for cmd in ["ADD", "CHECK", "DEL"] {
+        ok(
+            &format!("ingress-only {cmd}"),
+            &call(ctx, "bandwidth", &p, cmd, &ingress)?,
+        )?;
+    }
+    unchanged(&p.states()?, &before, "ingress-only ADD and DEL changed the veth")
+}
+
+/// The actions of each filter entry, and the queue limits of the TBFs.
+fn shape(st: &State, ifb: &str) -> (Vec<usize>, Vec<Value>) {
+    let actions = st
+        .raw_filters
+        .iter()
+        .filter_map(|f| f.pointer("/options/actions").and_then(Value::as_array))
+        .map(Vec::len)
+        .collect();
+    let limits = ["vh0", ifb]
+        .iter()
+        .flat_map(|dev| st.qdiscs_of(dev))
+        .filter(|q| q["kind"] == "tbf")
+        .map(|q| q["options"]["limit"].clone())
+        .collect();
+    (actions, limits)
+}
+
+/// A node upgraded in place: the reference's ADD, then this CHECK, which
+/// accepts the reference's shape (no alias, a double mirred, its TBF
+/// numbers, also with containerd's burst: issue 20 item 11), ADD (one
+/// mirred, the queue bounded), CHECK and DEL.
+fn bw_converge_reference(ctx: &Ctx) -> CaseResult {
+    let Some(reference) = ctx.reference.clone() else {
+        return Err(Failure::Skip("no reference plugins to make the state".into()));
+    };
+    let p = pod("fr-converge")?;
+    let before = p.states()?;
+    let ifb = ifb_name("bwnet", "fr-converge");
+    let burst = u64::from(u32::MAX);
+    let containerd = limits((10_000_000, burst), (10_000_000, burst));
+    for limits in [BOTH, &containerd] {
+        let conf = bw_conf("1.0.0", limits, Some(p.prev_result("1.0.0")));
+        let theirs = call(&ctx.with_dir(&reference), "bandwidth", &p, "ADD", &conf)?;
+        ok("reference ADD", &theirs)?;
+        let theirs = shape(&State::read(&p.host)?, &ifb);
+        ensure(theirs.0 == [2], || {
+            format!("not the reference's double mirred: {theirs:?}")
+        })?;
+        for cmd in ["CHECK", "ADD", "CHECK"] {
+            ok(cmd, &call(ctx, "bandwidth", &p, cmd, &conf)?)?;
+        }
+        let ours = shape(&State::read(&p.host)?, &ifb);
+        ensure(ours.0 == [1] && ours.1.len() == 2 && ours.1 != theirs.1, || {
+            format!("ADD did not converge the reference's {theirs:?} (mirreds, limits): {ours:?}")
+        })?;
+        ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
+        unchanged(&p.states()?, &before, "DEL left the converged state behind")?;
+    }
+    Ok(())
 }

@@ -14,9 +14,9 @@ use cni_netns::NetNs;
 use serde_json::{json, Value};
 
 use super::{call, pod};
-use crate::suite::pod::{bw_conf, ifb_name, Pod};
+use crate::suite::pod::{bw_conf, bytes, ifb_name, Pod, BOTH};
 use crate::suite::{ensure, ok, Case, CaseResult, Ctx, Failure};
-use cni_testkit::Ns;
+use cni_testkit::{kernel, Ns};
 
 /// containerd's burst for a pod with a bandwidth annotation (2^32-1 bits).
 const CONTAINERD_BURST: u64 = u32::MAX as u64;
@@ -42,12 +42,76 @@ const ROWS: &[(u64, u64, bool)] = &[
 ];
 
 pub fn cases() -> Vec<Case> {
-    vec![Case::new(
-        "bandwidth",
-        "fq_codel under the tbf: a probe beside a TCP flow waits little (1M, 10M, containerd's burst, both ways)",
-        beside_a_bulk_flow,
-    )
-    .needs(&["fq_codel"])]
+    vec![
+        Case::new(
+            "bandwidth",
+            "fq_codel under the tbf: a probe beside a TCP flow waits little (1M, 10M, containerd's burst, both ways)",
+            beside_a_bulk_flow,
+        )
+        .needs(&["fq_codel"]),
+        Case::new(
+            "bandwidth",
+            "the queue under each tbf follows the kernel, said in the log",
+            follows_the_kernel,
+        ),
+    ]
+}
+
+/// fq_codel `10:` under each TBF where the kernel has fq_codel, else the
+/// TBF's own FIFO, said in the log either way (this case runs on both
+/// kinds of kernel: the kit's probe is the oracle); `queue: "reference"`
+/// keeps a FIFO; STATUS names fq_codel as optional, there or not.
+fn follows_the_kernel(ctx: &Ctx) -> CaseResult {
+    let has = kernel::has("fq_codel")?;
+    let p = pod("bw-follows")?;
+    let mut conf = bw_conf("1.0.0", BOTH, Some(p.prev_result("1.0.0")));
+    conf["logLevel"] = json!("info");
+    let out = call(ctx, "bandwidth", &p, "ADD", &conf)?;
+    ok("ADD", &out)?;
+    let log = out.stderr_text();
+    let ifb = ifb_name("bwnet", "bw-follows");
+    for dev in ["vh0", ifb.as_str()] {
+        let child = child_of(&p.host, dev)?;
+        let (want, said) = if has {
+            (
+                Some(("fq_codel".into(), "10:".into())),
+                vec![format!("{dev}: fq_codel under the tbf")],
+            )
+        } else {
+            let fifo = format!("{dev}: the tbf's own fifo of");
+            (None, vec![fifo, "no fq_codel in this kernel".into()])
+        };
+        ensure(child == want && said.iter().all(|s| log.contains(s)), || {
+            format!("the tbf on {dev} holds {child:?}, want {want:?} and {said:?} in the log: {log}")
+        })?;
+    }
+    ok("CHECK", &call(ctx, "bandwidth", &p, "CHECK", &conf)?)?;
+    let mut reference = conf.clone();
+    reference["queue"] = json!("reference");
+    ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &reference)?)?;
+    let child = child_of(&p.host, &ifb)?;
+    ensure(
+        child.as_ref().map(|c| c.0.as_str()) == has.then_some("bfifo"),
+        || format!("with queue \"reference\" the tbf on {ifb} holds {child:?}"),
+    )?;
+    ok("CHECK", &call(ctx, "bandwidth", &p, "CHECK", &reference)?)?;
+    ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &reference)?)?;
+    let left = p.host.try_tc(&["qdisc", "show", "dev", "vh0"])?;
+    ensure(!left.contains("tbf") && !left.contains("fq_codel"), || {
+        format!("DEL left qdiscs on vh0: {left}")
+    })?;
+    let status = json!({"cniVersion": "1.1.0", "name": "bwnet", "type": "bandwidth", "logLevel": "info"});
+    let env = [("CNI_COMMAND", "STATUS"), ("CNI_PATH", "/")].map(|(k, v)| (k.into(), v.into()));
+    let out = ctx.invoke("bandwidth", &p.host, &env, &bytes(&status))?;
+    ok("STATUS", &out)?;
+    let said = if has {
+        "fq_codel present"
+    } else {
+        "fq_codel absent"
+    };
+    ensure(out.stderr_text().contains(&format!("{said} (optional)")), || {
+        format!("STATUS did not say {said} (optional): {}", out.stderr_text())
+    })
 }
 
 fn in_ns<T>(ns: &Ns, f: impl FnOnce() -> T) -> Result<T, String> {

@@ -16,7 +16,7 @@
 use serde_json::{json, Value};
 
 use super::{call, pod};
-use crate::suite::pod::{bw_conf, bytes, ifb_name, Pod};
+use crate::suite::pod::{bw_conf, bytes, ifb_name, limits, Pod};
 use crate::suite::{ensure, ok, Case, CaseResult, Ctx, Failure};
 use cni_runtime::exec::Outcome;
 use cni_testkit::state::{text, State};
@@ -404,16 +404,6 @@ fn bw_pod(cid: &str) -> Result<Pod, String> {
     Ok(p)
 }
 
-/// ingressRate, ingressBurst, egressRate and egressBurst.
-fn lim(ir: u64, ib: u64, er: u64, eb: u64) -> [(&'static str, u64); 4] {
-    [
-        ("ingressRate", ir),
-        ("ingressBurst", ib),
-        ("egressRate", er),
-        ("egressBurst", eb),
-    ]
-}
-
 fn bw(version: &str, p: &Pod, limits: &[(&str, u64)]) -> Value {
     bw_conf(version, limits, Some(p.prev_result(version)))
 }
@@ -487,7 +477,7 @@ fn each_version(f: impl Fn(&str) -> CaseResult) -> CaseResult {
 fn bw_veth_pair(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-pair")?;
-        let out = add(ctx, v, &p, &lim(8, 8, 16, 8))?;
+        let out = add(ctx, v, &p, &limits((8, 8), (16, 8)))?;
         upstream_pair_shaped(ctx, &p, &out, 3)
     })
 }
@@ -507,7 +497,7 @@ fn upstream_pair_shaped(ctx: &Ctx, p: &Pod, out: &Outcome, count: usize) -> Case
 fn bw_no_ingress(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-noin")?;
-        ok("ADD", &add(ctx, v, &p, &lim(0, 0, 8000, 80))?)?;
+        ok("ADD", &add(ctx, v, &p, &limits((0, 0), (8000, 80)))?)?;
         let st = State::read(&p.host)?;
         ensure(st.has_link(&ifb_name("bwnet", &p.container_id)), || {
             "no ifb".into()
@@ -522,7 +512,7 @@ fn bw_no_ingress(ctx: &Ctx) -> CaseResult {
 fn bw_no_egress(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-noeg")?;
-        ok("ADD", &add(ctx, v, &p, &lim(8000, 80, 0, 0))?)?;
+        ok("ADD", &add(ctx, v, &p, &limits((8000, 80), (0, 0)))?)?;
         let st = State::read(&p.host)?;
         let ifb = ifb_name("bwnet", &p.container_id);
         ensure(!st.has_link(&ifb), || {
@@ -535,7 +525,7 @@ fn bw_no_egress(ctx: &Ctx) -> CaseResult {
 fn bw_invalid_ingress(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-inval")?;
-        let out = add(ctx, v, &p, &lim(0, 123, 123, 123))?;
+        let out = add(ctx, v, &p, &limits((0, 123), (123, 123)))?;
         refused_with(ctx, "ADD", &out, "if burst is set, rate must also be set")
     })
 }
@@ -554,7 +544,7 @@ fn bw_runtime_config(ctx: &Ctx) -> CaseResult {
 fn bw_static_wins(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-static")?;
-        let mut conf = bw(v, &p, &lim(0, 123, 123, 123));
+        let mut conf = bw(v, &p, &limits((0, 123), (123, 123)));
         conf["runtimeConfig"] =
             json!({"bandWidth": {"ingressRate": 8, "ingressBurst": 8, "egressRate": 16, "egressBurst": 9}});
         let out = call(ctx, "bandwidth", &p, "ADD", &conf)?;
@@ -565,7 +555,7 @@ fn bw_static_wins(ctx: &Ctx) -> CaseResult {
 fn bw_del(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-del")?;
-        let conf = bw(v, &p, &lim(8, 8, 9, 9));
+        let conf = bw(v, &p, &limits((8, 8), (9, 9)));
         ok("ADD", &call(ctx, "bandwidth", &p, "ADD", &conf)?)?;
         ok("DEL", &call(ctx, "bandwidth", &p, "DEL", &conf)?)?;
         let ifb = ifb_name("bwnet", &p.container_id);
@@ -579,7 +569,7 @@ fn bw_several_host_veths(ctx: &Ctx) -> CaseResult {
     each_version(|v| {
         let p = bw_pod("up-bw-many")?;
         p.host.try_ip_line("link add vx0 type veth peer name vx1")?;
-        let mut conf = bw(v, &p, &lim(8, 8, 16, 8));
+        let mut conf = bw(v, &p, &limits((8, 8), (16, 8)));
         let prev = &mut conf["prevResult"];
         let mut list = vec![
             json!({"name": "vx0", "sandbox": ""}),
@@ -594,7 +584,7 @@ fn bw_several_host_veths(ctx: &Ctx) -> CaseResult {
 }
 
 fn bw_host_errors(ctx: &Ctx) -> CaseResult {
-    let limits = lim(8, 8, 16, 8);
+    let limits = limits((8, 8), (16, 8));
     each_version(|v| {
         // The container interface a macvlan on top of the veth: no veth peer.
         let p = bw_pod("up-bw-macv")?;
