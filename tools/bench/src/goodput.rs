@@ -1,10 +1,88 @@
-//! TCP goodput of an iperf3 run as its receiver counts it, and the one
-//! verdict on it: `cni_testkit::SHAPED`. `bench goodput` and `bench
-//! shaped` give scripts/demo the same formula and the same verdict.
+//! iperf3 flows through a pod, TCP goodput as their receiver counts it,
+//! and the one verdict on it: `cni_testkit::SHAPED`. `bench goodput` and
+//! `bench shaped` give scripts/demo the same formula and the same verdict.
 
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cni_testkit::pod::Pod;
 use serde_json::Value;
 
 pub use cni_testkit::SHAPED;
+
+const PORT: &str = "5299";
+
+/// One iperf3 TCP flow of `secs` from the pod to its host end (`reverse`:
+/// back) with `extra` client arguments, and `beside` run while it flows:
+/// `beside`'s value and the receiver's goodput in bit/s from `skip` s on
+/// (NaN for a failed run, or one still going a minute after `beside`).
+pub fn flow<T>(
+    pod: &Pod,
+    reverse: bool,
+    secs: f64,
+    skip: f64,
+    extra: &[&str],
+    beside: impl FnOnce() -> T,
+) -> (T, f64) {
+    let Ok(mut server) = Command::new("iperf3")
+        .args(["-s", "-1", "-J", "-B", &pod.gateway(), "-p", PORT])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return (beside(), f64::NAN);
+    };
+    let listening = format!("{}:{PORT}", pod.gateway());
+    for _ in 0..50 {
+        if pod
+            .host
+            .try_exec(&["ss", "-ltn"])
+            .is_ok_and(|s| s.contains(&listening))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ctr, addr, secs) = (pod.ctr.name.as_str(), pod.addr(), secs.trunc().to_string());
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        ctr,
+        "iperf3",
+        "-c",
+        &pod.gateway(),
+        "-B",
+        &addr,
+        "-p",
+        PORT,
+        "-J",
+    ])
+    .args(["--get-server-output", "-t", &secs])
+    .args(extra)
+    .args(reverse.then_some("-R"));
+    let report = crate::spawn::scratch().and_then(|f| {
+        let client = cmd.stdout(f.try_clone()?).stderr(Stdio::null()).spawn()?;
+        Ok((f, client))
+    });
+    let got = beside();
+    let bps = report.ok().and_then(|(f, mut client)| {
+        let deadline = Instant::now() + Duration::from_secs_f64(secs.parse::<f64>().ok()? + 60.0);
+        while !matches!(client.try_wait(), Ok(Some(_))) {
+            if Instant::now() > deadline {
+                let _ = client.kill();
+                let _ = client.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let report = serde_json::from_str(&crate::spawn::read_back(f).ok()?).ok()?;
+        receiver_goodput(&report, reverse, skip)
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    (got, bps.unwrap_or(f64::NAN))
+}
 
 /// Bits per second in the receiver's intervals from `skip` seconds on (TCP
 /// slow start and the bucket's initial burst left out). The receiver is the

@@ -164,68 +164,62 @@ fn main() {
 }
 
 fn run(a: Args) -> i32 {
-    let dirs = std::iter::once(a.ours.as_str())
-        .chain(std::iter::once(a.reference.as_str()))
-        .chain(a.also.iter().map(|(_, d)| d.as_str()));
+    match measure_and_write(&a) {
+        Ok(0) => 0,
+        Ok(ours_failed) => {
+            if !a.only_load {
+                log(&format!(
+                    "{ours_failed} invocation(s) of our plugins failed; see the page"
+                ));
+            }
+            1
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            1
+        }
+    }
+}
+
+/// The run and its page; how many invocations of ours failed.
+fn measure_and_write(a: &Args) -> Result<usize, String> {
+    let dirs = [&a.ours, &a.reference]
+        .into_iter()
+        .chain(a.also.iter().map(|(_, d)| d));
     for d in dirs {
         for plugin in report::PLUGINS {
             let p = format!("{d}/{plugin}");
             if nix::unistd::access(p.as_str(), nix::unistd::AccessFlags::X_OK).is_err() {
-                eprintln!("bench: no executable {p}");
-                return 1;
+                return Err(format!("no executable {p}"));
             }
         }
     }
-    let made = std::fs::create_dir_all(&a.charts).and_then(|()| {
-        let parent = a.out.parent().filter(|p| !p.as_os_str().is_empty());
-        parent.map_or(Ok(()), std::fs::create_dir_all)
-    });
-    if let Err(e) = made {
-        eprintln!("bench: cannot make the output directories: {e}");
-        return 1;
-    }
-    if let Err(e) = pod::unwind_on_signals() {
-        eprintln!("bench: {e}");
-        return 1;
-    }
+    std::fs::create_dir_all(&a.charts)
+        .and_then(|()| match a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => std::fs::create_dir_all(parent),
+            None => Ok(()),
+        })
+        .map_err(|e| format!("cannot make the output directories: {e}"))?;
+    pod::unwind_on_signals()?;
     let t0 = Instant::now();
-    let mut b = measure::Bench::new(a.clone());
-    if let Err(e) = b.run() {
-        eprintln!("bench: {e}");
-        return 1;
-    }
+    let mut b = measure::Bench::new(a.clone())?;
+    b.run()?;
     let secs = t0.elapsed().as_secs();
-    let written = if a.only_load {
-        report::write_load_only(&mut b).map(|()| {
-            log(&format!(
-                "wrote the latency-under-load section of {} ({secs}s)",
-                a.out.display()
-            ))
-        })
+    if a.only_load {
+        load::write_only(&mut b)?;
+        log(&format!(
+            "wrote the latency-under-load section of {} ({secs}s)",
+            a.out.display()
+        ));
     } else {
-        report::write(&mut b).map(|goals| {
-            for (text, ok) in goals {
-                log(&format!("{text}: {}", if ok { "met" } else { "not met" }));
-            }
-            log(&format!(
-                "wrote {} and charts in {} ({secs}s)",
-                a.out.display(),
-                a.charts.display()
-            ));
-        })
-    };
-    if let Err(e) = written {
-        eprintln!("bench: {e}");
-        return 1;
-    }
-    let ours_failed = b.failures.iter().filter(|f| f.0 == measure::OURS).count();
-    if ours_failed > 0 {
-        if !a.only_load {
-            log(&format!(
-                "{ours_failed} invocation(s) of our plugins failed; see the page"
-            ));
+        for (text, ok) in report::write(&mut b)? {
+            log(&format!("{text}: {}", if ok { "met" } else { "not met" }));
         }
-        return 1;
+        log(&format!(
+            "wrote {} and charts in {} ({secs}s)",
+            a.out.display(),
+            a.charts.display()
+        ));
     }
-    0
+    Ok(b.failures.iter().filter(|f| f.0 == measure::OURS).count())
 }

@@ -122,7 +122,7 @@ pub fn machine(root: &Path) -> Machine {
     };
     let commit = git(&["rev-parse", "--short", "HEAD"]);
     let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
-    let date = crate::pod::output(&["date", "-u", "+%Y-%m-%d %H:%M UTC"], None);
+    let date = cni_testkit::ns::sh(&["date", "-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
     Machine {
         load: crate::measure::loadavg(),
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -770,11 +770,6 @@ pub fn write(b: &mut Bench) -> Result<Vec<(String, bool)>, String> {
     let page = render(TEMPLATE, &v, &flags)?;
     write_file(&a.out, &page)?;
     Ok(goals)
-}
-
-/// `--only load`: the section alone, into the existing page.
-pub fn write_load_only(b: &mut Bench) -> Result<(), String> {
-    load::write_only(b)
 }
 
 /// `path` relative to `base` (both made absolute), as the page links charts.
