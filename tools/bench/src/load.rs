@@ -4,7 +4,7 @@
 //! `measure` fills `results.load`, `section` renders it; `--only load` runs
 //! this alone and rewrites only this section of an existing page.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use cni_testkit::pod::Pod;
 use serde_json::{json, Value};
 
 use crate::measure::{Bench, LOAD, OURS, REF};
-use crate::report::{fmt_ratio, met, table};
+use crate::report::{fmt_ratio, met, render, table};
 use crate::{goodput, log};
 
 pub const RATES: [u64; 3] = [1, 10, 100];
@@ -34,6 +34,8 @@ const PING_LINGER: f64 = 45.0;
 /// which is `goodput::SHAPED`).
 pub const GOAL_P90_MS: f64 = 30.0;
 pub const GOAL_GOODPUT: f64 = 0.93;
+/// The section's prose.
+const TEMPLATE: &str = include_str!("../load.template.md");
 const BEGIN: &str = "<!-- load-under-latency: begin -->";
 const END: &str = "<!-- load-under-latency: end -->";
 
@@ -226,7 +228,7 @@ fn load_table(points: &Points) -> String {
 }
 
 /// The section, between its markers.
-pub fn section(b: &Bench) -> String {
+pub fn section(b: &Bench) -> Result<String, String> {
     let mut runs: Vec<&str> = b.results.load.values().map(|p| p.run.as_str()).collect();
     runs.sort_unstable();
     runs.dedup();
@@ -235,38 +237,16 @@ pub fn section(b: &Bench) -> String {
     } else {
         format!("{} run(s): {}", runs.len(), runs.join("; "))
     };
-    let table = load_table(&b.results.load);
-    let window = b.args.load_window;
-    format!(
-        "{BEGIN}
-## Latency under load
-
-Measured in {runs} (`scripts/bench --only load` rewrites this section alone; `--load-rates`
-re-measures some rates and keeps the other rows, `--load-rates ''` only rewrites the text).
-
-One direction shaped as containerd asks for a `kubernetes.io/egress-bandwidth` or
-`ingress-bandwidth` annotation (`runtimeConfig`, its burst of 2^32 - 1 bits), or with a static
-burst of 512 kbit. One iperf3 TCP flow at full speed through it (egress: the pod uploads, through
-the ifb's TBF; ingress: the pod downloads, through the host veth's TBF) and, beside it, pings from
-the pod to the host every {PING_INTERVAL} s during the flow's last {window} s (after its first {SKIP:.0} s:
-slow start and the bucket's burst are over). The ping's RTT is the time a DNS query, a health check
-or an RPC of that pod waits behind the flow. A ping lost counts as infinitely late. Goodput is the
-flow's, as the receiver counts it over the same seconds, divided by the rate (about 0.96 is an exact
-shaper; above 1, the bucket refilled while the flow stalled and then passed a burst). Goals
-(issue 19): p90 at most {GOAL_P90_MS:.0} ms and goodput at least {GOAL_GOODPUT} with the bounded queue.
-One run per point on a shared 2-core machine: single figures move with its load.
-
-The TCP column is the flow's congestion control: cubic (Linux's default) or bbr (this
-machine's). Behind the reference's queue (25 ms of rate plus the whole bucket) the flow's own
-window is the bound, and it differs between runs of the same setup: at 10 Mbit/s with
-containerd's burst the reference's p90 read about 0.1 s with cubic, and with bbr either about
-25 ms or 1 to 2.3 s. Four parallel cubic flows queued 0.4 to 8 s behind it in every run seen (the
-conformance case \"ping p90 under 100 ms beside TCP flows\" uses those).
-
-{table}
-{END}
-"
-    )
+    let v = HashMap::from([
+        ("runs", runs),
+        ("ping_interval", PING_INTERVAL.to_string()),
+        ("window", b.args.load_window.to_string()),
+        ("skip", format!("{SKIP:.0}")),
+        ("goal_p90", format!("{GOAL_P90_MS:.0}")),
+        ("goal_goodput", GOAL_GOODPUT.to_string()),
+        ("table", load_table(&b.results.load)),
+    ]);
+    Ok(format!("{BEGIN}\n{}{END}\n", render(TEMPLATE, &v, &[])?))
 }
 
 fn saved_file(charts: &Path) -> PathBuf {
@@ -354,7 +334,7 @@ pub fn merge_saved(b: &mut Bench) -> Result<(), String> {
 /// when it has none) or writes a page of its own.
 pub fn write_only(b: &mut Bench) -> Result<(), String> {
     merge_saved(b)?;
-    let section = section(b);
+    let section = section(b)?;
     let out = &b.args.out;
     let page = std::fs::read_to_string(out)
         .unwrap_or_else(|_| "# Benchmarks: this project vs the reference plugins\n\n".to_string());
