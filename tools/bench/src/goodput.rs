@@ -24,43 +24,27 @@ pub fn flow<T>(
     extra: &[&str],
     beside: impl FnOnce() -> T,
 ) -> (T, f64) {
+    let (gw, addr, secs) = (pod.gateway(), pod.addr(), secs.trunc().to_string());
     let Ok(mut server) = Command::new("iperf3")
-        .args(["-s", "-1", "-J", "-B", &pod.gateway(), "-p", PORT])
+        .args(["-s", "-1", "-J", "-B", &gw, "-p", PORT])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
     else {
         return (beside(), f64::NAN);
     };
-    let listening = format!("{}:{PORT}", pod.gateway());
+    let (listening, ss) = (format!("{gw}:{PORT}"), || pod.host.try_exec(&["ss", "-ltn"]));
     for _ in 0..50 {
-        if pod
-            .host
-            .try_exec(&["ss", "-ltn"])
-            .is_ok_and(|s| s.contains(&listening))
-        {
+        if ss().unwrap_or_default().contains(&listening) {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (ctr, addr, secs) = (pod.ctr.name.as_str(), pod.addr(), secs.trunc().to_string());
     let mut cmd = Command::new("ip");
-    cmd.args([
-        "netns",
-        "exec",
-        ctr,
-        "iperf3",
-        "-c",
-        &pod.gateway(),
-        "-B",
-        &addr,
-        "-p",
-        PORT,
-        "-J",
-    ])
-    .args(["--get-server-output", "-t", &secs])
-    .args(extra)
-    .args(reverse.then_some("-R"));
+    cmd.args(["netns", "exec", &pod.ctr.name, "iperf3", "-c", &gw, "-B", &addr])
+        .args(["-p", PORT, "-J", "--get-server-output", "-t", &secs])
+        .args(extra)
+        .args(reverse.then_some("-R"));
     let report = crate::spawn::scratch().and_then(|f| {
         let client = cmd.stdout(f.try_clone()?).stderr(Stdio::null()).spawn()?;
         Ok((f, client))
@@ -128,31 +112,22 @@ pub fn goodput_main(args: &[String]) -> i32 {
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .and_then(|r| receiver_goodput(&r, reverse, 1.0));
-    match bps {
-        Some(b) => println!("{:.2}", b / 1e6),
-        None => println!("0"),
-    }
+    println!("{}", bps.map_or("0".into(), |b| format!("{:.2}", b / 1e6)));
     0
 }
 
 /// `bench shaped RATIO`.
 pub fn shaped_main(args: &[String]) -> i32 {
-    let ratio = match args {
-        [r] => r.parse::<f64>().ok(),
-        _ => None,
-    };
-    if matches!(args, [r] if r == "--range") {
-        println!("{:.2} to {:.2}", SHAPED.start(), SHAPED.end());
-        return 0;
-    }
-    match ratio {
-        Some(r) if SHAPED.contains(&r) => 0,
-        Some(_) => 1,
-        None => {
+    match args {
+        [r] if r == "--range" => println!("{:.2} to {:.2}", SHAPED.start(), SHAPED.end()),
+        [r] if r.parse::<f64>().is_ok_and(|r| SHAPED.contains(&r)) => {}
+        [r] if r.parse::<f64>().is_ok() => return 1,
+        _ => {
             eprintln!("{SHAPED_USAGE}");
-            2
+            return 2;
         }
     }
+    0
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! this alone and rewrites only this section of an existing page.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use cni_testkit::ping::{percentile, ping_rtts};
@@ -13,7 +13,7 @@ use cni_testkit::pod::Pod;
 use serde_json::{json, Value};
 
 use crate::measure::{Bench, LOAD, OURS, REF};
-use crate::report::{fmt_ratio, met, render, table};
+use crate::report::{col, columns, fmt_ratio, met, render};
 use crate::{goodput, log};
 
 pub const RATES: [u64; 3] = [1, 10, 100];
@@ -180,17 +180,6 @@ fn cell(p: Option<&Point>) -> String {
 }
 
 fn load_table(points: &Points) -> String {
-    let header = [
-        "rate (Mbit/s)",
-        "burst",
-        "direction",
-        "TCP",
-        "ours p50 / p90 (ms)",
-        "reference p50 / p90 (ms)",
-        "ours goodput / rate",
-        "reference goodput / rate",
-        "ours: goal met",
-    ];
     // The measured rows in the order of a full run, any others after them.
     let mut measured: Vec<Row> = points
         .keys()
@@ -199,32 +188,29 @@ fn load_table(points: &Points) -> String {
     measured.dedup();
     let order = rows(&RATES, &CCS.map(String::from));
     measured.sort_by_key(|k| order.iter().position(|o| o == k).unwrap_or(order.len()));
-    let rows: Vec<Vec<String>> = measured
-        .iter()
-        .map(|row| {
-            let (o, r) = (points.get(&key(row, OURS)), points.get(&key(row, REF)));
-            let (rate, burst, direction, cc) = row.clone();
-            let burst = if burst == "containerd" {
-                "containerd's (2^32-1 bits)".to_string()
-            } else {
-                burst
-            };
-            let ratio = |p: Option<&Point>| p.map_or_else(|| "n/a".into(), |p| fmt_ratio(p.goodput));
-            let goal = met(o.is_some_and(Point::meets_goal)).to_string();
-            vec![
-                rate.to_string(),
-                burst,
-                direction,
-                cc,
-                cell(o),
-                cell(r),
-                ratio(o),
-                ratio(r),
-                goal,
-            ]
-        })
-        .collect();
-    table(&header, &rows, "rlllrrrrl")
+    let get = |row: &Row, imp: &str| points.get(&key(row, imp));
+    let ratio = |p: Option<&Point>| p.map_or_else(|| "n/a".into(), |p| fmt_ratio(p.goodput));
+    let burst = |r: &Row| {
+        if r.1 == "containerd" {
+            "containerd's (2^32-1 bits)".into()
+        } else {
+            r.1.clone()
+        }
+    };
+    let cols = [
+        col("rate (Mbit/s)", 'r', |r: &Row| r.0.to_string()),
+        col("burst", 'l', burst),
+        col("direction", 'l', |r: &Row| r.2.clone()),
+        col("TCP", 'l', |r: &Row| r.3.clone()),
+        col("ours p50 / p90 (ms)", 'r', |r: &Row| cell(get(r, OURS))),
+        col("reference p50 / p90 (ms)", 'r', |r: &Row| cell(get(r, REF))),
+        col("ours goodput / rate", 'r', |r: &Row| ratio(get(r, OURS))),
+        col("reference goodput / rate", 'r', |r: &Row| ratio(get(r, REF))),
+        col("ours: goal met", 'l', |r: &Row| {
+            met(get(r, OURS).is_some_and(Point::meets_goal)).into()
+        }),
+    ];
+    columns(&cols, &measured)
 }
 
 /// The section, between its markers.
@@ -247,10 +233,6 @@ pub fn section(b: &Bench) -> Result<String, String> {
         ("table", load_table(&b.results.load)),
     ]);
     Ok(format!("{BEGIN}\n{}{END}\n", render(TEMPLATE, &v, &[])?))
-}
-
-fn saved_file(charts: &Path) -> PathBuf {
-    charts.join("load.json")
 }
 
 /// A figure as load.json holds it: a number, or "inf"/"nan" (which JSON
@@ -305,7 +287,7 @@ fn read_saved(path: &Path) -> Points {
 /// (re-running only the noisy rates keeps the rest); the merged figures
 /// are saved for the next run.
 pub fn merge_saved(b: &mut Bench) -> Result<(), String> {
-    let path = saved_file(&b.args.charts);
+    let path = b.args.charts.join("load.json");
     let mut merged: Points = read_saved(&path)
         .into_iter()
         .filter(|(k, _)| !b.args.load_rates.contains(&k.0) || !b.args.load_cc.contains(&k.3))

@@ -187,19 +187,18 @@ impl Bench {
     // ---- benchmarks -----------------------------------------------------
 
     fn spawn_cost(&mut self) {
-        let runs: Vec<f64> = (0..self.args.repeats * 3)
-            .map(|_| spawn(&["/bin/true"], &[], b"", false).ns)
-            .collect();
-        self.results.spawn_ns = median(&runs);
+        let n = self.args.repeats;
+        let median_of = |n, argv: &[&str], env| {
+            let ns: Vec<f64> = (0..n).map(|_| spawn(argv, env, b"", false).ns).collect();
+            median(&ns)
+        };
+        self.results.spawn_ns = median_of(n * 3, &["/bin/true"], &[]);
         // VERSION does no kernel work: it shows each binary's start-up cost.
-        for (imp, dir) in self.impls.clone() {
-            let path = format!("{dir}/sbr");
-            let v: Vec<f64> = (0..self.args.repeats)
-                .map(|_| spawn(&[&path], &[("CNI_COMMAND", "VERSION")], b"", false).ns)
-                .collect();
-            self.results.version_ns.insert(imp, median(&v));
+        for (imp, dir) in &self.impls {
+            let v = median_of(n, &[&format!("{dir}/sbr")], &[("CNI_COMMAND", "VERSION")]);
+            self.results.version_ns.insert(imp.clone(), v);
         }
-        self.results.floor_ns = floor::libc_floor(self.args.repeats * 3);
+        self.results.floor_ns = floor::libc_floor(n * 3);
     }
 
     /// bandwidth ADD's and DEL's requests from this process, on a fresh pod.

@@ -93,14 +93,14 @@ pub fn table(header: &[&str], rows: &[Vec<String>], align: &str) -> String {
 }
 
 /// A column of [`columns`]: its header, its alignment and its cell per row.
-type Column<'a, R> = (String, char, Box<dyn Fn(&R) -> String + 'a>);
+pub type Column<'a, R> = (String, char, Box<dyn Fn(&R) -> String + 'a>);
 
-fn col<'a, R>(header: impl Into<String>, align: char, cell: impl Fn(&R) -> String + 'a) -> Column<'a, R> {
+pub fn col<'a, R>(header: impl Into<String>, align: char, cell: impl Fn(&R) -> String + 'a) -> Column<'a, R> {
     (header.into(), align, Box::new(cell))
 }
 
 /// A Markdown table of `rows`, a cell of each column per row.
-fn columns<R>(cols: &[Column<R>], rows: &[R]) -> String {
+pub fn columns<R>(cols: &[Column<R>], rows: &[R]) -> String {
     let header: Vec<&str> = cols.iter().map(|c| c.0.as_str()).collect();
     let align: String = cols.iter().map(|c| c.1).collect();
     let cells: Vec<Vec<String>> = rows
@@ -249,21 +249,23 @@ fn latency_table(b: &Bench, rows: &[Row]) -> String {
 
 fn floors_table(b: &Bench) -> String {
     let r = &b.results;
-    let floor = |k: &str| or_nan(r.floor_ns.get(k));
-    let mut rows: Vec<(String, f64)> = vec![
+    let mut rows = vec![
         (
             "spawn of `/bin/true` (dynamically linked, Debian's coreutils)".into(),
             r.spawn_ns,
         ),
         (
             "static program without a C library (exec and exit only)".into(),
-            floor("none"),
+            or_nan(r.floor_ns.get("none")),
         ),
         (
             "static C program returning 0, musl (**the process floor of our binaries**)".into(),
-            floor("musl"),
+            or_nan(r.floor_ns.get("musl")),
         ),
-        ("static C program returning 0, glibc".into(), floor("glibc")),
+        (
+            "static C program returning 0, glibc".into(),
+            or_nan(r.floor_ns.get("glibc")),
+        ),
     ];
     for imp in b.names() {
         rows.push((
@@ -275,11 +277,11 @@ fn floors_table(b: &Bench) -> String {
         let what = format!("kernel's work of bandwidth {cmd}, from this process");
         rows.push((what, or_nan(r.kernel_ns.get(cmd))));
     }
-    let cols = [
-        col("what", 'l', |x: &(String, f64)| x.0.clone()),
-        col("median (ms)", 'r', |x: &(String, f64)| fmt_ms(x.1)),
-    ];
-    columns(&cols, &rows)
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|(what, ns)| vec![what, fmt_ms(ns)])
+        .collect();
+    table(&["what", "median (ms)"], &rows, "lr")
 }
 
 /// Peak RSS of `plugin` over its commands, MiB.
@@ -337,10 +339,6 @@ fn memory_table(b: &Bench) -> String {
     columns(&cols, &PLUGINS)
 }
 
-fn scaling_value(v: &HashMap<String, f64>, imp: &str) -> f64 {
-    or_nan(v.get(imp))
-}
-
 fn scaling_table(b: &Bench) -> String {
     type Point = ((String, usize), HashMap<String, f64>);
     let what = |((plugin, n), _): &Point| match plugin.as_str() {
@@ -350,13 +348,13 @@ fn scaling_table(b: &Bench) -> String {
             if *n > 1 { "s" } else { "" }
         ),
     };
-    let ms = |imp: &'static str| move |(_, v): &Point| fmt_ms(scaling_value(v, imp));
+    let ms = |imp: &'static str| move |(_, v): &Point| fmt_ms(or_nan(v.get(imp)));
     let cols = [
         col("scenario", 'l', what),
         col("ours (ms)", 'r', ms(OURS)),
         col("reference (ms)", 'r', ms(REF)),
         col("ours / reference", 'r', |(_, v): &Point| {
-            fmt_ratio(ratio(scaling_value(v, OURS), scaling_value(v, REF)))
+            fmt_ratio(ratio(or_nan(v.get(OURS)), or_nan(v.get(REF))))
         }),
     ];
     columns(&cols, &b.results.scaling)
@@ -440,16 +438,15 @@ fn targets(b: &Bench, rows: &[Row]) -> Vec<(String, bool)> {
     out
 }
 
+/// Each failure once, with how often it happened.
 fn failures_list(b: &Bench) -> String {
-    let mut seen: Vec<(&str, &str)> = Vec::new();
     let mut out = Vec::new();
-    for (imp, what, detail) in &b.failures {
-        if seen.contains(&(imp.as_str(), what.as_str())) {
-            continue;
+    for (i, (imp, what, detail)) in b.failures.iter().enumerate() {
+        let same = |f: &&(String, String, String)| &f.0 == imp && &f.1 == what;
+        if !b.failures[..i].iter().any(|f| same(&f)) {
+            let n = b.failures.iter().filter(same).count();
+            out.push(format!("- {imp}, {what} ({n}x): `{detail}`"));
         }
-        seen.push((imp, what));
-        let n = b.failures.iter().filter(|f| &f.0 == imp && &f.1 == what).count();
-        out.push(format!("- {imp}, {what} ({n}x): `{detail}`"));
     }
     out.join("\n")
 }
@@ -502,7 +499,7 @@ fn write_charts(b: &Bench, rows: &[Row]) -> Result<(), String> {
         })
         .collect();
     let bars = series(&pair, |imp| {
-        r.scaling.iter().map(|(_, v)| ms(scaling_value(v, imp))).collect()
+        r.scaling.iter().map(|(_, v)| ms(or_nan(v.get(imp)))).collect()
     });
     let title = "Median ADD time as the namespaces grow (ms, lower is better)";
     chart("scaling.svg", svg::bars(title, &labels, &bars, 2, None, 0.0))?;
@@ -520,50 +517,50 @@ fn write_charts(b: &Bench, rows: &[Row]) -> Result<(), String> {
 /// and `<!-- end NAME -->` kept only when `flags` has NAME, and the
 /// `<!--# ... -->` notes to the template's editors dropped.
 pub fn render(text: &str, values: &HashMap<&str, String>, flags: &[&str]) -> Result<String, String> {
-    // Notes to editors.
-    let mut t = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("<!--#") {
-        t.push_str(&rest[..i]);
-        let end = rest[i..]
-            .find("-->\n")
-            .ok_or("template: an unclosed <!--# note")?;
-        rest = &rest[i + end + 4..];
-    }
-    t.push_str(rest);
-    // Conditional blocks.
-    let mut out = String::new();
-    let mut rest = t.as_str();
-    while let Some(i) = rest.find("<!-- if ") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 8..];
-        let (name, body) = after
+    let notes = expand(text, "<!--#", |rest| {
+        let end = rest.find("-->\n").ok_or("template: an unclosed <!--# note")?;
+        Ok((String::new(), &rest[end + 4..]))
+    })?;
+    let blocks = expand(&notes, "<!-- if ", |rest| {
+        let (name, body) = rest
             .split_once(" -->\n")
             .ok_or("template: a malformed <!-- if --> line")?;
-        let close = format!("<!-- end {name} -->\n");
-        let (inner, tail) = body
-            .split_once(&close)
+        let (inner, tail) = (body.split_once(&format!("<!-- end {name} -->\n")))
             .ok_or_else(|| format!("template: no end of block {name}"))?;
-        if flags.contains(&name) {
-            out.push_str(inner);
-        }
-        rest = tail;
-    }
-    out.push_str(rest);
-    // Values.
-    let mut page = String::new();
-    let mut rest = out.as_str();
-    while let Some(i) = rest.find("${") {
-        page.push_str(&rest[..i]);
-        let (name, tail) = rest[i + 2..].split_once('}').ok_or("template: an unclosed ${")?;
+        Ok((
+            if flags.contains(&name) {
+                inner.to_string()
+            } else {
+                String::new()
+            },
+            tail,
+        ))
+    })?;
+    expand(&blocks, "${", |rest| {
+        let (name, tail) = rest.split_once('}').ok_or("template: an unclosed ${")?;
         let v = values
             .get(name)
             .ok_or_else(|| format!("template: no value for ${{{name}}}"))?;
-        page.push_str(v);
+        Ok((v.clone(), tail))
+    })
+}
+
+/// `text` with every span that starts at `open` replaced: `span` gets what
+/// follows `open` and returns the replacement and what follows the span.
+fn expand<'t>(
+    text: &'t str,
+    open: &str,
+    mut span: impl FnMut(&'t str) -> Result<(String, &'t str), String>,
+) -> Result<String, String> {
+    let (mut out, mut rest) = (String::new(), text);
+    while let Some(i) = rest.find(open) {
+        out.push_str(&rest[..i]);
+        let (put, tail) = span(&rest[i + open.len()..])?;
+        out.push_str(&put);
         rest = tail;
     }
-    page.push_str(rest);
-    Ok(page)
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Writes the page and its charts; (text, met) per target.
@@ -587,7 +584,7 @@ pub fn write(b: &mut Bench) -> Result<Vec<(String, bool)>, String> {
         .map(|(_, v)| v)
         .collect();
     let growth = |imp: &str| match (bw.first(), bw.last()) {
-        (Some(f), Some(l)) if bw.len() >= 2 => fmt_ratio(ratio(scaling_value(l, imp), scaling_value(f, imp))),
+        (Some(f), Some(l)) if bw.len() >= 2 => fmt_ratio(ratio(or_nan(l.get(imp)), or_nan(f.get(imp)))),
         _ => fmt_ratio(f64::NAN),
     };
     let goals = targets(b, &rows);
