@@ -1,7 +1,6 @@
 //! Pings from a namespace, read per request: the suite's load cases and
 //! the bench's latency under load take their RTTs and percentiles here.
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::ns::Ns;
@@ -22,30 +21,24 @@ pub fn ping_rtts(
         format!("{:.3}", interval.as_secs_f64()),
         deadline.as_secs().max(1).to_string(),
     );
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "ping",
-            "-n",
-            "-c",
-            &count_s,
-            "-i",
-            &interval_s,
-            "-w",
-            &deadline_s,
-            dst,
-        ])
-        .output()
-        .map_err(|e| format!("failed to run ping: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let args = [
+        "ping",
+        "-n",
+        "-c",
+        &count_s,
+        "-i",
+        &interval_s,
+        "-w",
+        &deadline_s,
+        dst,
+    ];
+    let (_, stdout, stderr) = ns.exec_unchecked(&args);
     if received(&stdout).is_none() {
         return Err(format!(
             "ping {dst} in {} printed no summary: {} {}",
             ns.name,
             stdout.trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
+            stderr.trim()
         ));
     }
     Ok(rtts(&stdout, count))
