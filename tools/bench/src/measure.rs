@@ -209,22 +209,27 @@ impl Bench {
             .ok()
     }
 
+    /// A cycle of every command per plugin and implementation, in `order`.
+    fn round(&mut self, order: &[String], mode: Mode) -> Result<Vec<(Key, Run)>, String> {
+        let mut out = Vec::new();
+        for plugin in crate::report::PLUGINS {
+            for imp in order {
+                let (runs, _) = self.cycle(imp, &conf(plugin, (RATE, BURST)), &COMMANDS, mode, |_| ())?;
+                out.extend(COMMANDS.map(|cmd| key(plugin, cmd, imp)).into_iter().zip(runs));
+            }
+        }
+        Ok(out)
+    }
+
     fn latency(&mut self) -> Result<(), String> {
         let mut data: HashMap<Key, Vec<Run>> = HashMap::new();
         let mut kernel = (Vec::new(), Vec::new());
         let names = self.names();
         for i in 0..self.args.repeats {
-            let k = i % names.len();
-            let order: Vec<&String> = names[k..].iter().chain(&names[..k]).collect();
-            for plugin in crate::report::PLUGINS {
-                for imp in &order {
-                    for (cmd, run) in COMMANDS.iter().zip(
-                        self.cycle(imp, &conf(plugin, (RATE, BURST)), &COMMANDS, TIMED, |_| ())?
-                            .0,
-                    ) {
-                        data.entry(key(plugin, cmd, imp)).or_default().push(run);
-                    }
-                }
+            let mut order = names.clone();
+            order.rotate_left(i % names.len());
+            for (k, run) in self.round(&order, TIMED)? {
+                data.entry(k).or_default().push(run);
             }
             if let Some((add, del)) = self.kernel_cycle() {
                 kernel.0.push(add);
@@ -250,16 +255,9 @@ impl Bench {
             .collect();
         // Peak RSS in separate, untimed rounds under GNU time.
         for _ in 0..3 {
-            for plugin in crate::report::PLUGINS {
-                for imp in &names {
-                    for (cmd, run) in COMMANDS.iter().zip(
-                        self.cycle(imp, &conf(plugin, (RATE, BURST)), &COMMANDS, RSS, |_| ())?
-                            .0,
-                    ) {
-                        let e = self.results.rss_kb.entry(key(plugin, cmd, imp)).or_insert(0);
-                        *e = (*e).max(run.rss_kb);
-                    }
-                }
+            for (k, run) in self.round(&names, RSS)? {
+                let e = self.results.rss_kb.entry(k).or_insert(0);
+                *e = (*e).max(run.rss_kb);
             }
         }
         self.results.rss_true_kb = (0..3)
