@@ -7,6 +7,7 @@ pub mod goodput;
 pub mod kernel;
 pub mod log_file;
 pub mod ns;
+pub mod ping;
 pub mod plugin;
 pub mod pod;
 pub mod run_dir;

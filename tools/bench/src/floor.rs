@@ -8,6 +8,7 @@ use std::time::Instant;
 use bandwidth::ifb::Owner;
 use bandwidth::plan::{Mark, FQ_CODEL, FQ_CODEL_HANDLE, QUEUE_CLASS, REDIRECT_PRIORITY};
 use bandwidth::tbf::{Discipline, Limit, Psched, ETH_HLEN, TBF_HANDLE};
+use cni_testkit::ns::sh;
 use nl_ops::qdisc::{ChildQueue, Tbf};
 use nl_ops::Socket;
 
@@ -32,41 +33,31 @@ void _start(void) {
 pub fn libc_floor(rounds: usize) -> BTreeMap<String, f64> {
     let dir = std::env::temp_dir().join(format!("cnibench-floor-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
-    let noop = dir.join("noop.c");
-    let bare = dir.join("bare.c");
+    let [noop, bare] = ["noop.c", "bare.c"].map(|f| dir.join(f).to_string_lossy().into_owned());
     let _ = std::fs::write(&noop, "int main(void) { return 0; }\n");
     let _ = std::fs::write(&bare, NO_LIBC_PROGRAM);
-    let compilers: [(&str, &[&str], &std::path::Path); 3] = [
+    let compilers: [(&str, &[&str], &str); 3] = [
         ("none", &["gcc", "-static", "-nostdlib", "-ffreestanding"], &bare),
         ("musl", &["musl-gcc", "-static"], &noop),
         ("glibc", &["gcc", "-static-pie"], &noop),
     ];
     let mut bins = Vec::new();
     for (libc, cc, src) in compilers {
-        let out = dir.join(libc);
-        let built = std::process::Command::new(cc[0])
-            .args(&cc[1..])
-            .args(["-O2", "-o"])
-            .arg(&out)
-            .arg(src)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if built {
-            bins.push((libc, out.to_string_lossy().into_owned()));
-        } else {
-            crate::log(&format!(
+        let out = dir.join(libc).to_string_lossy().into_owned();
+        let argv: Vec<&str> = cc.iter().copied().chain(["-O2", "-o", &out, src]).collect();
+        match sh(&argv) {
+            Ok(_) => bins.push((libc, out)),
+            Err(_) => crate::log(&format!(
                 "  cannot build a static program with C library {libc} ({}); its floor is not shown",
                 cc[0]
-            ));
+            )),
         }
     }
     let mut times: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for _ in 0..rounds {
         for (libc, path) in &bins {
-            times
-                .entry(libc.to_string())
-                .or_default()
-                .push(spawn(&[path], &[], b"", false).ns);
+            let ns = spawn(&[path], &[], b"", false).ns;
+            times.entry(libc.to_string()).or_default().push(ns);
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

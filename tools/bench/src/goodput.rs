@@ -1,10 +1,72 @@
-//! TCP goodput of an iperf3 run as its receiver counts it, and the one
-//! verdict on it: `cni_testkit::SHAPED`. `bench goodput` and `bench
-//! shaped` give scripts/demo the same formula and the same verdict.
+//! iperf3 flows through a pod, TCP goodput as their receiver counts it,
+//! and the one verdict on it: `cni_testkit::SHAPED`. `bench goodput` and
+//! `bench shaped` give scripts/demo the same formula and the same verdict.
 
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cni_testkit::pod::Pod;
 use serde_json::Value;
 
 pub use cni_testkit::SHAPED;
+
+const PORT: &str = "5299";
+
+/// One iperf3 TCP flow of `secs` from the pod to its host end (`reverse`:
+/// back) with `extra` client arguments, and `beside` run while it flows:
+/// `beside`'s value and the receiver's goodput in bit/s from `skip` s on
+/// (NaN for a failed run, or one still going a minute after `beside`).
+pub fn flow<T>(
+    pod: &Pod,
+    reverse: bool,
+    secs: f64,
+    skip: f64,
+    extra: &[&str],
+    beside: impl FnOnce() -> T,
+) -> (T, f64) {
+    let (gw, addr, secs) = (pod.gateway(), pod.addr(), secs.trunc().to_string());
+    let Ok(mut server) = Command::new("iperf3")
+        .args(["-s", "-1", "-J", "-B", &gw, "-p", PORT])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return (beside(), f64::NAN);
+    };
+    let (listening, ss) = (format!("{gw}:{PORT}"), || pod.host.try_exec(&["ss", "-ltn"]));
+    for _ in 0..50 {
+        if ss().unwrap_or_default().contains(&listening) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &pod.ctr.name, "iperf3", "-c", &gw, "-B", &addr])
+        .args(["-p", PORT, "-J", "--get-server-output", "-t", &secs])
+        .args(extra)
+        .args(reverse.then_some("-R"));
+    let report = crate::spawn::scratch().and_then(|f| {
+        let client = cmd.stdout(f.try_clone()?).stderr(Stdio::null()).spawn()?;
+        Ok((f, client))
+    });
+    let got = beside();
+    let bps = report.ok().and_then(|(f, mut client)| {
+        let deadline = Instant::now() + Duration::from_secs_f64(secs.parse::<f64>().ok()? + 60.0);
+        while !matches!(client.try_wait(), Ok(Some(_))) {
+            if Instant::now() > deadline {
+                let _ = client.kill();
+                let _ = client.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let report = serde_json::from_str(&crate::spawn::read_back(f).ok()?).ok()?;
+        receiver_goodput(&report, reverse, skip)
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    (got, bps.unwrap_or(f64::NAN))
+}
 
 /// Bits per second in the receiver's intervals from `skip` seconds on (TCP
 /// slow start and the bucket's initial burst left out). The receiver is the
@@ -50,31 +112,22 @@ pub fn goodput_main(args: &[String]) -> i32 {
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .and_then(|r| receiver_goodput(&r, reverse, 1.0));
-    match bps {
-        Some(b) => println!("{:.2}", b / 1e6),
-        None => println!("0"),
-    }
+    println!("{}", bps.map_or("0".into(), |b| format!("{:.2}", b / 1e6)));
     0
 }
 
 /// `bench shaped RATIO`.
 pub fn shaped_main(args: &[String]) -> i32 {
-    let ratio = match args {
-        [r] => r.parse::<f64>().ok(),
-        _ => None,
-    };
-    if matches!(args, [r] if r == "--range") {
-        println!("{:.2} to {:.2}", SHAPED.start(), SHAPED.end());
-        return 0;
-    }
-    match ratio {
-        Some(r) if SHAPED.contains(&r) => 0,
-        Some(_) => 1,
-        None => {
+    match args {
+        [r] if r == "--range" => println!("{:.2} to {:.2}", SHAPED.start(), SHAPED.end()),
+        [r] if r.parse::<f64>().is_ok_and(|r| SHAPED.contains(&r)) => {}
+        [r] if r.parse::<f64>().is_ok() => return 1,
+        _ => {
             eprintln!("{SHAPED_USAGE}");
-            2
+            return 2;
         }
     }
+    0
 }
 
 #[cfg(test)]

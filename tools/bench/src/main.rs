@@ -1,9 +1,9 @@
 //! Benchmark of this project's sbr and bandwidth against the reference
 //! plugins, run through scripts/bench (as root). Everything happens in
-//! throwaway network namespaces: a "host" namespace this process's one
-//! thread enters, a container namespace per scenario, and one for the peers
-//! of the scaling veths. Both implementations run interleaved on the same
-//! namespaces and the same inputs; every number is a median over repeats.
+//! throwaway network namespaces of the test kit: a "host" namespace this
+//! process's one thread enters, the container namespaces of its pods, and
+//! the peers of the scaling veths. Both implementations run interleaved on
+//! the same namespaces and the same inputs; every number is a median over repeats.
 //! Writes a Markdown page and SVG charts.
 //!
 //! Subcommands for scripts/demo: `goodput` (an iperf3 report's goodput) and
@@ -58,69 +58,17 @@ pub struct Args {
 }
 
 fn parse(argv: &[String]) -> Result<Args, String> {
-    let mut ours = None;
-    let mut reference = "/usr/lib/cni".to_string();
-    let mut also = Vec::new();
-    let (mut out, mut charts) = (None, None);
-    let (mut quick, mut only_load) = (false, false);
-    let mut load_rates = None;
-    let mut load_cc = None;
-    let mut root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    let mut it = argv.iter();
-    while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "--ours" => ours = Some(value()?),
-            "--reference" => reference = value()?,
-            "--also" => {
-                let v = value()?;
-                match v.split_once('=') {
-                    Some((l, d)) if !l.is_empty() && !d.is_empty() => {
-                        also.push((l.to_string(), d.to_string()))
-                    }
-                    _ => return Err(format!("--also: expected LABEL=DIR, got {v:?}")),
-                }
-            }
-            "--out" => out = Some(PathBuf::from(value()?)),
-            "--charts" => charts = Some(PathBuf::from(value()?)),
-            "--quick" => quick = true,
-            "--only" => match value()?.as_str() {
-                "load" => only_load = true,
-                other => return Err(format!("--only takes: load (not {other:?})")),
-            },
-            "--load-rates" => {
-                let v = value()?;
-                let rates: Result<Vec<u64>, _> =
-                    v.split(',').filter(|x| !x.is_empty()).map(str::parse).collect();
-                load_rates = Some(rates.map_err(|e| format!("--load-rates {v:?}: {e}"))?);
-            }
-            "--load-cc" => load_cc = Some(value()?.split(',').map(String::from).collect()),
-            "--root" => root = PathBuf::from(value()?),
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    let ours = ours.ok_or("--ours is required")?;
-    let out = out.ok_or("--out is required")?;
-    let charts = charts.ok_or("--charts is required")?;
-    let root = std::fs::canonicalize(&root).unwrap_or(root);
     let mut a = Args {
-        ours: absolute(&ours),
-        reference: absolute(&reference),
-        also: also.into_iter().map(|(l, d)| (l, absolute(&d))).collect(),
-        out,
-        charts,
-        quick,
-        only_load,
-        load_rates: load_rates.unwrap_or_else(|| load::RATES.to_vec()),
-        load_cc: load_cc.unwrap_or_else(|| {
-            if quick {
-                vec!["cubic".into()]
-            } else {
-                load::CCS.iter().map(|s| s.to_string()).collect()
-            }
-        }),
-        load_window: if quick { 3.0 } else { 6.0 },
+        ours: String::new(),
+        reference: "/usr/lib/cni".into(),
+        also: Vec::new(),
+        out: PathBuf::new(),
+        charts: PathBuf::new(),
+        quick: argv.iter().any(|a| a == "--quick"),
+        only_load: false,
+        load_rates: load::RATES.to_vec(),
+        load_cc: load::CCS.map(String::from).to_vec(),
+        load_window: 6.0,
         repeats: 31,
         scale_repeats: 11,
         accuracy_repeats: 5,
@@ -128,12 +76,57 @@ fn parse(argv: &[String]) -> Result<Args, String> {
         veths: vec![10, 1000, 4000],
         ifaces: vec![1, 50],
         rates: vec![10, 100, 1000],
-        root,
+        root: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")),
     };
-    if quick {
+    if a.quick {
         (a.repeats, a.scale_repeats, a.accuracy_repeats, a.seconds) = (5, 3, 1, 2);
-        (a.veths, a.ifaces) = (vec![10, 200], vec![1, 10]);
+        (a.veths, a.ifaces, a.load_cc, a.load_window) =
+            (vec![10, 200], vec![1, 10], vec!["cubic".into()], 3.0);
     }
+    let mut it = argv.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--ours" => a.ours = absolute(&value()?),
+            "--reference" => a.reference = absolute(&value()?),
+            "--also" => {
+                let v = value()?;
+                let (l, d) = (v.split_once('='))
+                    .filter(|(l, d)| !l.is_empty() && !d.is_empty())
+                    .ok_or_else(|| format!("--also: expected LABEL=DIR, got {v:?}"))?;
+                a.also.push((l.to_string(), absolute(d)));
+            }
+            "--out" => a.out = PathBuf::from(value()?),
+            "--charts" => a.charts = PathBuf::from(value()?),
+            "--quick" => {}
+            "--only" => match value()?.as_str() {
+                "load" => a.only_load = true,
+                other => return Err(format!("--only takes: load (not {other:?})")),
+            },
+            "--load-rates" => {
+                let v = value()?;
+                let rates: Result<Vec<u64>, _> =
+                    v.split(',').filter(|x| !x.is_empty()).map(str::parse).collect();
+                a.load_rates = rates.map_err(|e| format!("--load-rates {v:?}: {e}"))?;
+            }
+            "--load-cc" => a.load_cc = value()?.split(',').map(String::from).collect(),
+            "--root" => a.root = PathBuf::from(value()?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    let (out, charts) = (a.out.as_os_str().is_empty(), a.charts.as_os_str().is_empty());
+    if let Some((flag, _)) = [
+        ("--ours", a.ours.is_empty()),
+        ("--out", out),
+        ("--charts", charts),
+    ]
+    .iter()
+    .find(|r| r.1)
+    {
+        return Err(format!("{flag} is required"));
+    }
+    a.root = std::fs::canonicalize(&a.root).unwrap_or(a.root);
     Ok(a)
 }
 
@@ -164,68 +157,62 @@ fn main() {
 }
 
 fn run(a: Args) -> i32 {
-    let dirs = std::iter::once(a.ours.as_str())
-        .chain(std::iter::once(a.reference.as_str()))
-        .chain(a.also.iter().map(|(_, d)| d.as_str()));
+    match measure_and_write(&a) {
+        Ok(0) => 0,
+        Ok(ours_failed) => {
+            if !a.only_load {
+                log(&format!(
+                    "{ours_failed} invocation(s) of our plugins failed; see the page"
+                ));
+            }
+            1
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            1
+        }
+    }
+}
+
+/// The run and its page; how many invocations of ours failed.
+fn measure_and_write(a: &Args) -> Result<usize, String> {
+    let dirs = [&a.ours, &a.reference]
+        .into_iter()
+        .chain(a.also.iter().map(|(_, d)| d));
     for d in dirs {
         for plugin in report::PLUGINS {
             let p = format!("{d}/{plugin}");
             if nix::unistd::access(p.as_str(), nix::unistd::AccessFlags::X_OK).is_err() {
-                eprintln!("bench: no executable {p}");
-                return 1;
+                return Err(format!("no executable {p}"));
             }
         }
     }
-    let made = std::fs::create_dir_all(&a.charts).and_then(|()| {
-        let parent = a.out.parent().filter(|p| !p.as_os_str().is_empty());
-        parent.map_or(Ok(()), std::fs::create_dir_all)
-    });
-    if let Err(e) = made {
-        eprintln!("bench: cannot make the output directories: {e}");
-        return 1;
-    }
-    if let Err(e) = pod::unwind_on_signals() {
-        eprintln!("bench: {e}");
-        return 1;
-    }
+    std::fs::create_dir_all(&a.charts)
+        .and_then(|()| match a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => std::fs::create_dir_all(parent),
+            None => Ok(()),
+        })
+        .map_err(|e| format!("cannot make the output directories: {e}"))?;
+    pod::unwind_on_signals()?;
     let t0 = Instant::now();
-    let mut b = measure::Bench::new(a.clone());
-    if let Err(e) = b.run() {
-        eprintln!("bench: {e}");
-        return 1;
-    }
+    let mut b = measure::Bench::new(a.clone())?;
+    b.run()?;
     let secs = t0.elapsed().as_secs();
-    let written = if a.only_load {
-        report::write_load_only(&mut b).map(|()| {
-            log(&format!(
-                "wrote the latency-under-load section of {} ({secs}s)",
-                a.out.display()
-            ))
-        })
+    if a.only_load {
+        load::write_only(&mut b)?;
+        log(&format!(
+            "wrote the latency-under-load section of {} ({secs}s)",
+            a.out.display()
+        ));
     } else {
-        report::write(&mut b).map(|goals| {
-            for (text, ok) in goals {
-                log(&format!("{text}: {}", if ok { "met" } else { "not met" }));
-            }
-            log(&format!(
-                "wrote {} and charts in {} ({secs}s)",
-                a.out.display(),
-                a.charts.display()
-            ));
-        })
-    };
-    if let Err(e) = written {
-        eprintln!("bench: {e}");
-        return 1;
-    }
-    let ours_failed = b.failures.iter().filter(|f| f.0 == measure::OURS).count();
-    if ours_failed > 0 {
-        if !a.only_load {
-            log(&format!(
-                "{ours_failed} invocation(s) of our plugins failed; see the page"
-            ));
+        for (text, ok) in report::write(&mut b)? {
+            log(&format!("{text}: {}", if ok { "met" } else { "not met" }));
         }
-        return 1;
+        log(&format!(
+            "wrote {} and charts in {} ({secs}s)",
+            a.out.display(),
+            a.charts.display()
+        ));
     }
-    0
+    Ok(b.failures.iter().filter(|f| f.0 == measure::OURS).count())
 }

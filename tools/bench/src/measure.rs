@@ -2,15 +2,17 @@
 //! scaling, shaping accuracy (latency under load is in `load`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
+use cni_testkit::ns::sh;
+use cni_testkit::pod::Pod;
+use cni_testkit::Ns;
 use serde_json::{json, Value};
 
-use crate::pod::{self, CTR_IP, HOST_IP, HOST_VETH};
+use crate::pod;
 use crate::spawn::{median, median_ok, spawn, Run};
 use crate::{floor, goodput, load, log, Args};
-use cni_testkit::Ns;
 
 pub const OURS: &str = "ours";
 pub const REF: &str = "reference";
@@ -26,6 +28,12 @@ pub struct Latency {
     pub ok: usize,
     pub n: usize,
 }
+
+/// Under GNU time for peak RSS (not timed then), and a tag for failures.
+pub type Mode = (bool, &'static str);
+pub const TIMED: Mode = (false, "");
+const RSS: Mode = (true, "");
+pub const LOAD: Mode = (false, " (load)");
 
 /// (plugin, command, implementation).
 pub type Key = (String, String, String);
@@ -57,57 +65,52 @@ pub struct Bench {
     pub args: Args,
     /// Implementation -> its directory, ours and the reference first.
     pub impls: Vec<(String, String)>,
-    pub host: String,
-    pub ctr: String,
-    /// The namespaces this run made, deleted when it ends.
-    pub ns: Vec<Ns>,
+    /// The namespace this thread enters, where the plugins run.
+    pub host: Arc<Ns>,
+    /// The pods' container namespace.
+    pub ctr: Arc<Ns>,
     pub load_start: String,
     /// (implementation, what, detail)
     pub failures: Vec<(String, String, String)>,
     pub results: Results,
 }
 
+/// A plugin's config as the bench passes it, before its prevResult;
+/// bandwidth's with `limits` (rate and burst in bits, none for 0) both ways.
+pub fn conf(plugin: &str, (rate, burst): (u64, u64)) -> Value {
+    let mut c = json!({"cniVersion": "1.0.0", "name": "bench", "type": plugin});
+    if plugin == "bandwidth" && rate > 0 {
+        for k in ["ingress", "egress"] {
+            c[format!("{k}Rate")] = json!(rate);
+            c[format!("{k}Burst")] = json!(burst);
+        }
+    }
+    c
+}
+
 impl Bench {
-    pub fn new(args: Args) -> Bench {
+    pub fn new(args: Args) -> Result<Bench, String> {
         let mut impls = vec![
             (OURS.to_string(), args.ours.clone()),
             (REF.to_string(), args.reference.clone()),
         ];
         impls.extend(args.also.iter().cloned());
-        Bench {
+        Ok(Bench {
             args,
             impls,
-            host: String::new(),
-            ctr: String::new(),
-            ns: Vec::new(),
+            host: Arc::new(Ns::try_new("benchhost")?),
+            ctr: Arc::new(Ns::try_new("benchctr")?),
             load_start: loadavg(),
             failures: Vec::new(),
             results: Results::default(),
-        }
+        })
     }
 
     pub fn names(&self) -> Vec<String> {
         self.impls.iter().map(|(n, _)| n.clone()).collect()
     }
 
-    pub fn dir(&self, imp: &str) -> &str {
-        self.impls
-            .iter()
-            .find(|(n, _)| n == imp)
-            .map_or("", |(_, d)| d.as_str())
-    }
-
-    /// A fresh namespace kept until the run ends; its name.
-    fn netns(&mut self, tag: &str) -> Result<String, String> {
-        let ns = Ns::try_new(tag)?;
-        let name = ns.name.clone();
-        self.ns.push(ns);
-        Ok(name)
-    }
-
     pub fn run(&mut self) -> Result<(), String> {
-        self.host = self.netns("benchhost")?;
-        self.ctr = self.netns("benchctr")?;
         pod::enter(&self.host)?;
         if self.args.only_load {
             log("latency under load");
@@ -126,140 +129,107 @@ impl Bench {
         load::measure(self)
     }
 
-    // ---- plugin invocation ------------------------------------------------
-
-    pub fn env(&self, command: &str, ctr: &str) -> Vec<(String, String)> {
-        vec![
-            ("CNI_COMMAND".into(), command.into()),
-            ("CNI_CONTAINERID".into(), "bench-container-1".into()),
-            ("CNI_NETNS".into(), pod::netns_path(ctr)),
-            ("CNI_IFNAME".into(), "eth0".into()),
-            ("CNI_PATH".into(), self.args.reference.clone()),
-            ("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()),
-        ]
-    }
-
-    /// Runs `plugin` of `imp` with `conf` as given; a failure is recorded.
-    pub fn call_conf(
-        &mut self,
-        imp: &str,
-        plugin: &str,
-        command: &str,
-        ctr: &str,
-        conf: &Value,
-        rss: bool,
-    ) -> Run {
-        let path = format!("{}/{plugin}", self.dir(imp));
-        let env = self.env(command, ctr);
+    /// Runs `conf`'s plugin of `imp` for `command` on `pod` with `prev` as
+    /// its prevResult, under GNU time with `mode.0`; a failure is recorded
+    /// under the plugin, the command and `mode.1`.
+    fn call(&mut self, imp: &str, command: &str, pod: &Pod, conf: &Value, prev: &Value, mode: Mode) -> Run {
+        let plugin = conf["type"].as_str().unwrap_or_default();
+        let path = self
+            .impls
+            .iter()
+            .find(|(n, _)| n == imp)
+            .map_or("", |(_, d)| d.as_str());
+        let path = format!("{path}/{plugin}");
+        let mut env = pod.env(command, &self.args.reference);
+        env.push(("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()));
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let r = spawn(&[&path], &env, conf.to_string().as_bytes(), rss);
+        let mut conf = conf.clone();
+        conf["prevResult"] = prev.clone();
+        let r = spawn(&[&path], &env, conf.to_string().as_bytes(), mode.0);
         if !r.ok() {
             let detail: String = r.out.trim().replace('\n', " ").chars().take(300).collect();
-            self.failures.push((
-                imp.to_string(),
-                format!("{plugin} {command}"),
-                format!("exit {}: {detail}", r.status),
-            ));
+            let what = format!("{plugin} {command}{}", mode.1);
+            self.failures
+                .push((imp.to_string(), what, format!("exit {}: {detail}", r.status)));
         }
         r
     }
 
-    fn conf(plugin: &str, prev: &Value, extra: Option<&Value>) -> Value {
-        let mut c = json!({"cniVersion": "1.0.0", "name": "bench", "type": plugin});
-        if plugin == "bandwidth" {
-            c["ingressRate"] = json!(RATE);
-            c["ingressBurst"] = json!(BURST);
-            c["egressRate"] = json!(RATE);
-            c["egressBurst"] = json!(BURST);
-        }
-        if let Some(Value::Object(m)) = extra {
-            for (k, v) in m {
-                c[k] = v.clone();
-            }
-        }
-        c["prevResult"] = prev.clone();
-        c
-    }
-
-    /// Fresh pod, then `commands` (ADD first) with ADD's result as the
-    /// prevResult of the others; the pod removed.
-    fn cycle(
+    /// A fresh pod, ADD with `conf`, `beside` while the plugin is attached
+    /// (when ADD succeeded), then the other `commands` with ADD's result as
+    /// their prevResult; the pod removed.
+    pub fn cycle<T>(
         &mut self,
         imp: &str,
-        plugin: &str,
-        ctr: &str,
+        conf: &Value,
         commands: &[&str],
-        rss: bool,
-    ) -> Result<Vec<(String, Run)>, String> {
-        let prev = pod::up(ctr);
-        let prev = match prev {
-            Ok(p) => p,
-            Err(e) => {
-                pod::down();
-                return Err(e);
-            }
-        };
-        let mut runs = Vec::new();
-        let add = self.call_conf(imp, plugin, "ADD", ctr, &Self::conf(plugin, &prev, None), rss);
-        let result = if add.ok() {
-            serde_json::from_str(&add.out).unwrap_or_else(|_| prev.clone())
+        mode: Mode,
+        beside: impl FnOnce(&Pod) -> T,
+    ) -> Result<(Vec<Run>, Option<T>), String> {
+        let pod = pod::up(&self.host, &self.ctr)?;
+        let prev = pod.0.prev_result("1.0.0");
+        let add = self.call(imp, "ADD", &pod.0, conf, &prev, mode);
+        let (result, got) = if add.ok() {
+            (
+                serde_json::from_str(&add.out).unwrap_or(prev),
+                Some(beside(&pod.0)),
+            )
         } else {
-            prev.clone()
+            (prev, None)
         };
-        runs.push(("ADD".to_string(), add));
+        let mut runs = vec![add];
         for cmd in &commands[1..] {
-            let r = self.call_conf(imp, plugin, cmd, ctr, &Self::conf(plugin, &result, None), rss);
-            runs.push((cmd.to_string(), r));
+            runs.push(self.call(imp, cmd, &pod.0, conf, &result, mode));
         }
-        pod::down();
-        Ok(runs)
+        Ok((runs, got))
     }
 
     // ---- benchmarks -----------------------------------------------------
 
     fn spawn_cost(&mut self) {
-        let runs: Vec<f64> = (0..self.args.repeats * 3)
-            .map(|_| spawn(&["/bin/true"], &[], b"", false).ns)
-            .collect();
-        self.results.spawn_ns = median(&runs);
+        let n = self.args.repeats;
+        let median_of = |n, argv: &[&str], env| {
+            let ns: Vec<f64> = (0..n).map(|_| spawn(argv, env, b"", false).ns).collect();
+            median(&ns)
+        };
+        self.results.spawn_ns = median_of(n * 3, &["/bin/true"], &[]);
         // VERSION does no kernel work: it shows each binary's start-up cost.
-        for (imp, dir) in self.impls.clone() {
-            let path = format!("{dir}/sbr");
-            let v: Vec<f64> = (0..self.args.repeats)
-                .map(|_| spawn(&[&path], &[("CNI_COMMAND", "VERSION")], b"", false).ns)
-                .collect();
-            self.results.version_ns.insert(imp, median(&v));
+        for (imp, dir) in &self.impls {
+            let v = median_of(n, &[&format!("{dir}/sbr")], &[("CNI_COMMAND", "VERSION")]);
+            self.results.version_ns.insert(imp.clone(), v);
         }
-        self.results.floor_ns = floor::libc_floor(self.args.repeats * 3);
+        self.results.floor_ns = floor::libc_floor(n * 3);
     }
 
     /// bandwidth ADD's and DEL's requests from this process, on a fresh pod.
     fn kernel_cycle(&mut self) -> Option<(f64, f64)> {
-        let ctr = self.ctr.clone();
-        if let Err(e) = pod::up(&ctr) {
-            log(&format!("  kernel work: {e}"));
-            pod::down();
-            return None;
+        pod::up(&self.host, &self.ctr)
+            .and_then(|pod| floor::kernel_cycle(&pod.0.host_veth, RATE, BURST))
+            .map_err(|e| log(&format!("  kernel work: {e}")))
+            .ok()
+    }
+
+    /// A cycle of every command per plugin and implementation, in `order`.
+    fn round(&mut self, order: &[String], mode: Mode) -> Result<Vec<(Key, Run)>, String> {
+        let mut out = Vec::new();
+        for plugin in crate::report::PLUGINS {
+            for imp in order {
+                let (runs, _) = self.cycle(imp, &conf(plugin, (RATE, BURST)), &COMMANDS, mode, |_| ())?;
+                out.extend(COMMANDS.map(|cmd| key(plugin, cmd, imp)).into_iter().zip(runs));
+            }
         }
-        let work = floor::kernel_cycle(HOST_VETH, RATE, BURST);
-        pod::down();
-        work.map_err(|e| log(&format!("  kernel work: {e}"))).ok()
+        Ok(out)
     }
 
     fn latency(&mut self) -> Result<(), String> {
         let mut data: HashMap<Key, Vec<Run>> = HashMap::new();
         let mut kernel = (Vec::new(), Vec::new());
         let names = self.names();
-        let ctr = self.ctr.clone();
         for i in 0..self.args.repeats {
-            let k = i % names.len();
-            let order: Vec<&String> = names[k..].iter().chain(&names[..k]).collect();
-            for plugin in crate::report::PLUGINS {
-                for imp in &order {
-                    for (cmd, run) in self.cycle(imp, plugin, &ctr, &COMMANDS, false)? {
-                        data.entry(key(plugin, &cmd, imp)).or_default().push(run);
-                    }
-                }
+            let mut order = names.clone();
+            order.rotate_left(i % names.len());
+            for (k, run) in self.round(&order, TIMED)? {
+                data.entry(k).or_default().push(run);
             }
             if let Some((add, del)) = self.kernel_cycle() {
                 kernel.0.push(add);
@@ -285,13 +255,9 @@ impl Bench {
             .collect();
         // Peak RSS in separate, untimed rounds under GNU time.
         for _ in 0..3 {
-            for plugin in crate::report::PLUGINS {
-                for imp in &names {
-                    for (cmd, run) in self.cycle(imp, plugin, &ctr, &COMMANDS, true)? {
-                        let e = self.results.rss_kb.entry(key(plugin, &cmd, imp)).or_insert(0);
-                        *e = (*e).max(run.rss_kb);
-                    }
-                }
+            for (k, run) in self.round(&names, RSS)? {
+                let e = self.results.rss_kb.entry(k).or_insert(0);
+                *e = (*e).max(run.rss_kb);
             }
         }
         self.results.rss_true_kb = (0..3)
@@ -301,139 +267,80 @@ impl Bench {
         Ok(())
     }
 
-    /// ADD's median per implementation over `scale_repeats` cycles in `ctr`,
+    /// ADD's median per implementation over `scale_repeats` cycles,
     /// alternating which goes first.
-    fn add_medians(&mut self, plugin: &str, ctr: &str) -> Result<HashMap<String, f64>, String> {
+    fn add_medians(&mut self, plugin: &str) -> Result<HashMap<String, f64>, String> {
         let mut data: HashMap<String, Vec<Run>> = HashMap::new();
         for i in 0..self.args.scale_repeats {
-            let order = if i % 2 == 0 { [OURS, REF] } else { [REF, OURS] };
-            for imp in order {
-                let runs = self.cycle(imp, plugin, ctr, &["ADD", "DEL"], false)?;
-                if let Some((_, add)) = runs.into_iter().next() {
-                    data.entry(imp.to_string()).or_default().push(add);
-                }
+            for imp in if i % 2 == 0 { [OURS, REF] } else { [REF, OURS] } {
+                let (runs, _) =
+                    self.cycle(imp, &conf(plugin, (RATE, BURST)), &["ADD", "DEL"], TIMED, |_| ())?;
+                data.entry(imp.to_string())
+                    .or_default()
+                    .extend(runs.into_iter().take(1));
             }
         }
         Ok(data.into_iter().map(|(k, v)| (k, median_ok(&v))).collect())
     }
 
     fn scaling(&mut self) -> Result<(), String> {
-        let others_ns = Ns::try_new("benchothers")?;
-        let others = others_ns.name.clone();
-        let ctr = self.ctr.clone();
+        let others = Ns::try_new("benchothers")?;
         let mut have = 0;
         for n in self.args.veths.clone() {
             let t0 = Instant::now();
-            pod::host_veths(&others, have, n)?;
+            pod::host_veths(&self.host, &others, have, n)?;
             have = have.max(n);
             log(&format!(
                 "  scaling: {n} other veths in the host namespace ({:.1}s to create)",
                 t0.elapsed().as_secs_f64()
             ));
-            let m = self.add_medians("bandwidth", &ctr)?;
+            let m = self.add_medians("bandwidth")?;
             self.results.scaling.push((("bandwidth".into(), n), m));
         }
-        drop(others_ns);
-        // Extra container interfaces: veths with an address each, their
-        // peers up in another namespace.
-        let multi = self.netns("benchmulti")?;
-        let peers = self.netns("benchpeers")?;
+        drop(others);
+        // The sbr rows' pods go into a container of their own.
+        let ctr = std::mem::replace(&mut self.ctr, Arc::new(Ns::try_new("benchmulti")?));
+        let scaled = self.container_scaling();
+        self.ctr = ctr;
+        scaled
+    }
+
+    /// Extra container interfaces: veths with an address each, their peers
+    /// up in another namespace.
+    fn container_scaling(&mut self) -> Result<(), String> {
+        let peers = Ns::try_new("benchpeers")?;
         let mut have = 1;
         for n in self.args.ifaces.clone() {
-            pod::container_ifaces(&multi, &peers, have, n)?;
+            pod::container_ifaces(&self.ctr, &peers, have, n)?;
             have = have.max(n);
             log(&format!("  scaling: sbr with {n} interfaces in the container"));
-            let m = self.add_medians("sbr", &multi)?;
+            let m = self.add_medians("sbr")?;
             self.results.scaling.push((("sbr".into(), n), m));
         }
         Ok(())
     }
 
-    /// One iperf3 run container -> host (reverse: host -> container);
-    /// goodput in bit/s as the receiver counted it, without the first
-    /// second (slow start and the bucket's initial burst).
-    fn iperf(&self, reverse: bool) -> f64 {
-        let server = Command::new("iperf3")
-            .args(["-s", "-1", "-J", "-B", HOST_IP, "-p", "5299"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let Ok(mut server) = server else {
-            return f64::NAN;
-        };
-        wait_listening(&format!("{HOST_IP}:5299"));
-        let secs = (self.args.seconds + 1).to_string();
-        let mut argv = vec![
-            "iperf3",
-            "-c",
-            HOST_IP,
-            "-B",
-            CTR_IP,
-            "-p",
-            "5299",
-            "-J",
-            "--get-server-output",
-            "-t",
-            &secs,
-        ];
-        if reverse {
-            argv.push("-R");
-        }
-        let out = pod::output(&argv, Some(&self.ctr));
-        let _ = server.kill();
-        let _ = server.wait();
-        serde_json::from_str::<Value>(&out)
-            .ok()
-            .and_then(|r| goodput::receiver_goodput(&r, reverse, 1.0))
-            .unwrap_or(f64::NAN)
-    }
-
     fn accuracy(&mut self) -> Result<(), String> {
-        let ctr = self.ctr.clone();
+        let secs = self.args.seconds as f64;
         for rate_mbit in self.args.rates.clone() {
             let rate = rate_mbit * 1_000_000;
             // 10 ms of the rate, at least 64 KiB: above the MTU and timer granularity.
             let burst = (rate / 100).max(64 * 1024 * 8);
-            let extra =
-                json!({"ingressRate": rate, "ingressBurst": burst, "egressRate": rate, "egressBurst": burst});
+            let conf = conf("bandwidth", (rate, burst));
             let mut samples: HashMap<(String, String), Vec<f64>> = HashMap::new();
             for i in 0..self.args.accuracy_repeats {
-                let order = if i % 2 == 0 { [OURS, REF] } else { [REF, OURS] };
-                for imp in order {
-                    let prev = match pod::up(&ctr) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            pod::down();
-                            return Err(e);
-                        }
+                for imp in if i % 2 == 0 { [OURS, REF] } else { [REF, OURS] } {
+                    let iperf = |pod: &Pod| {
+                        [false, true].map(|r| goodput::flow(pod, r, secs + 1.0, 1.0, &[], || ()).1)
                     };
-                    let add = self.call_conf(
-                        imp,
-                        "bandwidth",
-                        "ADD",
-                        &ctr,
-                        &Self::conf("bandwidth", &prev, Some(&extra)),
-                        false,
-                    );
-                    if add.ok() {
-                        for (direction, reverse) in [("egress", false), ("ingress", true)] {
-                            let bps = self.iperf(reverse);
-                            samples
+                    if let (_, Some(bps)) = self.cycle(imp, &conf, &["ADD", "DEL"], TIMED, iperf)? {
+                        for (direction, bps) in ["egress", "ingress"].into_iter().zip(bps) {
+                            let v = samples
                                 .entry((imp.to_string(), direction.to_string()))
-                                .or_default()
-                                .push(bps / rate as f64);
+                                .or_default();
+                            v.push(bps / rate as f64);
                         }
-                        let result: Value = serde_json::from_str(&add.out).unwrap_or(prev);
-                        self.call_conf(
-                            imp,
-                            "bandwidth",
-                            "DEL",
-                            &ctr,
-                            &Self::conf("bandwidth", &result, Some(&extra)),
-                            false,
-                        );
                     }
-                    pod::down();
                 }
             }
             for ((imp, direction), v) in samples {
@@ -457,19 +364,9 @@ impl Bench {
     }
 }
 
-/// Waits (up to 2.5 s) until something listens on TCP `addr` here.
-pub fn wait_listening(addr: &str) {
-    for _ in 0..50 {
-        if pod::sh(&["ss", "-ltn"], None).is_ok_and(|s| s.contains(addr)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// `file`'s words for how a binary is linked, and with which C library.
 fn binary_kind(path: &str) -> String {
-    let out = pod::sh(&["file", "-L", path], None).unwrap_or_default();
+    let out = sh(&["file", "-L", path]).unwrap_or_default();
     let link = if out.contains("static-pie") {
         "static-pie"
     } else if out.contains("statically linked") {

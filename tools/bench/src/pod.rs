@@ -1,14 +1,14 @@
-//! The bench's one pod shape in namespaces of the test kit (`cni_testkit::Ns`):
-//! a "host" namespace this process's thread enters, a container namespace per
-//! scenario, and namespaces for the peers of extra veths. The pod differs from
-//! the kit's (a /32 host end, links made in `ip -batch` by the thousand).
+//! The bench's pods: the test kit's (`cni_testkit::Pod`) from the "host"
+//! namespace this process's one thread enters, attached afresh for every
+//! cycle, and links by the thousand for the scaling rows (`ip -batch`).
 
-use std::fs::File;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use serde_json::{json, Value};
+use cni_testkit::plugin::run_with_input;
+use cni_testkit::pod::Pod;
+use cni_testkit::Ns;
 
 /// Set by SIGINT or SIGTERM: the next pod is not made, the run unwinds and
 /// its namespaces are deleted (the children in the terminal's process
@@ -35,191 +35,88 @@ pub fn unwind_on_signals() -> Result<(), String> {
     Ok(())
 }
 
-pub const NETNS_DIR: &str = "/var/run/netns";
-/// The pod's addresses: the host end and the container end of its veth.
-pub const HOST_IP: &str = "10.200.0.1";
-pub const CTR_IP: &str = "10.200.0.2";
-/// The host end of the pod's veth.
-pub const HOST_VETH: &str = "bh0";
-
-/// `argv` (in `ns` through `ip netns exec` when given); its stdout, or its
-/// stderr as the error when it fails.
-pub fn sh(argv: &[&str], ns: Option<&str>) -> Result<String, String> {
-    let mut full: Vec<&str> = Vec::new();
-    if let Some(ns) = ns {
-        full.extend(["ip", "netns", "exec", ns]);
-    }
-    full.extend(argv);
-    let out = Command::new(full[0])
-        .args(&full[1..])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", full[0]))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} failed: {}",
-            full.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// Moves this thread (the bench runs on one) into `ns`: the processes it
+/// starts from then on are born there, as a runtime's plugins are.
+pub fn enter(ns: &Ns) -> Result<(), String> {
+    let f = std::fs::File::open(ns.path()).map_err(|e| format!("open {}: {e}", ns.path_str()))?;
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("setns into {}: {e}", ns.name))
 }
 
-/// `argv` (in `ns` when given); its stdout whatever its exit status
-/// (iperf3 and ping report failures on stdout too).
-pub fn output(argv: &[&str], ns: Option<&str>) -> String {
-    let mut full: Vec<&str> = Vec::new();
-    if let Some(ns) = ns {
-        full.extend(["ip", "netns", "exec", ns]);
+/// The host end of every pod's veth.
+const HOST_VETH: &str = "vh0";
+
+/// A pod whose veth goes when it is dropped (its peer, routes and any
+/// qdiscs with it), so the next cycle starts from the same state.
+pub struct Up(pub Pod);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.host.try_ip(&["link", "del", HOST_VETH]);
     }
-    full.extend(argv);
-    Command::new(full[0])
-        .args(&full[1..])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
 }
 
-/// Many `ip` commands in one process: thousands of links in seconds.
-pub fn ip_batch(lines: &[String], ns: Option<&str>) -> Result<(), String> {
-    let mut cmd = Command::new("ip");
-    if let Some(ns) = ns {
-        cmd.args(["-n", ns]);
-    }
-    let mut child = cmd
-        .args(["-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run ip: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let text = lines.join("\n") + "\n";
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(|e| format!("ip -batch: {e}"))?;
-    }
-    let out = child.wait_with_output().map_err(|e| format!("ip -batch: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "ip -batch failed: {}",
-            err.trim().chars().take(500).collect::<String>()
-        ));
-    }
-    Ok(())
-}
-
-/// Moves this thread (the bench runs on one) into namespace `name`: the
-/// processes it starts from then on are born there.
-pub fn enter(name: &str) -> Result<(), String> {
-    let path = format!("{NETNS_DIR}/{name}");
-    let f = File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
-    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns into {name}: {e}"))
-}
-
-pub fn netns_path(ctr: &str) -> String {
-    format!("{NETNS_DIR}/{ctr}")
-}
-
-fn mac(dev: &str, ns: Option<&str>) -> Result<String, String> {
-    let mut argv = vec!["ip", "-j"];
-    if let Some(ns) = ns {
-        argv.extend(["-n", ns]);
-    }
-    argv.extend(["link", "show", dev]);
-    let v: Value =
-        serde_json::from_str(&sh(&argv, None)?).map_err(|e| format!("ip -j link show {dev}: {e}"))?;
-    v[0]["address"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("no address of {dev}"))
-}
-
-/// A ptp-like attachment: veth `bh0` (here) to `eth0` (in `ctr`) with
-/// addresses and routes, and the prevResult a ptp plugin would have
-/// returned for it.
-pub fn up(ctr: &str) -> Result<Value, String> {
+/// A fresh pod from `host` into `ctr`, its default route through the host end.
+pub fn up(host: &Arc<Ns>, ctr: &Arc<Ns>) -> Result<Up, String> {
     if INTERRUPTED.load(Ordering::Relaxed) {
         return Err("interrupted".into());
     }
-    ip_batch(
-        &[
-            format!("link add {HOST_VETH} type veth peer name eth0 netns {ctr}"),
-            format!("addr add {HOST_IP}/32 dev {HOST_VETH}"),
-            format!("link set {HOST_VETH} up"),
-        ],
-        None,
-    )?;
-    ip_batch(
-        &[
-            format!("addr add {CTR_IP}/24 dev eth0"),
-            "link set eth0 up".to_string(),
-            format!("route add {HOST_IP}/32 dev eth0 scope link src {CTR_IP}"),
-            format!("route add default via {HOST_IP} dev eth0"),
-        ],
-        Some(ctr),
-    )?;
-    sh(
-        &[
-            "ip",
-            "route",
-            "add",
-            &format!("{CTR_IP}/32"),
-            "dev",
-            HOST_VETH,
-            "src",
-            HOST_IP,
-        ],
-        None,
-    )?;
-    Ok(json!({
-        "cniVersion": "1.0.0",
-        "interfaces": [
-            {"name": HOST_VETH, "mac": mac(HOST_VETH, None)?},
-            {"name": "eth0", "mac": mac("eth0", Some(ctr))?, "sandbox": netns_path(ctr)},
-        ],
-        "ips": [{"interface": 1, "address": format!("{CTR_IP}/24"), "gateway": HOST_IP}],
-        "routes": [{"dst": "0.0.0.0/0"}],
-        "dns": {},
-    }))
+    let pod = Pod::attach(
+        host.clone(),
+        ctr.clone(),
+        "bench-container-1",
+        "eth0",
+        HOST_VETH,
+        0,
+    )
+    .map(Up)
+    .inspect_err(|_| {
+        let _ = host.try_ip(&["link", "del", HOST_VETH]);
+    })?;
+    pod.0.default_route()?;
+    Ok(pod)
 }
 
-/// Removes the pod's veth (its peer, routes and any qdiscs go with it).
-pub fn down() {
-    let _ = sh(&["ip", "link", "del", HOST_VETH], None);
-}
-
-/// `n` veths from `have` on whose host ends stay here and whose peers go to
-/// `others`, as other pods' veths on a node.
-pub fn host_veths(others: &str, have: usize, want: usize) -> Result<(), String> {
-    let lines: Vec<String> = (have..want)
-        .map(|n| format!("link add ov{n} type veth peer name op{n} netns {others}"))
-        .collect();
-    for chunk in lines.chunks(500) {
-        ip_batch(chunk, None)?;
+/// Many `ip` commands in `ns` in one process: thousands of links in seconds.
+fn ip_batch(ns: &Ns, lines: &[String]) -> Result<(), String> {
+    let mut cmd = Command::new("ip");
+    cmd.args(["-n", &ns.name, "-batch", "-"]);
+    let out = run_with_input(&mut cmd, (lines.join("\n") + "\n").as_bytes());
+    if out.status.success() {
+        return Ok(());
     }
-    Ok(())
+    let err = String::from_utf8_lossy(&out.stderr);
+    Err(format!(
+        "ip -batch failed: {}",
+        err.trim().chars().take(500).collect::<String>()
+    ))
+}
+
+/// Veths `have..want` whose host ends stay in `host` and whose peers go to
+/// `others`, as other pods' veths on a node.
+pub fn host_veths(host: &Ns, others: &Ns, have: usize, want: usize) -> Result<(), String> {
+    let lines: Vec<String> = (have..want)
+        .map(|n| format!("link add ov{n} type veth peer name op{n} netns {}", others.name))
+        .collect();
+    lines.chunks(500).try_for_each(|chunk| ip_batch(host, chunk))
 }
 
 /// Container interfaces `c{have}..c{want}` in `ctr` (veths with an address
 /// each; their peers up in `peers`).
-pub fn container_ifaces(ctr: &str, peers: &str, have: usize, want: usize) -> Result<(), String> {
+pub fn container_ifaces(ctr: &Ns, peers: &Ns, have: usize, want: usize) -> Result<(), String> {
     if have >= want {
         return Ok(());
     }
     let lines: Vec<String> = (have..want)
         .flat_map(|k| {
             [
-                format!("link add c{k} type veth peer name p{k} netns {peers}"),
+                format!("link add c{k} type veth peer name p{k} netns {}", peers.name),
                 format!("addr add 10.201.{k}.2/24 dev c{k}"),
                 format!("link set c{k} up"),
             ]
         })
         .collect();
-    ip_batch(&lines, Some(ctr))?;
+    ip_batch(ctr, &lines)?;
     let up: Vec<String> = (have..want).map(|k| format!("link set p{k} up")).collect();
-    ip_batch(&up, Some(peers))
+    ip_batch(peers, &up)
 }

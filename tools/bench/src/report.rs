@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use cni_testkit::ns::sh;
+
 use crate::goodput::SHAPED;
 use crate::load;
 use crate::measure::{key, Bench, COMMANDS, OURS, REF};
@@ -11,9 +13,6 @@ use crate::svg::{self, Series};
 
 pub const PLUGINS: [&str; 2] = ["sbr", "bandwidth"];
 const TEMPLATE: &str = include_str!("../benchmarks.template.md");
-const GREEN: &str = "#2b8a3e";
-const GREY: &str = "#868e96";
-const BLUE: &str = "#1c7ed6";
 const LIGHT: &str = "#b2f2bb";
 
 /// Targets of issue 14 for this machine class: ours / reference, whole process.
@@ -41,6 +40,10 @@ fn rss_before_mib(plugin: &str) -> f64 {
 
 fn ms(ns: f64) -> f64 {
     ns / 1e6
+}
+
+fn or_nan(v: Option<&f64>) -> f64 {
+    v.copied().unwrap_or(f64::NAN)
 }
 
 pub fn fmt_ms(ns: f64) -> String {
@@ -77,19 +80,34 @@ pub fn met(ok: bool) -> &'static str {
 
 /// A Markdown table; `align` is one of 'l'/'r' per column.
 pub fn table(header: &[&str], rows: &[Vec<String>], align: &str) -> String {
+    let rule: Vec<&str> = align
+        .chars()
+        .map(|a| if a == 'r' { "---:" } else { "---" })
+        .collect();
     let mut out = vec![
         format!("| {} |", header.join(" | ")),
-        format!(
-            "|{}|",
-            align
-                .chars()
-                .map(|a| if a == 'r' { "---:" } else { "---" })
-                .collect::<Vec<_>>()
-                .join("|")
-        ),
+        format!("|{}|", rule.join("|")),
     ];
     out.extend(rows.iter().map(|r| format!("| {} |", r.join(" | "))));
     out.join("\n")
+}
+
+/// A column of [`columns`]: its header, its alignment and its cell per row.
+pub type Column<'a, R> = (String, char, Box<dyn Fn(&R) -> String + 'a>);
+
+pub fn col<'a, R>(header: impl Into<String>, align: char, cell: impl Fn(&R) -> String + 'a) -> Column<'a, R> {
+    (header.into(), align, Box::new(cell))
+}
+
+/// A Markdown table of `rows`, a cell of each column per row.
+pub fn columns<R>(cols: &[Column<R>], rows: &[R]) -> String {
+    let header: Vec<&str> = cols.iter().map(|c| c.0.as_str()).collect();
+    let align: String = cols.iter().map(|c| c.1).collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| cols.iter().map(|c| (c.2)(r)).collect())
+        .collect();
+    table(&header, &cells, &align)
 }
 
 pub struct Machine {
@@ -102,39 +120,32 @@ pub struct Machine {
 }
 
 pub fn machine(root: &Path) -> Machine {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
+        let line = t.lines().find(|l| l.starts_with("model name"))?;
+        line.split_once(':').map(|(_, v)| v.trim().to_string())
+    });
+    let root = root.to_string_lossy();
     let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(root)
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
+        let argv: Vec<&str> = ["git", "-C", &root].iter().chain(args).copied().collect();
+        sh(&argv).unwrap_or_default().trim().to_string()
     };
     let commit = git(&["rev-parse", "--short", "HEAD"]);
     let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
-    let date = crate::pod::output(&["date", "-u", "+%Y-%m-%d %H:%M UTC"], None);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease");
     Machine {
         load: crate::measure::loadavg(),
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map_or_else(|_| "unknown".into(), |s| s.trim().to_string()),
-        cpu,
+        kernel: kernel.map_or_else(|_| "unknown".into(), |s| s.trim().to_string()),
+        cpu: cpu.unwrap_or_else(|| "unknown".into()),
         cores: std::thread::available_parallelism().map_or(0, usize::from),
         commit: format!(
             "{}{}",
             if commit.is_empty() { "unknown" } else { &commit },
             if dirty { " (with uncommitted changes)" } else { "" }
         ),
-        date: date.trim().to_string(),
+        date: sh(&["date", "-u", "+%Y-%m-%d %H:%M UTC"])
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
     }
 }
 
@@ -150,7 +161,7 @@ fn repo_path(root: &Path, path: &str) -> String {
 /// (exec and musl's start-up), plus the kernel's own work where the bench
 /// measures it.
 fn floor_ns(b: &Bench, plugin: &str, cmd: &str) -> f64 {
-    let f = b.results.floor_ns.get("musl").copied().unwrap_or(f64::NAN);
+    let f = or_nan(b.results.floor_ns.get("musl"));
     match b.results.kernel_ns.get(cmd) {
         Some(k) if plugin == "bandwidth" => f + k,
         _ => f,
@@ -200,91 +211,76 @@ fn latency_rows(b: &Bench) -> Vec<Row> {
     rows
 }
 
+/// The other builds of ours (`--also`).
 fn also(b: &Bench) -> Vec<String> {
     b.names().into_iter().skip(2).collect()
 }
 
 fn latency_table(b: &Bench, rows: &[Row]) -> String {
-    let also = also(b);
-    let mut header: Vec<String> = [
-        "plugin",
-        "command",
-        "ours (ms)",
-        "reference (ms)",
-        "ours / reference",
-        "target",
-        "met",
-        "floor (ms)",
-        "floor / reference",
-    ]
-    .map(String::from)
-    .to_vec();
-    for label in &also {
-        header.push(format!("{label} build (ms)"));
-        header.push(format!("ours / {label}"));
+    let note = |x: &Row| {
+        let f: Vec<String> = x.failed.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        if f.is_empty() {
+            String::new()
+        } else {
+            format!(" (succeeded: {})", f.join(", "))
+        }
+    };
+    let mut cols = vec![
+        col("plugin", 'l', |x: &Row| x.plugin.to_string()),
+        col("command", 'l', |x: &Row| format!("{}{}", x.cmd, note(x))),
+        col("ours (ms)", 'r', |x: &Row| fmt_ms(x.ns[OURS])),
+        col("reference (ms)", 'r', |x: &Row| fmt_ms(x.ns[REF])),
+        col("ours / reference", 'r', |x: &Row| fmt_ratio(x.ratio)),
+        col("target", 'r', |x: &Row| format!("<= {:.2}", x.target)),
+        col("met", 'l', |x: &Row| met(x.ratio <= x.target).to_string()),
+        col("floor (ms)", 'r', |x: &Row| fmt_ms(x.floor)),
+        col("floor / reference", 'r', |x: &Row| fmt_ratio(x.floor_ratio)),
+    ];
+    for label in also(b) {
+        let (time, by) = (format!("{label} build (ms)"), format!("ours / {label}"));
+        let l = label.clone();
+        cols.push(col(time, 'r', move |x: &Row| fmt_ms(x.ns[&l])));
+        cols.push(col(by, 'r', move |x: &Row| {
+            fmt_ratio(ratio(x.ns[OURS], x.ns[&label]))
+        }));
     }
-    let out: Vec<Vec<String>> = rows
-        .iter()
-        .map(|x| {
-            let note = if x.failed.is_empty() {
-                String::new()
-            } else {
-                let f: Vec<String> = x.failed.iter().map(|(k, v)| format!("{k} {v}")).collect();
-                format!(" (succeeded: {})", f.join(", "))
-            };
-            let mut row = vec![
-                x.plugin.to_string(),
-                format!("{}{note}", x.cmd),
-                fmt_ms(x.ns[OURS]),
-                fmt_ms(x.ns[REF]),
-                fmt_ratio(x.ratio),
-                format!("<= {:.2}", x.target),
-                met(x.ratio <= x.target).to_string(),
-                fmt_ms(x.floor),
-                fmt_ratio(x.floor_ratio),
-            ];
-            for label in &also {
-                row.push(fmt_ms(x.ns[label]));
-                row.push(fmt_ratio(ratio(x.ns[OURS], x.ns[label])));
-            }
-            row
-        })
-        .collect();
-    let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    table(&header, &out, &format!("llrrrrlrr{}", "rr".repeat(also.len())))
+    columns(&cols, rows)
 }
 
 fn floors_table(b: &Bench) -> String {
     let r = &b.results;
-    let fl = |k: &str| r.floor_ns.get(k).copied().unwrap_or(f64::NAN);
-    let kernel = |k: &str| r.kernel_ns.get(k).copied().unwrap_or(f64::NAN);
     let mut rows = vec![
-        vec![
-            "spawn of `/bin/true` (dynamically linked, Debian's coreutils)".to_string(),
-            fmt_ms(r.spawn_ns),
-        ],
-        vec![
+        (
+            "spawn of `/bin/true` (dynamically linked, Debian's coreutils)".into(),
+            r.spawn_ns,
+        ),
+        (
             "static program without a C library (exec and exit only)".into(),
-            fmt_ms(fl("none")),
-        ],
-        vec![
+            or_nan(r.floor_ns.get("none")),
+        ),
+        (
             "static C program returning 0, musl (**the process floor of our binaries**)".into(),
-            fmt_ms(fl("musl")),
-        ],
-        vec!["static C program returning 0, glibc".into(), fmt_ms(fl("glibc"))],
+            or_nan(r.floor_ns.get("musl")),
+        ),
+        (
+            "static C program returning 0, glibc".into(),
+            or_nan(r.floor_ns.get("glibc")),
+        ),
     ];
     for imp in b.names() {
-        let v = r.version_ns.get(&imp).copied().unwrap_or(f64::NAN);
-        rows.push(vec![format!("sbr VERSION (no kernel work), {imp}"), fmt_ms(v)]);
+        rows.push((
+            format!("sbr VERSION (no kernel work), {imp}"),
+            or_nan(r.version_ns.get(&imp)),
+        ));
     }
-    rows.push(vec![
-        "kernel's work of bandwidth ADD, from this process".into(),
-        fmt_ms(kernel("ADD")),
-    ]);
-    rows.push(vec![
-        "kernel's work of bandwidth DEL, from this process".into(),
-        fmt_ms(kernel("DEL")),
-    ]);
+    for cmd in ["ADD", "DEL"] {
+        let what = format!("kernel's work of bandwidth {cmd}, from this process");
+        rows.push((what, or_nan(r.kernel_ns.get(cmd))));
+    }
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|(what, ns)| vec![what, fmt_ms(ns)])
+        .collect();
     table(&["what", "median (ms)"], &rows, "lr")
 }
 
@@ -305,107 +301,88 @@ fn round1(x: f64) -> f64 {
 }
 
 fn memory_table(b: &Bench) -> String {
-    let also = also(b);
-    let mut header: Vec<String> = [
-        "plugin",
-        "peak RSS ours (MiB)",
-        "before musl (target)",
-        "met",
-        "peak RSS reference (MiB)",
-    ]
-    .map(String::from)
-    .to_vec();
-    header.extend(also.iter().map(|l| format!("peak RSS {l} (MiB)")));
-    header.push("binary ours (MiB)".into());
-    header.push("binary reference (MiB)".into());
-    header.extend(also.iter().map(|l| format!("binary {l} (MiB)")));
-    let size = |imp: &str, plugin: &str| {
-        b.results
-            .size
-            .get(&(imp.to_string(), plugin.to_string()))
-            .map_or(f64::NAN, |s| *s as f64 / f64::from(1u32 << 20))
+    let rss = |imp: String| move |p: &&str| format!("{:.1}", rss_mib(b, p, &imp));
+    let size = |imp: String| {
+        move |p: &&str| {
+            let bytes = b.results.size.get(&(imp.clone(), p.to_string()));
+            format!(
+                "{:.2}",
+                bytes.map_or(f64::NAN, |s| *s as f64 / f64::from(1u32 << 20))
+            )
+        }
     };
-    let rows: Vec<Vec<String>> = PLUGINS
-        .iter()
-        .map(|&p| {
-            let ours = round1(rss_mib(b, p, OURS));
-            let mut row = vec![
-                p.to_string(),
-                format!("{ours:.1}"),
-                format!("<= {:.1}", rss_before_mib(p)),
-                met(ours <= rss_before_mib(p)).to_string(),
-                format!("{:.1}", rss_mib(b, p, REF)),
-            ];
-            row.extend(also.iter().map(|l| format!("{:.1}", rss_mib(b, p, l))));
-            row.push(format!("{:.2}", size(OURS, p)));
-            row.push(format!("{:.2}", size(REF, p)));
-            row.extend(also.iter().map(|l| format!("{:.2}", size(l, p))));
-            row
-        })
-        .collect();
-    let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    let n = also.len();
-    table(
-        &header,
-        &rows,
-        &format!("lrrlr{}rr{}", "r".repeat(n), "r".repeat(n)),
-    )
-}
-
-fn scaling_value(v: &HashMap<String, f64>, imp: &str) -> f64 {
-    v.get(imp).copied().unwrap_or(f64::NAN)
+    let ours = |p: &str| round1(rss_mib(b, p, OURS));
+    let mut cols = vec![
+        col("plugin", 'l', |p: &&str| p.to_string()),
+        col("peak RSS ours (MiB)", 'r', move |p: &&str| {
+            format!("{:.1}", ours(p))
+        }),
+        col("before musl (target)", 'r', |p: &&str| {
+            format!("<= {:.1}", rss_before_mib(p))
+        }),
+        col("met", 'l', move |p: &&str| {
+            met(ours(p) <= rss_before_mib(p)).to_string()
+        }),
+        col("peak RSS reference (MiB)", 'r', rss(REF.into())),
+    ];
+    let also = also(b);
+    cols.extend(
+        also.iter()
+            .map(|l| col(format!("peak RSS {l} (MiB)"), 'r', rss(l.clone()))),
+    );
+    cols.push(col("binary ours (MiB)", 'r', size(OURS.into())));
+    cols.push(col("binary reference (MiB)", 'r', size(REF.into())));
+    cols.extend(
+        also.iter()
+            .map(|l| col(format!("binary {l} (MiB)"), 'r', size(l.clone()))),
+    );
+    columns(&cols, &PLUGINS)
 }
 
 fn scaling_table(b: &Bench) -> String {
-    let rows: Vec<Vec<String>> = b
-        .results
-        .scaling
-        .iter()
-        .map(|((plugin, n), v)| {
-            let what = if plugin == "bandwidth" {
-                format!("bandwidth ADD, {n} other veths in the host namespace")
-            } else {
-                format!(
-                    "sbr ADD, {n} interface{} in the container",
-                    if *n > 1 { "s" } else { "" }
-                )
-            };
-            let (o, r) = (scaling_value(v, OURS), scaling_value(v, REF));
-            vec![what, fmt_ms(o), fmt_ms(r), fmt_ratio(ratio(o, r))]
-        })
-        .collect();
-    table(
-        &["scenario", "ours (ms)", "reference (ms)", "ours / reference"],
-        &rows,
-        "lrrr",
-    )
+    type Point = ((String, usize), HashMap<String, f64>);
+    let what = |((plugin, n), _): &Point| match plugin.as_str() {
+        "bandwidth" => format!("bandwidth ADD, {n} other veths in the host namespace"),
+        _ => format!(
+            "sbr ADD, {n} interface{} in the container",
+            if *n > 1 { "s" } else { "" }
+        ),
+    };
+    let ms = |imp: &'static str| move |(_, v): &Point| fmt_ms(or_nan(v.get(imp)));
+    let cols = [
+        col("scenario", 'l', what),
+        col("ours (ms)", 'r', ms(OURS)),
+        col("reference (ms)", 'r', ms(REF)),
+        col("ours / reference", 'r', |(_, v): &Point| {
+            fmt_ratio(ratio(or_nan(v.get(OURS)), or_nan(v.get(REF))))
+        }),
+    ];
+    columns(&cols, &b.results.scaling)
 }
 
-fn accuracy(b: &Bench, rate: u64, d: &str, imp: &str) -> f64 {
-    b.results
-        .accuracy
-        .get(&(rate, d.to_string(), imp.to_string()))
-        .copied()
-        .unwrap_or(f64::NAN)
+/// The accuracy table's points: (rate in Mbit/s, direction).
+fn accuracy_points(b: &Bench) -> Vec<(u64, &'static str)> {
+    b.args
+        .rates
+        .iter()
+        .flat_map(|&rate| ["egress", "ingress"].map(|d| (rate, d)))
+        .collect()
+}
+
+fn accuracy(b: &Bench, (rate, d): (u64, &str), imp: &str) -> f64 {
+    or_nan(b.results.accuracy.get(&(rate, d.to_string(), imp.to_string())))
 }
 
 fn accuracy_table(b: &Bench) -> String {
-    let mut rows = Vec::new();
-    for &rate in &b.args.rates {
-        for d in ["egress", "ingress"] {
-            rows.push(vec![
-                rate.to_string(),
-                d.to_string(),
-                fmt_ratio(accuracy(b, rate, d, OURS)),
-                fmt_ratio(accuracy(b, rate, d, REF)),
-            ]);
-        }
-    }
-    table(
-        &["rate (Mbit/s)", "direction", "ours", "reference"],
-        &rows,
-        "rlrr",
-    )
+    let cols = [
+        col("rate (Mbit/s)", 'r', |x: &(u64, &str)| x.0.to_string()),
+        col("direction", 'l', |x: &(u64, &str)| x.1.to_string()),
+        col("ours", 'r', |&x: &(u64, &str)| fmt_ratio(accuracy(b, x, OURS))),
+        col("reference", 'r', |&x: &(u64, &str)| {
+            fmt_ratio(accuracy(b, x, REF))
+        }),
+    ];
+    columns(&cols, &accuracy_points(b))
 }
 
 /// (text, met) per target, for the page's list and the log.
@@ -413,17 +390,12 @@ fn targets(b: &Bench, rows: &[Row]) -> Vec<(String, bool)> {
     let mut out: Vec<(String, bool)> = rows
         .iter()
         .map(|x| {
-            (
-                format!(
-                    "{} {} at most {:.2} of the reference's time: {} (floor {})",
-                    x.plugin,
-                    x.cmd,
-                    x.target,
-                    fmt_ratio(x.ratio),
-                    fmt_ratio(x.floor_ratio)
-                ),
-                x.ratio <= x.target,
-            )
+            let (r, f) = (fmt_ratio(x.ratio), fmt_ratio(x.floor_ratio));
+            let text = format!(
+                "{} {} at most {:.2} of the reference's time: {r} (floor {f})",
+                x.plugin, x.cmd, x.target
+            );
+            (text, x.ratio <= x.target)
         })
         .collect();
     let rss: Vec<(&str, f64)> = PLUGINS
@@ -441,14 +413,10 @@ fn targets(b: &Bench, rows: &[Row]) -> Vec<(String, bool)> {
         ),
         rss.iter().all(|(p, r)| *r <= rss_before_mib(p)),
     ));
-    let points: Vec<(f64, f64)> = b
-        .args
-        .rates
-        .iter()
-        .flat_map(|&rate| {
-            ["egress", "ingress"].map(|d| (accuracy(b, rate, d, OURS), accuracy(b, rate, d, REF)))
-        })
-        .collect();
+    let shaped = accuracy_points(b).into_iter().all(|x| {
+        let (o, r) = (accuracy(b, x, OURS), accuracy(b, x, REF));
+        SHAPED.contains(&o) && (o - r).abs() <= ACCURACY_TO_REFERENCE
+    });
     out.push((
         format!(
             "accuracy: ours shaped correctly (goodput / rate {:.2} to {:.2}, the workspace's one verdict) \
@@ -456,38 +424,29 @@ fn targets(b: &Bench, rows: &[Row]) -> Vec<(String, bool)> {
             SHAPED.start(),
             SHAPED.end()
         ),
-        points
-            .iter()
-            .all(|(o, r)| SHAPED.contains(o) && (o - r).abs() <= ACCURACY_TO_REFERENCE),
+        shaped,
     ));
-    let ours: Vec<&load::Point> = b
-        .results
-        .load
-        .iter()
-        .filter(|(k, _)| k.4 == OURS)
-        .map(|(_, v)| v)
-        .collect();
+    let mut ours = b.results.load.iter().filter(|(k, _)| k.4 == OURS).peekable();
     out.push((
         format!(
             "latency under load: ours p90 at most {:.0} ms and goodput at least {} of the rate at every point (issue 19)",
             load::GOAL_P90_MS,
             load::GOAL_GOODPUT
         ),
-        !ours.is_empty() && ours.iter().all(|p| p.meets_goal()),
+        ours.peek().is_some() && ours.all(|(_, p)| p.meets_goal()),
     ));
     out
 }
 
+/// Each failure once, with how often it happened.
 fn failures_list(b: &Bench) -> String {
-    let mut seen: Vec<(&str, &str)> = Vec::new();
     let mut out = Vec::new();
-    for (imp, what, detail) in &b.failures {
-        if seen.contains(&(imp.as_str(), what.as_str())) {
-            continue;
+    for (i, (imp, what, detail)) in b.failures.iter().enumerate() {
+        let same = |f: &&(String, String, String)| &f.0 == imp && &f.1 == what;
+        if !b.failures[..i].iter().any(|f| same(&f)) {
+            let n = b.failures.iter().filter(same).count();
+            out.push(format!("- {imp}, {what} ({n}x): `{detail}`"));
         }
-        seen.push((imp, what));
-        let n = b.failures.iter().filter(|f| &f.0 == imp && &f.1 == what).count();
-        out.push(format!("- {imp}, {what} ({n}x): `{detail}`"));
     }
     out.join("\n")
 }
@@ -496,159 +455,112 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
 }
 
+/// A series per implementation of `imps`, in its colour.
+fn series(imps: &[String], values: impl Fn(&str) -> Vec<f64>) -> Vec<Series> {
+    let colour = |imp: &str| match imp {
+        OURS => "#2b8a3e",
+        REF => "#868e96",
+        _ => "#1c7ed6",
+    };
+    imps.iter()
+        .map(|imp| Series {
+            name: imp.clone(),
+            colour: colour(imp),
+            values: values(imp),
+        })
+        .collect()
+}
+
 fn write_charts(b: &Bench, rows: &[Row]) -> Result<(), String> {
     let r = &b.results;
-    let dir = &b.args.charts;
-    let colour = |imp: &str| match imp {
-        OURS => GREEN,
-        REF => GREY,
-        _ => BLUE,
-    };
+    let chart = |file: &str, svg: String| write_file(&b.args.charts.join(file), &svg);
     let mut cats: Vec<String> = rows.iter().map(|x| format!("{} {}", x.plugin, x.cmd)).collect();
     cats.push("sbr VERSION".into());
-    let mut series: Vec<Series> = b
-        .names()
-        .into_iter()
-        .map(|imp| {
-            let mut values: Vec<f64> = rows.iter().map(|x| ms(x.ns[&imp])).collect();
-            values.push(ms(r.version_ns.get(&imp).copied().unwrap_or(f64::NAN)));
-            Series {
-                colour: colour(&imp),
-                name: imp,
-                values,
-            }
-        })
-        .collect();
-    let mut floors: Vec<f64> = rows.iter().map(|x| ms(x.floor)).collect();
-    floors.push(ms(r.floor_ns.get("musl").copied().unwrap_or(f64::NAN)));
-    series.push(Series {
+    let mut bars = series(&b.names(), |imp| {
+        let version = ms(or_nan(r.version_ns.get(imp)));
+        rows.iter().map(|x| ms(x.ns[imp])).chain([version]).collect()
+    });
+    let musl = ms(or_nan(r.floor_ns.get("musl")));
+    let floors = rows.iter().map(|x| ms(x.floor)).chain([musl]).collect();
+    bars.push(Series {
         name: "floor".into(),
         colour: LIGHT,
         values: floors,
     });
-    write_file(
-        &dir.join("latency.svg"),
-        &svg::bars(
-            "Median whole-process time per command (ms, lower is better)",
-            &cats,
-            &series,
-            2,
-            None,
-            0.0,
-        ),
-    )?;
+    let title = "Median whole-process time per command (ms, lower is better)";
+    chart("latency.svg", svg::bars(title, &cats, &bars, 2, None, 0.0))?;
+    let pair = [OURS, REF].map(String::from);
     let labels: Vec<String> = r
         .scaling
         .iter()
-        .map(|((p, n), _)| {
-            if p == "bandwidth" {
-                format!("bandwidth, {n} veths")
-            } else {
-                format!("sbr, {n} ifaces")
-            }
+        .map(|((p, n), _)| match p.as_str() {
+            "bandwidth" => format!("bandwidth, {n} veths"),
+            _ => format!("sbr, {n} ifaces"),
         })
         .collect();
-    let series: Vec<Series> = [OURS, REF]
-        .iter()
-        .map(|&imp| Series {
-            name: imp.into(),
-            colour: colour(imp),
-            values: r.scaling.iter().map(|(_, v)| ms(scaling_value(v, imp))).collect(),
-        })
-        .collect();
-    write_file(
-        &dir.join("scaling.svg"),
-        &svg::bars(
-            "Median ADD time as the namespaces grow (ms, lower is better)",
-            &labels,
-            &series,
-            2,
-            None,
-            0.0,
-        ),
-    )?;
-    let points: Vec<(u64, &str)> = b
-        .args
-        .rates
-        .iter()
-        .flat_map(|&rate| ["egress", "ingress"].map(|d| (rate, d)))
-        .collect();
-    let series: Vec<Series> = [OURS, REF]
-        .iter()
-        .map(|&imp| Series {
-            name: imp.into(),
-            colour: colour(imp),
-            values: points
-                .iter()
-                .map(|&(rate, d)| accuracy(b, rate, d, imp))
-                .collect(),
-        })
-        .collect();
+    let bars = series(&pair, |imp| {
+        r.scaling.iter().map(|(_, v)| ms(or_nan(v.get(imp)))).collect()
+    });
+    let title = "Median ADD time as the namespaces grow (ms, lower is better)";
+    chart("scaling.svg", svg::bars(title, &labels, &bars, 2, None, 0.0))?;
+    let points = accuracy_points(b);
+    let bars = series(&pair, |imp| points.iter().map(|&x| accuracy(b, x, imp)).collect());
     let cats: Vec<String> = points
         .iter()
         .map(|(rate, d)| format!("{rate} Mbit/s {d}"))
         .collect();
-    write_file(
-        &dir.join("accuracy.svg"),
-        &svg::bars(
-            "Goodput / configured rate (axis from 0.8; dashed: the configured rate)",
-            &cats,
-            &series,
-            3,
-            Some(1.0),
-            0.8,
-        ),
-    )
+    let title = "Goodput / configured rate (axis from 0.8; dashed: the configured rate)";
+    chart("accuracy.svg", svg::bars(title, &cats, &bars, 3, Some(1.0), 0.8))
 }
 
 /// The template with `${name}` filled in, blocks between `<!-- if NAME -->`
 /// and `<!-- end NAME -->` kept only when `flags` has NAME, and the
 /// `<!--# ... -->` notes to the template's editors dropped.
 pub fn render(text: &str, values: &HashMap<&str, String>, flags: &[&str]) -> Result<String, String> {
-    // Notes to editors.
-    let mut t = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("<!--#") {
-        t.push_str(&rest[..i]);
-        let end = rest[i..]
-            .find("-->\n")
-            .ok_or("template: an unclosed <!--# note")?;
-        rest = &rest[i + end + 4..];
-    }
-    t.push_str(rest);
-    // Conditional blocks.
-    let mut out = String::new();
-    let mut rest = t.as_str();
-    while let Some(i) = rest.find("<!-- if ") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 8..];
-        let (name, body) = after
+    let notes = expand(text, "<!--#", |rest| {
+        let end = rest.find("-->\n").ok_or("template: an unclosed <!--# note")?;
+        Ok((String::new(), &rest[end + 4..]))
+    })?;
+    let blocks = expand(&notes, "<!-- if ", |rest| {
+        let (name, body) = rest
             .split_once(" -->\n")
             .ok_or("template: a malformed <!-- if --> line")?;
-        let close = format!("<!-- end {name} -->\n");
-        let (inner, tail) = body
-            .split_once(&close)
+        let (inner, tail) = (body.split_once(&format!("<!-- end {name} -->\n")))
             .ok_or_else(|| format!("template: no end of block {name}"))?;
-        if flags.contains(&name) {
-            out.push_str(inner);
-        }
-        rest = tail;
-    }
-    out.push_str(rest);
-    // Values.
-    let mut page = String::new();
-    let mut rest = out.as_str();
-    while let Some(i) = rest.find("${") {
-        page.push_str(&rest[..i]);
-        let (name, tail) = rest[i + 2..].split_once('}').ok_or("template: an unclosed ${")?;
+        Ok((
+            if flags.contains(&name) {
+                inner.to_string()
+            } else {
+                String::new()
+            },
+            tail,
+        ))
+    })?;
+    expand(&blocks, "${", |rest| {
+        let (name, tail) = rest.split_once('}').ok_or("template: an unclosed ${")?;
         let v = values
             .get(name)
             .ok_or_else(|| format!("template: no value for ${{{name}}}"))?;
-        page.push_str(v);
+        Ok((v.clone(), tail))
+    })
+}
+
+/// `text` with every span that starts at `open` replaced: `span` gets what
+/// follows `open` and returns the replacement and what follows the span.
+fn expand<'t>(
+    text: &'t str,
+    open: &str,
+    mut span: impl FnMut(&'t str) -> Result<(String, &'t str), String>,
+) -> Result<String, String> {
+    let (mut out, mut rest) = (String::new(), text);
+    while let Some(i) = rest.find(open) {
+        out.push_str(&rest[..i]);
+        let (put, tail) = span(&rest[i + open.len()..])?;
+        out.push_str(&put);
         rest = tail;
     }
-    page.push_str(rest);
-    Ok(page)
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Writes the page and its charts; (text, met) per target.
@@ -659,9 +571,12 @@ pub fn write(b: &mut Bench) -> Result<Vec<(String, bool)>, String> {
     write_charts(b, &rows)?;
     load::merge_saved(b)?;
     let r = &b.results;
-    let fl = |k: &str| r.floor_ns.get(k).copied().unwrap_or(f64::NAN);
-    let kernel = |k: &str| r.kernel_ns.get(k).copied().unwrap_or(f64::NAN);
-    let find = |p: &str, c: &str| rows.iter().find(|x| x.plugin == p && x.cmd == c);
+    let fl = |k: &str| or_nan(r.floor_ns.get(k));
+    let kernel = |k: &str| fmt_ms(or_nan(r.kernel_ns.get(k)));
+    let floor_ratio = |c: &str| {
+        let row = rows.iter().find(|x| x.plugin == "bandwidth" && x.cmd == c);
+        fmt_ratio(row.map_or(f64::NAN, |x| x.floor_ratio))
+    };
     let bw: Vec<&HashMap<String, f64>> = r
         .scaling
         .iter()
@@ -669,8 +584,8 @@ pub fn write(b: &mut Bench) -> Result<Vec<(String, bool)>, String> {
         .map(|(_, v)| v)
         .collect();
     let growth = |imp: &str| match (bw.first(), bw.last()) {
-        (Some(f), Some(l)) if bw.len() >= 2 => ratio(scaling_value(l, imp), scaling_value(f, imp)),
-        _ => f64::NAN,
+        (Some(f), Some(l)) if bw.len() >= 2 => fmt_ratio(ratio(or_nan(l.get(imp)), or_nan(f.get(imp)))),
+        _ => fmt_ratio(f64::NAN),
     };
     let goals = targets(b, &rows);
     let kind = |imp: &str| r.kind.get(imp).cloned().unwrap_or_default();
@@ -678,103 +593,81 @@ pub fn write(b: &mut Bench) -> Result<Vec<(String, bool)>, String> {
         .latency
         .get(&key("sbr", "CHECK", REF))
         .map_or(f64::NAN, |l| l.median_ns);
-    let charts = pathdiff(&a.charts, a.out.parent().unwrap_or(Path::new(".")));
-    let mut v: HashMap<&str, String> = HashMap::new();
-    v.insert(
-        "quick_flag",
-        if a.quick { " --quick".into() } else { String::new() },
-    );
-    v.insert("date", m.date.clone());
-    v.insert("cpu", m.cpu.clone());
-    v.insert("cores", m.cores.to_string());
-    v.insert("kernel", m.kernel.clone());
-    v.insert("commit", m.commit.clone());
-    v.insert("load_start", b.load_start.clone());
-    v.insert("load_end", m.load.clone());
-    v.insert("ours_dir", repo_path(&a.root, &a.ours));
-    v.insert("ours_kind", kind(OURS));
-    v.insert("ref_dir", repo_path(&a.root, &a.reference));
-    v.insert("ref_kind", kind(REF));
-    v.insert(
-        "also_list",
-        a.also
-            .iter()
-            .map(|(l, d)| format!("{l}: `{}` ({})", repo_path(&a.root, d), kind(l)))
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
-    v.insert("repeats", a.repeats.to_string());
-    v.insert("scale_repeats", a.scale_repeats.to_string());
-    v.insert("accuracy_repeats", a.accuracy_repeats.to_string());
-    v.insert("seconds", a.seconds.to_string());
-    v.insert("charts", charts);
-    v.insert("latency_table", latency_table(b, &rows));
-    v.insert("floors_table", floors_table(b));
-    v.insert("spawn_ms", fmt_ms(r.spawn_ns));
-    v.insert("none_ms", fmt_ms(fl("none")));
-    v.insert("musl_ms", fmt_ms(fl("musl")));
-    v.insert("glibc_ms", fmt_ms(fl("glibc")));
-    v.insert("musl_start_ms", fmt_ms(fl("musl") - fl("none")));
-    v.insert("glibc_start_ms", fmt_ms(fl("glibc") - fl("none")));
-    v.insert(
-        "libc_gap_of_ref_check",
-        fmt_ratio(ratio(fl("glibc") - fl("musl"), ref_check)),
-    );
-    v.insert("kernel_add_ms", fmt_ms(kernel("ADD")));
-    v.insert("kernel_del_ms", fmt_ms(kernel("DEL")));
-    v.insert(
-        "bw_add_floor_ratio",
-        fmt_ratio(find("bandwidth", "ADD").map_or(f64::NAN, |x| x.floor_ratio)),
-    );
-    v.insert(
-        "bw_del_floor_ratio",
-        fmt_ratio(find("bandwidth", "DEL").map_or(f64::NAN, |x| x.floor_ratio)),
-    );
-    v.insert("memory_table", memory_table(b));
-    v.insert("rss_true_mib", format!("{:.1}", r.rss_true_kb as f64 / 1024.0));
-    v.insert("scaling_table", scaling_table(b));
-    v.insert(
-        "veths_first",
-        a.veths.first().map(ToString::to_string).unwrap_or_default(),
-    );
-    v.insert(
-        "veths_last",
-        a.veths.last().map(ToString::to_string).unwrap_or_default(),
-    );
-    v.insert("growth_ours", fmt_ratio(growth(OURS)));
-    v.insert("growth_ref", fmt_ratio(growth(REF)));
-    v.insert("accuracy_table", accuracy_table(b));
-    v.insert("shaped_low", format!("{:.2}", SHAPED.start()));
-    v.insert("shaped_high", format!("{:.2}", SHAPED.end()));
-    v.insert("accuracy_tolerance", ACCURACY_TO_REFERENCE.to_string());
-    v.insert(
-        "targets_list",
-        goals
-            .iter()
-            .map(|(t, ok)| format!("- {t}: {}", if *ok { "met" } else { "**not met**" }))
-            .collect::<Vec<_>>()
-            .join("\n"),
-    );
-    v.insert("failures_list", failures_list(b));
-    v.insert("load_section", load::section(b));
-    let mut flags = Vec::new();
-    if a.quick {
-        flags.push("quick");
-    }
-    if !a.also.is_empty() {
-        flags.push("also");
-    }
-    if !b.failures.is_empty() {
-        flags.push("failures");
-    }
+    let also: Vec<String> = a
+        .also
+        .iter()
+        .map(|(l, d)| format!("{l}: `{}` ({})", repo_path(&a.root, d), kind(l)))
+        .collect();
+    let goals_list: Vec<String> = goals
+        .iter()
+        .map(|(t, ok)| format!("- {t}: {}", if *ok { "met" } else { "**not met**" }))
+        .collect();
+    let veth = |n: Option<&usize>| n.map(ToString::to_string).unwrap_or_default();
+    let v: HashMap<&str, String> = HashMap::from([
+        (
+            "quick_flag",
+            if a.quick { " --quick".into() } else { String::new() },
+        ),
+        ("date", m.date.clone()),
+        ("cpu", m.cpu.clone()),
+        ("cores", m.cores.to_string()),
+        ("kernel", m.kernel.clone()),
+        ("commit", m.commit.clone()),
+        ("load_start", b.load_start.clone()),
+        ("load_end", m.load.clone()),
+        ("ours_dir", repo_path(&a.root, &a.ours)),
+        ("ours_kind", kind(OURS)),
+        ("ref_dir", repo_path(&a.root, &a.reference)),
+        ("ref_kind", kind(REF)),
+        ("also_list", also.join(", ")),
+        ("repeats", a.repeats.to_string()),
+        ("scale_repeats", a.scale_repeats.to_string()),
+        ("accuracy_repeats", a.accuracy_repeats.to_string()),
+        ("seconds", a.seconds.to_string()),
+        (
+            "charts",
+            pathdiff(&a.charts, a.out.parent().unwrap_or(Path::new("."))),
+        ),
+        ("latency_table", latency_table(b, &rows)),
+        ("floors_table", floors_table(b)),
+        ("spawn_ms", fmt_ms(r.spawn_ns)),
+        ("none_ms", fmt_ms(fl("none"))),
+        ("musl_ms", fmt_ms(fl("musl"))),
+        ("glibc_ms", fmt_ms(fl("glibc"))),
+        ("musl_start_ms", fmt_ms(fl("musl") - fl("none"))),
+        ("glibc_start_ms", fmt_ms(fl("glibc") - fl("none"))),
+        (
+            "libc_gap_of_ref_check",
+            fmt_ratio(ratio(fl("glibc") - fl("musl"), ref_check)),
+        ),
+        ("kernel_add_ms", kernel("ADD")),
+        ("kernel_del_ms", kernel("DEL")),
+        ("bw_add_floor_ratio", floor_ratio("ADD")),
+        ("bw_del_floor_ratio", floor_ratio("DEL")),
+        ("memory_table", memory_table(b)),
+        ("rss_true_mib", format!("{:.1}", r.rss_true_kb as f64 / 1024.0)),
+        ("scaling_table", scaling_table(b)),
+        ("veths_first", veth(a.veths.first())),
+        ("veths_last", veth(a.veths.last())),
+        ("growth_ours", growth(OURS)),
+        ("growth_ref", growth(REF)),
+        ("accuracy_table", accuracy_table(b)),
+        ("shaped_low", format!("{:.2}", SHAPED.start())),
+        ("shaped_high", format!("{:.2}", SHAPED.end())),
+        ("accuracy_tolerance", ACCURACY_TO_REFERENCE.to_string()),
+        ("targets_list", goals_list.join("\n")),
+        ("failures_list", failures_list(b)),
+        ("load_section", load::section(b)?),
+    ]);
+    let flags = [
+        ("quick", a.quick),
+        ("also", !a.also.is_empty()),
+        ("failures", !b.failures.is_empty()),
+    ];
+    let flags: Vec<&str> = flags.iter().filter(|f| f.1).map(|f| f.0).collect();
     let page = render(TEMPLATE, &v, &flags)?;
     write_file(&a.out, &page)?;
     Ok(goals)
-}
-
-/// `--only load`: the section alone, into the existing page.
-pub fn write_load_only(b: &mut Bench) -> Result<(), String> {
-    load::write_only(b)
 }
 
 /// `path` relative to `base` (both made absolute), as the page links charts.

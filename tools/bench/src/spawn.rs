@@ -27,7 +27,7 @@ impl Run {
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A file of this process's own in the temporary directory, already unlinked.
-fn scratch() -> std::io::Result<File> {
+pub fn scratch() -> std::io::Result<File> {
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!("cnibench-{}-{n}", std::process::id()));
     let f = OpenOptions::new()
@@ -39,73 +39,67 @@ fn scratch() -> std::io::Result<File> {
     Ok(f)
 }
 
-fn scratch_path(tag: &str) -> std::path::PathBuf {
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("cnibench-{tag}-{}-{n}", std::process::id()))
+/// All of `f` from its start.
+pub fn read_back(mut f: File) -> std::io::Result<String> {
+    let mut out = Vec::new();
+    f.rewind()?;
+    f.read_to_end(&mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Runs `argv` with exactly `env`. With `rss`, under GNU time for its peak
 /// RSS: wait4's own figure would count this process's memory, which a child
 /// shares until exec.
 pub fn spawn(argv: &[&str], env: &[(&str, &str)], stdin: &[u8], rss: bool) -> Run {
-    match try_spawn(argv, env, stdin, rss) {
-        Ok(r) => r,
-        Err(e) => Run {
-            ns: f64::NAN,
-            rss_kb: -1,
-            status: 127,
-            out: format!("cannot run {}: {e}", argv.first().copied().unwrap_or_default()),
-        },
-    }
+    try_spawn(argv, env, stdin, rss).unwrap_or_else(|e| Run {
+        ns: f64::NAN,
+        rss_kb: -1,
+        status: 127,
+        out: format!("cannot run {}: {e}", argv.first().copied().unwrap_or_default()),
+    })
 }
 
 fn try_spawn(argv: &[&str], env: &[(&str, &str)], stdin: &[u8], rss: bool) -> std::io::Result<Run> {
-    let rss_file = rss.then(|| scratch_path("rss"));
-    let mut full: Vec<String> = Vec::new();
-    if let Some(f) = &rss_file {
-        full.extend(["/usr/bin/time", "-f", "%M", "-o"].map(String::from));
-        full.push(f.to_string_lossy().into_owned());
-    }
-    full.extend(argv.iter().map(|s| s.to_string()));
+    let time: &[&str] = if rss { &["/usr/bin/time", "-f", "%M"] } else { &[] };
+    let full: Vec<&str> = time.iter().chain(argv).copied().collect();
+    let (prog, args) = full.split_first().ok_or(std::io::ErrorKind::InvalidInput)?;
     let mut fin = scratch()?;
     fin.write_all(stdin)?;
     fin.rewind()?;
-    let mut fout = scratch()?;
-    let mut cmd = Command::new(&full[0]);
-    cmd.args(&full[1..])
+    let (fout, ferr) = (scratch()?, scratch()?);
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
         .env_clear()
         .envs(env.iter().copied())
         .stdin(Stdio::from(fin))
         .stdout(Stdio::from(fout.try_clone()?))
-        .stderr(Stdio::null());
+        // GNU time writes the figure last on stderr.
+        .stderr(if rss {
+            Stdio::from(ferr.try_clone()?)
+        } else {
+            Stdio::null()
+        });
     let t0 = Instant::now();
-    let mut child = cmd.spawn()?;
-    let status = child.wait()?;
+    let status = cmd.spawn()?.wait()?;
     let ns = t0.elapsed().as_secs_f64() * 1e9;
     drop(cmd);
-    fout.rewind()?;
-    let mut out = Vec::new();
-    fout.read_to_end(&mut out)?;
     let code = status.code().unwrap_or_else(|| {
         use std::os::unix::process::ExitStatusExt;
         -status.signal().unwrap_or(0)
     });
-    let rss_kb = match &rss_file {
-        Some(f) => {
-            let kb = std::fs::read_to_string(f)
-                .ok()
-                .and_then(|t| t.split_whitespace().last().and_then(|w| w.parse().ok()))
-                .unwrap_or(-1);
-            let _ = std::fs::remove_file(f);
-            kb
-        }
-        None => -1,
+    let rss_kb = if rss {
+        read_back(ferr)?
+            .split_whitespace()
+            .last()
+            .and_then(|w| w.parse().ok())
+    } else {
+        None
     };
     Ok(Run {
         ns,
-        rss_kb,
+        rss_kb: rss_kb.unwrap_or(-1),
         status: code,
-        out: String::from_utf8_lossy(&out).into_owned(),
+        out: read_back(fout)?,
     })
 }
 

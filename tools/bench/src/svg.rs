@@ -69,17 +69,18 @@ pub fn bars(
     let step = nice_step((top_v - vmin) / 4.0);
     let vmax = vmin + 4.0 * step;
     let x = |v: f64| label_w + plot_w * (v.max(vmin) - vmin) / (vmax - vmin);
+    // The vertical lines' ends.
+    let (y0, y1) = (top - 4.0, height - 26.0);
     let mut o = String::new();
     let _ = writeln!(
         o,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
     );
     let _ = writeln!(o, r#"<rect width="{width}" height="{height}" fill="white"/>"#);
+    let (mid, title) = (width / 2.0, escape(title));
     let _ = writeln!(
         o,
-        r#"<text x="{}" y="18" text-anchor="middle" font-size="13" font-weight="bold">{}</text>"#,
-        width / 2.0,
-        escape(title)
+        r#"<text x="{mid}" y="18" text-anchor="middle" font-size="13" font-weight="bold">{title}</text>"#
     );
     let mut lx = label_w;
     for s in series {
@@ -93,70 +94,47 @@ pub fn bars(
     }
     for i in 0..5 {
         let v = vmin + (vmax - vmin) * f64::from(i) / 4.0;
-        let gx = x(v);
+        let (gx, ty, text) = (x(v), height - 12.0, label(v));
         let _ = writeln!(
             o,
-            r##"<line x1="{gx:.1}" y1="{}" x2="{gx:.1}" y2="{}" stroke="#dee2e6"/>"##,
-            top - 4.0,
-            height - 26.0
+            r##"<line x1="{gx:.1}" y1="{y0}" x2="{gx:.1}" y2="{y1}" stroke="#dee2e6"/>"##
         );
         let _ = writeln!(
             o,
-            r##"<text x="{gx:.1}" y="{}" text-anchor="middle" fill="#495057">{}</text>"##,
-            height - 12.0,
-            label(v)
+            r##"<text x="{gx:.1}" y="{ty}" text-anchor="middle" fill="#495057">{text}</text>"##
         );
     }
     for (ci, cat) in categories.iter().enumerate() {
         let gy = top + ci as f64 * group_h;
-        let _ = writeln!(
-            o,
-            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
-            label_w - 8.0,
-            gy + n_series * bar_h / 2.0 + 4.0,
-            escape(cat)
-        );
+        let (tx, ty, cat) = (label_w - 8.0, gy + n_series * bar_h / 2.0 + 4.0, escape(cat));
+        let _ = writeln!(o, r#"<text x="{tx}" y="{ty:.1}" text-anchor="end">{cat}</text>"#);
         for (si, s) in series.iter().enumerate() {
             let v = s.values.get(ci).copied().unwrap_or(f64::NAN);
             let y = gy + si as f64 * bar_h;
             if v.is_nan() {
-                let _ = writeln!(
-                    o,
-                    r##"<text x="{}" y="{}" fill="#c92a2a">n/a</text>"##,
-                    label_w + 4.0,
-                    y + bar_h - 3.0
-                );
+                let (tx, ty) = (label_w + 4.0, y + bar_h - 3.0);
+                let _ = writeln!(o, r##"<text x="{tx}" y="{ty}" fill="#c92a2a">n/a</text>"##);
                 continue;
             }
-            let w = (x(v) - label_w).max(0.5);
+            let (w, h, colour) = ((x(v) - label_w).max(0.5), bar_h - 2.0, s.colour);
             let _ = writeln!(
                 o,
-                r#"<rect x="{label_w}" y="{y}" width="{w:.1}" height="{}" fill="{}"/>"#,
-                bar_h - 2.0,
-                s.colour
+                r#"<rect x="{label_w}" y="{y}" width="{w:.1}" height="{h}" fill="{colour}"/>"#
             );
-            let _ = writeln!(
-                o,
-                r#"<text x="{:.1}" y="{}">{v:.decimals$}</text>"#,
-                label_w + w + 4.0,
-                y + bar_h - 4.0
-            );
+            let (tx, ty) = (label_w + w + 4.0, y + bar_h - 4.0);
+            let _ = writeln!(o, r#"<text x="{tx:.1}" y="{ty}">{v:.decimals$}</text>"#);
         }
     }
     if let Some(m) = marker {
         let mx = x(m);
         let _ = writeln!(
             o,
-            r##"<line x1="{mx:.1}" y1="{}" x2="{mx:.1}" y2="{}" stroke="#c92a2a" stroke-dasharray="4 3"/>"##,
-            top - 4.0,
-            height - 26.0
+            r##"<line x1="{mx:.1}" y1="{y0}" x2="{mx:.1}" y2="{y1}" stroke="#c92a2a" stroke-dasharray="4 3"/>"##
         );
     }
     let _ = writeln!(
         o,
-        r##"<line x1="{label_w}" y1="{}" x2="{label_w}" y2="{}" stroke="#495057"/>"##,
-        top - 4.0,
-        height - 26.0
+        r##"<line x1="{label_w}" y1="{y0}" x2="{label_w}" y2="{y1}" stroke="#495057"/>"##
     );
     o.push_str("</svg>\n");
     o
