@@ -958,6 +958,25 @@ fn drop_markers(ns: &Ns, family: &str, table: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Fails unless table 100 of `family` has the `throws` markers, each
+/// lookup from `src` to a destination goes the way paired with it, and
+/// every lookup stays the same once the markers are gone.
+fn same_lookups(ns: &Ns, family: &str, throws: &[&str], src: &str, want: &[(&str, &str)]) -> CaseResult {
+    let t100 = ip(ns, &[&format!("{family} route show table 100")])?;
+    for t in throws {
+        has_line("table 100", &t100, t)?;
+    }
+    let dsts: Vec<&str> = want.iter().map(|w| w.0).collect();
+    let with = lookups(ns, src, &dsts)?;
+    ensure(with.iter().zip(want).all(|(w, x)| w.contains(x.1)), || {
+        format!("{with:?}")
+    })?;
+    drop_markers(ns, family, "100")?;
+    ensure(lookups(ns, src, &dsts)? == with, || {
+        "the markers changed a lookup".into()
+    })
+}
+
 /// The markers (throw routes, protocol 83, metric above 2^31) ADD puts
 /// beside the routes it moved change no lookup: with and without them the
 /// kernel picks the same route, and DEL still restores without them.
@@ -967,31 +986,20 @@ fn markers(ctx: &Ctx) -> CaseResult {
     let (net1, c1) = sbr_link(&p, "net1", "vh1", 1, "10.250.1.2")?;
     ip(&p.ctr, &["route add 198.51.100.0/24 via 10.250.1.1 dev net1"])?;
     run(ctx, &net1, "ADD", &c1)?;
-    let t100 = ip(&p.ctr, &["route show table 100"])?;
-    has_line(
-        "table 100",
-        &t100,
-        "throw 10.250.1.0/24 proto 83 metric 2147483648",
+    same_lookups(
+        &p.ctr,
+        "-4",
+        &[
+            "throw 10.250.1.0/24 proto 83 metric 2147483648",
+            "throw 198.51.100.0/24 proto 83 metric 2147483648",
+        ],
+        "10.250.1.2",
+        &[
+            ("10.250.1.9", "dev net1 table 100"),
+            ("198.51.100.7", "via 10.250.1.1 dev net1 table 100"),
+            ("192.0.2.1", "via 10.250.1.1 dev net1 table 100"),
+        ],
     )?;
-    has_line(
-        "table 100",
-        &t100,
-        "throw 198.51.100.0/24 proto 83 metric 2147483648",
-    )?;
-    let dsts = ["10.250.1.9", "198.51.100.7", "192.0.2.1"];
-    let with = lookups(&p.ctr, "10.250.1.2", &dsts)?;
-    let want = [
-        "dev net1 table 100",
-        "via 10.250.1.1 dev net1 table 100",
-        "via 10.250.1.1 dev net1 table 100",
-    ];
-    ensure(with.iter().zip(want).all(|(w, x)| w.contains(x)), || {
-        format!("{with:?}")
-    })?;
-    drop_markers(&p.ctr, "-4", "100")?;
-    ensure(lookups(&p.ctr, "10.250.1.2", &dsts)? == with, || {
-        "the markers changed a lookup".into()
-    })?;
 
     // IPv6, where the kernel keeps a throw route on lo.
     let p = pod("sbr-mark6")?;
@@ -1004,32 +1012,21 @@ fn markers(ctx: &Ctx) -> CaseResult {
         json!({}),
     );
     run(ctx, &p, "ADD", &conf)?;
-    let t100 = ip(&p.ctr, &["-6 route show table 100"])?;
     // Metrics 256 (the kernel's subnet route) and 1024 (`ip route add`).
-    has_line(
-        "table 100",
-        &t100,
-        "throw fd00:250::/64 dev lo proto 83 metric 2147483904",
+    same_lookups(
+        &p.ctr,
+        "-6",
+        &[
+            "throw fd00:250::/64 dev lo proto 83 metric 2147483904",
+            "throw fd00:250:5::/64 dev lo proto 83 metric 2147484672",
+        ],
+        "fd00:250::2",
+        &[
+            ("fd00:250::9", "dev eth0 table 100"),
+            ("fd00:250:5::7", "via fd00:250::1 dev eth0 table 100"),
+            ("fd00:250:9::1", "via fd00:250::1 dev eth0 table 100"),
+        ],
     )?;
-    has_line(
-        "table 100",
-        &t100,
-        "throw fd00:250:5::/64 dev lo proto 83 metric 2147484672",
-    )?;
-    let dsts = ["fd00:250::9", "fd00:250:5::7", "fd00:250:9::1"];
-    let with = lookups(&p.ctr, "fd00:250::2", &dsts)?;
-    let want = [
-        "dev eth0 table 100",
-        "via fd00:250::1 dev eth0 table 100",
-        "via fd00:250::1 dev eth0 table 100",
-    ];
-    ensure(with.iter().zip(want).all(|(w, x)| w.contains(x)), || {
-        format!("{with:?}")
-    })?;
-    drop_markers(&p.ctr, "-6", "100")?;
-    ensure(lookups(&p.ctr, "fd00:250::2", &dsts)? == with, || {
-        "the markers changed a lookup".into()
-    })?;
     run(ctx, &p, "DEL", &conf)?;
     unchanged(&p.states()?, &before, "DEL without the markers did not restore")
 }
