@@ -19,7 +19,7 @@ release_dir() { printf '%s/%s/release' "$TARGET_DIR" "${RELEASE_TARGETS[$1]:?unk
 REFERENCE_DIR="${REFERENCE_DIR:-/usr/lib/cni}"
 # The CNI plugins this project ships, named once for every script (install,
 # image, release, their tests). A third plugin is added here (and to the
-# suite's `PLUGINS` in conformance/src/suite/cases/mod.rs).
+# Rust side's `cni_testkit::PLUGINS`, which the suite and the bench read).
 PLUGINS=(sbr bandwidth)
 # The plugins in `sort` order, one line, space after each (as a listing of
 # the installed files compares to it).

@@ -15,6 +15,10 @@ pub mod skip;
 pub mod state;
 pub mod tcx;
 
+/// The plugins of this project, as their binaries are named: the suite and
+/// the bench run each of them (scripts name them once in scripts/lib/common.sh).
+pub const PLUGINS: [&str; 2] = ["sbr", "bandwidth"];
+
 pub use goodput::SHAPED;
 pub use ns::Ns;
 pub use skip::{path_or_skip, program_or_skip, root_or_skip, skip};

@@ -11,7 +11,7 @@ use crate::load;
 use crate::measure::{key, Bench, COMMANDS, OURS, REF};
 use crate::svg::{self, Series};
 
-pub const PLUGINS: [&str; 2] = ["sbr", "bandwidth"];
+pub use cni_testkit::PLUGINS;
 const TEMPLATE: &str = include_str!("../benchmarks.template.md");
 const LIGHT: &str = "#b2f2bb";
 

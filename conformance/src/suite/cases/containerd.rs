@@ -80,7 +80,7 @@ fn conflist(name: &str, ipam: &Path) -> Value {
 
 /// The bin dir: sbr and bandwidth under test, the rest from the reference.
 fn plugins(ctx: &Ctx) -> Result<Vec<(String, PathBuf)>, Failure> {
-    let mut v: Vec<(String, PathBuf)> = ["sbr", "bandwidth"]
+    let mut v: Vec<(String, PathBuf)> = cni_testkit::PLUGINS
         .iter()
         .map(|p| ((*p).to_string(), ctx.plugin(p)))
         .collect();

@@ -23,7 +23,7 @@ use cni_testkit::state::State;
 use cni_testkit::Ns;
 
 /// The plugins of this project, each checked by the spec and robustness cases.
-pub const PLUGINS: &[&str] = &["sbr", "bandwidth"];
+pub use cni_testkit::PLUGINS;
 
 /// Every case in table order.
 pub fn all() -> Vec<Case> {

@@ -17,7 +17,7 @@ use cni_testkit::Ns;
 
 pub fn cases() -> Vec<Case> {
     let mut v = Vec::new();
-    for &p in PLUGINS {
+    for p in PLUGINS {
         v.push(Case::new("robust", format!("{p}: DEL twice"), move |c| {
             del_twice(c, p)
         }));

@@ -11,7 +11,7 @@ use cni_testkit::Ns;
 
 pub fn cases() -> Vec<Case> {
     let mut v = Vec::new();
-    for &p in PLUGINS {
+    for p in PLUGINS {
         v.push(Case::new(
             "spec",
             format!("{p}: VERSION lists every version"),
