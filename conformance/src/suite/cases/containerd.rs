@@ -26,8 +26,12 @@ use cni_testkit::state::{text, State};
 
 /// The pods' subnet, inside the daemon's own namespace (no other case uses it).
 const SUBNET: &str = "10.254.0.0/24";
-/// Seconds of each transfer: the burst (under a second here) plus the steady part.
-const SECS: u32 = 4;
+/// Seconds of each transfer: the burst plus the steady part. Out of a 1M
+/// pod containerd's bucket (34 MB, the most a TBF holds at that rate)
+/// passes at about 45 Mbit/s, so it takes about 6 s to drain: with 4 s the
+/// second transfer began with 2 to 2.5 s of it and left 1.5 s to judge
+/// (one run in about eight failed); with 6 s the first drains nearly all.
+const SECS: u32 = 6;
 /// Above this rate the veth of a busy 2-core VM may carry little more than
 /// the rate (about 18 Gbit/s when idle): the 512 MiB bucket then empties
 /// too slowly to tell burst from rate, and goodput proves nothing either
