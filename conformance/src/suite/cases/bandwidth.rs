@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 use cni_testkit::SHAPED;
 use serde_json::{json, Value};
 
-use super::{call, pod, unchanged};
+use super::{call, pod, refused, unchanged};
 use crate::suite::cri::goodput::{transfer, transfer_with, Direction, PodServer};
 use crate::suite::pod::{bw_conf, bytes, ifb_name, limits, Pod, BOTH};
 use crate::suite::probe::{have_ping, percentile, ping_rtts};
 use crate::suite::{block_on, ensure, ok, Case, CaseResult, Ctx, Failure};
-use cni_runtime::exec::Outcome;
 use cni_testkit::state::{text, State};
 use cni_testkit::Ns;
 
@@ -660,18 +659,6 @@ fn under_load(ctx: &Ctx) -> CaseResult {
 /// `tc` and `ip` arguments written as one line.
 fn words(line: &str) -> Vec<&str> {
     line.split(' ').collect()
-}
-
-/// Fails unless `out` is refused with `code` and words naming the cause.
-fn refused(what: &str, out: &Outcome, code: u64, cause: &str) -> CaseResult {
-    match out.error() {
-        None => Err(Failure::Fail(format!(
-            "{what}: succeeded, want code {code} ({cause})"
-        ))),
-        Some(e) => ensure(e.code == Some(code) && e.msg.contains(cause), || {
-            format!("{what}: want code {code} with {cause:?}, got {e}")
-        }),
-    }
 }
 
 /// Without limits the prevResult comes back as it was and nothing is made.

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::pod::{bw_conf, bytes, sbr_conf, Pod, BOTH};
 use super::{ensure, Case, CaseResult, Ctx, Failure};
-use cni_runtime::exec::Outcome;
+use cni_runtime::exec::{Outcome, PluginError};
 use cni_testkit::state::State;
 use cni_testkit::Ns;
 
@@ -106,4 +106,16 @@ pub fn not_reference(ctx: &Ctx, why: &str) -> CaseResult {
         return Err(Failure::Skip(format!("ours only: {why}")));
     }
     Ok(())
+}
+
+/// Fails unless `out` (of `what`) is refused with `code` and a message
+/// containing `cause`; the error, for a closer look.
+pub fn refused(what: &str, out: &Outcome, code: u64, cause: &str) -> Result<PluginError, Failure> {
+    let e = out
+        .error()
+        .ok_or_else(|| format!("{what}: succeeded, want code {code} ({cause})"))?;
+    ensure(e.code == Some(code) && e.msg.contains(cause), || {
+        format!("{what}: want code {code} with {cause:?}, got {e}")
+    })?;
+    Ok(e)
 }

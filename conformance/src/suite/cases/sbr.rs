@@ -359,14 +359,7 @@ fn refused(
     code: u64,
     words: &str,
 ) -> Result<PluginError, Failure> {
-    let out = call(ctx, "sbr", p, cmd, conf)?;
-    let e = out
-        .error()
-        .ok_or_else(|| format!("{cmd} succeeded, want code {code}: {words}"))?;
-    ensure(e.code == Some(code) && e.msg.contains(words), || {
-        format!("{cmd}: want code {code} with {words:?}, got {e}")
-    })?;
-    Ok(e)
+    super::refused(cmd, &call(ctx, "sbr", p, cmd, conf)?, code, words)
 }
 
 fn dual_stack(ctx: &Ctx) -> CaseResult {
